@@ -1,0 +1,258 @@
+"""The ``zoo`` command line: parse, call ``zoo.core``, render. No ML logic lives here.
+
+Module-level imports are limited to click and the TOML catalogue, so ``zoo list`` and
+``zoo info`` never import torch; every other command imports what it needs inside its body.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+
+import click
+
+from zoo import __version__
+from zoo.core.catalogue import load_catalogue
+from zoo.core.errors import ZooError
+
+
+class ZooGroup(click.Group):
+    """Turns ZooError into a one-line message and its exit code; ``--debug`` shows tracebacks."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ZooError as err:
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def _emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zoo")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """zoo: a declarative model zoo. Families of models are plugins; registry.toml lists them."""
+    ctx.ensure_object(dict)["debug"] = debug
+    if debug:
+        import os
+
+        os.environ["ZOO_DEBUG"] = "1"
+
+
+# -- catalogue (no torch) ----------------------------------------------------------------------
+
+
+@main.command("list")
+@click.argument("pattern", required=False)
+@click.option("--plugin", help="Only models of this plugin.")
+@click.option("--task", help="Only models for this task.")
+@click.option("--tag", help="Only models with this tag.")
+@click.option("--datasets", "show_datasets", is_flag=True, help="List datasets instead of models.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_models(pattern, plugin, task, tag, show_datasets, as_json) -> None:
+    """List the models (or datasets) of the catalogue, optionally filtered."""
+    catalogue = load_catalogue()
+    if show_datasets:
+        rows = [d for d in catalogue.datasets.values() if not pattern or pattern in d.name]
+        if as_json:
+            _emit_json([vars(d) for d in rows])
+            return
+        width = max((len(d.name) for d in rows), default=4)
+        for d in rows:
+            click.echo(f"{d.name:<{width}}  {d.task:<26}  {d.summary}")
+        return
+    models = catalogue.filter(pattern, plugin, task, tag)
+    if as_json:
+        _emit_json([m.as_dict() for m in models])
+        return
+    if not models:
+        click.echo("no models match", err=True)
+        return
+    width = max(len(m.name) for m in models)
+    for m in models:
+        click.echo(f"{m.name:<{width}}  {m.plugin:<11} {'/'.join(m.tasks):<26} {m.summary}")
+
+
+@main.command()
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(model, as_json) -> None:
+    """Show a model's catalogue entry: task, dataset, paper, defaults, reference result."""
+    entry = load_catalogue().resolve_trainable(model)
+    if as_json:
+        _emit_json(entry.as_dict())
+        return
+    click.echo(f"{entry.name}  ({entry.plugin} plugin, {entry.source})")
+    click.echo(f"  {entry.summary}")
+    click.echo(f"  task:     {', '.join(entry.tasks)}")
+    click.echo(f"  dataset:  {entry.dataset}")
+    if entry.paper:
+        click.echo(f"  paper:    {entry.paper}")
+    if entry.tags:
+        click.echo(f"  tags:     {', '.join(entry.tags)}")
+    if entry.reference:
+        ref = entry.reference
+        click.echo(f"  reference: {ref.get('metric')} = {ref.get('value')} ({ref.get('source', '')})")
+    if entry.defaults:
+        from zoo.core.config import dumps_toml
+
+        click.echo("  defaults:")
+        for line in dumps_toml(entry.defaults).splitlines():
+            click.echo(f"    {line}")
+
+
+# -- plugins and configs -----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json) -> None:
+    """Show every plugin: source, status (loaded / failed / disabled), models, hooks."""
+    from zoo.core.plugins import get_zoo
+
+    zoo = get_zoo()
+    rows = [vars(s) for s in zoo.status.values()]
+    if as_json:
+        _emit_json(rows)
+        return
+    for s in zoo.status.values():
+        line = f"{s.name:<12} {s.status:<9} {s.source:<20}"
+        if s.status == "loaded":
+            line += f" models: {', '.join(s.models) or '-'}"
+            if s.datasets:
+                line += f"; datasets: {', '.join(s.datasets)}"
+            if s.tasks:
+                line += f"; tasks: {', '.join(s.tasks)}"
+        else:
+            line += f" {s.error}"
+        click.echo(line)
+
+
+def _train_options(epochs, dataset, device, seed, lr, batch_size, data_dir, no_export, quiet) -> dict:
+    options: dict = {}
+    if epochs is not None:
+        options.setdefault("train", {})["epochs"] = epochs
+    if batch_size is not None:
+        options.setdefault("train", {})["batch_size"] = batch_size
+    if device is not None:
+        options.setdefault("train", {})["device"] = device
+    if seed is not None:
+        options.setdefault("train", {})["seed"] = seed
+    if quiet:
+        options.setdefault("train", {})["progress"] = False
+    if lr is not None:
+        options.setdefault("optim", {})["lr"] = lr
+    if dataset is not None:
+        options.setdefault("data", {})["name"] = dataset
+    if data_dir is not None:
+        options.setdefault("data", {})["data_dir"] = data_dir
+    if no_export:
+        options.setdefault("export", {})["enabled"] = False
+    return options
+
+
+@main.command("config")
+@click.argument("model")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file to merge.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override, e.g. optim.lr=0.01.")
+@click.option("--schema", is_flag=True, help="Print the JSON schema of the config instead.")
+def config_cmd(model, config_file, sets, schema) -> None:
+    """Print MODEL's resolved config as TOML (defaults < --config < --set)."""
+    from zoo.core import api
+
+    if schema:
+        _emit_json(api.config_schema(model))
+        return
+    from zoo.core.config import dumps_toml
+
+    _, _, run_config = api.resolve_config(model, config_file=config_file, sets=sets)
+    click.echo(dumps_toml(run_config.model_dump(mode="json")), nl=False)
+
+
+# -- training, export, prediction ---------------------------------------------------------------
+
+
+@main.command()
+@click.argument("model", required=False)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config file.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value (TOML literal), e.g. --set optim.lr=0.01. Repeatable.")
+@click.option("--epochs", type=int, help="train.epochs")
+@click.option("--dataset", help="data.name (see `zoo list --datasets`).")
+@click.option("--data-dir", help="data.data_dir: folder with local dataset files.")
+@click.option("--device", help="train.device: auto, cpu, cuda, cuda:N.")
+@click.option("--seed", type=int, help="train.seed")
+@click.option("--lr", type=float, help="optim.lr")
+@click.option("--batch-size", type=int, help="train.batch_size")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/MODEL-TIME).")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this directory.")
+@click.option("--no-export", is_flag=True, help="Skip the ONNX export.")
+@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines or progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON at the end.")
+def train(model, config_file, sets, epochs, dataset, data_dir, device, seed, lr, batch_size, out, resume,
+          no_export, quiet, as_json) -> None:
+    """Train MODEL (or a PLUGIN's first model), test it and export a parity-checked ONNX file.
+
+    Config merge order: model defaults < --config FILE < --set KEY=VALUE < explicit options.
+    """
+    from zoo.core import api
+
+    options = _train_options(epochs, dataset, device, seed, lr, batch_size, data_dir, no_export, quiet)
+    log = None if (quiet or as_json) else (lambda line: click.echo(line, err=True))
+    summary = api.train(model, config_file=config_file, sets=sets, options=options, out=out,
+                        resume=resume, log=log)
+    if as_json:
+        _emit_json(summary)
+        return
+    run_dir = summary.get("onnx") and str(summary["onnx"]).rsplit("/", 1)[0]
+    metrics = "  ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
+    click.echo(f"{summary['model']} on {summary['dataset']}: {metrics}")
+    if summary.get("learned"):
+        click.echo("learned: " + json.dumps(summary["learned"]))
+    if summary.get("onnx"):
+        click.echo(f"onnx: {summary['onnx']} (parity {summary['parity']:.2e})")
+    elif run_dir:
+        click.echo(f"run: {run_dir}")
+
+
+@main.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--opset", type=click.IntRange(17, 23), help="ONNX opset (default: the run's export.opset).")
+def export_cmd(run_dir, opset) -> None:
+    """Re-export RUN_DIR's best checkpoint to RUN_DIR/model.onnx, with the parity check."""
+    from zoo.core import api
+
+    summary = api.reexport(run_dir, opset)
+    click.echo(f"onnx: {summary['onnx']} (parity {summary['parity']:.2e})")
+
+
+@main.command()
+@click.argument("target", type=click.Path())
+@click.option("--input", "input_file", required=True, type=click.Path(dir_okay=False),
+              help=".npy array or JSON (a list, or {input_name: list}).")
+@click.option("--json", "as_json", is_flag=True, help="Print predictions as JSON.")
+def predict(target, input_file, as_json) -> None:
+    """Run RUN_DIR/model.onnx (or a model.onnx) in onnxruntime on INPUT and print predictions."""
+    from zoo.core import api
+
+    predictions, _ = api.predict(target, input_file)
+    if as_json:
+        _emit_json(predictions)
+        return
+    for i, p in enumerate(predictions):
+        click.echo(f"{i}\t{json.dumps(p) if not isinstance(p, str) else p}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""The flow behind the CLI: catalogue entry → config → plugin → data → model → trainer → export.
+
+Each function takes plain arguments and returns plain data, so the CLI stays a thin layer of
+parsing and rendering and the same flow is usable from Python::
+
+    from zoo.core import api
+    summary = api.train("linear", out="runs/linear")
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from zoo.core.catalogue import ModelEntry, load_catalogue
+from zoo.core.errors import NonFiniteLoss, TrainingInterrupted, ZooError
+
+
+def _loaded_zoo(entry: ModelEntry | None = None):
+    from zoo.core.plugins import get_zoo
+
+    zoo = get_zoo()
+    if entry is not None:
+        status = zoo.status.get(entry.plugin)
+        if status is None or status.status != "loaded":
+            reason = status.error if status else "not installed"
+            raise ZooError(f"model {entry.name!r} needs plugin {entry.plugin!r}, which is "
+                           f"{status.status if status else 'missing'}: {reason}")
+    return zoo
+
+
+def resolve_config(model: str, config_file: str | None = None, sets: tuple[str, ...] = (),
+                   options: dict | None = None):
+    """(catalogue entry, model spec, validated RunConfig) for ``zoo train MODEL``/``zoo config``."""
+    from zoo.core import config as cfg
+
+    entry = load_catalogue().resolve_trainable(model)
+    zoo = _loaded_zoo(entry)
+    spec = zoo.registry.model(entry.name)
+    run_config = cfg.resolve(entry.name, spec.config_class, entry.defaults, entry.dataset,
+                             config_file=config_file, sets=sets, options=options)
+    return entry, spec, run_config
+
+
+def config_schema(model: str) -> dict[str, Any]:
+    from zoo.core.config import run_config_class
+
+    entry = load_catalogue().resolve_trainable(model)
+    spec = _loaded_zoo(entry).registry.model(entry.name)
+    return run_config_class(spec.config_class).model_json_schema()
+
+
+def load_data(run_config, entry: ModelEntry):
+    """The dataset of a run, prepared (limit, validation split) and checked against the task."""
+    from zoo.core.config import validate
+
+    zoo = _loaded_zoo()
+    catalogue = load_catalogue()
+    name = run_config.data.name
+    if name not in zoo.registry.datasets:
+        declared = catalogue.datasets.get(name)
+        if declared is not None:
+            status = zoo.status.get(declared.plugin)
+            raise ZooError(f"dataset {name!r} comes from plugin {declared.plugin!r}, which is "
+                           f"{status.status if status else 'missing'}: {status.error if status else ''}")
+    dataset_spec = zoo.registry.dataset(name)
+    declared = catalogue.datasets.get(name)
+    task_name = declared.task if declared is not None else entry.tasks[0]
+    if task_name not in entry.tasks:
+        raise ZooError(f"model {entry.name!r} is for task(s) {', '.join(entry.tasks)}; dataset {name!r} "
+                       f"is a {task_name} dataset")
+    task = zoo.registry.task(task_name)
+    options = None
+    if dataset_spec.options_class is not None:
+        try:
+            options = dataset_spec.options_class.model_validate(run_config.data.options)
+        except Exception as err:  # pydantic.ValidationError
+            from pydantic import ValidationError
+
+            if isinstance(err, ValidationError):
+                from zoo.core.config import describe_validation_error
+
+                raise ZooError(describe_validation_error(err, dataset_spec.options_class)
+                               .replace("invalid config:", f"invalid data.options for {name!r}:")) from None
+            raise
+    elif run_config.data.options:
+        raise ZooError(f"dataset {name!r} takes no options, got data.options = {run_config.data.options}")
+    dataset = dataset_spec.loader(options, run_config.data.data_dir)
+    dataset = dataset.prepare(run_config.data.val_fraction, run_config.data.limit, run_config.train.seed)
+    task.check_info(dataset.info)
+    del validate
+    return dataset, task
+
+
+def build_model(spec, run_config, info):
+    from zoo.core.data import Standardize
+
+    model = spec.builder(run_config.model, info)
+    if Standardize.needed(info):
+        model = Standardize.around(model, info)
+    return model
+
+
+def _seed(seed: int, deterministic: bool) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def train(model: str | None = None, *, config_file: str | None = None, sets: tuple[str, ...] = (),
+          options: dict | None = None, out: str | None = None, resume: str | None = None,
+          log: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Train a model (or resume a run) and export it; returns the run summary."""
+    import torch
+
+    from zoo import __version__
+    from zoo.core.runs import Run
+    from zoo.core.trainer import Trainer, resolve_device
+
+    log = log or (lambda line: None)
+    started = time.time()
+    checkpoint = None
+    if resume is not None:
+        run = Run.open(resume)
+        saved = run.read_config()
+        model_name = saved.get("model", {}).get("name")
+        if model is not None and load_catalogue().resolve_trainable(model).name != model_name:
+            raise ZooError(f"{resume} is a run of {model_name!r}, not {model!r}")
+        entry, spec, run_config = resolve_config(model_name, sets=sets,
+                                                 options=_deep(saved, options or {}))
+        last = run.file(Run.LAST)
+        if not last.exists():
+            raise ZooError(f"{resume} has no {Run.LAST} to resume from")
+        checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+        done = checkpoint["state"]["epoch"]
+        if done >= run_config.train.epochs and checkpoint["state"]["step"] == 0:
+            raise ZooError(f"{resume} already completed {done} epochs; pass --epochs N (> {done}) to train longer")
+        run.truncate_metrics(done)
+        log(f"resuming {model_name} from epoch {done}, step {checkpoint['state']['step']} in {run.path}")
+    else:
+        if model is None:
+            raise ZooError("name a model or plugin to train (see `zoo list`), or --resume RUN_DIR")
+        entry, spec, run_config = resolve_config(model, sets=sets, options=options,
+                                                 config_file=config_file)
+    zoo = _loaded_zoo(entry)
+    tc = run_config.train
+    device = resolve_device(tc.device)
+    _seed(tc.seed, tc.deterministic)
+    dataset, task = load_data(run_config, entry)
+    net = build_model(spec, run_config, dataset.info)
+    _seed(tc.seed, tc.deterministic)  # shuffling/dropout streams independent of the model's size
+    if resume is None:
+        run = Run.create(out, entry.name)
+        run.write_config(run_config.model_dump(mode="json"))
+    net = net.to(device)
+    data_on_device = dataset.to(device)
+    n_params = sum(p.numel() for p in net.parameters())
+    log(f"{entry.name} ({entry.plugin}) on {run_config.data.name}: {len(dataset.train)} train / "
+        f"{len(dataset.val) if dataset.val is not None else 0} val / {len(dataset.test)} test, "
+        f"{n_params:,} parameters, device {device}, run {run.path}")
+    summary: dict[str, Any] = {
+        "model": entry.name, "plugin": entry.plugin, "task": task.name, "dataset": run_config.data.name,
+        "status": "running", "device": str(device), "parameters": n_params,
+        "zoo_version": __version__, "torch_version": torch.__version__,
+        "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    trainer = Trainer(net, task, data_on_device, run_config, run, device, emit=zoo.emit, log=log)
+    try:
+        result = trainer.fit(checkpoint)
+    except (TrainingInterrupted, NonFiniteLoss, KeyboardInterrupt) as err:
+        summary["status"] = "interrupted" if not isinstance(err, NonFiniteLoss) else "failed"
+        summary["error"] = str(err) or type(err).__name__
+        summary["wall_seconds"] = round(time.time() - started, 3)
+        run.write_summary(summary)
+        zoo.emit("on_train_end", run=run, summary=summary)
+        raise
+    except Exception as err:
+        summary.update(status="failed", error=f"{type(err).__name__}: {err}",
+                       wall_seconds=round(time.time() - started, 3))
+        run.write_summary(summary)
+        zoo.emit("on_train_end", run=run, summary=summary)
+        raise
+    summary.update({
+        "status": "finished",
+        "metrics": result["test"],
+        "epochs": result["epochs"],
+        "best_epoch": result["best_epoch"],
+        "stopped_early": result["stopped_early"],
+        "monitor": result["monitor"],
+        "train_seconds": round(time.time() - started, 3),
+    })
+    from zoo.core.data import unwrap
+
+    inner = unwrap(net)
+    if hasattr(inner, "learned_parameters"):
+        summary["learned"] = inner.learned_parameters()
+    log("test " + "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
+    if run_config.export.enabled:
+        exported = export_model(run, net.cpu(), task, dataset, run_config, entry, zoo)
+        summary.update({"onnx": str(exported.path), "parity": exported.parity,
+                        "parity_shapes": exported.checked_shapes})
+        log(f"exported {exported.path} (parity max |Δ| {exported.parity:.2e} at shapes "
+            f"{exported.checked_shapes})")
+    else:
+        summary.update({"onnx": None, "parity": None})
+    summary["wall_seconds"] = round(time.time() - started, 3)
+    run.write_summary(summary)
+    zoo.emit("on_train_end", run=run, summary=summary)
+    return summary
+
+
+def _deep(base: dict, override: dict) -> dict:
+    from zoo.core.config import deep_merge
+
+    return deep_merge(base, override)
+
+
+def export_model(run, net, task, dataset, run_config, entry, zoo, opset: int | None = None):
+    """Export a trained model into ``run`` with metadata, checker and parity check."""
+    from zoo import __version__
+    from zoo.core.export import export_onnx
+
+    ec = run_config.export
+    opset = opset or ec.opset
+    info = dataset.info
+    metadata = {
+        "model": entry.name, "plugin": entry.plugin, "task": task.name, "zoo_version": __version__,
+        "dataset": run_config.data.name, "config": run_config.model_dump(mode="json"),
+        "class_names": info.class_names or [], "input_names": list(task.input_names),
+        "output_names": list(task.output_names),
+    }
+    metadata.update({k: v for k, v in info.extra.items() if k.startswith("onnx_")})
+
+    def override(model, path):
+        return zoo.pm.hook.export_model(model=model, task=task, model_name=entry.name, path=path,
+                                        opset=opset)
+
+    examples = task.export_inputs(dataset.test.to("cpu"))
+    return export_onnx(net, task, examples, task.dynamic_axes(info), run.file(run.ONNX), opset=opset,
+                       atol=ec.atol, rtol=ec.rtol, metadata=metadata,
+                       override=override if zoo.pm.hook.export_model.get_hookimpls() else None)
+
+
+def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
+    """``zoo export RUN_DIR``: rebuild the model from the best checkpoint and export it again."""
+    import torch
+
+    from zoo.core.runs import Run
+
+    run = Run.open(run_dir)
+    saved = run.read_config()
+    entry, spec, run_config = resolve_config(saved["model"]["name"], options=saved)
+    zoo = _loaded_zoo(entry)
+    dataset, task = load_data(run_config, entry)
+    net = build_model(spec, run_config, dataset.info)
+    path = run.file(Run.BEST) if run.file(Run.BEST).exists() else run.file(Run.LAST)
+    if not path.exists():
+        raise ZooError(f"{run_dir} has no checkpoint to export")
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+    result = export_model(run, net, task, dataset, run_config, entry, zoo, opset=opset)
+    summary = run.read_summary()
+    summary.update({"onnx": str(result.path), "parity": result.parity,
+                    "parity_shapes": result.checked_shapes})
+    run.write_summary(summary)
+    return summary
+
+
+def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
+    """``zoo predict RUN_DIR|model.onnx --input FILE``: (predictions, metadata)."""
+    from zoo.core.runtime import check_and_cast, load_inputs, make_session, read_metadata
+
+    path = Path(target)
+    if path.is_dir():
+        path = path / "model.onnx"
+    if not path.is_file():
+        raise ZooError(f"{target}: no model.onnx there (train or `zoo export` first)")
+    session = make_session(path)
+    metadata = read_metadata(session)
+    names = [i.name for i in session.get_inputs()]
+    feed = check_and_cast(session, load_inputs(input_file, names))
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
+    task_name = metadata.get("task")
+    if task_name:
+        task = _loaded_zoo().registry.tasks.get(task_name)
+        if task is not None:
+            return task.postprocess(outputs, metadata), metadata
+    first = next(iter(outputs.values()))
+    return json.loads(json.dumps(first.tolist())), metadata

@@ -1,0 +1,265 @@
+"""Run configuration: pydantic models that are the schema, the CLI help and the error messages.
+
+A run's config has one table per concern::
+
+    [model]     options of the model (the plugin's ModelConfig subclass), plus its name
+    [data]      which dataset, where its files are, split and dataset-specific options
+    [optim]     optimizer and its hyper-parameters
+    [schedule]  learning-rate schedule with linear warm-up
+    [train]     epochs, batch size, clipping, early stopping, seed, device, precision
+    [export]    ONNX export and its parity check
+
+Merge order, later wins: class defaults < the model's ``defaults`` in its manifest
+< ``--config FILE.toml`` < ``--set a.b=value`` < explicit options (``--epochs`` ...).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from zoo.core.errors import ZooError
+
+
+class Section(BaseModel):
+    """Base of every config table: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Section):
+    """Base class of every model's options; plugins subclass it and add fields."""
+
+    name: str = Field(description="Catalogue name of the model (set by `zoo train MODEL`).")
+
+
+class DataConfig(Section):
+    name: str = Field(description="Registered dataset name (see `zoo list --datasets`).")
+    data_dir: str | None = Field(
+        None, description="Folder with local dataset files; defaults to $ZOO_DATA_DIR, then the "
+        "dataset's standard location.")
+    val_fraction: float = Field(
+        0.1, ge=0.0, le=0.5,
+        description="Share of the training split held out for validation when the dataset has no "
+        "validation split of its own.")
+    limit: int | None = Field(
+        None, ge=1, description="Use at most this many training samples (quick runs and tests).")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Dataset-specific options, validated by the dataset.")
+
+
+class OptimConfig(Section):
+    name: Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"] = Field(
+        "adam", description="Optimizer.")
+    lr: float = Field(1e-3, gt=0.0, description="Peak learning rate.")
+    weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty (decoupled for adamw).")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="Momentum (sgd, rmsprop).")
+    nesterov: bool = Field(False, description="Nesterov momentum (sgd; needs momentum > 0).")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam(W) betas.")
+    eps: float = Field(1e-8, gt=0.0, description="Numerical stability term.")
+
+
+class ScheduleConfig(Section):
+    name: Literal["constant", "step", "cosine"] = Field("constant", description="LR schedule.")
+    warmup_epochs: float = Field(
+        0.0, ge=0.0, description="Linear warm-up from 0 to the peak lr over this many epochs.")
+    step_size: int = Field(10, ge=1, description="step: multiply the lr by gamma every N epochs.")
+    gamma: float = Field(0.1, gt=0.0, le=1.0, description="step: decay factor.")
+    min_lr: float = Field(0.0, ge=0.0, description="cosine: final learning rate.")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, ge=1, le=100_000, description="Number of passes over the training split.")
+    batch_size: int = Field(64, ge=1, description="Training minibatch size.")
+    eval_batch_size: int = Field(4096, ge=1, description="Batch size for validation and test.")
+    loss: str | None = Field(
+        None, description="Loss of the task (regression: mse | mae); default: the task's first.")
+    grad_clip: float | None = Field(None, gt=0.0, description="Clip the gradient norm to this value.")
+    early_stopping: int | None = Field(
+        None, ge=1, description="Stop after this many epochs without improving the monitored metric.")
+    monitor: str | None = Field(
+        None, description="Validation metric for best checkpoint and early stopping "
+        "(default: the task's main metric).")
+    seed: int = Field(0, ge=0, description="Seed for data split, init, shuffling and dropout.")
+    deterministic: bool = Field(False, description="Use deterministic algorithms (slower on GPU).")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+                        description="auto = cuda when available, else cpu.")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16 = autocast to bfloat16 (CUDA only; ignored with a warning on CPU).")
+    progress: bool = Field(True, description="Show a progress bar on a terminal.")
+
+
+class ExportConfig(Section):
+    enabled: bool = Field(True, description="Export model.onnx at the end of training.")
+    opset: int = Field(18, ge=17, le=23, description="ONNX opset version.")
+    atol: float = Field(1e-4, gt=0.0, description="Parity check: absolute tolerance.")
+    rtol: float = Field(1e-3, gt=0.0, description="Parity check: relative tolerance.")
+
+
+M = TypeVar("M", bound=ModelConfig)
+
+
+class RunConfig(Section, Generic[M]):
+    """The whole config of one run (what ``config.toml`` holds)."""
+
+    model: M
+    data: DataConfig
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+
+# -- merging ---------------------------------------------------------------------------------
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$")
+_BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/+-]*$")
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """A new dict: ``override`` merged into ``base``, tables recursively."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_set(item: str) -> dict:
+    """``"optim.lr=0.02"`` → ``{"optim": {"lr": 0.02}}``; the value is a TOML literal.
+
+    A bare word (``adam``, ``cuda:0``) is taken as a string for convenience.
+    """
+    key, sep, raw = item.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not sep or not _KEY.match(key) or not raw:
+        raise ZooError(f"malformed --set {item!r}: expected SECTION.KEY=VALUE, e.g. optim.lr=0.01")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        if not _BARE.match(raw):
+            raise ZooError(f"malformed --set {item!r}: {raw!r} is not a TOML value "
+                           f"(quote strings: key=\"text\"; lists: key=[1, 2])") from None
+        value = raw
+    out: dict = {}
+    node = out
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    return out
+
+
+def read_toml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"config file {str(path)!r} does not exist")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ZooError(f"config file {str(path)!r} is not valid TOML: {err}") from None
+
+
+def describe_validation_error(err: ValidationError, model_cls: type[BaseModel]) -> str:
+    """One line per problem: ``train.epochs: Input should be greater than or equal to 1 (got 0)``."""
+    lines = []
+    for problem in err.errors():
+        loc = ".".join(str(p) for p in problem["loc"])
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            valid = _valid_keys(model_cls, problem["loc"][:-1])
+            message = "unknown key" + (f"; valid keys: {', '.join(valid)}" if valid else "")
+        elif problem["type"] != "missing":
+            message += f" (got {problem.get('input')!r})"
+        lines.append(f"  {loc}: {message}")
+    return "invalid config:\n" + "\n".join(lines)
+
+
+def _valid_keys(model_cls: type[BaseModel], loc: tuple) -> list[str]:
+    cls: Any = model_cls
+    for part in loc:
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        cls = field.annotation
+    return sorted(getattr(cls, "model_fields", {}))
+
+
+def validate(config_cls: type[BaseModel], data: dict) -> BaseModel:
+    try:
+        return config_cls.model_validate(data)
+    except ValidationError as err:
+        raise ZooError(describe_validation_error(err, config_cls)) from None
+
+
+def run_config_class(model_config_cls: type[ModelConfig]) -> type[RunConfig]:
+    return RunConfig[model_config_cls]  # type: ignore[valid-type]
+
+
+def resolve(
+    model_name: str,
+    model_config_cls: type[ModelConfig],
+    manifest_defaults: dict,
+    default_dataset: str,
+    config_file: str | Path | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+    options: dict | None = None,
+) -> RunConfig:
+    """Merge all config sources in order and validate the result."""
+    merged: dict = {"model": {"name": model_name}, "data": {"name": default_dataset}}
+    merged = deep_merge(merged, manifest_defaults)
+    if config_file is not None:
+        from_file = read_toml(config_file)
+        file_model = from_file.get("model", {}).get("name") if isinstance(from_file.get("model"), dict) else None
+        if file_model not in (None, model_name):
+            raise ZooError(f"config file {str(config_file)!r} is for model {file_model!r}, not {model_name!r}")
+        merged = deep_merge(merged, from_file)
+    for item in sets:
+        merged = deep_merge(merged, parse_set(item))
+    merged = deep_merge(merged, options or {})
+    merged["model"]["name"] = model_name
+    return validate(run_config_class(model_config_cls), merged)  # type: ignore[return-value]
+
+
+# -- TOML output -----------------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _toml_key(key: str) -> str:
+    return key if re.match(r"^[A-Za-z0-9_-]+$", key) else _toml_value(key)
+
+
+def dumps_toml(data: dict, _prefix: str = "") -> str:
+    """Write nested dicts of scalars and lists as TOML (``None`` values are omitted)."""
+    lines, tables = [], []
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    out = "\n".join(lines)
+    for key, value in tables:
+        name = f"{_prefix}{_toml_key(key)}"
+        out = out.rstrip("\n") + ("\n\n" if out else "") + f"[{name}]\n" + dumps_toml(value, name + ".")
+    return out.strip() + "\n"

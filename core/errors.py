@@ -1,0 +1,50 @@
+"""User-facing errors.
+
+A :class:`ZooError` is raised for anything the user can fix (bad config, unknown model, missing
+data). The CLI prints its message and exits with code 2, without a traceback; every other
+exception is a bug and keeps its traceback under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class ZooError(Exception):
+    """An error the user can act on; ``str(err)`` is the whole message."""
+
+    exit_code = 2
+
+
+class DataUnavailable(ZooError):
+    """A dataset's files or the package that provides them are missing."""
+
+
+class NonFiniteLoss(ZooError):
+    """Training produced a NaN or infinite loss."""
+
+    exit_code = 3
+
+
+class TrainingInterrupted(ZooError):
+    """Ctrl-C or SIGTERM: a resumable checkpoint has been written."""
+
+    exit_code = 130
+
+
+class ExportError(ZooError):
+    """The ONNX export or its parity check failed; no model.onnx was left behind."""
+
+    exit_code = 4
+
+
+def did_you_mean(name: str, choices: Iterable[str], what: str) -> str:
+    """``unknown model 'mpl'; did you mean: mlp? (valid: linear, logistic, mlp, softmax)``."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    message = f"unknown {what} {name!r}"
+    if close:
+        message += f"; did you mean: {', '.join(close)}?"
+    shown = ", ".join(choices[:30]) + (", ..." if len(choices) > 30 else "")
+    return message + f" (valid: {shown})"

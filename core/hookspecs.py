@@ -1,0 +1,203 @@
+"""The zoo plugin contract: every hook a plugin may implement.
+
+Hooks are grouped by phase. Registration hooks receive a ``register`` callback rather than
+returning values, so the core can validate each registration (and reject duplicates naming both
+sources) without plugins changing. Training events are fire-and-forget notifications for loggers
+and trackers. ``export_model`` is ``firstresult``: the first plugin that returns a path wins.
+
+Implement a hook with :data:`zoo.hookimpl`::
+
+    from zoo import hookimpl
+
+    @hookimpl
+    def register_models(register):
+        register("my-mlp", build_my_mlp, MyMLPConfig)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from pathlib import Path
+
+    import torch
+
+    from zoo.core.runs import Run
+    from zoo.core.tasks import Task
+
+hookspec = pluggy.HookspecMarker("zoo")
+
+
+# -- registration ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_models(register: Callable[..., None]) -> None:
+    """Register model builders.
+
+    Call ``register(name, builder, config_class)`` once per model. ``builder`` is called as
+    ``builder(config, info)`` with the validated ``config_class`` instance (a
+    :class:`zoo.ModelConfig` subclass, ``extra="forbid"``) and the dataset's
+    :class:`zoo.DataInfo`; it returns a ``torch.nn.Module`` whose ``forward`` takes the task's
+    ONNX inputs in order. Every name must also be declared under ``[models.NAME]`` in the
+    plugin's manifest (``registry.toml`` for built-ins).
+
+    :param register: ``register(name: str, builder: Callable, config_class: type[ModelConfig])``
+
+    Example::
+
+        @hookimpl
+        def register_models(register):
+            register("linear", build_linear, LinearConfig)
+    """
+
+
+@hookspec
+def register_datasets(register: Callable[..., None]) -> None:
+    """Register dataset loaders.
+
+    Call ``register(name, loader, options_class=None)``. ``loader(options, data_dir)`` returns a
+    :class:`zoo.Dataset` (train/val/test splits as CPU tensors plus a :class:`zoo.DataInfo`);
+    ``options`` is the validated ``options_class`` instance (or ``None``) built from the
+    ``[data.options]`` table; ``data_dir`` is the ``--data-dir`` / ``ZOO_DATA_DIR`` folder or
+    ``None``. A loader whose files or packages are missing raises
+    :class:`zoo.core.errors.DataUnavailable` naming what to install or where to put the files.
+
+    :param register: ``register(name: str, loader: Callable, options_class: type | None = None)``
+
+    Example::
+
+        @hookimpl
+        def register_datasets(register):
+            register("synthetic-linear", load_synthetic_linear, SyntheticLinearOptions)
+    """
+
+
+@hookspec
+def register_tasks(register: Callable[..., None]) -> None:
+    """Register tasks: the loss, the metrics and the ONNX signature of a kind of problem.
+
+    Call ``register(task)`` with a :class:`zoo.Task` instance; its ``name`` is the key that
+    manifests use in ``task = ...``.
+
+    :param register: ``register(task: Task)``
+
+    Example::
+
+        @hookimpl
+        def register_tasks(register):
+            register(NodeClassification())
+    """
+
+
+# -- training events ------------------------------------------------------------------------
+
+
+@hookspec
+def on_train_start(run: Run, model: torch.nn.Module, config: dict[str, Any]) -> None:
+    """Training is about to start (or resume).
+
+    :param run: the run directory and its metadata (``run.path``, ``run.name``)
+    :param model: the model being trained
+    :param config: the resolved config as a plain dict (the content of ``config.toml``)
+
+    Example::
+
+        @hookimpl
+        def on_train_start(run, model, config):
+            print(f"training {config['model']['name']} into {run.path}")
+    """
+
+
+@hookspec
+def on_epoch_end(run: Run, epoch: int, metrics: dict[str, float]) -> None:
+    """An epoch finished and was evaluated.
+
+    :param run: the run
+    :param epoch: the 1-based epoch number
+    :param metrics: ``train_loss``, ``val_*`` metrics, ``lr`` and ``epoch_seconds``
+
+    Example::
+
+        @hookimpl
+        def on_epoch_end(run, epoch, metrics):
+            writer.add_scalar("val/loss", metrics["val_loss"], epoch)
+    """
+
+
+@hookspec
+def on_checkpoint_saved(run: Run, path: Path, epoch: int, best: bool) -> None:
+    """A checkpoint was written atomically.
+
+    :param run: the run
+    :param path: the checkpoint file (``checkpoint-last.pt`` or ``checkpoint-best.pt``)
+    :param epoch: the epoch it holds (completed epochs)
+    :param best: whether it is the best so far on the monitored validation metric
+
+    Example::
+
+        @hookimpl
+        def on_checkpoint_saved(run, path, epoch, best):
+            if best:
+                shutil.copy(path, backup_dir)
+    """
+
+
+@hookspec
+def on_train_end(run: Run, summary: dict[str, Any]) -> None:
+    """The run ended; ``summary`` is what ``summary.json`` holds (``status`` says how it ended).
+
+    :param run: the run
+    :param summary: ``model``, ``dataset``, ``status``, ``metrics`` (test), ``onnx``, ``parity``, ...
+
+    Example::
+
+        @hookimpl
+        def on_train_end(run, summary):
+            print(summary["status"], summary["metrics"])
+    """
+
+
+# -- export ---------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def export_model(
+    model: torch.nn.Module, task: Task, model_name: str, path: Path, opset: int
+) -> Path | None:
+    """Override the ONNX export for models whose deployable form differs from ``forward``.
+
+    Return ``None`` to leave the model to the default exporter, or write the ONNX file to ``path``
+    and return it. The core still runs ``onnx.checker`` and the parity check on whatever is
+    returned, using ``task.export_inputs``.
+
+    :param model: the trained model (eval mode, on the CPU)
+    :param task: the task the model was trained for
+    :param model_name: the catalogue name (dispatch on it)
+    :param path: where to write the file
+    :param opset: the requested ONNX opset
+
+    Example::
+
+        @hookimpl
+        def export_model(model, task, model_name, path, opset):
+            if model_name != "skipgram":
+                return None
+            torch.onnx.export(model.lookup, ..., path, dynamo=True)
+            return path
+    """
+
+
+HOOK_NAMES = (
+    "register_models",
+    "register_datasets",
+    "register_tasks",
+    "on_train_start",
+    "on_epoch_end",
+    "on_checkpoint_saved",
+    "on_train_end",
+    "export_model",
+)

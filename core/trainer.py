@@ -1,0 +1,384 @@
+"""One generic trainer for every family.
+
+The trainer knows nothing about models: a :class:`~zoo.core.tasks.Task` turns a batch into the
+model's inputs, a loss and metric sums. Data is an in-memory :class:`~zoo.core.data.Dataset`
+already on the device; an epoch is a seeded permutation of indices on the device, sliced into
+batches, so no DataLoader and no per-batch host synchronisation is involved (the loss is summed
+on the device and read once per epoch, plus a non-finite check about once a second).
+
+Checkpoints hold everything needed to continue exactly: model, optimizer, scheduler, the global
+RNG states, the shuffling generator's state at the start of the current epoch and how many steps
+of that epoch are done. Ctrl-C / SIGTERM finish the current step, write such a checkpoint and
+stop; ``--resume`` replays the same permutation and skips the steps already taken, so an
+interrupted run ends with the same weights as an uninterrupted one (on the CPU; CUDA kernels
+may be non-deterministic unless ``train.deterministic`` is set).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from zoo.core.config import OptimConfig, RunConfig, ScheduleConfig
+from zoo.core.data import Dataset, Split
+from zoo.core.errors import NonFiniteLoss, TrainingInterrupted, ZooError
+from zoo.core.runs import Run, atomic_write_bytes
+from zoo.core.tasks import Task
+
+HIGHER_IS_BETTER = {"accuracy", "r2", "f1", "slot_f1", "exact_match", "token_accuracy", "spearman", "auc"}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → ``cuda`` when available, else ``cpu``; an unavailable CUDA request is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ZooError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ZooError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return device
+
+
+def build_optimizer(config: OptimConfig, params) -> torch.optim.Optimizer:
+    if config.nesterov and (config.name != "sgd" or config.momentum <= 0):
+        raise ZooError("optim.nesterov needs optim.name = 'sgd' and optim.momentum > 0")
+    common = {"lr": config.lr, "weight_decay": config.weight_decay}
+    if config.name == "sgd":
+        return torch.optim.SGD(params, momentum=config.momentum, nesterov=config.nesterov, **common)
+    if config.name == "adagrad":
+        return torch.optim.Adagrad(params, eps=config.eps, **common)
+    if config.name == "rmsprop":
+        return torch.optim.RMSprop(params, momentum=config.momentum, eps=config.eps, **common)
+    if config.name == "adam":
+        return torch.optim.Adam(params, betas=config.betas, eps=config.eps, **common)
+    return torch.optim.AdamW(params, betas=config.betas, eps=config.eps, **common)
+
+
+def lr_factor(config: ScheduleConfig, peak_lr: float, steps_per_epoch: int, total_epochs: int) -> Callable[[int], float]:
+    """The schedule as a multiplier of the peak lr, evaluated per optimizer step.
+
+    1. warm-up: linear from ~0 to 1 over ``warmup_epochs``;
+    2. then ``constant`` (1), ``step`` (γ^⌊epoch / step_size⌋) or ``cosine`` (from 1 down to
+       ``min_lr / lr`` over the remaining steps).
+    """
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    total = max(total_epochs * steps_per_epoch, 1)
+    floor = config.min_lr / peak_lr
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.name == "step":
+            return config.gamma ** ((step // steps_per_epoch) // config.step_size)
+        if config.name == "cosine":
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
+@dataclass
+class TrainState:
+    """Progress that a checkpoint must restore besides the tensors."""
+
+    epoch: int = 0              # completed epochs
+    step: int = 0               # steps done in the epoch in progress
+    best: float | None = None   # best monitored value so far
+    best_epoch: int = 0
+    bad_epochs: int = 0         # epochs without improvement (early stopping)
+    loss_sum: float = 0.0       # train loss summed over the steps done in the epoch in progress
+
+
+class Progress:
+    """A one-line progress bar with throughput and ETA on a terminal; silent otherwise."""
+
+    def __init__(self, enabled: bool, total_steps: int, batch_size: int) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.total = total_steps
+        self.batch_size = batch_size
+        self.start = time.monotonic()
+        self.start_step = 0
+
+    def update(self, epoch: int, epochs: int, step: int, steps: int, global_step: int) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.start
+        done = global_step - self.start_step
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - global_step) / rate if rate > 0 else 0.0
+        width = 24
+        filled = int(width * step / max(steps, 1))
+        bar = "#" * filled + "." * (width - filled)
+        sys.stderr.write(
+            f"\repoch {epoch}/{epochs} [{bar}] {step}/{steps}  "
+            f"{rate * self.batch_size:,.0f} samples/s  ETA {int(eta) // 60}:{int(eta) % 60:02d}   "
+        )
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 100 + "\r")
+            sys.stderr.flush()
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag that the loop checks between steps; a second Ctrl-C aborts."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+EventFn = Callable[..., None]
+
+
+class Trainer:
+    """Fit ``model`` on ``data`` for ``task`` as ``config`` says, writing into ``run``.
+
+    :param emit: ``emit(hook_name, **kwargs)``, the plugin manager's event broadcaster
+    :param log: where one line per epoch goes (``None`` = silent)
+    """
+
+    def __init__(self, model: nn.Module, task: Task, data: Dataset, config: RunConfig, run: Run,
+                 device: torch.device, emit: EventFn | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.model = model
+        self.task = task
+        self.data = data
+        self.config = config
+        self.run = run
+        self.device = device
+        self.emit = emit or (lambda *a, **k: None)
+        self.log = log or (lambda line: None)
+        tc = config.train
+        if tc.loss is not None and tc.loss not in task.losses:
+            raise ZooError(f"train.loss {tc.loss!r} is not a loss of task {task.name!r}; "
+                           f"choose one of: {', '.join(task.losses) or '(the task has one fixed loss)'}")
+        self.loss_name = tc.loss
+        self.monitor = tc.monitor or task.main_metric
+        self.maximize = self.monitor in HIGHER_IS_BETTER or (
+            self.monitor == task.main_metric and task.higher_is_better)
+        self.use_bf16 = tc.precision == "bf16" and device.type == "cuda"
+        if tc.precision == "bf16" and device.type != "cuda":
+            self.log("note: bf16 autocast is CUDA-only; training in fp32 on the CPU")
+
+    # -- pieces ----------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.use_bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def evaluate(self, split: Split) -> dict[str, float]:
+        """Task metrics over a whole split: sums on the device, one host sync at the end."""
+        self.model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        for batch in split.batches(self.config.train.eval_batch_size):
+            with self._autocast():
+                output = self.model(*self.task.inputs(batch))
+            for key, value in self.task.metric_sums(output, batch, self.loss_name).items():
+                sums[key] = sums[key] + value if key in sums else value
+        keys = list(sums)
+        values = torch.stack([sums[k].float() for k in keys]).tolist() if keys else []
+        return self.task.finalize(dict(zip(keys, values)), self.loss_name)
+
+    def _improved(self, value: float, best: float | None) -> bool:
+        if best is None or math.isnan(best):
+            return not math.isnan(value)
+        return value > best if self.maximize else value < best
+
+    def _checkpoint(self, state: TrainState, optimizer, scheduler, generator_state: torch.Tensor,
+                    name: str) -> None:
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "state": asdict(state),
+            "generator": generator_state,
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "model_name": self.config.model.name,
+        }
+        import io
+
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        path = self.run.file(name)
+        atomic_write_bytes(path, buffer.getvalue())
+        self.emit("on_checkpoint_saved", run=self.run, path=path, epoch=state.epoch,
+                  best=name == Run.BEST)
+
+    def _preflight(self) -> None:
+        """Run two samples through model, loss and metrics before training: fail at the boundary."""
+        split = self.data.val or self.data.train
+        batch = split.batch(torch.arange(min(2, len(split)), device=split.device))
+        self.model.eval()
+        with torch.no_grad(), self._autocast():
+            output = self.model(*self.task.inputs(batch))
+            self.task.loss(output, batch, self.loss_name)
+            sums = self.task.metric_sums(output, batch, self.loss_name)
+        names = self.task.finalize({k: float(v) for k, v in sums.items()}, self.loss_name)
+        if self.data.val is not None and self.monitor not in names:
+            raise ZooError(f"train.monitor {self.monitor!r} is not a metric of task {self.task.name!r}; "
+                           f"choose one of: {', '.join(sorted(names))}")
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def fit(self, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Train (or continue from ``checkpoint``); returns the final test metrics and bookkeeping."""
+        tc = self.config.train
+        model, task, train = self.model, self.task, self.data.train
+        if len(train) == 0:
+            raise ZooError("the training split is empty")
+        self._preflight()
+        optimizer = build_optimizer(self.config.optim, model.parameters())
+        steps_per_epoch = train.num_batches(tc.batch_size)
+        schedule = self.config.schedule
+        scheduler = None
+        if schedule.name != "constant" or schedule.warmup_epochs > 0:
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lr_factor(schedule, self.config.optim.lr, steps_per_epoch, tc.epochs))
+        generator = torch.Generator().manual_seed(tc.seed)
+        state = TrainState()
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            if scheduler is not None and checkpoint.get("scheduler") is not None:
+                scheduler.load_state_dict(checkpoint["scheduler"])
+            state = TrainState(**checkpoint["state"])
+            generator.set_state(checkpoint["generator"])
+            torch.set_rng_state(checkpoint["rng_cpu"])
+            if checkpoint.get("rng_cuda") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(checkpoint["rng_cuda"])
+        else:
+            # Epoch 0: a good checkpoint exists before the first step, whatever happens next.
+            self._checkpoint(state, optimizer, scheduler, generator.get_state(), Run.LAST)
+
+        self.emit("on_train_start", run=self.run, model=model, config=self.config.model_dump(mode="json"))
+        progress = Progress(tc.progress, tc.epochs * steps_per_epoch, tc.batch_size)
+        progress.start_step = state.epoch * steps_per_epoch + state.step
+        stopped_early = False
+        with _StopFlag() as stop:
+            for epoch in range(state.epoch + 1, tc.epochs + 1):
+                epoch_start_generator = generator.get_state()
+                order = torch.randperm(len(train), generator=generator).to(train.device)
+                model.train()
+                loss_sum = torch.tensor(state.loss_sum, device=self.device)
+                started = time.monotonic()
+                last_tick = started
+                for batch in train.batches(tc.batch_size, order, start=state.step):
+                    with self._autocast():
+                        output = model(*task.inputs(batch))
+                        loss = task.loss(output, batch, self.loss_name)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if tc.grad_clip is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    loss_sum += loss.detach().float()
+                    state.step += 1
+                    if stop.requested:
+                        state.loss_sum = float(loss_sum)
+                        self._checkpoint(state, optimizer, scheduler, epoch_start_generator, Run.LAST)
+                        progress.clear()
+                        raise TrainingInterrupted(
+                            f"{stop.requested}: stopped at epoch {epoch}, step {state.step}/{steps_per_epoch}; "
+                            f"a resumable checkpoint is in {self.run.path}. "
+                            f"Continue with: zoo train --resume {self.run.path}")
+                    now = time.monotonic()
+                    if now - last_tick > 1.0:
+                        last_tick = now
+                        if not torch.isfinite(loss_sum):
+                            self._non_finite(epoch, state.step)
+                        progress.update(epoch, tc.epochs, state.step, steps_per_epoch,
+                                        (epoch - 1) * steps_per_epoch + state.step)
+                # -- epoch end --------------------------------------------------------------
+                train_loss = float(loss_sum) / max(state.step, 1)
+                if not math.isfinite(train_loss):
+                    self._non_finite(epoch, state.step)
+                seconds = time.monotonic() - started
+                record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss,
+                                          "lr": optimizer.param_groups[0]["lr"]}
+                if self.data.val is not None:
+                    val = self.evaluate(self.data.val)
+                    if not math.isfinite(val.get("loss", 0.0)):
+                        self._non_finite(epoch, state.step, where="validation")
+                    record.update({f"val_{k}": v for k, v in val.items()})
+                    current = val[self.monitor]
+                else:
+                    current = train_loss
+                record["epoch_seconds"] = round(seconds, 4)
+                state.epoch, state.step, state.loss_sum = epoch, 0, 0.0
+                improved = self._improved(current, state.best)
+                if improved:
+                    state.best, state.best_epoch, state.bad_epochs = current, epoch, 0
+                else:
+                    state.bad_epochs += 1
+                self._checkpoint(state, optimizer, scheduler, generator.get_state(), Run.LAST)
+                if improved:
+                    self._checkpoint(state, optimizer, scheduler, generator.get_state(), Run.BEST)
+                self.run.append_metrics(record)
+                progress.clear()
+                self.log(_format_epoch(record, tc.epochs))
+                self.emit("on_epoch_end", run=self.run, epoch=epoch, metrics=record)
+                if tc.early_stopping is not None and state.bad_epochs >= tc.early_stopping:
+                    self.log(f"early stopping: no improvement of val_{self.monitor} for "
+                             f"{state.bad_epochs} epochs (best {state.best:.4g} at epoch {state.best_epoch})")
+                    stopped_early = True
+                    break
+                if stop.requested:
+                    raise TrainingInterrupted(
+                        f"{stop.requested}: stopped after epoch {epoch}; continue with: "
+                        f"zoo train --resume {self.run.path}")
+
+        # -- test with the best weights --------------------------------------------------------
+        best_path = self.run.file(Run.BEST)
+        if best_path.exists():
+            best = torch.load(best_path, map_location=self.device, weights_only=False)
+            model.load_state_dict(best["model"])
+        test = self.evaluate(self.data.test)
+        return {"test": test, "best_epoch": state.best_epoch, "epochs": state.epoch,
+                "stopped_early": stopped_early, "monitor": f"val_{self.monitor}", "best": state.best}
+
+    def _non_finite(self, epoch: int, step: int, where: str = "training") -> None:
+        raise NonFiniteLoss(
+            f"non-finite {where} loss at epoch {epoch} (step {step}); stopped. The last good checkpoint "
+            f"is {self.run.file(Run.LAST)} (epoch {epoch - 1}). Try a lower learning rate "
+            f"(--lr), gradient clipping (--set train.grad_clip=1.0) or a warm-up.")
+
+
+def _format_epoch(record: dict[str, Any], epochs: int) -> str:
+    parts = [f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}"]
+    for key, value in record.items():
+        if key == "epoch":
+            continue
+        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+    return "  ".join(parts)

@@ -1,0 +1,1 @@
+"""Built-in model families. Each subpackage is an ordinary pluggy plugin declared in registry.toml."""

@@ -1,0 +1,28 @@
+"""Shared datasets: scikit-learn's bundled sets and Fashion-MNIST, used by several families.
+
+Every loader reads local data only. Missing files or packages raise
+:class:`~zoo.core.errors.DataUnavailable` with what to install; Fashion-MNIST can also be fetched
+from its canonical source (checksummed) when ``data.options.download = true`` is set explicitly.
+"""
+
+from __future__ import annotations
+
+from zoo import hookimpl
+from zoo.plugins.datasets.fashion_mnist import FashionMNISTOptions, load_fashion_mnist
+from zoo.plugins.datasets.sklearn_bundles import (
+    load_breast_cancer,
+    load_diabetes,
+    load_digits,
+    load_iris,
+    load_wine,
+)
+
+
+@hookimpl
+def register_datasets(register):
+    register("diabetes", load_diabetes)
+    register("breast-cancer", load_breast_cancer)
+    register("iris", load_iris)
+    register("wine", load_wine)
+    register("digits", load_digits)
+    register("fashion-mnist", load_fashion_mnist, FashionMNISTOptions)
