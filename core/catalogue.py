@@ -36,7 +36,8 @@ class ModelEntry:
     """A model declared in a manifest: ``[models.NAME]``.
 
     ``defaults`` holds per-model overrides of the config sections (``model``, ``data``, ``optim``,
-    ``schedule``, ``train``, ``export``); ``reference`` the published result we compare against.
+    ``schedule``, ``train``, ``export``); ``reference`` the published result we compare against;
+    ``smoke`` further overrides (tiny sizes) used by the per-model tests in ``tests/``.
     """
 
     name: str
@@ -48,6 +49,7 @@ class ModelEntry:
     tags: tuple[str, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
+    smoke: dict[str, Any] = field(default_factory=dict)
     source: str = "built-in"
 
     def as_dict(self) -> dict[str, Any]:
@@ -77,7 +79,7 @@ class DatasetEntry:
 
 
 _PLUGIN_KEYS = {"module", "summary"}
-_MODEL_KEYS = {"plugin", "task", "tasks", "dataset", "summary", "paper", "tags", "defaults", "reference"}
+_MODEL_KEYS = {"plugin", "task", "tasks", "dataset", "summary", "paper", "tags", "defaults", "reference", "smoke"}
 _DATASET_KEYS = {"plugin", "task", "summary"}
 
 
@@ -125,6 +127,7 @@ class Catalogue:
                 tags=tuple(table.get("tags", ())),
                 defaults=table.get("defaults", {}),
                 reference=table.get("reference", {}),
+                smoke=table.get("smoke", {}),
                 source=source,
             )
             self._add(self.models, "model", name, entry, origin)

@@ -1,0 +1,30 @@
+"""Helpers shared by the tests (imported as `from helpers import ...`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def quick_options(entry, **extra) -> dict:
+    """Config overrides that make any catalogue model train in about a second."""
+    from zoo.core.config import deep_merge
+
+    options = {
+        "train": {"epochs": 1, "batch_size": 16, "progress": False, "device": "cpu"},
+        "data": {"limit": 64},
+    }
+    options = deep_merge(options, entry.smoke)
+    return deep_merge(options, extra)
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: str | Path | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m zoo ARGS`` in a fresh interpreter (as a user would)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=timeout)
