@@ -11,7 +11,6 @@ import sys
 import traceback
 
 import click
-
 from zoo import __version__
 from zoo.core.catalogue import load_catalogue
 from zoo.core.errors import ZooError
@@ -105,7 +104,7 @@ def info(model, as_json) -> None:
         ref = entry.reference
         click.echo(f"  reference: {ref.get('metric')} = {ref.get('value')} ({ref.get('source', '')})")
     if entry.defaults:
-        from zoo.core.config import dumps_toml
+        from zoo.core.toml_io import dumps_toml
 
         click.echo("  defaults:")
         for line in dumps_toml(entry.defaults).splitlines():
@@ -174,7 +173,7 @@ def config_cmd(model, config_file, sets, schema) -> None:
     if schema:
         _emit_json(api.config_schema(model))
         return
-    from zoo.core.config import dumps_toml
+    from zoo.core.toml_io import dumps_toml
 
     _, _, run_config = api.resolve_config(model, config_file=config_file, sets=sets)
     click.echo(dumps_toml(run_config.model_dump(mode="json")), nl=False)

@@ -118,7 +118,6 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
           log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Train a model (or resume a run) and export it; returns the run summary."""
     import torch
-
     from zoo import __version__
     from zoo.core.runs import Run
     from zoo.core.trainer import Trainer, resolve_device
@@ -250,7 +249,6 @@ def export_model(run, net, task, dataset, run_config, entry, zoo, opset: int | N
 def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
     """``zoo export RUN_DIR``: rebuild the model from the best checkpoint and export it again."""
     import torch
-
     from zoo.core.runs import Run
 
     run = Run.open(run_dir)
@@ -273,7 +271,12 @@ def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
 
 def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     """``zoo predict RUN_DIR|model.onnx --input FILE``: (predictions, metadata)."""
-    from zoo.core.runtime import check_and_cast, load_inputs, make_session, read_metadata
+    from zoo.core.runtime import (
+        check_and_cast,
+        load_inputs,
+        make_session,
+        read_metadata,
+    )
 
     path = Path(target)
     if path.is_dir():

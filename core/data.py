@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from torch import nn
-
 from zoo.core.errors import ZooError
 
 

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-
 from zoo.core.errors import ExportError
 from zoo.core.tasks import Task
 
@@ -93,7 +92,6 @@ def export_onnx(model: nn.Module, task: Task, example_inputs: list[tuple[torch.T
     :param override: ``callable(model, path) -> Path | None`` (the ``export_model`` hook)
     """
     import onnx
-
     from zoo.core.runtime import make_session
 
     path = Path(path)

@@ -24,7 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from pathlib import Path
 
     import torch
-
     from zoo.core.runs import Run
     from zoo.core.tasks import Task
 

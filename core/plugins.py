@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pluggy
-
 from zoo.core import hookspecs
 from zoo.core.catalogue import Catalogue, load_catalogue
 from zoo.core.errors import ZooError, did_you_mean

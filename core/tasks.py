@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from zoo.core.data import DataInfo, Split
 from zoo.core.errors import ZooError
 

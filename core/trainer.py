@@ -27,7 +27,6 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-
 from zoo.core.config import OptimConfig, RunConfig, ScheduleConfig
 from zoo.core.data import Dataset, Split
 from zoo.core.errors import NonFiniteLoss, TrainingInterrupted, ZooError

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import run_cli
 
 

@@ -12,7 +12,6 @@ import math
 
 import pytest
 import torch
-
 from helpers import quick_options
 from zoo.core import api
 from zoo.core.catalogue import load_catalogue

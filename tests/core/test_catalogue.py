@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from zoo.core.catalogue import Catalogue, load_catalogue
 from zoo.core.errors import ZooError
 from zoo.core.plugins import get_zoo

@@ -5,7 +5,6 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-
 from zoo.core import api
 from zoo.core.config import dumps_toml, parse_set
 from zoo.core.errors import ZooError

@@ -8,7 +8,6 @@ import onnx
 import pytest
 import torch
 from torch import nn
-
 from zoo.core.data import DataInfo, TensorSplit
 from zoo.core.errors import ExportError
 from zoo.core.export import export_onnx

@@ -7,7 +7,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from helpers import run_cli
 from zoo.core.catalogue import load_catalogue
 from zoo.core.errors import ZooError
@@ -119,7 +118,6 @@ def _load_module(zoo: Zoo, name: str, **hooks):
 
 def test_duplicate_model_names_the_two_plugins():
     from torch import nn
-
     from zoo import hookimpl
     from zoo.core.config import ModelConfig
 
@@ -168,7 +166,6 @@ def test_registration_is_validated():
 
 def test_a_failing_registration_commits_nothing():
     from torch import nn
-
     from zoo import hookimpl
     from zoo.core.config import ModelConfig
 

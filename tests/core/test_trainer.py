@@ -11,7 +11,6 @@ import time
 
 import pytest
 import torch
-
 from zoo import hookimpl
 from zoo.core import api
 from zoo.core.config import OptimConfig, ScheduleConfig

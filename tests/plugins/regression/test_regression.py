@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from zoo.core import api
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
