@@ -48,5 +48,5 @@ def test_a_few_steps_lower_the_loss(name):
         loss.backward()
         assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < losses[0], losses
