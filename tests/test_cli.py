@@ -153,3 +153,9 @@ def test_export_reexports_with_another_opset(linear_run):
     assert model.opset_import[0].version in (17, 18)  # dynamo may keep its native opset for some domains
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["model"] == "linear" and json.loads(meta["config"])["model"]["name"] == "linear"
+
+
+def test_non_finite_loss_through_the_cli(tmp_path):
+    result = run_cli("train", "linear", "--lr", "1e6", "--out", str(tmp_path / "r"))
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert "non-finite training loss" in result.stderr and "checkpoint-last.pt" in result.stderr
