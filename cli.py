@@ -125,17 +125,53 @@ def plugins(as_json) -> None:
     if as_json:
         _emit_json(rows)
         return
+    width = max(len(s.name) for s in zoo.status.values())
     for s in zoo.status.values():
-        line = f"{s.name:<12} {s.status:<9} {s.source:<20}"
+        click.echo(f"{s.name:<{width}}  {s.status:<8}  {s.version:<8}  {s.source}")
         if s.status == "loaded":
-            line += f" models: {', '.join(s.models) or '-'}"
-            if s.datasets:
-                line += f"; datasets: {', '.join(s.datasets)}"
-            if s.tasks:
-                line += f"; tasks: {', '.join(s.tasks)}"
+            for label, items in (("models", s.models), ("datasets", s.datasets), ("tasks", s.tasks),
+                                 ("hooks", s.hooks)):
+                if items:
+                    click.echo(f"{'':<{width}}  {label}: {', '.join(items)}")
+            for problem in s.problems:
+                click.echo(f"{'':<{width}}  problem: {problem}")
         else:
-            line += f" {s.error}"
-        click.echo(line)
+            click.echo(f"{'':<{width}}  {s.error}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(as_json) -> None:
+    """Check every plugin: loading, hook signatures, manifests, declared vs registered, defaults.
+
+    Exits with 1 when a check fails.
+    """
+    from zoo.core.doctor import run_checks
+
+    findings = run_checks()
+    if as_json:
+        _emit_json([vars(f) for f in findings])
+    else:
+        for f in findings:
+            click.echo(f"{'ok ' if f.ok else 'FAIL'}  {f.plugin:<12} {f.check:<12} {f.message}")
+    failed = sum(not f.ok for f in findings)
+    if not as_json:
+        click.echo(f"{failed} problem(s)" if failed else "all checks passed", err=True)
+    if failed:
+        sys.exit(1)
+
+
+@main.command("new-plugin")
+@click.argument("name")
+@click.option("--dir", "directory", default=".", type=click.Path(file_okay=False),
+              help="Where to create the zoo-NAME folder.")
+def new_plugin(name, directory) -> None:
+    """Write a pip-installable plugin package zoo-NAME (manifest, model, dataset, tests, README)."""
+    from zoo.core.scaffold import new_plugin as scaffold
+
+    root = scaffold(name, directory)
+    click.echo(f"created {root}")
+    click.echo(f"next: pip install -e {root} && zoo list --plugin {name} && pytest {root}/tests")
 
 
 def _train_options(epochs, dataset, device, seed, lr, batch_size, data_dir, no_export, quiet) -> dict:

@@ -88,17 +88,33 @@ def load_data(run_config, entry: ModelEntry):
             raise
     elif run_config.data.options:
         raise ZooError(f"dataset {name!r} takes no options, got data.options = {run_config.data.options}")
-    dataset = dataset_spec.loader(options, run_config.data.data_dir)
+    dataset = _call_plugin(dataset_spec.plugin, f"loading dataset {name!r}", dataset_spec.loader,
+                           options, run_config.data.data_dir)
     dataset = dataset.prepare(run_config.data.val_fraction, run_config.data.limit, run_config.train.seed)
     task.check_info(dataset.info)
     del validate
     return dataset, task
 
 
+def _call_plugin(plugin: str, what: str, fn, *args):
+    """Call plugin code; its bugs become one clear error naming the plugin (user errors pass)."""
+    try:
+        return fn(*args)
+    except ZooError:
+        raise
+    except Exception as err:
+        raise ZooError(f"plugin {plugin!r} failed {what}: {type(err).__name__}: {err} "
+                       f"(run with --debug for the traceback)") from err
+
+
 def build_model(spec, run_config, info):
+    import torch
     from zoo.core.data import Standardize
 
-    model = spec.builder(run_config.model, info)
+    model = _call_plugin(spec.plugin, f"building model {spec.name!r}", spec.builder, run_config.model, info)
+    if not isinstance(model, torch.nn.Module):
+        raise ZooError(f"plugin {spec.plugin!r}: the builder of {spec.name!r} returned "
+                       f"{type(model).__name__}, not a torch.nn.Module")
     if Standardize.needed(info):
         model = Standardize.around(model, info)
     return model

@@ -179,3 +179,32 @@ def test_a_failing_registration_commits_nothing():
     status = _load_module(zoo, "half", register_models=register_models)
     assert status.status == "failed" and "ValueError: oops" in status.error
     assert "half-a" not in zoo.registry.models
+
+
+def test_datasets_and_tasks_register_through_hooks():
+    import torch
+    from zoo import hookimpl
+    from zoo.core.data import DataInfo, Dataset, TensorSplit
+    from zoo.core.tasks import Regression
+
+    class Huber(Regression):
+        name = "huber-regression"
+
+    def load(options, data_dir):
+        x = torch.randn(8, 2)
+        return Dataset(TensorSplit(x=x, y=x.sum(1)), TensorSplit(x=x, y=x.sum(1)), DataInfo((2,), output_dim=1))
+
+    @hookimpl
+    def register_datasets(register):
+        register("eight-points", load)
+
+    @hookimpl
+    def register_tasks(register):
+        register(Huber())
+
+    zoo = Zoo(load_catalogue())
+    status = _load_module(zoo, "extras", register_datasets=register_datasets, register_tasks=register_tasks)
+    assert status.status == "loaded" and status.datasets == ["eight-points"] and status.tasks == ["huber-regression"]
+    assert len(zoo.registry.dataset("eight-points").loader(None, None).train) == 8
+    clash = _load_module(zoo, "extras2", register_tasks=register_tasks)
+    assert clash.status == "failed" and "task 'huber-regression', which plugin 'extras' already" in clash.error

@@ -9,10 +9,13 @@ import struct
 import numpy as np
 import pytest
 import torch
-
 from zoo.core.errors import DataUnavailable
 from zoo.plugins.datasets import fashion_mnist as fm
-from zoo.plugins.datasets.sklearn_bundles import load_breast_cancer, load_diabetes, load_digits
+from zoo.plugins.datasets.sklearn_bundles import (
+    load_breast_cancer,
+    load_diabetes,
+    load_digits,
+)
 
 
 def _write_idx(path, array: np.ndarray) -> None:
