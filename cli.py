@@ -264,12 +264,45 @@ def train(model, config_file, sets, epochs, dataset, data_dir, device, seed, lr,
 @main.command("export")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--opset", type=click.IntRange(17, 23), help="ONNX opset (default: the run's export.opset).")
-def export_cmd(run_dir, opset) -> None:
+@click.option("--triton", "triton_repo", type=click.Path(file_okay=False),
+              help="Also write a Triton model repository entry into this folder.")
+@click.option("--triton-name", help="Model name in the Triton repository (default: the run folder's name).")
+@click.option("--triton-max-batch", type=click.IntRange(0, 1 << 20), default=64, show_default=True,
+              help="Triton max_batch_size (0 disables batching).")
+@click.option("--triton-gpu", is_flag=True, help="instance_group of KIND_GPU instead of KIND_CPU.")
+def export_cmd(run_dir, opset, triton_repo, triton_name, triton_max_batch, triton_gpu) -> None:
     """Re-export RUN_DIR's best checkpoint to RUN_DIR/model.onnx, with the parity check."""
+    from pathlib import Path
+
     from zoo.core import api
 
     summary = api.reexport(run_dir, opset)
     click.echo(f"onnx: {summary['onnx']} (parity {summary['parity']:.2e})")
+    if triton_repo:
+        from zoo.core.triton import write_repository
+
+        folder = write_repository(Path(summary["onnx"]), Path(triton_repo),
+                                  triton_name or Path(run_dir).resolve().name, triton_max_batch, triton_gpu)
+        click.echo(f"triton: {folder}/config.pbtxt and {folder}/1/model.onnx")
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True, metavar="[NAME=]RUN_DIR|MODEL.onnx...")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--max-batch", type=click.IntRange(1, 1 << 16), default=32, show_default=True,
+              help="Dynamic batching: most rows merged into one onnxruntime call (1 = off).")
+@click.option("--max-delay-ms", type=click.FloatRange(0, 10_000), default=2.0, show_default=True,
+              help="Dynamic batching: longest wait for more requests to merge.")
+@click.option("--max-body-mb", type=click.FloatRange(0.001, 4096), default=64.0, show_default=True,
+              help="Largest request body accepted (413 beyond).")
+def serve(targets, host, port, max_batch, max_delay_ms, max_body_mb) -> None:
+    """Serve exported models over the Open Inference Protocol (KServe v2, as Triton speaks it)."""
+    from zoo.core.serve import serve as run_server
+
+    click.echo(f"zoo serve on http://{host}:{port}/v2 (Ctrl-C or SIGTERM to stop)", err=True)
+    run_server(list(targets), host, port, max_batch, max_delay_ms, int(max_body_mb * 1024 * 1024),
+               log=lambda line: click.echo(line, err=True))
 
 
 @main.command()
