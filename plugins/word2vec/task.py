@@ -2,7 +2,7 @@
 
 Training batches come in two kinds (see :mod:`zoo.plugins.word2vec.corpus`): windows
 (``centre, context, mask``) and co-occurrence entries (``row, col, count``). The model returns
-``(loss_sum [B], count [B])``; the loss is Σ loss_sum / Σ count, i.e. the mean over
+``(loss_sum, count)`` summed over the batch; the loss is Σ loss_sum / Σ count, i.e. the mean over
 centre/context pairs (skip-gram), centre words (CBOW) or co-occurrence entries (GloVe).
 
 The ONNX signature is the lookup: ``ids [N]`` → ``vectors [N, D]`` (unit norm), with the
