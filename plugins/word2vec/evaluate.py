@@ -73,9 +73,9 @@ class WordVectors:
             return self.index[word]
         if word.lower() in self.index:
             return self.index[word.lower()]
-        close = did_you_mean(word, self.words[:50_000], "word")
-        raise ZooError(close.split(" (valid:")[0].replace("unknown word", "word", 1) +
-                       f" is not in the vocabulary ({len(self.words)} words)")
+        hint = did_you_mean(word, self.words[:50_000], "word").split(" (valid:")[0]
+        hint = hint.split("; ", 1)[1] if "; " in hint else "check the spelling (words are case-sensitive)"
+        raise ZooError(f"word {word!r} is not in the vocabulary ({len(self.words)} words); {hint}")
 
     def most_similar(self, word: str, topn: int = 10) -> list[tuple[str, float]]:
         i = self.id_of(word)
@@ -207,5 +207,10 @@ def evaluate_all(vectors: WordVectors, folder: Path | None, restrict: int = 30_0
     return out
 
 
+def json_safe(results: dict) -> dict:
+    """NaN (no pair in vocabulary) becomes null, so the files are strict JSON."""
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in results.items()}
+
+
 def write_eval(run_dir: Path, results: dict) -> None:
-    (Path(run_dir) / EVAL_FILE).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    (Path(run_dir) / EVAL_FILE).write_text(json.dumps(json_safe(results), indent=2), encoding="utf-8")

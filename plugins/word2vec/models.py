@@ -68,7 +68,7 @@ class _NegativeSampling(_WordVectors):
     """Input vectors v (the embedding), output vectors u, and the unigram^α noise distribution."""
 
     def __init__(self, info: DataInfo, dim: int, negatives: int, ns_exponent: float,
-                 sparse: bool = False, table_size: int = 10_000_000) -> None:
+                 sparse: bool = False, table_size: int = 1_000_000) -> None:
         super().__init__(info, dim)
         counts = torch.as_tensor(np.asarray(info.extra["counts"], dtype=np.float64))
         probs = counts.pow(ns_exponent)

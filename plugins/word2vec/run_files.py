@@ -16,7 +16,7 @@ import torch
 
 from zoo.core.data import unwrap
 from zoo.plugins.word2vec.corpus import _SHARED_TEXT
-from zoo.plugins.word2vec.evaluate import VECTORS_FILE, WordVectors, evaluate_all, write_eval
+from zoo.plugins.word2vec.evaluate import VECTORS_FILE, WordVectors, evaluate_all, json_safe, write_eval
 
 
 def word_vectors(model: torch.nn.Module) -> WordVectors:
@@ -45,7 +45,7 @@ def finish_run(run, model: torch.nn.Module, summary: dict) -> dict:
     results["vocab_size"] = len(vectors.words)
     results["eval_seconds"] = round(time.time() - started, 3)
     write_eval(run.path, results)
-    summary["embedding_eval"] = results
+    summary["embedding_eval"] = json_safe(results)
     summary["vectors"] = str(run.file(VECTORS_FILE))
     run.write_summary(summary)
     return results
