@@ -55,27 +55,14 @@ class EmbeddingTask(Task):
         return {"ids": {0: "words"}, "vectors": {0: "words"}}
 
     def export_inputs(self, split: Split, sizes: tuple[int, ...] = (3, 1, 17)) -> list[tuple[torch.Tensor, ...]]:
-        # Word ids that exist in every vocabulary (≥ 1 word): 0 repeated is fine for a lookup,
-        # but spread them to catch a wrong row order.
-        vocab_size = getattr(split, "vocab_size", None)
-        out = []
-        for size in sizes:
-            ids = torch.arange(size, dtype=torch.int64)
-            if vocab_size:
-                ids = ids % vocab_size
-            else:
-                ids = self._ids_from(split, size)
-            out.append((ids,))
-        return out
-
-    @staticmethod
-    def _ids_from(split: Split, size: int) -> torch.Tensor:
-        batch = split.batch(torch.arange(min(size, len(split)), device=split.device))
-        first = batch.get("centre", batch.get("row"))
-        ids = first.cpu().long()
-        while ids.shape[0] < size:
+        """Word ids taken from the split's items (repeated when the split is smaller than ``size``)."""
+        batch = split.batch(torch.arange(min(max(sizes), len(split)), device=split.device))
+        ids = batch.get("centre", batch.get("row")).cpu().long()
+        if ids.numel() == 0:
+            ids = torch.zeros(1, dtype=torch.int64)
+        while ids.shape[0] < max(sizes):
             ids = torch.cat([ids, ids])
-        return ids[:size]
+        return [(ids[:size].clone(),) for size in sizes]
 
     def postprocess(self, outputs: dict[str, np.ndarray], metadata: dict[str, Any]) -> list[Any]:
         return outputs["vectors"].tolist()
