@@ -9,7 +9,7 @@ ANIMALS = ["cat", "dog", "cow", "horse", "sheep"]
 COLOURS = ["red", "blue", "green", "yellow", "purple"]
 
 
-def planted_corpus(path: Path, lines: int = 240, length: int = 30, seed: int = 0) -> Path:
+def planted_corpus(path: Path, lines: int = 120, length: int = 30, seed: int = 0) -> Path:
     """Each line is drawn from one group only, so words of a group share all their contexts."""
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8") as fh:
@@ -39,7 +39,19 @@ def planted_options(path: Path, model: str = "skipgram", **extra) -> dict:
 import pytest  # noqa: E402
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """These tests run many tiny ops; on a shared 2-core machine a second intra-op thread that
+    is starved by other processes makes every parallel region wait (measured 100× slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
 def planted_run(tmp_path_factory):
     """A skip-gram run on the planted corpus: (run directory, summary)."""
     from zoo.core import api

@@ -1,9 +1,30 @@
-"""``zoo similar`` / ``zoo analogy`` and bad input at the command line: one-line errors, exit code 2."""
+"""``zoo similar`` / ``zoo analogy`` and bad input at the command line: one-line errors, exit code 2.
+
+The query commands run in-process (click's CliRunner: no interpreter start per call); the bad
+corpus runs ``python -m zoo`` as a user would.
+"""
 
 from __future__ import annotations
 
+import subprocess
 
-def test_similar_and_analogy(cli, planted_run):
+import pytest
+from click.testing import CliRunner
+
+
+@pytest.fixture
+def zoo_cli():
+    from zoo.cli import main
+
+    def invoke(*args: str) -> subprocess.CompletedProcess:
+        result = CliRunner().invoke(main, list(args))
+        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+    return invoke
+
+
+def test_similar_and_analogy(zoo_cli, planted_run):
+    cli = zoo_cli
     run, _ = planted_run
     result = cli("similar", str(run), "cat", "--topn", "4")
     assert result.returncode == 0, result.stderr
@@ -14,7 +35,8 @@ def test_similar_and_analogy(cli, planted_run):
     assert len(result.stdout.splitlines()) == 2
 
 
-def test_unknown_words_are_clear_errors(cli, planted_run):
+def test_unknown_words_are_clear_errors(zoo_cli, planted_run):
+    cli = zoo_cli
     run, _ = planted_run
     result = cli("similar", str(run), "kat")
     assert result.returncode == 2
@@ -24,7 +46,8 @@ def test_unknown_words_are_clear_errors(cli, planted_run):
     assert result.returncode == 2 and "'zebra' is not in the vocabulary" in result.stderr
 
 
-def test_similar_on_a_run_of_another_task(cli, tmp_path):
+def test_similar_on_a_run_of_another_task(zoo_cli, tmp_path):
+    cli = zoo_cli
     (tmp_path / "config.toml").write_text('[model]\nname = "linear"\n')
     (tmp_path / "summary.json").write_text('{"task": "regression"}')
     result = cli("similar", str(tmp_path), "cat")
