@@ -154,3 +154,23 @@ def test_summary_carries_the_evaluation(planted_run):
     assert summary["embedding_eval"]["vocab_size"] == 10
     # none of WordSim353's words is in the planted vocabulary except perhaps "cat"/"dog"
     assert evaluation.get("wordsim353_pairs") in (None, 353)
+
+
+@pytest.mark.parametrize("cls", [SkipGram, CBOW])
+def test_sparse_gradients_train_with_sgd(cls):
+    torch.manual_seed(0)
+    model = cls(_info([50, 40, 30, 20, 10]), dim=8, negatives=2, ns_exponent=0.75, sparse=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    centre = torch.tensor([0, 1, 2, 3])
+    context = torch.tensor([[1, 2], [0, 2], [0, 1], [4, 4]])
+    mask = torch.ones(4, 2, dtype=torch.bool)
+    losses = []
+    for _ in range(20):
+        loss, count = model(centre, context, mask)
+        loss = loss / count
+        optimizer.zero_grad()
+        loss.backward()
+        assert model.in_embed.weight.grad.is_sparse
+        optimizer.step()
+        losses.append(loss.item() if not loss.requires_grad else float(loss.detach()))
+    assert losses[-1] < losses[0]
