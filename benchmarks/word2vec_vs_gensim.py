@@ -6,9 +6,10 @@ Both train on the same token lists (our streaming reader), with the same dimensi
 negatives, min_count, subsampling threshold, epochs and thread count (``torch.set_num_threads``
 vs gensim ``workers``), and are evaluated by the same code (``zoo.plugins.word2vec.evaluate``):
 WordSim353 Spearman (OOV pairs skipped) and 3CosAdd analogy accuracy restricted to the 30,000
-most frequent words. Words/s = in-vocabulary corpus tokens × epochs / training seconds (ours: sum
-of the epoch times; gensim: ``Word2Vec.train``), so loading, vocabulary and export are excluded
-on both sides. Needs gensim (``pip install 'zoo-ml[word2vec]'``).
+most frequent words. Words/s = words trained on × epochs / training seconds (ours: the training
+positions, i.e. in-vocabulary tokens minus the 1 % held out for the test loss, over the sum of the
+epoch times; gensim: all in-vocabulary tokens over ``Word2Vec.train``), so loading, vocabulary
+and export are excluded on both sides. Needs gensim (``pip install 'zoo-ml[word2vec]'``).
 """
 
 from __future__ import annotations
@@ -70,11 +71,12 @@ def main(argv=None) -> int:
         _, _, run_config = api.resolve_config(name, options=options)
         dataset, _ = api.load_data(run_config, __import__("zoo.core.catalogue", fromlist=["x"])
                                    .load_catalogue().models[name])
-        tokens = dataset.info.extra["tokens"]
+        tokens = dataset.info.extra["tokens"]           # in-vocabulary tokens: what gensim trains on
+        positions = len(dataset.train)                  # ours: minus the held-out test positions
         path = dataset.info.extra["corpus"]
         ours = {"ws353": corpus.get("wordsim353_spearman"), "analogy": corpus.get("analogy_accuracy"),
                 "simlex": corpus.get("simlex999_spearman"), "seconds": seconds,
-                "words_per_s": tokens * args.epochs / seconds, "wall": wall}
+                "words_per_s": positions * args.epochs / seconds, "wall": wall}
 
         corpus_options = CorpusOptions.model_validate(run_config.data.options)
         docs = list(iter_documents(path, corpus_options.tokenizer, corpus_options.max_tokens))
