@@ -322,5 +322,34 @@ def predict(target, input_file, as_json) -> None:
         click.echo(f"{i}\t{json.dumps(p) if not isinstance(p, str) else p}")
 
 
+def _print_ranked(rows) -> None:
+    for word, score in rows:
+        click.echo(f"{word}\t{score:.4f}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("word")
+@click.option("--topn", type=int, default=10, show_default=True, help="How many neighbours.")
+def similar(run_dir, word, topn) -> None:
+    """Nearest neighbours of WORD (cosine) in the word vectors of RUN_DIR."""
+    from zoo.core import api
+
+    _print_ranked(api.query(run_dir, "similar", [word], topn))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("a")
+@click.argument("b")
+@click.argument("c")
+@click.option("--topn", type=int, default=5, show_default=True, help="How many answers.")
+def analogy(run_dir, a, b, c, topn) -> None:
+    """A is to B as C is to ?  (3CosAdd: nearest to B - A + C in RUN_DIR's word vectors)."""
+    from zoo.core import api
+
+    _print_ranked(api.query(run_dir, "analogy", [a, b, c], topn))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

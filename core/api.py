@@ -285,6 +285,20 @@ def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
     return summary
 
 
+def query(run_dir: str, kind: str, words: list[str], topn: int = 10) -> list[tuple[str, float]]:
+    """``zoo similar`` / ``zoo analogy``: ask the task of a finished run (ranked (word, score) pairs)."""
+    from zoo.core.runs import Run
+
+    run = Run.open(run_dir)
+    task_name = run.read_summary().get("task")
+    if task_name is None:
+        model_name = run.read_config().get("model", {}).get("name")
+        task_name = load_catalogue().model(model_name).tasks[0]
+    if topn < 1:
+        raise ZooError(f"--topn must be ≥ 1, got {topn}")
+    return _loaded_zoo().registry.task(task_name).query(str(run.path), kind, list(words), topn)
+
+
 def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     """``zoo predict RUN_DIR|model.onnx --input FILE``: (predictions, metadata)."""
     from zoo.core.runtime import (

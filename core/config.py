@@ -64,12 +64,13 @@ class OptimConfig(Section):
 
 
 class ScheduleConfig(Section):
-    name: Literal["constant", "step", "cosine"] = Field("constant", description="LR schedule.")
+    name: Literal["constant", "step", "cosine", "linear"] = Field(
+        "constant", description="LR schedule (linear: word2vec's decay from lr to min_lr).")
     warmup_epochs: float = Field(
         0.0, ge=0.0, description="Linear warm-up from 0 to the peak lr over this many epochs.")
     step_size: int = Field(10, ge=1, description="step: multiply the lr by gamma every N epochs.")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="step: decay factor.")
-    min_lr: float = Field(0.0, ge=0.0, description="cosine: final learning rate.")
+    min_lr: float = Field(0.0, ge=0.0, description="cosine, linear: final learning rate.")
 
 
 class TrainConfig(Section):

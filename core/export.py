@@ -126,7 +126,9 @@ def export_onnx(model: nn.Module, task: Task, example_inputs: list[tuple[torch.T
             except Exception as err:  # noqa: BLE001 - any exporter failure becomes a clear error
                 raise ExportError(f"ONNX export failed: {type(err).__name__}: {str(err)[:2000]}") from err
         onnx_model = onnx.load(str(tmp))
-        if override is None:
+        # Check the default exporter's output whenever it ran. (Testing `override is None` here
+        # skipped the check for every model as soon as any plugin implemented export_model.)
+        if written is None:
             frozen = frozen_axes(onnx_model, axes)
             if frozen:
                 raise ExportError("ONNX export froze dynamic axes: " + "; ".join(frozen) +

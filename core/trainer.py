@@ -68,8 +68,9 @@ def lr_factor(config: ScheduleConfig, peak_lr: float, steps_per_epoch: int, tota
     """The schedule as a multiplier of the peak lr, evaluated per optimizer step.
 
     1. warm-up: linear from ~0 to 1 over ``warmup_epochs``;
-    2. then ``constant`` (1), ``step`` (γ^⌊epoch / step_size⌋) or ``cosine`` (from 1 down to
-       ``min_lr / lr`` over the remaining steps).
+    2. then ``constant`` (1), ``step`` (γ^⌊epoch / step_size⌋), ``cosine`` (from 1 down to
+       ``min_lr / lr`` over the remaining steps) or ``linear`` (straight from 1 down to
+       ``min_lr / lr``, the decay word2vec uses).
     """
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
     total = max(total_epochs * steps_per_epoch, 1)
@@ -83,6 +84,9 @@ def lr_factor(config: ScheduleConfig, peak_lr: float, steps_per_epoch: int, tota
         if config.name == "cosine":
             progress = min((step - warmup) / max(total - warmup, 1), 1.0)
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        if config.name == "linear":
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return 1.0 - (1.0 - floor) * progress
         return 1.0
 
     return factor
