@@ -34,3 +34,12 @@ def register_models(register):
 @hookimpl
 def register_datasets(register):
     register("fashion-mnist-transformed", load_fashion_mnist_transformed, TransformedOptions)
+
+
+@hookimpl
+def explain_model(model, model_name, task, sample, info, out_dir):
+    if model_name not in MODELS:
+        return None
+    from zoo.plugins.cnn.explain import explain
+
+    return explain(model, model_name, sample, info, out_dir)
