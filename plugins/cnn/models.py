@@ -175,7 +175,7 @@ def build_cnn(config: CNNConfig, info: DataInfo) -> nn.Module:
 
 class ResNetConfig(ModelConfig):
     widths: list[PositiveInt] = Field(
-        [32, 64, 128], min_length=1, description="Channels of each stage; stages after the first halve the size.")
+        [16, 32, 64], min_length=1, description="Channels of each stage; stages after the first halve the size.")
     blocks: list[PositiveInt] = Field([1, 1, 1], min_length=1, description="Residual blocks per stage.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the final fc layer.")
 

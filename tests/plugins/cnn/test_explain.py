@@ -115,3 +115,11 @@ def test_png_writer_round_trips_pixels(tmp_path):
     assert data[37:41] == b"IDAT"
     raw = np.frombuffer(zlib.decompress(data[41:41 + length]), np.uint8).reshape(5, 1 + 7 * 3)
     assert (raw[:, 0] == 0).all() and np.array_equal(raw[:, 1:].reshape(5, 7, 3), rgb)
+
+
+def test_models_no_plugin_explains_are_a_clear_error(tmp_path):
+    options = {"data": {"name": "iris"}, "train": {"epochs": 1, "device": "cpu", "progress": False},
+               "export": {"enabled": False}}
+    api.train("softmax", options=options, out=str(tmp_path / "run"), log=None)
+    with pytest.raises(ZooError, match="no plugin explains model 'softmax'"):
+        api.explain(str(tmp_path / "run"), index=0)
