@@ -4,7 +4,9 @@ The trainer knows nothing about models: a :class:`~zoo.core.tasks.Task` turns a 
 model's inputs, a loss and metric sums. Data is an in-memory :class:`~zoo.core.data.Dataset`
 already on the device; an epoch is a seeded permutation of indices on the device, sliced into
 batches, so no DataLoader and no per-batch host synchronisation is involved (the loss is summed
-on the device and read once per epoch, plus a non-finite check about once a second).
+on the device and read once per epoch, plus a non-finite check about once a second). Optional
+augmentation of image batches (``[data.augment]``, :mod:`zoo.core.augment`) also runs on the
+device, on training batches only.
 
 Checkpoints hold everything needed to continue exactly: model, optimizer, scheduler, the global
 RNG states, the shuffling generator's state at the start of the current epoch and how many steps
