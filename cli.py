@@ -306,6 +306,29 @@ def serve(targets, host, port, max_batch, max_delay_ms, max_body_mb) -> None:
 
 
 @main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--index", "-i", type=int, default=0, show_default=True, help="Test sample to explain.")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the pictures (default RUN_DIR/explain-I).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def explain(run_dir, index, out, as_json) -> None:
+    """Write pictures of what RUN_DIR's model learned (e.g. filters, saliency) for one test sample."""
+    from zoo.core import api
+
+    report = api.explain(run_dir, index, out)
+    if as_json:
+        _emit_json(report)
+        return
+    pred, true = report.get("prediction"), report.get("true")
+    if pred:
+        line = f"sample {index}: predicted {pred.get('label')} (p={pred.get('probability')})"
+        if true:
+            line += f", true {true.get('label')}"
+        click.echo(line)
+    for name, path in report.get("files", {}).items():
+        click.echo(f"{name:<10} {path}")
+
+
+@main.command()
 @click.argument("target", type=click.Path())
 @click.option("--input", "input_file", required=True, type=click.Path(dir_okay=False),
               help=".npy array or JSON (a list, or {input_name: list}).")

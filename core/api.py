@@ -262,8 +262,9 @@ def export_model(run, net, task, dataset, run_config, entry, zoo, opset: int | N
                        override=override if zoo.pm.hook.export_model.get_hookimpls() else None)
 
 
-def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
-    """``zoo export RUN_DIR``: rebuild the model from the best checkpoint and export it again."""
+def load_run(run_dir: str):
+    """A finished (or interrupted) run rebuilt on the CPU: its model with the best weights (eval
+    mode), dataset and task. Returns ``(run, entry, run_config, net, dataset, task, zoo)``."""
     import torch
     from zoo.core.runs import Run
 
@@ -275,8 +276,14 @@ def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
     net = build_model(spec, run_config, dataset.info)
     path = run.file(Run.BEST) if run.file(Run.BEST).exists() else run.file(Run.LAST)
     if not path.exists():
-        raise ZooError(f"{run_dir} has no checkpoint to export")
+        raise ZooError(f"{run_dir} has no checkpoint (train it first)")
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+    return run, entry, run_config, net.eval(), dataset, task, zoo
+
+
+def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
+    """``zoo export RUN_DIR``: rebuild the model from the best checkpoint and export it again."""
+    run, entry, run_config, net, dataset, task, zoo = load_run(run_dir)
     result = export_model(run, net, task, dataset, run_config, entry, zoo, opset=opset)
     summary = run.read_summary()
     summary.update({"onnx": str(result.path), "parity": result.parity,
@@ -297,6 +304,30 @@ def query(run_dir: str, kind: str, words: list[str], topn: int = 10) -> list[tup
     if topn < 1:
         raise ZooError(f"--topn must be ≥ 1, got {topn}")
     return _loaded_zoo().registry.task(task_name).query(str(run.path), kind, list(words), topn)
+
+
+def explain(run_dir: str, index: int = 0, out: str | None = None) -> dict[str, Any]:
+    """``zoo explain RUN_DIR --index I``: pictures of what the run's model learned, for test sample I.
+
+    The model's plugin writes them through the ``explain_model`` hook into ``out`` (default
+    ``RUN_DIR/explain-I``); returns the plugin's report (``files``: name → path, ...).
+    """
+    import torch
+
+    run, entry, run_config, net, dataset, task, zoo = load_run(run_dir)
+    n = len(dataset.test)
+    if not 0 <= index < n:
+        raise ZooError(f"--index {index} is out of range: the test split of {run_config.data.name!r} "
+                       f"has {n} samples (0..{n - 1})")
+    sample = dataset.test.batch(torch.tensor([index], device=dataset.test.device))
+    out_dir = Path(out) if out is not None else run.path / f"explain-{index}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = zoo.pm.hook.explain_model(model=net, model_name=entry.name, task=task, sample=sample,
+                                       info=dataset.info, out_dir=out_dir)
+    if report is None:
+        raise ZooError(f"no plugin explains model {entry.name!r} (plugin {entry.plugin!r} does not "
+                       f"implement the explain_model hook for it)")
+    return report
 
 
 def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:

@@ -37,6 +37,18 @@ class ModelConfig(Section):
     name: str = Field(description="Catalogue name of the model (set by `zoo train MODEL`).")
 
 
+class AugmentConfig(Section):
+    """Augmentation of training batches on the device (see :mod:`zoo.core.augment`); all off by default."""
+
+    shift: int = Field(0, ge=0, le=64, description="Random translation of images by up to this many "
+                       "pixels in x and y (zero fill; pad-and-random-crop). 0 = off.")
+    hflip: bool = Field(False, description="Random left-right flip of images with probability 1/2.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.shift > 0 or self.hflip
+
+
 class DataConfig(Section):
     name: str = Field(description="Registered dataset name (see `zoo list --datasets`).")
     data_dir: str | None = Field(
@@ -50,6 +62,8 @@ class DataConfig(Section):
         None, ge=1, description="Use at most this many training samples (quick runs and tests).")
     options: dict[str, Any] = Field(
         default_factory=dict, description="Dataset-specific options, validated by the dataset.")
+    augment: AugmentConfig = Field(
+        default_factory=AugmentConfig, description="Augmentation of image training batches on the device.")
 
 
 class OptimConfig(Section):

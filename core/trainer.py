@@ -4,7 +4,9 @@ The trainer knows nothing about models: a :class:`~zoo.core.tasks.Task` turns a 
 model's inputs, a loss and metric sums. Data is an in-memory :class:`~zoo.core.data.Dataset`
 already on the device; an epoch is a seeded permutation of indices on the device, sliced into
 batches, so no DataLoader and no per-batch host synchronisation is involved (the loss is summed
-on the device and read once per epoch, plus a non-finite check about once a second).
+on the device and read once per epoch, plus a non-finite check about once a second). Optional
+augmentation of image batches (``[data.augment]``, :mod:`zoo.core.augment`) also runs on the
+device, on training batches only.
 
 Checkpoints hold everything needed to continue exactly: model, optimizer, scheduler, the global
 RNG states, the shuffling generator's state at the start of the current epoch and how many steps
@@ -27,6 +29,8 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+
+from zoo.core.augment import augment, check_images
 from zoo.core.config import OptimConfig, RunConfig, ScheduleConfig
 from zoo.core.data import Dataset, Split
 from zoo.core.errors import NonFiniteLoss, TrainingInterrupted, ZooError
@@ -243,6 +247,7 @@ class Trainer:
         split = self.data.val or self.data.train
         batch = split.batch(torch.arange(min(2, len(split)), device=split.device))
         self.model.eval()
+        check_images(batch[self.task.input_names[0]], self.config.data.augment)
         with torch.no_grad(), self._autocast():
             output = self.model(*self.task.inputs(batch))
             self.task.loss(output, batch, self.loss_name)
@@ -287,6 +292,7 @@ class Trainer:
         progress = Progress(tc.progress, tc.epochs * steps_per_epoch, tc.batch_size)
         progress.start_step = state.epoch * steps_per_epoch + state.step
         stopped_early = False
+        augmenting = self.config.data.augment.enabled  # training batches only, never val/test
         with _StopFlag() as stop:
             for epoch in range(state.epoch + 1, tc.epochs + 1):
                 epoch_start_generator = generator.get_state()
@@ -296,6 +302,9 @@ class Trainer:
                 started = time.monotonic()
                 last_tick = started
                 for batch in train.batches(tc.batch_size, order, start=state.step):
+                    if augmenting:
+                        key = task.input_names[0]
+                        batch = {**batch, key: augment(batch[key], self.config.data.augment)}
                     with self._autocast():
                         output = model(*task.inputs(batch))
                         loss = task.loss(output, batch, self.loss_name)
