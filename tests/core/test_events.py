@@ -104,3 +104,30 @@ def test_export_override_is_used_and_parity_checked(tmp_path):
 
     ops = {n.op_type for n in onnx.load(str(tmp_path / "r" / "model.onnx")).graph.node}
     assert "Div" in ops  # the override's graph, not the default export
+
+
+class TextExplainer:
+    """An ``explain_model`` implementation: dumps the first layer's weights as text."""
+
+    @hookimpl
+    def explain_model(self, model, model_name, task, sample, info, out_dir):
+        if model_name != "logistic":
+            return None
+        from zoo.core.data import unwrap
+
+        path = out_dir / "weights.txt"
+        path.write_text(str(unwrap(model).linear.weight.detach().tolist()))
+        return {"files": {"weights": str(path)}, "label": int(sample["y"][0])}
+
+
+def test_explain_hook_is_called_with_one_test_sample(tmp_path):
+    api.train("logistic", options=OPTIONS, out=str(tmp_path / "r"), log=None)
+    report = _with_plugin(TextExplainer(), lambda: api.explain(str(tmp_path / "r"), index=3))
+    assert (tmp_path / "r" / "explain-3" / "weights.txt").read_text().startswith("[[")
+    assert report["label"] in (0, 1)
+    import pytest
+
+    from zoo.core.errors import ZooError
+
+    with pytest.raises(ZooError, match="out of range"):
+        api.explain(str(tmp_path / "r"), index=10_000)
