@@ -142,7 +142,13 @@ def coalesce(edge_index: torch.Tensor, num_nodes: int, undirected: bool = True,
 
 
 def _where(options_dir: str | None, configured: str | None, sub: str) -> Path | None:
-    return resolve_data_dir(options_dir or configured, sub, Path("..") / "shared" / "data" / sub)
+    """``data.options.data_dir`` or ``data.data_dir``, ``$ZOO_DATA_DIR``, then ``../shared/data/SUB``
+    relative to the current directory and to the project checkout."""
+    found = resolve_data_dir(options_dir or configured, sub, Path("..") / "shared" / "data" / sub)
+    if found is None and not (options_dir or configured):
+        beside_checkout = Path(__file__).resolve().parents[3] / "shared" / "data" / sub
+        found = beside_checkout if beside_checkout.is_dir() else None
+    return found
 
 
 def download(url: str, target: Path) -> Path:

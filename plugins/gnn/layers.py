@@ -168,7 +168,7 @@ class GATConv(MessagePassing):
         alpha = F.dropout(alpha, self.dropout, self.training)
         messages = h.index_select(0, src) * alpha.unsqueeze(-1)             # (E, H, C)
         out = scatter_sum(messages, dst, n)                                  # (N, H, C)
-        out = out.reshape(n, -1) if self.concat else out.mean(1)
+        out = out.reshape(n, self.heads * self.out_features) if self.concat else out.mean(1)
         return out + self.bias
 
 
