@@ -108,14 +108,15 @@ def test_laplacians():
     assert lam.min() >= -1 - 1e-5 and lam.max() <= 1 + 1e-5
 
 
-@pytest.mark.parametrize("k", [1, 2, 4])
-def test_chebyshev_filter_equals_the_same_polynomial_through_the_eigendecomposition(k):
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+@pytest.mark.parametrize("widths", [(3, 2), (2, 4)])   # Clenshaw (narrowing) and forward recursion
+def test_chebyshev_filter_equals_the_same_polynomial_through_the_eigendecomposition(k, widths):
     torch.manual_seed(k)
     n = 9
     edge_index = random_graph(n, 0.4, seed=k)
     lam_max = float(torch.linalg.eigvalsh(laplacian(edge_index, n, "normalized")).max())
-    conv = ChebConv(3, 2, k, lambda_max=lam_max).eval()
-    x = torch.randn(n, 3)
+    conv = ChebConv(*widths, k, lambda_max=lam_max).eval()
+    x = torch.randn(n, widths[0])
     # spectral side: y = Σ_k U T_k(λ̃) Uᵀ x Θ_k with λ̃ = 2λ/λ_max − 1
     lam, u = fourier_basis(laplacian(edge_index, n, "normalized"))
     lam_s = 2 * lam / lam_max - 1
