@@ -61,6 +61,20 @@ def check_graph(x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor |
             raise GraphInputError("batch holds a negative graph id")
 
 
+def sparse_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Dropout drawing random numbers only for the non-zero entries of ``x``.
+
+    Same distribution as ``F.dropout`` (a zero stays zero whether dropped or not) but much cheaper
+    on sparse bag-of-words features (Cora: 1.3 % non-zero; Kipf & Welling's sparse dropout).
+    """
+    if not training or p == 0.0:
+        return x
+    index = x.nonzero(as_tuple=True)
+    values = x[index]
+    keep = (torch.rand(values.shape, device=x.device) >= p).to(x.dtype)
+    return torch.zeros_like(x).index_put_(index, values * keep / (1.0 - p))
+
+
 def degree(index: torch.Tensor, num_nodes: int, weight: torch.Tensor | None = None,
            dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Number (or total weight) of entries of ``index`` per node: ``[num_nodes]``."""

@@ -24,7 +24,7 @@ from torch import nn
 from zoo.core.config import ModelConfig
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
-from zoo.plugins.gnn.graph import check_graph, gcn_norm
+from zoo.plugins.gnn.graph import check_graph, gcn_norm, sparse_dropout
 from zoo.plugins.gnn.layers import (
     ChebConv,
     Diffusion,
@@ -126,17 +126,8 @@ class GraphModel(nn.Module):
         return F.dropout(h, self.dropout, self.training)
 
     def drop_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Dropout on the raw features, drawing random numbers only for the non-zero entries.
-
-        Same distribution as ``F.dropout`` (a zero stays zero whether dropped or not) but about 7×
-        faster on Cora's bag-of-words (1.3 % non-zero): Kipf & Welling's sparse dropout.
-        """
-        if not self.training or self.dropout == 0.0:
-            return x
-        index = x.nonzero(as_tuple=True)
-        values = x[index]
-        keep = (torch.rand(values.shape, device=x.device) >= self.dropout).to(x.dtype)
-        return torch.zeros_like(x).index_put_(index, values * keep / (1.0 - self.dropout))
+        """Dropout on the raw (often sparse) features: :func:`~zoo.plugins.gnn.graph.sparse_dropout`."""
+        return sparse_dropout(x, self.dropout, self.training)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor,
                 batch: torch.Tensor | None = None) -> torch.Tensor:
