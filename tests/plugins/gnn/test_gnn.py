@@ -302,3 +302,15 @@ def test_onnxruntime_rejects_out_of_range_edges(karate_run):
     x = np.eye(34, dtype=np.float32)[:3]
     with pytest.raises(Exception):
         session.run(None, {"x": x, "edge_index": np.array([[0, 7], [1, 0]], dtype=np.int64)})
+
+
+def test_without_validation_split_the_best_checkpoint_has_the_lowest_training_loss(tmp_path):
+    # gin trains with data.val_fraction = 0: the trainer then monitors the training loss, which must
+    # be minimised even though the task's main metric (accuracy) is maximised.
+    from zoo.core import api
+
+    summary = api.train("gin", options={"data": {"limit": 32}, "export": {"enabled": False}, "train": {
+        "epochs": 4, "batch_size": 16, "progress": False, "device": "cpu"}}, out=str(tmp_path / "run"), log=None)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train_loss"] for r in rows]
+    assert summary["best_epoch"] == losses.index(min(losses)) + 1
