@@ -242,6 +242,10 @@ class TUOptions(BaseModel):
     fold: int = Field(0, ge=0, description="Which fold is the test split (0 .. folds-1).")
     fold_seed: int = Field(0, ge=0, description="Seed of the fold assignment (independent of train.seed).")
     data_dir: str | None = Field(None, description="Folder holding NAME/NAME_A.txt ... (overrides data.data_dir).")
+    test_as_val: bool = Field(
+        False, description="Xu et al. 2019 protocol: the test fold is also the validation split, so "
+        "metrics.jsonl holds the per-epoch test-fold accuracy (select one epoch on the mean over folds; "
+        "optimistic, for comparison with the paper only).")
 
     @model_validator(mode="after")
     def _fold_in_range(self):
@@ -324,7 +328,8 @@ def load_tu(options: TUOptions | None, data_dir: str | None) -> Dataset:
     info = DataInfo(input_shape=(graphs[0][0].shape[1],), num_classes=num_classes,
                     class_names=None, extra={"level": "graph", "num_graphs": len(graphs), "fold": o.fold,
                                              "folds": o.folds})
-    return Dataset(train=pick(train_ids), test=pick(test_ids), info=info)
+    test = pick(test_ids)
+    return Dataset(train=pick(train_ids), test=test, info=info, val=test if o.test_as_val else None)
 
 
 def extract_zip(archive: Path, target: Path) -> None:
