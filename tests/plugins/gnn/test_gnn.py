@@ -22,7 +22,15 @@ from zoo.plugins.gnn.data import (
     load_tu,
     stratified_folds,
 )
-from zoo.plugins.gnn.graph import GraphInputError, check_graph, fourier_basis, gcn_norm, laplacian
+from zoo.plugins.gnn.graph import (
+    GraphInputError,
+    check_graph,
+    fourier_basis,
+    gcn_norm,
+    graph_fourier,
+    laplacian,
+    spectral_filter,
+)
 from zoo.plugins.gnn.layers import ChebConv, GATConv, GCNConv, GINConv, SAGEConv, readout
 from zoo.plugins.gnn.message_passing import scatter_max, scatter_mean, scatter_softmax, scatter_sum
 from zoo.plugins.gnn.models import MODELS
@@ -106,6 +114,18 @@ def test_laplacians():
     scaled = laplacian(EDGES, 5, "scaled")
     lam = torch.linalg.eigvalsh(scaled)
     assert lam.min() >= -1 - 1e-5 and lam.max() <= 1 + 1e-5
+
+
+def test_graph_fourier_transform_and_spectral_filter():
+    torch.manual_seed(0)
+    lap = laplacian(EDGES, 5)
+    lam, u = fourier_basis(lap)
+    x = torch.randn(5, 2)
+    assert torch.allclose(u @ graph_fourier(x, u), x, atol=1e-5)                 # x = U Uᵀ x
+    assert torch.allclose(spectral_filter(x, lap, lambda l: torch.ones_like(l)), x, atol=1e-5)
+    assert torch.allclose(spectral_filter(x, lap, lambda l: l), lap @ x, atol=1e-4)  # g(λ) = λ is L
+    # the constant signal on a connected component has frequency 0: L 1 = 0
+    assert torch.allclose(lap @ torch.ones(5), torch.zeros(5))
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5])
