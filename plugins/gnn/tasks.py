@@ -66,6 +66,8 @@ class NodeClassification(Classification):
         out = []
         for i, share in enumerate(sizes):
             nodes = max(3, min(n, int(round(share * n))))
+            if i == 0 and nodes == x.shape[1] and nodes > 3:
+                nodes -= 1                                   # keep the node count apart from F
             sub_x, sub_e = induced_subgraph(x, edge_index, nodes)
             if i == 0:
                 if sub_e.shape[1] < 2:                       # too sparse a prefix: add a path
