@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_PLUGINS = ("regression", "cnn")
+DEFAULT_PLUGINS = ("regression", "cnn", "gnn", "word2vec", "rnn", "transformer")
 
 
 def median_ms(fn, reps: int, warmup: int) -> float:

@@ -219,7 +219,9 @@ class Trainer:
     def _improved(self, value: float, best: float | None) -> bool:
         if best is None or math.isnan(best):
             return not math.isnan(value)
-        return value > best if self.maximize else value < best
+        # Without a validation split the trainer monitors the training loss, which always falls.
+        maximize = self.maximize and self.data.val is not None
+        return value > best if maximize else value < best
 
     def _checkpoint(self, state: TrainState, optimizer, scheduler, generator_state: torch.Tensor,
                     name: str) -> None:

@@ -1,0 +1,336 @@
+"""GNN family: message passing, spectral maths, layers, bad inputs, loaders, ONNX graph inputs.
+
+Graphs are built by hand (a few nodes); the data tests skip when ../shared/data is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from zoo.core.data import DataInfo
+from zoo.plugins.gnn.data import (
+    GraphListSplit,
+    _NumpyScipyUnpickler,
+    coalesce,
+    load_karate,
+    load_planetoid,
+    load_tu,
+    stratified_folds,
+)
+from zoo.plugins.gnn.graph import (
+    GraphInputError,
+    check_graph,
+    fourier_basis,
+    gcn_norm,
+    graph_fourier,
+    laplacian,
+    spectral_filter,
+)
+from zoo.plugins.gnn.layers import ChebConv, GATConv, GCNConv, GINConv, SAGEConv, readout
+from zoo.plugins.gnn.message_passing import scatter_max, scatter_mean, scatter_softmax, scatter_sum
+from zoo.plugins.gnn.models import MODELS
+from zoo.plugins.gnn.tasks import NodeClassification
+
+# A 5-node graph: a triangle 0-1-2 with a tail 2-3, and node 4 isolated (both directions stored).
+EDGES = torch.tensor([[0, 1, 0, 2, 1, 2, 2, 3],
+                      [1, 0, 2, 0, 2, 1, 3, 2]])
+
+
+def undirected(pairs, n):
+    return coalesce(torch.tensor(pairs, dtype=torch.long).t(), n)
+
+
+def random_graph(n: int, p: float, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    upper = torch.triu(torch.rand(n, n, generator=g) < p, diagonal=1)
+    return coalesce(upper.nonzero().t(), n)
+
+
+def build(name: str, level: str = "node", features: int = 6, classes: int = 3, **overrides):
+    cls, config_class = MODELS[name]
+    config = config_class(name=name, **overrides)
+    info = DataInfo(input_shape=(features,), num_classes=classes, extra={"level": level})
+    return cls(config, info).eval()
+
+
+# -- message passing ----------------------------------------------------------------------------
+
+
+def test_scatter_reductions_by_hand():
+    src = torch.tensor([[1.0], [2.0], [4.0], [-3.0]])
+    index = torch.tensor([0, 0, 2, 2])
+    assert scatter_sum(src, index, 4).view(-1).tolist() == [3.0, 0.0, 1.0, 0.0]
+    assert scatter_mean(src, index, 4).view(-1).tolist() == [1.5, 0.0, 0.5, 0.0]
+    assert scatter_max(src, index, 4).view(-1).tolist() == [2.0, 0.0, 4.0, 0.0]   # empty → 0
+    alpha = scatter_softmax(torch.tensor([[0.0], [0.0], [1.0], [1.0]]), index, 4)
+    assert torch.allclose(alpha.view(-1), torch.tensor([0.5, 0.5, 0.5, 0.5]))
+
+
+def test_duplicate_edges_are_a_multigraph_for_sum_not_for_max():
+    x = torch.tensor([[1.0], [5.0]])
+    once, twice = torch.tensor([[1], [0]]), torch.tensor([[1, 1], [0, 0]])
+    msg = lambda e: x.index_select(0, e[0])  # noqa: E731
+    assert scatter_sum(msg(twice), twice[1], 2)[0].item() == 2 * scatter_sum(msg(once), once[1], 2)[0].item()
+    assert scatter_max(msg(twice), twice[1], 2)[0].item() == scatter_max(msg(once), once[1], 2)[0].item()
+    assert scatter_mean(msg(twice), twice[1], 2)[0].item() == scatter_mean(msg(once), once[1], 2)[0].item()
+
+
+def test_gcn_norm_matches_dense_renormalised_adjacency():
+    n = 5
+    a = torch.zeros(n, n)
+    a[EDGES[1], EDGES[0]] = 1.0
+    a_tilde = a + torch.eye(n)
+    d = a_tilde.sum(1).rsqrt()
+    dense = d[:, None] * a_tilde * d[None, :]
+    edge_index, w = gcn_norm(EDGES, n)
+    sparse = torch.zeros(n, n).index_put_((edge_index[1], edge_index[0]), w, accumulate=True)
+    assert torch.allclose(sparse, dense, atol=1e-6)
+
+
+def test_existing_self_loops_are_not_counted_twice():
+    torch.manual_seed(0)
+    x = torch.randn(5, 4)
+    loops = torch.cat([EDGES, torch.tensor([[0, 3], [0, 3]])], dim=1)
+    for conv in (GCNConv(4, 3), GATConv(4, 3, heads=2)):
+        conv.eval()
+        assert torch.allclose(conv(x, EDGES), conv(x, loops), atol=1e-6), type(conv).__name__
+
+
+# -- spectral ------------------------------------------------------------------------------------
+
+
+def test_laplacians():
+    lap = laplacian(EDGES, 5)
+    assert torch.allclose(lap.sum(1), torch.zeros(5))                     # L = D − A: rows sum to 0
+    lam, _ = fourier_basis(laplacian(EDGES, 5, "normalized"))
+    assert lam.min() > -1e-5 and lam.max() < 2 + 1e-5                    # spectrum in [0, 2]
+    # components = multiplicity of eigenvalue 0: {0,1,2,3} and {4}
+    assert int((fourier_basis(lap)[0].abs() < 1e-5).sum()) == 2
+    scaled = laplacian(EDGES, 5, "scaled")
+    lam = torch.linalg.eigvalsh(scaled)
+    assert lam.min() >= -1 - 1e-5 and lam.max() <= 1 + 1e-5
+
+
+def test_graph_fourier_transform_and_spectral_filter():
+    torch.manual_seed(0)
+    lap = laplacian(EDGES, 5)
+    lam, u = fourier_basis(lap)
+    x = torch.randn(5, 2)
+    assert torch.allclose(u @ graph_fourier(x, u), x, atol=1e-5)                 # x = U Uᵀ x
+    assert torch.allclose(spectral_filter(x, lap, lambda l: torch.ones_like(l)), x, atol=1e-5)
+    assert torch.allclose(spectral_filter(x, lap, lambda l: l), lap @ x, atol=1e-4)  # g(λ) = λ is L
+    # the constant signal on a connected component has frequency 0: L 1 = 0
+    assert torch.allclose(lap @ torch.ones(5), torch.zeros(5))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+@pytest.mark.parametrize("widths", [(3, 2), (2, 4)])   # Clenshaw (narrowing) and forward recursion
+def test_chebyshev_filter_equals_the_same_polynomial_through_the_eigendecomposition(k, widths):
+    torch.manual_seed(k)
+    n = 9
+    edge_index = random_graph(n, 0.4, seed=k)
+    lam_max = float(torch.linalg.eigvalsh(laplacian(edge_index, n, "normalized")).max())
+    conv = ChebConv(*widths, k, lambda_max=lam_max).eval()
+    x = torch.randn(n, widths[0])
+    # spectral side: y = Σ_k U T_k(λ̃) Uᵀ x Θ_k with λ̃ = 2λ/λ_max − 1
+    lam, u = fourier_basis(laplacian(edge_index, n, "normalized"))
+    lam_s = 2 * lam / lam_max - 1
+    t = [torch.ones_like(lam_s), lam_s]
+    while len(t) < k:
+        t.append(2 * lam_s * t[-1] - t[-2])
+    x_hat = u.T @ x
+    expected = sum(u @ (t[j][:, None] * x_hat) @ conv.lins[j].weight.T for j in range(k)) + conv.bias
+    assert torch.allclose(conv(x, edge_index), expected, atol=1e-5)
+
+
+def test_gin_sum_separates_graphs_that_mean_and_max_cannot():
+    # Star centres with 2 and 3 leaves, identical features: mean/max see {1, 1} and {1, 1, 1} alike.
+    x = torch.ones(4, 1)
+    star2 = torch.tensor([[1, 2], [0, 0]])
+    star3 = torch.tensor([[1, 2, 3], [0, 0, 0]])
+    centre = {}
+    for aggr in ("sum", "mean", "max"):
+        conv = GINConv(torch.nn.Identity(), learn_eps=False, aggr=aggr)
+        centre[aggr] = (conv(x[:3], star2)[0].item(), conv(x, star3)[0].item())
+    assert centre["sum"][0] != centre["sum"][1]
+    assert centre["mean"][0] == centre["mean"][1]
+    assert centre["max"][0] == centre["max"][1]
+    # and the sum readout separates the graphs themselves where the mean readout does not
+    h2, h3 = torch.ones(3, 1), torch.ones(4, 1)
+    assert readout(h2, torch.zeros(3, dtype=torch.long), "sum", 1) != readout(h3, torch.zeros(4, dtype=torch.long), "sum", 1)
+    assert readout(h2, torch.zeros(3, dtype=torch.long), "mean", 1) == readout(h3, torch.zeros(4, dtype=torch.long), "mean", 1)
+
+
+def test_graphsage_max_is_a_max_over_neighbours():
+    torch.manual_seed(0)
+    conv = SAGEConv(2, 3, aggr="max").eval()
+    x = torch.randn(5, 2)
+    pooled = torch.relu(conv.pool(x))
+    expected0 = torch.maximum(pooled[1], pooled[2])                      # node 0 hears 1 and 2
+    out = conv(x, EDGES)
+    assert torch.allclose(out[0], conv.lin_self(x[0]) + conv.lin_neigh(expected0), atol=1e-6)
+
+
+# -- every model, both levels, and bad inputs ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_models_node_and_graph_level_shapes_and_edge_cases(name):
+    torch.manual_seed(0)
+    x = torch.rand(5, 6)
+    node = build(name, "node")
+    assert node(x, EDGES).shape == (5, 3)
+    assert torch.isfinite(node(x, EDGES)).all()
+    # isolated nodes only (no edges), and the empty graph
+    assert torch.isfinite(node(x, torch.zeros(2, 0, dtype=torch.long))).all()
+    assert node(torch.zeros(0, 6), torch.zeros(2, 0, dtype=torch.long)).shape == (0, 3)
+    # self-loops and duplicate edges are accepted
+    extra = torch.cat([EDGES, torch.tensor([[4, 0], [4, 1]])], dim=1)
+    assert torch.isfinite(node(x, extra)).all()
+    graph = build(name, "graph")
+    batch = torch.tensor([0, 0, 0, 2, 2])                               # graph 1 is empty
+    out = graph(x, EDGES.clamp(max=2), batch)
+    assert out.shape == (3, 3) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda x, e: (x, torch.tensor([[0, 5], [1, 0]])), "refers to node 5"),
+    (lambda x, e: (x, torch.tensor([[0, -1], [1, 0]])), "refers to node -1"),
+    (lambda x, e: (x, e.float()), "must be int64"),
+    (lambda x, e: (x, e.int()), "must be int64"),
+    (lambda x, e: (x, e.t()), "shape [2, num_edges]"),
+    (lambda x, e: (x.long(), e), "floating point"),
+    (lambda x, e: (x[0], e), "[num_nodes, num_features]"),
+])
+def test_bad_inputs_raise_clear_errors(bad, message):
+    model = build("gcn")
+    x, e = bad(torch.rand(5, 6), EDGES)
+    with pytest.raises(GraphInputError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        model(x, e)
+
+
+def test_bad_batch_vector():
+    with pytest.raises(GraphInputError, match="batch"):
+        check_graph(torch.rand(3, 2), torch.zeros(2, 0, dtype=torch.long), torch.tensor([0, 1]))
+    with pytest.raises(Exception, match="batch vector"):
+        build("gin", "graph")(torch.rand(3, 6), torch.zeros(2, 0, dtype=torch.long))
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+
+def test_graph_list_split_offsets_indices():
+    graphs = [(torch.ones(2, 1), torch.tensor([[0], [1]])), (torch.ones(3, 1), torch.tensor([[2, 0], [1, 1]]))]
+    split = GraphListSplit.from_graphs(graphs, torch.tensor([0, 1]))
+    batch = split.batch(torch.tensor([1, 0]))
+    assert batch["edge_index"].tolist() == [[2, 0, 3], [1, 1, 4]]
+    assert batch["batch"].tolist() == [0, 0, 0, 1, 1]
+    assert batch["y"].tolist() == [1, 0]
+    assert len(split.subset(torch.tensor([1]))) == 1
+
+
+def test_stratified_folds_partition_and_balance():
+    y = torch.tensor([0] * 30 + [1] * 10)
+    fold = stratified_folds(y, 5, seed=0)
+    for f in range(5):
+        members = y[fold == f]
+        assert len(members) == 8 and int((members == 1).sum()) == 2
+
+
+def test_unpickler_refuses_code():
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    import io
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        _NumpyScipyUnpickler(io.BytesIO(pickle.dumps(Evil())), encoding="latin1").load()
+    array = _NumpyScipyUnpickler(io.BytesIO(pickle.dumps(np.arange(3))), encoding="latin1").load()
+    assert array.tolist() == [0, 1, 2]
+
+
+def test_cora_planetoid_split(shared_data):
+    data = load_planetoid(None, str(shared_data))
+    assert data.train.x.shape == (2708, 1433) and data.info.num_classes == 7
+    assert data.train.edge_index.shape == (2, 10556)                     # as in PyG (no loops, no dups)
+    assert [int(s.mask.sum()) for s in (data.train, data.val, data.test)] == [140, 500, 1000]
+    assert not (data.train.mask & data.test.mask).any()
+
+
+def test_mutag_folds(shared_data):
+    tests = [load_tu(load_tu.__globals__["TUOptions"](fold=f), str(shared_data)) for f in (0, 9)]
+    assert len(tests[0].train) + len(tests[0].test) == 188
+    assert tests[0].info.input_shape == (7,) and tests[0].info.num_classes == 2
+    with pytest.raises(Exception, match="fold must be"):
+        load_tu.__globals__["TUOptions"](fold=10)
+
+
+def test_missing_data_is_a_clear_error(tmp_path, monkeypatch):
+    from zoo.core.errors import DataUnavailable
+    from zoo.plugins.gnn.data import PlanetoidOptions, TUOptions
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    with pytest.raises(DataUnavailable, match="kimiyoung/planetoid"):
+        load_planetoid(PlanetoidOptions(data_dir=str(tmp_path)), None)
+    with pytest.raises(DataUnavailable, match="MUTAG.zip"):
+        load_tu(TUOptions(data_dir=str(tmp_path)), None)
+
+
+def test_node_export_inputs_differ_in_size():
+    data = load_karate(None, None)
+    inputs = NodeClassification().export_inputs(data.test)
+    nodes = [x.shape[0] for x, _ in inputs]
+    edges = [e.shape[1] for _, e in inputs]
+    assert len(set(nodes)) == 3 and len(set(edges)) == 3 and min(nodes + edges) >= 2
+
+
+# -- ONNX: export, predict from JSON, bad input at runtime ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def karate_run(tmp_path_factory):
+    from zoo.core import api
+
+    out = tmp_path_factory.mktemp("gcn-karate") / "run"
+    summary = api.train("gcn", options={"data": {"name": "karate"}, "train": {
+        "epochs": 3, "progress": False, "device": "cpu"}}, out=str(out), log=None)
+    return out, summary
+
+
+def test_predict_accepts_graph_json(karate_run, tmp_path):
+    from zoo.core import api
+
+    out, summary = karate_run
+    assert summary["parity"] <= 1e-4
+    graph = {"x": torch.eye(34)[:5].tolist(), "edge_index": [[0, 1, 1, 2, 3], [1, 0, 2, 1, 4]]}
+    (tmp_path / "graph.json").write_text(json.dumps(graph))
+    predictions, metadata = api.predict(str(out), str(tmp_path / "graph.json"))
+    assert metadata["task"] == "node-classification" and len(predictions) == 5
+    assert predictions[0]["label"] in ("Mr. Hi", "Officer")
+
+
+def test_onnxruntime_rejects_out_of_range_edges(karate_run):
+    from zoo.core.runtime import make_session
+
+    out, _ = karate_run
+    session = make_session(out / "model.onnx")
+    x = np.eye(34, dtype=np.float32)[:3]
+    with pytest.raises(Exception):
+        session.run(None, {"x": x, "edge_index": np.array([[0, 7], [1, 0]], dtype=np.int64)})
+
+
+def test_without_validation_split_the_best_checkpoint_has_the_lowest_training_loss(tmp_path):
+    # gin trains with data.val_fraction = 0: the trainer then monitors the training loss, which must
+    # be minimised even though the task's main metric (accuracy) is maximised.
+    from zoo.core import api
+
+    summary = api.train("gin", options={"data": {"limit": 32}, "export": {"enabled": False}, "train": {
+        "epochs": 4, "batch_size": 16, "progress": False, "device": "cpu"}}, out=str(tmp_path / "run"), log=None)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train_loss"] for r in rows]
+    assert summary["best_epoch"] == losses.index(min(losses)) + 1
