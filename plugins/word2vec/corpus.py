@@ -213,7 +213,9 @@ class WindowSplit(Split):
                            self.dynamic_window, self.stochastic)
 
     def subset(self, index: torch.Tensor) -> WindowSplit:
-        # A held-out validation subset is evaluated deterministically, like the test split.
+        # Keeps the parent's mode: `data.limit` subsets of train stay stochastic, and so does a
+        # validation split carved out of train (val_fraction > 0): its loss is then noisier than
+        # the deterministic test split's (the defaults use val_fraction = 0).
         return self._with(self.positions[index.to(self.positions.device)])
 
     @property

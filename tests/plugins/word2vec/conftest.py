@@ -39,10 +39,11 @@ def planted_options(path: Path, model: str = "skipgram", **extra) -> dict:
 import pytest  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """These tests run many tiny ops; on a shared 2-core machine a second intra-op thread that
-    is starved by other processes makes every parallel region wait (measured 100× slower)."""
+    is starved by other processes makes every parallel region wait (measured 100× slower).
+    Module scope: restored after each of these modules, so other tests keep their setting."""
     import torch
 
     before = torch.get_num_threads()
