@@ -249,7 +249,8 @@ class Trainer:
         split = self.data.val or self.data.train
         batch = split.batch(torch.arange(min(2, len(split)), device=split.device))
         self.model.eval()
-        check_images(batch[self.task.input_names[0]], self.config.data.augment)
+        if self.config.data.augment.enabled:
+            check_images(batch[self.task.input_names[0]], self.config.data.augment)
         with torch.no_grad(), self._autocast():
             output = self.model(*self.task.inputs(batch))
             self.task.loss(output, batch, self.loss_name)

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests run on the CPU even where a GPU exists
+# Tiny tensors: one intra-op thread is fastest, and pytest-xdist workers must not oversubscribe.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 from helpers import run_cli  # noqa: E402

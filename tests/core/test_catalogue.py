@@ -44,7 +44,8 @@ def test_catalogue_conventions(name):
     entry = load_catalogue().models[name]
     assert name == name.lower() and " " not in name
     assert entry.summary and entry.paper.startswith("http")
-    assert entry.reference.get("metric") and "value" in entry.reference
+    if entry.reference:  # optional: some models have no published number on our datasets
+        assert entry.reference.get("metric") and "value" in entry.reference and entry.reference.get("source")
     assert set(entry.defaults) <= {"model", "data", "optim", "schedule", "train", "export"}
 
 
