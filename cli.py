@@ -139,6 +139,101 @@ def plugins(as_json) -> None:
             click.echo(f"{'':<{width}}  {s.error}")
 
 
+@main.group(invoke_without_command=True)
+@click.option("--root", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder holding run directories.")
+@click.option("--model", help="Only runs of this model.")
+@click.option("--sort", "sort_by", help="Sort by this test metric (descending), e.g. accuracy.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def runs(ctx, root, model, sort_by, as_json) -> None:
+    """A table of the runs under --root; `zoo runs show RUN`, `zoo runs compare RUN RUN...`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from zoo.core.runs import describe, find_runs
+
+    rows = [describe(r) for r in find_runs(root)]
+    if model:
+        rows = [r for r in rows if r["model"] == model]
+    if sort_by:
+        rows.sort(key=lambda r: r["metrics"].get(sort_by, float("-inf")), reverse=True)
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"no runs under {root}", err=True)
+        return
+    keys = sorted({k for r in rows for k in r["metrics"]})[:4]
+    header = ["run", "model", "dataset", "status", "epochs", "device", "wall s", "parity", *keys]
+    table = [[r["run"], r["model"], r["dataset"], r["status"], str(r["epochs"]), str(r["device"] or "-"),
+              f"{r['wall_seconds']:.1f}" if r["wall_seconds"] else "-",
+              f"{r['parity']:.1e}" if r["parity"] is not None else "-",
+              *[f"{r['metrics'][k]:.4f}" if k in r["metrics"] else "-" for k in keys]] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
+    for line in [header, *table]:
+        click.echo("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip())
+
+
+@runs.command("show")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def runs_show(run_dir, as_json) -> None:
+    """A run's config, per-epoch metrics, test metrics and files."""
+    from zoo.core.runs import Run, describe
+    from zoo.core.toml_io import dumps_toml
+
+    run = Run.open(run_dir)
+    row = describe(run)
+    row["config"] = run.read_config()
+    row["history"] = run.read_metrics()
+    row["files"] = sorted(p.name for p in run.path.iterdir() if p.is_file())
+    if as_json:
+        _emit_json(row)
+        return
+    click.echo(f"{row['run']}: {row['model']} on {row['dataset']} ({row['status']}, {row['epochs']} epochs)")
+    click.echo("test: " + "  ".join(f"{k} {v:.4f}" for k, v in row["metrics"].items()))
+    for record in row["history"]:
+        click.echo("  " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+    click.echo("files: " + ", ".join(row["files"]))
+    click.echo(dumps_toml(row["config"]), nl=False)
+
+
+@runs.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def runs_compare(run_dirs, as_json) -> None:
+    """Config values that differ between runs, and their test metrics side by side."""
+    from zoo.core.runs import Run, describe
+
+    loaded = [Run.open(d) for d in run_dirs]
+
+    def flat(data: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in data.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    configs = [flat(r.read_config()) for r in loaded]
+    keys = sorted({k for c in configs for k in c})
+    differ = {k: [c.get(k) for c in configs] for k in keys if len({json.dumps(c.get(k)) for c in configs}) > 1}
+    metrics = [describe(r)["metrics"] for r in loaded]
+    names = sorted({k for m in metrics for k in m})
+    result = {"runs": [r.name for r in loaded], "config": differ,
+              "metrics": {k: [m.get(k) for m in metrics] for k in names}}
+    if as_json:
+        _emit_json(result)
+        return
+    width = max([len(k) for k in [*differ, *names]] + [6])
+    click.echo(" " * width + "  " + "  ".join(f"{n:>14}" for n in result["runs"]))
+    for key, values in differ.items():
+        click.echo(f"{key:<{width}}  " + "  ".join(f"{json.dumps(v):>14}" for v in values))
+    for key, values in result["metrics"].items():
+        click.echo(f"{key:<{width}}  " + "  ".join(f"{v:>14.4f}" if v is not None else f"{'-':>14}" for v in values))
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json) -> None:
@@ -376,3 +471,23 @@ def analogy(run_dir, a, b, c, topn) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def reference_markdown() -> str:
+    """The CLI reference (docs/cli.md): every command's --help at a fixed width."""
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    parts = ["# zoo command-line reference\n",
+             "Generated from `--help` by `python scripts/cli_reference.py`; a test keeps it in sync.\n"]
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        result = runner.invoke(main, [*path, "--help"], prog_name="zoo", terminal_width=100)
+        title = " ".join(["zoo", *path])
+        parts.append(f"## `{title}`\n\n```\n{result.output.rstrip()}\n```\n")
+        if isinstance(command, click.Group):
+            for name in sorted(command.commands):
+                walk(command.commands[name], [*path, name])
+
+    walk(main, [])
+    return "\n".join(parts)

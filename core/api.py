@@ -224,6 +224,12 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
             f"{exported.checked_shapes})")
     else:
         summary.update({"onnx": None, "parity": None})
+    from zoo.core.runs import write_plots
+
+    plots = write_plots(run)
+    summary["plots"] = [p.name for p in plots]
+    if not plots:
+        log("note: plots skipped (pip install matplotlib to get loss/metric/lr PNGs in the run)")
     summary["wall_seconds"] = round(time.time() - started, 3)
     run.write_summary(summary)
     zoo.emit("on_train_end", run=run, summary=summary)

@@ -120,3 +120,100 @@ class Run:
     def read_summary(self) -> dict[str, Any]:
         path = self.file(self.SUMMARY)
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+# -- many runs ---------------------------------------------------------------------------------
+
+
+def run_status(run: Run) -> str:
+    """finished / interrupted / failed from the summary; a run with no summary was cut short."""
+    summary = run.read_summary()
+    if summary.get("status") in ("finished", "interrupted", "failed"):
+        return summary["status"]
+    return "interrupted" if run.file(Run.LAST).exists() else "created"
+
+
+def describe(run: Run) -> dict[str, Any]:
+    """One row of ``zoo runs``: what a person compares runs by."""
+    summary = run.read_summary()
+    config = run.read_config()
+    records = run.read_metrics()
+    return {
+        "run": run.name,
+        "path": str(run.path),
+        "model": summary.get("model") or config.get("model", {}).get("name"),
+        "dataset": summary.get("dataset") or config.get("data", {}).get("name"),
+        "started": summary.get("started"),
+        "epochs": summary.get("epochs", len(records)),
+        "status": run_status(run),
+        "device": summary.get("device"),
+        "wall_seconds": summary.get("wall_seconds"),
+        "parity": summary.get("parity"),
+        "metrics": summary.get("metrics") or {},
+    }
+
+
+def find_runs(root: str | Path) -> list[Run]:
+    """Every run directory (a folder with config.toml) under ``root``, newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ZooError(f"runs folder {str(root)!r} does not exist")
+    found = [Run(p.parent) for p in root.rglob(Run.CONFIG)]
+    return sorted(found, key=lambda r: r.file(Run.CONFIG).stat().st_mtime, reverse=True)
+
+
+def write_plots(run: Run) -> list[Path]:
+    """Loss, validation metrics and learning rate per epoch as PNGs (matplotlib, when installed)."""
+    records = run.read_metrics()
+    if not records:
+        return []
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [r["epoch"] for r in records]
+    written = []
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot(epochs, [r.get("train_loss") for r in records], marker="o", label="train loss")
+    if "val_loss" in records[0]:
+        ax.plot(epochs, [r.get("val_loss") for r in records], marker="o", label="validation loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    losses = [r.get("train_loss") for r in records if r.get("train_loss")]
+    if losses and min(losses) > 0 and max(losses) / min(losses) > 100:
+        ax.set_yscale("log")  # losses that fall by orders of magnitude read better on a log axis
+    ax.set_title(f"{run.name}: loss")
+    ax.legend()
+    fig.tight_layout()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.savefig(run.file("loss.png"))
+    plt.close(fig)
+    written.append(run.file("loss.png"))
+    metrics = [k for k in records[0] if k.startswith("val_") and k != "val_loss"]
+    if metrics:
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        for key in metrics:
+            ax.plot(epochs, [r.get(key) for r in records], marker="o", label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{run.name}: validation metrics")
+        ax.legend()
+        fig.tight_layout()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.savefig(run.file("metrics.png"))
+        plt.close(fig)
+        written.append(run.file("metrics.png"))
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
+    ax.plot(epochs, [r.get("lr") for r in records], marker="o")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate (end of epoch)")
+    fig.tight_layout()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.savefig(run.file("lr.png"))
+    plt.close(fig)
+    written.append(run.file("lr.png"))
+    return written

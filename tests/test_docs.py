@@ -37,3 +37,10 @@ def test_guide_examples_compile():
     assert len(blocks) >= 8
     for block in blocks:
         compile(block, "docs/plugins.md", "exec")
+
+
+def test_cli_reference_matches_help():
+    from zoo.cli import reference_markdown
+
+    current = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert current == reference_markdown(), "docs/cli.md is stale: run python scripts/cli_reference.py"
