@@ -328,10 +328,12 @@ def config_cmd(model, config_file, sets, schema) -> None:
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/MODEL-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this directory.")
 @click.option("--no-export", is_flag=True, help="Skip the ONNX export.")
+@click.option("--log", "loggers", multiple=True, metavar="NAME",
+              help="Enable a logger plugin (train.log), e.g. --log tensorboard. Repeatable.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines or progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON at the end.")
 def train(model, config_file, sets, epochs, dataset, data_dir, device, seed, lr, batch_size, out, resume,
-          no_export, quiet, as_json) -> None:
+          no_export, loggers, quiet, as_json) -> None:
     """Train MODEL (or a PLUGIN's first model), test it and export a parity-checked ONNX file.
 
     Config merge order: model defaults < --config FILE < --set KEY=VALUE < explicit options.
@@ -339,6 +341,8 @@ def train(model, config_file, sets, epochs, dataset, data_dir, device, seed, lr,
     from zoo.core import api
 
     options = _train_options(epochs, dataset, device, seed, lr, batch_size, data_dir, no_export, quiet)
+    if loggers:
+        options.setdefault("train", {})["log"] = list(loggers)
     log = None if (quiet or as_json) else (lambda line: click.echo(line, err=True))
     summary = api.train(model, config_file=config_file, sets=sets, options=options, out=out,
                         resume=resume, log=log)

@@ -106,6 +106,10 @@ class TrainConfig(Section):
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16 = autocast to bfloat16 (CUDA only; ignored with a warning on CPU).")
     progress: bool = Field(True, description="Show a progress bar on a terminal.")
+    log: list[str] = Field(
+        default_factory=list,
+        description="Logger plugins to enable for this run (e.g. tensorboard); each plugin reads this "
+        "list from the config it receives in on_train_start.")
 
 
 class ExportConfig(Section):
