@@ -224,9 +224,15 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
             f"{exported.checked_shapes})")
     else:
         summary.update({"onnx": None, "parity": None})
-    from zoo.core.runs import write_plots
+    from zoo.core.runs import write_confusion, write_plots
 
     plots = write_plots(run)
+    from zoo.core.tasks import Classification
+
+    if isinstance(task, Classification) and dataset.info.num_classes:
+        matrix = confusion_matrix(net.to(device), task, data_on_device.test, dataset.info.num_classes,
+                                  run_config.train.eval_batch_size)
+        plots += write_confusion(run, matrix, dataset.info.class_names)
     summary["plots"] = [p.name for p in plots]
     if not plots:
         log("note: plots skipped (pip install matplotlib to get loss/metric/lr PNGs in the run)")
@@ -234,6 +240,21 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
     run.write_summary(summary)
     zoo.emit("on_train_end", run=run, summary=summary)
     return summary
+
+
+def confusion_matrix(net, task, split, num_classes: int, batch_size: int) -> list[list[int]]:
+    """Counts of (true class, predicted class) over a split, for tasks that predict class ids."""
+    import torch
+
+    net.eval()
+    counts = None
+    with torch.no_grad():
+        for batch in split.batches(batch_size):
+            predicted = task.predictions(net(*task.inputs(batch))).reshape(-1)
+            pairs = batch["y"].reshape(-1) * num_classes + predicted
+            binned = torch.bincount(pairs, minlength=num_classes * num_classes)
+            counts = binned if counts is None else counts + binned
+    return counts.reshape(num_classes, num_classes).tolist() if counts is not None else []
 
 
 def _deep(base: dict, override: dict) -> dict:

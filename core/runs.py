@@ -217,3 +217,38 @@ def write_plots(run: Run) -> list[Path]:
     plt.close(fig)
     written.append(run.file("lr.png"))
     return written
+
+
+def write_confusion(run: Run, matrix: list[list[int]], class_names: list[str] | None) -> list[Path]:
+    """``confusion.json`` always; ``confusion.png`` when matplotlib is installed (rows: true class)."""
+    import json as _json
+
+    atomic_write_text(run.file("confusion.json"), _json.dumps({"matrix": matrix, "classes": class_names}) + "\n")
+    written = [run.file("confusion.json")]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return written
+    k = len(matrix)
+    names = class_names if class_names and len(class_names) == k else [str(i) for i in range(k)]
+    size = min(2 + 0.6 * k, 12)
+    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(k), names, rotation=45, ha="right")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = max(max(row) for row in matrix) or 1
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(matrix[i][j]), ha="center", va="center",
+                        color="white" if matrix[i][j] > top / 2 else "black", fontsize=8)
+    ax.set_title(f"{run.name}: test confusion matrix")
+    fig.tight_layout()
+    fig.savefig(run.file("confusion.png"))
+    plt.close(fig)
+    return [*written, run.file("confusion.png")]

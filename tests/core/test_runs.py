@@ -22,7 +22,9 @@ def root(tmp_path_factory):
 
 def test_plots_are_readable_pngs(root):
     plt = pytest.importorskip("matplotlib.pyplot")
-    for name in ("loss.png", "metrics.png", "lr.png"):
+    confusion = json.loads((root / "a" / "confusion.json").read_text())
+    assert len(confusion["matrix"]) == 2 and sum(map(sum, confusion["matrix"])) == 114  # the test split
+    for name in ("loss.png", "metrics.png", "lr.png", "confusion.png"):
         image = plt.imread(root / "a" / name)
         assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
 

@@ -1,0 +1,85 @@
+"""MLflow tracking, built only on zoo's public training-event hooks.
+
+Enabled per run with ``zoo train ... --log mlflow`` (``train.log = ["mlflow"]``). Logs the resolved
+config as params, every epoch metric with its epoch as the step, the test metrics, and the run's
+``model.onnx`` (plus ``summary.json``) as artifacts. The tracking URI is ``$MLFLOW_TRACKING_URI``
+or, by default, a local file store ``mlruns/`` next to the run directory. Needs ``mlflow-skinny``
+(``zoo-ml[mlflow]``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from zoo import hookimpl
+
+NAME = "mlflow"
+_active: dict[str, Any] = {}  # run path → (client, mlflow run id)
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def tracking_uri(run_path: Path) -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    # A local file store beside the runs: MLflow 3 keeps it working only when asked explicitly.
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return (run_path.resolve().parent / "mlruns").as_uri()
+
+
+@hookimpl
+def on_train_start(run, model, config):
+    if NAME not in config.get("train", {}).get("log", []):
+        return
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        warnings.warn("--log mlflow needs MLflow: pip install 'zoo-ml[mlflow]'", stacklevel=2)
+        return
+    client = MlflowClient(tracking_uri(run.path))
+    experiment = client.get_experiment_by_name("zoo")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("zoo")
+    tracked = client.create_run(experiment_id, run_name=run.name,
+                                tags={"zoo.model": config["model"]["name"], "zoo.run_dir": str(run.path)})
+    for key, value in _flatten(config).items():
+        client.log_param(tracked.info.run_id, key, str(value)[:500])
+    _active[str(run.path)] = (client, tracked.info.run_id)
+
+
+@hookimpl
+def on_epoch_end(run, epoch, metrics):
+    active = _active.get(str(run.path))
+    if active is None:
+        return
+    client, run_id = active
+    for name, value in metrics.items():
+        if name != "epoch" and isinstance(value, (int, float)):
+            client.log_metric(run_id, name, float(value), step=epoch)
+
+
+@hookimpl
+def on_train_end(run, summary):
+    active = _active.pop(str(run.path), None)
+    if active is None:
+        return
+    client, run_id = active
+    for name, value in (summary.get("metrics") or {}).items():
+        if isinstance(value, (int, float)):
+            client.log_metric(run_id, f"test_{name}", float(value))
+    for name in ("model.onnx", "summary.json"):
+        if (run.path / name).exists():
+            client.log_artifact(run_id, str(run.path / name))
+    status = {"finished": "FINISHED", "interrupted": "KILLED"}.get(summary.get("status"), "FAILED")
+    client.set_terminated(run_id, status=status)
