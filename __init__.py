@@ -20,6 +20,8 @@ _LAZY = {
     "Dataset": "zoo.core.data",
     "TensorSplit": "zoo.core.data",
     "ModelConfig": "zoo.core.config",
+    "ModelSpec": "zoo.core.plugins",
+    "DatasetSpec": "zoo.core.plugins",
     "ZooError": "zoo.core.errors",
 }
 

@@ -11,7 +11,6 @@ import sys
 import traceback
 
 import click
-
 from zoo import __version__
 from zoo.core.catalogue import load_catalogue
 from zoo.core.errors import ZooError
@@ -105,7 +104,7 @@ def info(model, as_json) -> None:
         ref = entry.reference
         click.echo(f"  reference: {ref.get('metric')} = {ref.get('value')} ({ref.get('source', '')})")
     if entry.defaults:
-        from zoo.core.config import dumps_toml
+        from zoo.core.toml_io import dumps_toml
 
         click.echo("  defaults:")
         for line in dumps_toml(entry.defaults).splitlines():
@@ -126,17 +125,53 @@ def plugins(as_json) -> None:
     if as_json:
         _emit_json(rows)
         return
+    width = max(len(s.name) for s in zoo.status.values())
     for s in zoo.status.values():
-        line = f"{s.name:<12} {s.status:<9} {s.source:<20}"
+        click.echo(f"{s.name:<{width}}  {s.status:<8}  {s.version:<8}  {s.source}")
         if s.status == "loaded":
-            line += f" models: {', '.join(s.models) or '-'}"
-            if s.datasets:
-                line += f"; datasets: {', '.join(s.datasets)}"
-            if s.tasks:
-                line += f"; tasks: {', '.join(s.tasks)}"
+            for label, items in (("models", s.models), ("datasets", s.datasets), ("tasks", s.tasks),
+                                 ("hooks", s.hooks)):
+                if items:
+                    click.echo(f"{'':<{width}}  {label}: {', '.join(items)}")
+            for problem in s.problems:
+                click.echo(f"{'':<{width}}  problem: {problem}")
         else:
-            line += f" {s.error}"
-        click.echo(line)
+            click.echo(f"{'':<{width}}  {s.error}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(as_json) -> None:
+    """Check every plugin: loading, hook signatures, manifests, declared vs registered, defaults.
+
+    Exits with 1 when a check fails.
+    """
+    from zoo.core.doctor import run_checks
+
+    findings = run_checks()
+    if as_json:
+        _emit_json([vars(f) for f in findings])
+    else:
+        for f in findings:
+            click.echo(f"{'ok ' if f.ok else 'FAIL'}  {f.plugin:<12} {f.check:<12} {f.message}")
+    failed = sum(not f.ok for f in findings)
+    if not as_json:
+        click.echo(f"{failed} problem(s)" if failed else "all checks passed", err=True)
+    if failed:
+        sys.exit(1)
+
+
+@main.command("new-plugin")
+@click.argument("name")
+@click.option("--dir", "directory", default=".", type=click.Path(file_okay=False),
+              help="Where to create the zoo-NAME folder.")
+def new_plugin(name, directory) -> None:
+    """Write a pip-installable plugin package zoo-NAME (manifest, model, dataset, tests, README)."""
+    from zoo.core.scaffold import new_plugin as scaffold
+
+    root = scaffold(name, directory)
+    click.echo(f"created {root}")
+    click.echo(f"next: pip install -e {root} && zoo list --plugin {name} && pytest {root}/tests")
 
 
 def _train_options(epochs, dataset, device, seed, lr, batch_size, data_dir, no_export, quiet) -> dict:
@@ -174,7 +209,7 @@ def config_cmd(model, config_file, sets, schema) -> None:
     if schema:
         _emit_json(api.config_schema(model))
         return
-    from zoo.core.config import dumps_toml
+    from zoo.core.toml_io import dumps_toml
 
     _, _, run_config = api.resolve_config(model, config_file=config_file, sets=sets)
     click.echo(dumps_toml(run_config.model_dump(mode="json")), nl=False)
@@ -229,12 +264,68 @@ def train(model, config_file, sets, epochs, dataset, data_dir, device, seed, lr,
 @main.command("export")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--opset", type=click.IntRange(17, 23), help="ONNX opset (default: the run's export.opset).")
-def export_cmd(run_dir, opset) -> None:
+@click.option("--triton", "triton_repo", type=click.Path(file_okay=False),
+              help="Also write a Triton model repository entry into this folder.")
+@click.option("--triton-name", help="Model name in the Triton repository (default: the run folder's name).")
+@click.option("--triton-max-batch", type=click.IntRange(0, 1 << 20), default=64, show_default=True,
+              help="Triton max_batch_size (0 disables batching).")
+@click.option("--triton-gpu", is_flag=True, help="instance_group of KIND_GPU instead of KIND_CPU.")
+def export_cmd(run_dir, opset, triton_repo, triton_name, triton_max_batch, triton_gpu) -> None:
     """Re-export RUN_DIR's best checkpoint to RUN_DIR/model.onnx, with the parity check."""
+    from pathlib import Path
+
     from zoo.core import api
 
     summary = api.reexport(run_dir, opset)
     click.echo(f"onnx: {summary['onnx']} (parity {summary['parity']:.2e})")
+    if triton_repo:
+        from zoo.core.triton import write_repository
+
+        folder = write_repository(Path(summary["onnx"]), Path(triton_repo),
+                                  triton_name or Path(run_dir).resolve().name, triton_max_batch, triton_gpu)
+        click.echo(f"triton: {folder}/config.pbtxt and {folder}/1/model.onnx")
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True, metavar="[NAME=]RUN_DIR|MODEL.onnx...")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--max-batch", type=click.IntRange(1, 1 << 16), default=32, show_default=True,
+              help="Dynamic batching: most rows merged into one onnxruntime call (1 = off).")
+@click.option("--max-delay-ms", type=click.FloatRange(0, 10_000), default=2.0, show_default=True,
+              help="Dynamic batching: longest wait for more requests to merge.")
+@click.option("--max-body-mb", type=click.FloatRange(0.001, 4096), default=64.0, show_default=True,
+              help="Largest request body accepted (413 beyond).")
+def serve(targets, host, port, max_batch, max_delay_ms, max_body_mb) -> None:
+    """Serve exported models over the Open Inference Protocol (KServe v2, as Triton speaks it)."""
+    from zoo.core.serve import serve as run_server
+
+    click.echo(f"zoo serve on http://{host}:{port}/v2 (Ctrl-C or SIGTERM to stop)", err=True)
+    run_server(list(targets), host, port, max_batch, max_delay_ms, int(max_body_mb * 1024 * 1024),
+               log=lambda line: click.echo(line, err=True))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--index", "-i", type=int, default=0, show_default=True, help="Test sample to explain.")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the pictures (default RUN_DIR/explain-I).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def explain(run_dir, index, out, as_json) -> None:
+    """Write pictures of what RUN_DIR's model learned (e.g. filters, saliency) for one test sample."""
+    from zoo.core import api
+
+    report = api.explain(run_dir, index, out)
+    if as_json:
+        _emit_json(report)
+        return
+    pred, true = report.get("prediction"), report.get("true")
+    if pred:
+        line = f"sample {index}: predicted {pred.get('label')} (p={pred.get('probability')})"
+        if true:
+            line += f", true {true.get('label')}"
+        click.echo(line)
+    for name, path in report.get("files", {}).items():
+        click.echo(f"{name:<10} {path}")
 
 
 @main.command()
@@ -252,6 +343,35 @@ def predict(target, input_file, as_json) -> None:
         return
     for i, p in enumerate(predictions):
         click.echo(f"{i}\t{json.dumps(p) if not isinstance(p, str) else p}")
+
+
+def _print_ranked(rows) -> None:
+    for word, score in rows:
+        click.echo(f"{word}\t{score:.4f}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("word")
+@click.option("--topn", type=int, default=10, show_default=True, help="How many neighbours.")
+def similar(run_dir, word, topn) -> None:
+    """Nearest neighbours of WORD (cosine) in the word vectors of RUN_DIR."""
+    from zoo.core import api
+
+    _print_ranked(api.query(run_dir, "similar", [word], topn))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("a")
+@click.argument("b")
+@click.argument("c")
+@click.option("--topn", type=int, default=5, show_default=True, help="How many answers.")
+def analogy(run_dir, a, b, c, topn) -> None:
+    """A is to B as C is to ?  (3CosAdd: nearest to B - A + C in RUN_DIR's word vectors)."""
+    from zoo.core import api
+
+    _print_ranked(api.query(run_dir, "analogy", [a, b, c], topn))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,131 +1,118 @@
-"""onnxruntime vs torch eager latency of exported models, per family (shared script).
+"""onnxruntime vs torch eager latency at batch 1 and 64 for the models of the catalogue.
 
-Each family contributes a function ``cases() -> [Case]``: a model, its task, the inputs to export
-with, and named inputs to time ("batch 1", "batch 64", ...). Every model is exported through the
-core path (``zoo.core.export.export_onnx``: checker, symbolic axes, parity at untraced shapes), then
-each engine is timed in its own block (onnxruntime's spinning threads starve torch on 2 cores when
-calls alternate), both with the same thread count::
+Shared by every family: a model is benchmarked the day it is declared. For each model the
+default config and dataset are resolved from the catalogue, the model is built (random weights:
+latency does not depend on them), exported with the core's verified exporter (checker, symbolic
+axes, parity), and timed in torch (eval, no_grad) and in onnxruntime on the same inputs taken
+from the test split by the task (``task.export_inputs``). Each engine is timed in its own block:
+onnxruntime's spinning worker threads starve torch on small CPUs when calls alternate.
 
-    python benchmarks/onnx_latency.py --family gnn [--threads 1] [--repeats 50]
+    python benchmarks/onnx_latency.py                        # regression and cnn families
+    python benchmarks/onnx_latency.py --plugin cnn --reps 50
+    python benchmarks/onnx_latency.py --model lenet --model stn --batch 1 --batch 64
 
-GNN cases: every model of the family with random weights on graphs from the real data — one MUTAG
-molecule ("batch 1"), 64 MUTAG molecules batched ("batch 64") for graph-level models; for node-level
-models a 40-node Cora subgraph and the whole of Cora (2,708 nodes, 10,556 edges).
+Prints one row per (model, batch): median milliseconds per call and the ratio ORT / torch
+(the issue's goal is ≤ 0.5 at batch 1).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import torch
-
-
-@dataclass
-class Case:
-    family: str
-    model: str
-    model_fn: Callable[[], torch.nn.Module]
-    task: object
-    export_inputs: list[tuple[torch.Tensor, ...]]
-    axes: dict
-    timed: dict[str, tuple[torch.Tensor, ...]] = field(default_factory=dict)
+DEFAULT_PLUGINS = ("regression", "cnn", "gnn", "word2vec", "rnn", "transformer")
 
 
-def gnn_cases() -> list[Case]:
+def median_ms(fn, reps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def bench_model(name: str, batches: list[int], reps: int, warmup: int, folder: Path) -> list[dict]:
+    import torch
+
     from zoo.core import api
     from zoo.core.catalogue import load_catalogue
-    from zoo.plugins.gnn.data import load_planetoid, load_tu
-    from zoo.plugins.gnn.tasks import GraphClassification, NodeClassification, induced_subgraph
+    from zoo.core.export import export_onnx
+    from zoo.core.runtime import make_session
 
-    cora = load_planetoid(None, None)
-    mutag = load_tu(None, None)
-    node_task, graph_task = NodeClassification(), GraphClassification()
-    whole = mutag.train
-    out = []
-    for name, entry in sorted(load_catalogue().models.items()):
-        if entry.plugin != "gnn":
-            continue
-        _, spec, config = api.resolve_config(name)
-        if entry.tasks[0] == "graph-classification":   # the task of its default dataset
-            data, task = mutag, graph_task
-            timed = {"1 graph (MUTAG)": task.inputs(whole.batch(torch.arange(1))),
-                     "64 graphs (MUTAG)": task.inputs(whole.batch(torch.arange(64)))}
-            examples = task.export_inputs(whole)
-        else:
-            data, task = cora, node_task
-            timed = {"40-node subgraph (Cora)": induced_subgraph(cora.test.x, cora.test.edge_index, 40),
-                     "whole Cora (2,708 nodes)": (cora.test.x, cora.test.edge_index)}
-            examples = task.export_inputs(cora.test)
-        out.append(Case("gnn", name, lambda spec=spec, config=config, data=data: api.build_model(spec, config, data.info),
-                        task, examples, task.dynamic_axes(data.info), timed))
-    return out
-
-
-FAMILIES = {"gnn": gnn_cases}
-
-
-def _time(fn, repeats: int) -> float:
-    for _ in range(3):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return 1000 * statistics.median(samples)
+    entry = load_catalogue().models[name]
+    _, spec, run_config = api.resolve_config(name, options={"train": {"device": "cpu"}})
+    torch.manual_seed(0)
+    dataset, task = api.load_data(run_config, entry)
+    model = api.build_model(spec, run_config, dataset.info).eval()
+    test = dataset.test
+    sizes = [b for b in batches if b <= len(test)]
+    examples = task.export_inputs(test, sizes=(3, *sizes))
+    path = folder / f"{name}.onnx"
+    export_onnx(model, task, examples, task.dynamic_axes(dataset.info), path, opset=run_config.export.opset)
+    session = make_session(path)
+    names = [i.name for i in session.get_inputs()]
+    rows = []
+    for size, args in zip(sizes, examples[1:]):
+        feed = {n: t.numpy() for n, t in zip(names, args)}
+        with torch.no_grad():
+            torch_ms = median_ms(lambda: model(*args), reps, warmup)
+        ort_ms = median_ms(lambda: session.run(None, feed), reps, warmup)
+        rows.append({"model": name, "dataset": run_config.data.name, "batch": size,
+                     "params": sum(p.numel() for p in model.parameters()),
+                     "torch_ms": torch_ms, "ort_ms": ort_ms, "ratio": ort_ms / torch_ms,
+                     "provider": session.get_providers()[0]})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="onnxruntime vs torch eager latency")
-    parser.add_argument("--family", action="append", choices=sorted(FAMILIES), help="default: all")
-    parser.add_argument("--models", nargs="*", help="only these models")
-    parser.add_argument("--threads", type=int, default=1, help="threads for both engines")
-    parser.add_argument("--repeats", type=int, default=30)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plugin", action="append", help=f"Families to include (default: {', '.join(DEFAULT_PLUGINS)}).")
+    parser.add_argument("--model", action="append", help="Only these models (overrides --plugin).")
+    parser.add_argument("--batch", action="append", type=int, help="Batch sizes (default: 1 and 64).")
+    parser.add_argument("--reps", type=int, default=30, help="Timed calls per engine and batch size.")
+    parser.add_argument("--warmup", type=int, default=5, help="Untimed calls first.")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    import onnxruntime as ort
 
-    from zoo.core.export import export_onnx
+    import torch
 
-    rows = []
-    for family in args.family or sorted(FAMILIES):
-        for case in FAMILIES[family]():
-            if args.models and case.model not in args.models:
-                continue
-            torch.manual_seed(0)
-            model = case.model_fn().eval()
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "model.onnx"
-                result = export_onnx(model, case.task, case.export_inputs, case.axes, path)
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = args.threads
-                options.inter_op_num_threads = 1
-                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                names = [i.name for i in session.get_inputs()]
-                for label, inputs in case.timed.items():
-                    feed = {n: t.numpy() for n, t in zip(names, inputs)}
-                    ort_ms = _time(lambda: session.run(None, feed), args.repeats)
-                    with torch.no_grad():
-                        torch_ms = _time(lambda: model(*inputs), args.repeats)
-                    rows.append(f"| {family} | {case.model} | {label} | {torch_ms:.3f} | {ort_ms:.3f} | "
-                                f"{ort_ms / torch_ms:.2f} | {result.parity:.1e} |")
-                    print(rows[-1], file=sys.stderr, flush=True)
-    print(f"torch {torch.__version__}, onnxruntime {ort.__version__} (CPUExecutionProvider), "
-          f"{args.threads} thread(s), median of {args.repeats}\n")
-    print("| family | model | input | torch eager ms | onnxruntime ms | ratio ort/torch | export parity |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    print("\n".join(rows))
-    return 0
+    from zoo.core.catalogue import load_catalogue
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    catalogue = load_catalogue()
+    if args.model:
+        names = args.model
+    else:
+        plugins = args.plugin or list(DEFAULT_PLUGINS)
+        names = [m.name for m in catalogue.models.values() if m.plugin in plugins]
+    batches = args.batch or [1, 64]
+    rows, failures = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            try:
+                rows += bench_model(name, batches, args.reps, args.warmup, Path(tmp))
+            except Exception as err:  # noqa: BLE001 - one failing model must not hide the others
+                failures.append(f"{name}: {type(err).__name__}: {str(err)[:200]}")
+            print(f"  done {name}", file=sys.stderr, flush=True)
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, median of {args.reps} calls")
+    print("| model | dataset | params | batch | torch eager (ms) | onnxruntime (ms) | ORT / torch | provider |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for r in rows:
+        print(f"| {r['model']} | {r['dataset']} | {r['params']:,} | {r['batch']} | {r['torch_ms']:.3f} | "
+              f"{r['ort_ms']:.3f} | {r['ratio']:.2f} | {r['provider'].replace('ExecutionProvider', '')} |")
+    for line in failures:
+        print(f"FAILED {line}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     sys.exit(main())

@@ -88,17 +88,33 @@ def load_data(run_config, entry: ModelEntry):
             raise
     elif run_config.data.options:
         raise ZooError(f"dataset {name!r} takes no options, got data.options = {run_config.data.options}")
-    dataset = dataset_spec.loader(options, run_config.data.data_dir)
+    dataset = _call_plugin(dataset_spec.plugin, f"loading dataset {name!r}", dataset_spec.loader,
+                           options, run_config.data.data_dir)
     dataset = dataset.prepare(run_config.data.val_fraction, run_config.data.limit, run_config.train.seed)
     task.check_info(dataset.info)
     del validate
     return dataset, task
 
 
+def _call_plugin(plugin: str, what: str, fn, *args):
+    """Call plugin code; its bugs become one clear error naming the plugin (user errors pass)."""
+    try:
+        return fn(*args)
+    except ZooError:
+        raise
+    except Exception as err:
+        raise ZooError(f"plugin {plugin!r} failed {what}: {type(err).__name__}: {err} "
+                       f"(run with --debug for the traceback)") from err
+
+
 def build_model(spec, run_config, info):
+    import torch
     from zoo.core.data import Standardize
 
-    model = spec.builder(run_config.model, info)
+    model = _call_plugin(spec.plugin, f"building model {spec.name!r}", spec.builder, run_config.model, info)
+    if not isinstance(model, torch.nn.Module):
+        raise ZooError(f"plugin {spec.plugin!r}: the builder of {spec.name!r} returned "
+                       f"{type(model).__name__}, not a torch.nn.Module")
     if Standardize.needed(info):
         model = Standardize.around(model, info)
     return model
@@ -118,7 +134,6 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
           log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Train a model (or resume a run) and export it; returns the run summary."""
     import torch
-
     from zoo import __version__
     from zoo.core.runs import Run
     from zoo.core.trainer import Trainer, resolve_device
@@ -247,10 +262,10 @@ def export_model(run, net, task, dataset, run_config, entry, zoo, opset: int | N
                        override=override if zoo.pm.hook.export_model.get_hookimpls() else None)
 
 
-def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
-    """``zoo export RUN_DIR``: rebuild the model from the best checkpoint and export it again."""
+def load_run(run_dir: str):
+    """A finished (or interrupted) run rebuilt on the CPU: its model with the best weights (eval
+    mode), dataset and task. Returns ``(run, entry, run_config, net, dataset, task, zoo)``."""
     import torch
-
     from zoo.core.runs import Run
 
     run = Run.open(run_dir)
@@ -261,8 +276,14 @@ def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
     net = build_model(spec, run_config, dataset.info)
     path = run.file(Run.BEST) if run.file(Run.BEST).exists() else run.file(Run.LAST)
     if not path.exists():
-        raise ZooError(f"{run_dir} has no checkpoint to export")
+        raise ZooError(f"{run_dir} has no checkpoint (train it first)")
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+    return run, entry, run_config, net.eval(), dataset, task, zoo
+
+
+def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
+    """``zoo export RUN_DIR``: rebuild the model from the best checkpoint and export it again."""
+    run, entry, run_config, net, dataset, task, zoo = load_run(run_dir)
     result = export_model(run, net, task, dataset, run_config, entry, zoo, opset=opset)
     summary = run.read_summary()
     summary.update({"onnx": str(result.path), "parity": result.parity,
@@ -271,9 +292,52 @@ def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
     return summary
 
 
+def query(run_dir: str, kind: str, words: list[str], topn: int = 10) -> list[tuple[str, float]]:
+    """``zoo similar`` / ``zoo analogy``: ask the task of a finished run (ranked (word, score) pairs)."""
+    from zoo.core.runs import Run
+
+    run = Run.open(run_dir)
+    task_name = run.read_summary().get("task")
+    if task_name is None:
+        model_name = run.read_config().get("model", {}).get("name")
+        task_name = load_catalogue().model(model_name).tasks[0]
+    if topn < 1:
+        raise ZooError(f"--topn must be ≥ 1, got {topn}")
+    return _loaded_zoo().registry.task(task_name).query(str(run.path), kind, list(words), topn)
+
+
+def explain(run_dir: str, index: int = 0, out: str | None = None) -> dict[str, Any]:
+    """``zoo explain RUN_DIR --index I``: pictures of what the run's model learned, for test sample I.
+
+    The model's plugin writes them through the ``explain_model`` hook into ``out`` (default
+    ``RUN_DIR/explain-I``); returns the plugin's report (``files``: name → path, ...).
+    """
+    import torch
+
+    run, entry, run_config, net, dataset, task, zoo = load_run(run_dir)
+    n = len(dataset.test)
+    if not 0 <= index < n:
+        raise ZooError(f"--index {index} is out of range: the test split of {run_config.data.name!r} "
+                       f"has {n} samples (0..{n - 1})")
+    sample = dataset.test.batch(torch.tensor([index], device=dataset.test.device))
+    out_dir = Path(out) if out is not None else run.path / f"explain-{index}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = zoo.pm.hook.explain_model(model=net, model_name=entry.name, task=task, sample=sample,
+                                       info=dataset.info, out_dir=out_dir)
+    if report is None:
+        raise ZooError(f"no plugin explains model {entry.name!r} (plugin {entry.plugin!r} does not "
+                       f"implement the explain_model hook for it)")
+    return report
+
+
 def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     """``zoo predict RUN_DIR|model.onnx --input FILE``: (predictions, metadata)."""
-    from zoo.core.runtime import check_and_cast, load_inputs, make_session, read_metadata
+    from zoo.core.runtime import (
+        check_and_cast,
+        load_inputs,
+        make_session,
+        read_metadata,
+    )
 
     path = Path(target)
     if path.is_dir():

@@ -164,7 +164,8 @@ class Catalogue:
             if not models:
                 raise ZooError(f"plugin {name!r} declares no models")
             return models[0]
-        raise ZooError(did_you_mean(name, [*self.models, *self.plugins], "model or plugin"))
+        with_models = {m.plugin for m in self.models.values()}
+        raise ZooError(did_you_mean(name, [*self.models, *with_models], "model or plugin"))
 
     def dataset(self, name: str) -> DatasetEntry:
         if name not in self.datasets:

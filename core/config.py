@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from zoo.core.errors import ZooError
+from zoo.core.toml_io import dumps_toml, read_toml  # noqa: F401  (re-exported)
 
 
 class Section(BaseModel):
@@ -35,6 +35,18 @@ class ModelConfig(Section):
     """Base class of every model's options; plugins subclass it and add fields."""
 
     name: str = Field(description="Catalogue name of the model (set by `zoo train MODEL`).")
+
+
+class AugmentConfig(Section):
+    """Augmentation of training batches on the device (see :mod:`zoo.core.augment`); all off by default."""
+
+    shift: int = Field(0, ge=0, le=64, description="Random translation of images by up to this many "
+                       "pixels in x and y (zero fill; pad-and-random-crop). 0 = off.")
+    hflip: bool = Field(False, description="Random left-right flip of images with probability 1/2.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.shift > 0 or self.hflip
 
 
 class DataConfig(Section):
@@ -50,6 +62,8 @@ class DataConfig(Section):
         None, ge=1, description="Use at most this many training samples (quick runs and tests).")
     options: dict[str, Any] = Field(
         default_factory=dict, description="Dataset-specific options, validated by the dataset.")
+    augment: AugmentConfig = Field(
+        default_factory=AugmentConfig, description="Augmentation of image training batches on the device.")
 
 
 class OptimConfig(Section):
@@ -64,12 +78,13 @@ class OptimConfig(Section):
 
 
 class ScheduleConfig(Section):
-    name: Literal["constant", "step", "cosine"] = Field("constant", description="LR schedule.")
+    name: Literal["constant", "step", "cosine", "linear"] = Field(
+        "constant", description="LR schedule (linear: word2vec's decay from lr to min_lr).")
     warmup_epochs: float = Field(
         0.0, ge=0.0, description="Linear warm-up from 0 to the peak lr over this many epochs.")
     step_size: int = Field(10, ge=1, description="step: multiply the lr by gamma every N epochs.")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="step: decay factor.")
-    min_lr: float = Field(0.0, ge=0.0, description="cosine: final learning rate.")
+    min_lr: float = Field(0.0, ge=0.0, description="cosine, linear: final learning rate.")
 
 
 class TrainConfig(Section):
@@ -156,16 +171,6 @@ def parse_set(item: str) -> dict:
     return out
 
 
-def read_toml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ZooError(f"config file {str(path)!r} does not exist")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ZooError(f"config file {str(path)!r} is not valid TOML: {err}") from None
-
-
 def describe_validation_error(err: ValidationError, model_cls: type[BaseModel]) -> str:
     """One line per problem: ``train.epochs: Input should be greater than or equal to 1 (got 0)``."""
     lines = []
@@ -225,41 +230,3 @@ def resolve(
     merged = deep_merge(merged, options or {})
     merged["model"]["name"] = model_name
     return validate(run_config_class(model_config_cls), merged)  # type: ignore[return-value]
-
-
-# -- TOML output -----------------------------------------------------------------------------
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def _toml_key(key: str) -> str:
-    return key if re.match(r"^[A-Za-z0-9_-]+$", key) else _toml_value(key)
-
-
-def dumps_toml(data: dict, _prefix: str = "") -> str:
-    """Write nested dicts of scalars and lists as TOML (``None`` values are omitted)."""
-    lines, tables = [], []
-    for key, value in data.items():
-        if value is None:
-            continue
-        if isinstance(value, dict):
-            tables.append((key, value))
-        else:
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    out = "\n".join(lines)
-    for key, value in tables:
-        name = f"{_prefix}{_toml_key(key)}"
-        out = out.rstrip("\n") + ("\n\n" if out else "") + f"[{name}]\n" + dumps_toml(value, name + ".")
-    return out.strip() + "\n"

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from torch import nn
-
 from zoo.core.errors import ZooError
 
 
@@ -203,12 +202,23 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def data_dir(configured: str | None, subdir: str, default: str | Path | None = None) -> Path | None:
-    """Where a dataset's files are: ``--data-dir`` / ``data.data_dir``, then ``$ZOO_DATA_DIR``, then
-    the dataset's standard location. Returns the first folder that exists, or ``None``."""
+    """Where a dataset's files are.
+
+    An explicit ``--data-dir`` / ``data.data_dir`` is the only place looked at (``DIR/subdir``,
+    then ``DIR``), and must exist. Otherwise ``$ZOO_DATA_DIR/subdir``, ``$ZOO_DATA_DIR`` and the
+    dataset's standard location are tried in turn. Returns the first folder that exists, or ``None``.
+    """
+    from zoo.core.errors import DataUnavailable
+
+    if configured:
+        base = Path(configured).expanduser()
+        if not base.is_dir():
+            raise DataUnavailable(f"data directory {configured!r} does not exist")
+        return base / subdir if (base / subdir).is_dir() else base
     candidates: list[Path] = []
-    for base in (configured, os.environ.get("ZOO_DATA_DIR")):
-        if base:
-            candidates += [Path(base) / subdir, Path(base)]
+    env = os.environ.get("ZOO_DATA_DIR")
+    if env:
+        candidates += [Path(env) / subdir, Path(env)]
     if default is not None:
         candidates.append(Path(default))
     for candidate in candidates:

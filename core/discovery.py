@@ -42,8 +42,9 @@ def third_party_manifests() -> list[Manifest]:
         source = _distribution_label(ep)
         package_dir = ep.value.split(":")[0].replace(".", "/")
         files = (ep.dist.files or []) if ep.dist is not None else []
-        candidates = [f for f in files if f.name == MANIFEST_NAME and str(f.parent) in
-                      (package_dir, package_dir.rpartition("/")[0])]
+        # The manifest sits in the entry point's package, or in the package above its module.
+        folders = {package_dir, package_dir.rpartition("/")[0] or "."}
+        candidates = [f for f in files if f.name == MANIFEST_NAME and str(f.parent) in folders]
         if not candidates:
             # No manifest: the plugin is still loaded; its models show up once registered.
             continue

@@ -24,7 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from pathlib import Path
 
     import torch
-
     from zoo.core.runs import Run
     from zoo.core.tasks import Task
 
@@ -191,6 +190,40 @@ def export_model(
     """
 
 
+# -- inspection -----------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def explain_model(
+    model: torch.nn.Module, model_name: str, task: Task, sample: dict[str, torch.Tensor],
+    info: Any, out_dir: Path,
+) -> dict[str, Any] | None:
+    """Write pictures that show what a trained model learned, for one sample (``zoo explain``).
+
+    Return ``None`` for models the plugin does not explain (the next plugin is asked), or write
+    files into ``out_dir`` and return a report: a JSON-able dict with at least ``files``
+    (name → path). The CLI prints the report; user errors raise :class:`zoo.core.errors.ZooError`.
+
+    :param model: the trained model with its best weights (eval mode, on the CPU, wrapped in
+        ``Standardize`` when the dataset has input statistics: feed it raw inputs and use
+        ``zoo.core.data.unwrap`` to reach the family's module)
+    :param model_name: the catalogue name (dispatch on it)
+    :param task: the task the model was trained for
+    :param sample: one test sample as a batch of size 1 (e.g. ``{"x": [1, C, H, W], "y": [1]}``)
+    :param info: the dataset's :class:`zoo.DataInfo` (class names, input shape)
+    :param out_dir: the folder to write into (created by the core)
+
+    Example::
+
+        @hookimpl
+        def explain_model(model, model_name, task, sample, info, out_dir):
+            if model_name not in MY_MODELS:
+                return None
+            path = write_saliency_png(model, sample["x"], out_dir / "saliency.png")
+            return {"files": {"saliency": str(path)}}
+    """
+
+
 HOOK_NAMES = (
     "register_models",
     "register_datasets",
@@ -200,4 +233,5 @@ HOOK_NAMES = (
     "on_checkpoint_saved",
     "on_train_end",
     "export_model",
+    "explain_model",
 )

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pluggy
-
 from zoo.core import hookspecs
 from zoo.core.catalogue import Catalogue, load_catalogue
 from zoo.core.errors import ZooError, did_you_mean
@@ -54,8 +53,10 @@ class PluginStatus:
     name: str
     module: str
     source: str
+    version: str = ""
     status: str = "not loaded"  # loaded | failed | disabled
     error: str = ""
+    problems: list[str] = field(default_factory=list)  # loaded, but something to fix (zoo doctor)
     hooks: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
@@ -167,25 +168,44 @@ class Zoo:
         disabled = {p.strip() for p in os.environ.get("ZOO_DISABLE_PLUGINS", "").split(",") if p.strip()}
         strict = os.environ.get("ZOO_STRICT_PLUGINS", "") not in ("", "0")
 
-        self._load_one(CORE_PLUGIN, "zoo.core.builtins", "built-in", module=builtins)
-        candidates = [(p.name, p.module, p.source) for p in self.catalogue.plugins.values()]
-        declared = {name for name, _, _ in candidates}
+        from zoo import __version__
+
+        self._load_one(CORE_PLUGIN, "zoo.core.builtins", "built-in", __version__, module=builtins)
+        candidates = [(p.name, p.module, p.source, __version__ if p.source == "built-in" else "")
+                      for p in self.catalogue.plugins.values()]
+        declared = {name for name, *_ in candidates}
+        versions = {}
         for ep in discovery.entry_points():
+            versions[ep.name] = ep.dist.version if ep.dist is not None else ""
             if ep.name not in declared:
-                candidates.append((ep.name, ep.value.split(":")[0], discovery._distribution_label(ep)))
-        for name, module_name, source in candidates:
+                candidates.append((ep.name, ep.value.split(":")[0], discovery._distribution_label(ep), ""))
+        for name, module_name, source, version in candidates:
+            version = version or versions.get(name, "")
             if name in disabled:
-                self.status[name] = PluginStatus(name, module_name, source, status="disabled",
+                self.status[name] = PluginStatus(name, module_name, source, version, status="disabled",
                                                  error="disabled by ZOO_DISABLE_PLUGINS")
                 continue
-            self._load_one(name, module_name, source)
+            if name in discovery.MANIFEST_ERRORS:
+                # A plugin whose manifest is broken is not imported: its declarations are unknown.
+                self.status[name] = PluginStatus(name, module_name, source, version, status="failed",
+                                                 error=f"manifest: {discovery.MANIFEST_ERRORS[name]}")
+            else:
+                self._load_one(name, module_name, source, version)
             if strict and self.status[name].status == "failed":
                 raise ZooError(f"plugin {name!r} failed to load (ZOO_STRICT_PLUGINS=1): "
                                f"{self.status[name].error}")
+        for problem_plugin, problem in self._declaration_problems():
+            if problem_plugin in self.status:
+                self.status[problem_plugin].problems.append(problem)
+        if strict:
+            problems = [f"{n}: {p}" for n, s in self.status.items() for p in s.problems]
+            if problems:
+                raise ZooError("plugin problems (ZOO_STRICT_PLUGINS=1):\n  " + "\n  ".join(problems))
         return self
 
-    def _load_one(self, name: str, module_name: str, source: str, module: Any = None) -> None:
-        status = self.status[name] = PluginStatus(name, module_name, source)
+    def _load_one(self, name: str, module_name: str, source: str, version: str = "",
+                  module: Any = None) -> None:
+        status = self.status[name] = PluginStatus(name, module_name, source, version)
         try:
             if module is None:
                 module = importlib.import_module(module_name)
@@ -250,6 +270,9 @@ class Zoo:
     # -- checks ---------------------------------------------------------------------------
     def declaration_problems(self) -> list[str]:
         """Declared-but-not-registered and registered-but-not-declared models and datasets."""
+        return [problem for _, problem in self._declaration_problems()]
+
+    def _declaration_problems(self) -> list[tuple[str, str]]:
         problems = []
         loaded = {n for n, s in self.status.items() if s.status == "loaded"}
         for kind, declared, registered in (
@@ -258,15 +281,20 @@ class Zoo:
         ):
             for name, entry in declared.items():
                 if entry.plugin in loaded and name not in registered:
-                    problems.append(f"{kind} {name!r} is declared for plugin {entry.plugin!r} "
-                                    f"but the plugin does not register it")
+                    problems.append((entry.plugin, f"{kind} {name!r} is declared in its manifest but "
+                                     f"register_{kind}s does not register it"))
                 elif name in registered and registered[name].plugin != entry.plugin:
-                    problems.append(f"{kind} {name!r} is declared for plugin {entry.plugin!r} "
-                                    f"but registered by {registered[name].plugin!r}")
+                    problems.append((registered[name].plugin, f"{kind} {name!r} is declared for plugin "
+                                     f"{entry.plugin!r} but registered by {registered[name].plugin!r}"))
             for name, spec in registered.items():
                 if name not in declared and spec.plugin != CORE_PLUGIN:
-                    problems.append(f"plugin {spec.plugin!r} registers {kind} {name!r} "
-                                    f"that no manifest declares; add [{kind}s.{name}] to its manifest")
+                    problems.append((spec.plugin, f"registers {kind} {name!r} that its manifest does not "
+                                     f"declare; add [{kind}s.{name}] to the manifest"))
+        for entry in self.catalogue.models.values():
+            for task in entry.tasks:
+                if entry.plugin in loaded and task not in self.registry.tasks:
+                    problems.append((entry.plugin, f"model {entry.name!r} declares unknown task {task!r}; "
+                                     f"known: {', '.join(sorted(self.registry.tasks))}"))
         return problems
 
 

@@ -89,12 +89,12 @@ class Run:
 
     # -- config and metrics ------------------------------------------------------------------
     def write_config(self, config: dict[str, Any]) -> None:
-        from zoo.core.config import dumps_toml
+        from zoo.core.toml_io import dumps_toml
 
         atomic_write_text(self.file(self.CONFIG), dumps_toml(config))
 
     def read_config(self) -> dict[str, Any]:
-        from zoo.core.config import read_toml
+        from zoo.core.toml_io import read_toml
 
         return read_toml(self.file(self.CONFIG))
 

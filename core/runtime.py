@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from zoo.core.errors import ZooError
 
 ONNX_TO_NUMPY = {

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from zoo.core.data import DataInfo, Split
 from zoo.core.errors import ZooError
 
@@ -85,6 +84,14 @@ class Task:
         """Human-readable predictions from the ONNX outputs (one entry per sample)."""
         first = outputs[self.output_names[0]]
         return first.tolist()
+
+    def query(self, run_dir: str, kind: str, words: list[str], topn: int = 10) -> list[tuple[str, float]]:
+        """Answer a query about a trained run (``zoo similar``, ``zoo analogy``): ranked (item, score).
+
+        Tasks whose runs hold something to look up (word vectors, say) override this; the
+        default says the task answers none.
+        """
+        raise ZooError(f"runs of task {self.name!r} do not answer {kind!r} queries")
 
 
 def _sum(t: torch.Tensor) -> torch.Tensor:

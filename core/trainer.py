@@ -4,7 +4,9 @@ The trainer knows nothing about models: a :class:`~zoo.core.tasks.Task` turns a 
 model's inputs, a loss and metric sums. Data is an in-memory :class:`~zoo.core.data.Dataset`
 already on the device; an epoch is a seeded permutation of indices on the device, sliced into
 batches, so no DataLoader and no per-batch host synchronisation is involved (the loss is summed
-on the device and read once per epoch, plus a non-finite check about once a second).
+on the device and read once per epoch, plus a non-finite check about once a second). Optional
+augmentation of image batches (``[data.augment]``, :mod:`zoo.core.augment`) also runs on the
+device, on training batches only.
 
 Checkpoints hold everything needed to continue exactly: model, optimizer, scheduler, the global
 RNG states, the shuffling generator's state at the start of the current epoch and how many steps
@@ -28,6 +30,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from zoo.core.augment import augment, check_images
 from zoo.core.config import OptimConfig, RunConfig, ScheduleConfig
 from zoo.core.data import Dataset, Split
 from zoo.core.errors import NonFiniteLoss, TrainingInterrupted, ZooError
@@ -69,8 +72,9 @@ def lr_factor(config: ScheduleConfig, peak_lr: float, steps_per_epoch: int, tota
     """The schedule as a multiplier of the peak lr, evaluated per optimizer step.
 
     1. warm-up: linear from ~0 to 1 over ``warmup_epochs``;
-    2. then ``constant`` (1), ``step`` (γ^⌊epoch / step_size⌋) or ``cosine`` (from 1 down to
-       ``min_lr / lr`` over the remaining steps).
+    2. then ``constant`` (1), ``step`` (γ^⌊epoch / step_size⌋), ``cosine`` (from 1 down to
+       ``min_lr / lr`` over the remaining steps) or ``linear`` (straight from 1 down to
+       ``min_lr / lr``, the decay word2vec uses).
     """
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
     total = max(total_epochs * steps_per_epoch, 1)
@@ -84,6 +88,9 @@ def lr_factor(config: ScheduleConfig, peak_lr: float, steps_per_epoch: int, tota
         if config.name == "cosine":
             progress = min((step - warmup) / max(total - warmup, 1), 1.0)
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        if config.name == "linear":
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return 1.0 - (1.0 - floor) * progress
         return 1.0
 
     return factor
@@ -242,6 +249,7 @@ class Trainer:
         split = self.data.val or self.data.train
         batch = split.batch(torch.arange(min(2, len(split)), device=split.device))
         self.model.eval()
+        check_images(batch[self.task.input_names[0]], self.config.data.augment)
         with torch.no_grad(), self._autocast():
             output = self.model(*self.task.inputs(batch))
             self.task.loss(output, batch, self.loss_name)
@@ -286,6 +294,7 @@ class Trainer:
         progress = Progress(tc.progress, tc.epochs * steps_per_epoch, tc.batch_size)
         progress.start_step = state.epoch * steps_per_epoch + state.step
         stopped_early = False
+        augmenting = self.config.data.augment.enabled  # training batches only, never val/test
         with _StopFlag() as stop:
             for epoch in range(state.epoch + 1, tc.epochs + 1):
                 epoch_start_generator = generator.get_state()
@@ -295,6 +304,9 @@ class Trainer:
                 started = time.monotonic()
                 last_tick = started
                 for batch in train.batches(tc.batch_size, order, start=state.step):
+                    if augmenting:
+                        key = task.input_names[0]
+                        batch = {**batch, key: augment(batch[key], self.config.data.augment)}
                     with self._autocast():
                         output = model(*task.inputs(batch))
                         loss = task.loss(output, batch, self.loss_name)

@@ -12,7 +12,6 @@ import math
 
 import pytest
 import torch
-
 from helpers import quick_options
 from zoo.core import api
 from zoo.core.catalogue import load_catalogue
@@ -49,5 +48,5 @@ def test_a_few_steps_lower_the_loss(name):
         loss.backward()
         assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < losses[0], losses

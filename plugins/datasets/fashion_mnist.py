@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-
-from zoo.core.data import DataInfo, Dataset, TensorSplit, data_dir as find_data_dir
+from zoo.core.data import DataInfo, Dataset, TensorSplit
+from zoo.core.data import data_dir as find_data_dir
 from zoo.core.errors import DataUnavailable
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from zoo.core.data import DataInfo, Dataset, TensorSplit
 from zoo.core.errors import DataUnavailable
 

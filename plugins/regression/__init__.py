@@ -8,7 +8,10 @@ y = b + Σᵢ cᵢ·act(bᵢ + Σⱼ wᵢⱼ xⱼ) with any number of hidden lay
 from __future__ import annotations
 
 from zoo import hookimpl
-from zoo.plugins.regression.datasets import SyntheticLinearOptions, load_synthetic_linear
+from zoo.plugins.regression.datasets import (
+    SyntheticLinearOptions,
+    load_synthetic_linear,
+)
 from zoo.plugins.regression.models import (
     LinearConfig,
     LogisticConfig,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from zoo.core.data import DataInfo, Dataset, TensorSplit
 
 

@@ -10,7 +10,6 @@ from typing import Literal
 import torch
 from pydantic import Field, PositiveInt
 from torch import nn
-
 from zoo.core.config import ModelConfig
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError

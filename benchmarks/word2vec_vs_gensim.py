@@ -1,0 +1,116 @@
+"""Our skip-gram and CBOW against gensim's Word2Vec, same settings, one run, one table.
+
+    python benchmarks/word2vec_vs_gensim.py [--threads 2] [--epochs 5] [--dataset wiki-sample]
+
+Both train on the same token lists (our streaming reader), with the same dimension, window,
+negatives, min_count, subsampling threshold, epochs and thread count (``torch.set_num_threads``
+vs gensim ``workers``), and are evaluated by the same code (``zoo.plugins.word2vec.evaluate``):
+WordSim353 Spearman (OOV pairs skipped) and 3CosAdd analogy accuracy restricted to the 30,000
+most frequent words. Words/s = words trained on × epochs / training seconds (ours: the training
+positions, i.e. in-vocabulary tokens minus the 1 % held out for the test loss, over the sum of the
+epoch times; gensim: all in-vocabulary tokens over ``Word2Vec.train``), so loading, vocabulary
+and export are excluded on both sides. Needs gensim (``pip install 'zoo-ml[word2vec]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="wiki-sample")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--models", default="skipgram,cbow")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--dim", type=int, default=100)
+    parser.add_argument("--window", type=int, default=5)
+    parser.add_argument("--negatives", type=int, default=5)
+    parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--sample", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="Also write the rows to this JSON file.")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import torch
+
+    try:
+        from gensim.models import Word2Vec
+    except ImportError:
+        print("gensim is not installed: pip install 'zoo-ml[word2vec]'", file=sys.stderr)
+        return 2
+    from zoo.core import api
+    from zoo.core.runs import Run
+    from zoo.plugins.word2vec.corpus import CorpusOptions, iter_documents
+    from zoo.plugins.word2vec.evaluate import WordVectors, evaluate_all
+    from zoo.plugins.word2vec.run_files import evaluation_folder
+
+    torch.set_num_threads(args.threads)
+    data = {"name": args.dataset, "options": {"min_count": args.min_count, "window": args.window,
+                                              "sample": args.sample}}
+    if args.data_dir:
+        data["data_dir"] = args.data_dir
+    folder = evaluation_folder(args.data_dir)
+    rows = []
+    for name in args.models.split(","):
+        options = {"model": {"dim": args.dim, "negatives": args.negatives}, "data": data,
+                   "train": {"epochs": args.epochs, "seed": args.seed, "device": "cpu", "progress": False}}
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.time()
+            summary = api.train(name, options=options, out=str(Path(tmp) / "run"), log=None)
+            wall = time.time() - started
+            seconds = sum(r["epoch_seconds"] for r in Run(Path(tmp) / "run").read_metrics())
+            corpus = json.loads(json.dumps(summary["embedding_eval"]))
+        _, _, run_config = api.resolve_config(name, options=options)
+        dataset, _ = api.load_data(run_config, __import__("zoo.core.catalogue", fromlist=["x"])
+                                   .load_catalogue().models[name])
+        tokens = dataset.info.extra["tokens"]           # in-vocabulary tokens: what gensim trains on
+        positions = len(dataset.train)                  # ours: minus the held-out test positions
+        path = dataset.info.extra["corpus"]
+        ours = {"ws353": corpus.get("wordsim353_spearman"), "analogy": corpus.get("analogy_accuracy"),
+                "simlex": corpus.get("simlex999_spearman"), "seconds": seconds,
+                "words_per_s": positions * args.epochs / seconds, "wall": wall}
+
+        corpus_options = CorpusOptions.model_validate(run_config.data.options)
+        docs = list(iter_documents(path, corpus_options.tokenizer, corpus_options.max_tokens))
+        model = Word2Vec(vector_size=args.dim, window=args.window, negative=args.negatives,
+                         min_count=args.min_count, sample=args.sample, sg=1 if name == "skipgram" else 0,
+                         workers=args.threads, seed=args.seed)
+        model.build_vocab(docs)
+        started = time.time()
+        model.train(docs, total_examples=len(docs), epochs=args.epochs)
+        seconds = time.time() - started
+        vectors = WordVectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32))
+        theirs_eval = evaluate_all(vectors, folder)
+        theirs = {"ws353": theirs_eval.get("wordsim353_spearman"), "analogy": theirs_eval.get("analogy_accuracy"),
+                  "simlex": theirs_eval.get("simlex999_spearman"), "seconds": seconds,
+                  "words_per_s": tokens * args.epochs / seconds}
+        rows.append({"model": name, "dataset": args.dataset, "threads": args.threads, "epochs": args.epochs,
+                     "tokens": tokens, "vocab": len(vectors.words), "ours": ours, "gensim": theirs})
+
+    print(f"dataset {args.dataset}: dim {args.dim}, window {args.window}, negatives {args.negatives}, "
+          f"min_count {args.min_count}, sample {args.sample}, epochs {args.epochs}, threads {args.threads}")
+    print("| model | metric | ours | gensim | ours / gensim |")
+    print("| --- | --- | --- | --- | --- |")
+    for row in rows:
+        for key, label in (("ws353", "WordSim353 Spearman"), ("simlex", "SimLex-999 Spearman"),
+                           ("analogy", "analogy accuracy (3CosAdd, top 30k)"),
+                           ("words_per_s", "training words/s"), ("seconds", "training seconds")):
+            a, b = row["ours"][key], row["gensim"][key]
+            ratio = a / b if b else float("nan")
+            fmt = "{:,.0f}" if key == "words_per_s" else "{:.4f}" if key != "seconds" else "{:.1f}"
+            print(f"| {row['model']} | {label} | {fmt.format(a)} | {fmt.format(b)} | {ratio:.2f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

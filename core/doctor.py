@@ -1,0 +1,58 @@
+"""``zoo doctor``: every check on the installed plugins, with what to fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Finding:
+    plugin: str
+    check: str
+    message: str
+    ok: bool
+
+
+def run_checks() -> list[Finding]:
+    """Load every plugin and check it: loading, hook signatures, manifest, declarations, configs."""
+    from pluggy import PluginValidationError
+    from zoo.core import discovery
+    from zoo.core.catalogue import load_catalogue
+    from zoo.core.errors import ZooError
+    from zoo.core.plugins import get_zoo
+
+    zoo = get_zoo()
+    catalogue = load_catalogue()
+    findings: list[Finding] = []
+    for name, error in discovery.MANIFEST_ERRORS.items():
+        findings.append(Finding(name, "manifest", error, False))
+    for status in zoo.status.values():
+        if status.status == "failed":
+            findings.append(Finding(status.name, "load", status.error, False))
+        elif status.status == "disabled":
+            findings.append(Finding(status.name, "load", status.error, True))
+        else:
+            findings.append(Finding(status.name, "load", f"loaded ({len(status.models)} models, "
+                                    f"{len(status.datasets)} datasets, hooks: {', '.join(status.hooks) or '-'})",
+                                    True))
+        for problem in status.problems:
+            findings.append(Finding(status.name, "declarations", problem, False))
+    try:
+        zoo.pm.check_pending()
+    except PluginValidationError as err:
+        findings.append(Finding(getattr(err, "plugin_name", "?"), "hooks", str(err), False))
+    for name, spec in sorted(zoo.registry.models.items()):
+        entry = catalogue.models.get(name)
+        if entry is None:
+            continue
+        from zoo.core import config as cfg
+
+        try:
+            cfg.resolve(name, spec.config_class, entry.defaults, entry.dataset)
+            cfg.run_config_class(spec.config_class).model_json_schema()
+        except ZooError as err:
+            findings.append(Finding(spec.plugin, "defaults", f"model {name!r}: the manifest's defaults do not "
+                                    f"validate: {err}", False))
+        except Exception as err:  # noqa: BLE001 - a config class that cannot make a schema
+            findings.append(Finding(spec.plugin, "config", f"model {name!r}: {type(err).__name__}: {err}", False))
+    return findings

@@ -1,0 +1,358 @@
+"""``zoo serve``: exported models behind the Open Inference Protocol (KServe v2, as Triton speaks it).
+
+Built on Starlette (ASGI) and served by uvicorn; both come with the ``zoo-ml[serve]`` extra.
+
+    GET  /v2/health/live, /v2/health/ready         liveness and readiness
+    GET  /v2                                       server metadata
+    GET  /v2/models/{name}                          inputs/outputs: names, datatypes, shapes (-1 = dynamic)
+    GET  /v2/models/{name}/ready
+    POST /v2/models/{name}/infer                    JSON (or binary-extension) tensors in, JSON out
+
+Dynamic batching: requests to the same model that arrive within ``max_delay_ms`` of each other
+(and agree on every non-batch dimension) are concatenated along the batch axis, run as one
+onnxruntime call of at most ``max_batch`` rows, and split back per request. onnxruntime runs in
+a worker thread so the event loop keeps accepting requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.core.errors import ZooError
+
+# KServe v2 / Triton datatypes ↔ numpy
+V2_TO_NUMPY = {
+    "BOOL": np.bool_, "UINT8": np.uint8, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
+    "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
+}
+ONNX_TO_V2 = {
+    "tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(float16)": "FP16", "tensor(int64)": "INT64",
+    "tensor(int32)": "INT32", "tensor(int16)": "INT16", "tensor(int8)": "INT8", "tensor(uint8)": "UINT8",
+    "tensor(bool)": "BOOL",
+}
+NUMPY_TO_V2 = {np.dtype(v): k for k, v in V2_TO_NUMPY.items()}
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+
+
+class RequestError(Exception):
+    """A bad request: becomes an HTTP error with a one-line JSON message."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _dims(shape) -> list[int]:
+    return [d if isinstance(d, int) else -1 for d in shape]
+
+
+@dataclass
+class Endpoint:
+    """One served model: an onnxruntime session and its signature."""
+
+    name: str
+    path: Path
+    session: Any
+    metadata: dict[str, Any]
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, name: str, path: Path) -> Endpoint:
+        from zoo.core.runtime import make_session, read_metadata
+
+        session = make_session(path)
+        endpoint = cls(name=name, path=path, session=session, metadata=read_metadata(session))
+        endpoint.inputs = [{"name": i.name, "datatype": ONNX_TO_V2.get(i.type, i.type), "shape": _dims(i.shape)}
+                           for i in session.get_inputs()]
+        endpoint.outputs = [{"name": o.name, "datatype": ONNX_TO_V2.get(o.type, o.type), "shape": _dims(o.shape)}
+                            for o in session.get_outputs()]
+        return endpoint
+
+    @property
+    def batchable(self) -> bool:
+        """Every input and output has a dynamic first axis: requests can be stacked along it."""
+        specs = [*self.session.get_inputs(), *self.session.get_outputs()]
+        return all(len(s.shape) > 0 and not isinstance(s.shape[0], int) for s in specs)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "versions": ["1"], "platform": "onnxruntime_onnx",
+                "inputs": self.inputs, "outputs": self.outputs,
+                "parameters": {"zoo_model": self.metadata.get("model"), "task": self.metadata.get("task"),
+                               "providers": self.session.get_providers()}}
+
+    def decode(self, body: dict[str, Any], binary: bytes = b"") -> dict[str, np.ndarray]:
+        """Validate a v2 infer request against the model; returns the arrays to feed.
+
+        ``binary`` holds the tensors sent with the binary data extension, in input order, each
+        announced by ``parameters.binary_data_size`` (what tritonclient sends by default).
+        """
+        if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
+            raise RequestError("request body must be a JSON object with an 'inputs' list")
+        offset = 0
+        expected = {spec["name"]: spec for spec in self.inputs}
+        feed: dict[str, np.ndarray] = {}
+        for item in body["inputs"]:
+            if not isinstance(item, dict):
+                raise RequestError("each input must be an object with name, shape, datatype and data")
+            name = item.get("name")
+            if name not in expected:
+                raise RequestError(f"unknown input {name!r}; model {self.name!r} takes {sorted(expected)}")
+            spec = expected[name]
+            datatype = item.get("datatype")
+            if datatype != spec["datatype"]:
+                raise RequestError(f"input {name!r} has datatype {datatype!r}; the model expects {spec['datatype']}")
+            shape = item.get("shape")
+            if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise RequestError(f"input {name!r}: shape must be a list of non-negative integers")
+            if len(shape) != len(spec["shape"]) or any(e != -1 and e != d for e, d in zip(spec["shape"], shape)):
+                raise RequestError(f"input {name!r} has shape {shape}; the model expects {spec['shape']} (-1 = any)")
+            size = (item.get("parameters") or {}).get("binary_data_size")
+            if size is not None:
+                if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                    raise RequestError(f"input {name!r}: binary_data_size {size!r} does not match the body")
+                try:
+                    array = np.frombuffer(binary[offset:offset + size], dtype=V2_TO_NUMPY[datatype])
+                except ValueError as err:
+                    raise RequestError(f"input {name!r}: binary data is not {datatype}: {err}") from None
+                offset += size
+            else:
+                try:
+                    array = np.asarray(item.get("data"), dtype=V2_TO_NUMPY[datatype])
+                except (ValueError, TypeError) as err:
+                    raise RequestError(f"input {name!r}: data is not {datatype}: {err}") from None
+            if array.size != int(np.prod(shape)):
+                raise RequestError(f"input {name!r}: {array.size} values do not fill shape {shape}")
+            feed[name] = array.reshape(shape)
+        missing = sorted(set(expected) - set(feed))
+        if missing:
+            raise RequestError(f"missing input(s) {missing}")
+        return feed
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = [o["name"] for o in self.outputs]
+        return dict(zip(names, self.session.run(names, feed)))
+
+
+def encode(outputs: dict[str, np.ndarray], wanted: list[str] | None) -> list[dict[str, Any]]:
+    out = []
+    for name, array in outputs.items():
+        if wanted and name not in wanted:
+            continue
+        out.append({"name": name, "datatype": NUMPY_TO_V2.get(array.dtype, "FP32"), "shape": list(array.shape),
+                    "data": array.reshape(-1).tolist()})
+    return out
+
+
+@dataclass
+class _Pending:
+    feed: dict[str, np.ndarray]
+    rows: int
+    future: asyncio.Future
+
+
+class Batcher:
+    """Merges concurrent requests to one endpoint into onnxruntime calls (dynamic batching)."""
+
+    def __init__(self, endpoint: Endpoint, max_batch: int, max_delay_ms: float) -> None:
+        self.endpoint = endpoint
+        self.max_batch = max_batch
+        self.max_delay = max_delay_ms / 1000.0
+        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.task: asyncio.Task | None = None
+        self.calls = 0
+
+    async def submit(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        loop = asyncio.get_running_loop()
+        if self.max_batch <= 1 or not self.endpoint.batchable:
+            self.calls += 1
+            return await loop.run_in_executor(None, self.endpoint.run, feed)
+        if self.task is None:
+            self.task = asyncio.create_task(self._worker())
+        pending = _Pending(feed, next(iter(feed.values())).shape[0], loop.create_future())
+        await self.queue.put(pending)
+        return await pending.future
+
+    @staticmethod
+    def _key(feed: dict[str, np.ndarray]) -> tuple:
+        return tuple((name, a.shape[1:], a.dtype.str) for name, a in sorted(feed.items()))
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        carry: _Pending | None = None
+        while True:
+            first = carry or await self.queue.get()
+            carry = None
+            group, rows = [first], first.rows
+            deadline = loop.time() + self.max_delay
+            while rows < self.max_batch:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), timeout)
+                except asyncio.TimeoutError:
+                    break
+                if self._key(item.feed) != self._key(first.feed) or rows + item.rows > self.max_batch:
+                    carry = item  # starts the next group
+                    break
+                group.append(item)
+                rows += item.rows
+            feed = {name: np.concatenate([p.feed[name] for p in group]) for name in first.feed}
+            self.calls += 1
+            try:
+                outputs = await loop.run_in_executor(None, self.endpoint.run, feed)
+            except Exception as err:  # noqa: BLE001 - reported to each waiting request
+                for p in group:
+                    if not p.future.done():
+                        p.future.set_exception(RequestError(f"inference failed: {err}", 500))
+                continue
+            start = 0
+            for p in group:
+                part = {k: v[start:start + p.rows] for k, v in outputs.items()}
+                start += p.rows
+                if not p.future.done():
+                    p.future.set_result(part)
+
+
+def resolve_targets(targets: list[str]) -> list[tuple[str, Path]]:
+    """``[NAME=]RUN_DIR|model.onnx`` → (name, path); names default to the run folder's name."""
+    out = []
+    for target in targets:
+        name, sep, location = target.partition("=")
+        if not sep:
+            name, location = "", target
+        path = Path(location)
+        if path.is_dir():
+            path = path / "model.onnx"
+        if not name:
+            name = path.parent.name if path.name == "model.onnx" else path.stem
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+        out.append((name, path))
+    names = [n for n, _ in out]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ZooError(f"two models would be served as {duplicates}; name them: NAME=RUN_DIR")
+    return out
+
+
+def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0,
+              max_body: int = DEFAULT_MAX_BODY, log=print):
+    """The ASGI application; models that fail to load are reported and left out."""
+    try:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+    except ImportError:
+        raise ZooError("zoo serve needs the serve extra: pip install 'zoo-ml[serve]'") from None
+    from zoo import __version__
+
+    endpoints: dict[str, Endpoint] = {}
+    failed: dict[str, str] = {}
+    for name, path in resolve_targets(targets):
+        try:
+            if not path.is_file():
+                raise ZooError(f"{path} does not exist")
+            endpoints[name] = Endpoint.load(name, path)
+            log(f"serving {name} from {path} ({', '.join(endpoints[name].session.get_providers())})")
+        except ZooError as err:
+            failed[name] = str(err)
+            log(f"not serving {name}: {err}")
+    if not endpoints:
+        raise ZooError("no model could be loaded: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+    batchers = {name: Batcher(e, max_batch, max_delay_ms) for name, e in endpoints.items()}
+
+    def error(message: str, status: int) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    def endpoint_of(request: Request) -> Endpoint:
+        name = request.path_params["name"]
+        if name not in endpoints:
+            reason = f" (failed to load: {failed[name]})" if name in failed else ""
+            raise RequestError(f"unknown model {name!r}{reason}; serving {sorted(endpoints)}", 404)
+        return endpoints[name]
+
+    async def live(request):
+        return JSONResponse({"live": True})
+
+    async def ready(request):
+        return JSONResponse({"ready": True})
+
+    async def server(request):
+        return JSONResponse({"name": "zoo", "version": __version__, "extensions": [],
+                             "models": sorted(endpoints), "failed": failed})
+
+    async def model_metadata(request):
+        try:
+            return JSONResponse(endpoint_of(request).describe())
+        except RequestError as err:
+            return error(str(err), err.status)
+
+    async def model_ready(request):
+        try:
+            endpoint_of(request)
+            return JSONResponse({"name": request.path_params["name"], "ready": True})
+        except RequestError as err:
+            return error(str(err), err.status)
+
+    async def infer(request):
+        started = time.perf_counter()
+        try:
+            endpoint = endpoint_of(request)
+            declared = request.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > max_body:
+                raise RequestError(f"request body of {declared} bytes exceeds the limit of {max_body}", 413)
+            raw = await request.body()
+            if len(raw) > max_body:
+                raise RequestError(f"request body exceeds the limit of {max_body} bytes", 413)
+            header = request.headers.get("inference-header-content-length")
+            split = int(header) if header is not None and header.isdigit() else len(raw)
+            try:
+                body = json.loads(raw[:split])
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise RequestError(f"request body is not JSON: {err}") from None
+            # Responses are always JSON tensors (clients that asked for binary outputs read JSON too).
+            feed = endpoint.decode(body, raw[split:])
+            outputs = await batchers[endpoint.name].submit(feed)
+            wanted = [o.get("name") for o in body.get("outputs", []) if isinstance(o, dict)]
+            unknown = sorted(set(wanted) - set(outputs))
+            if unknown:
+                raise RequestError(f"unknown output(s) {unknown}; the model has {sorted(outputs)}")
+            response = {"model_name": endpoint.name, "model_version": "1", "outputs": encode(outputs, wanted)}
+            if "id" in body:
+                response["id"] = body["id"]
+            return JSONResponse(response, headers={"x-zoo-latency-ms": f"{(time.perf_counter() - started) * 1e3:.3f}"})
+        except RequestError as err:
+            return error(str(err), err.status)
+
+    routes = [
+        Route("/v2/health/live", live), Route("/v2/health/ready", ready), Route("/v2", server),
+        Route("/v2/models/{name}", model_metadata), Route("/v2/models/{name}/versions/1", model_metadata),
+        Route("/v2/models/{name}/ready", model_ready),
+        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/1/infer", infer, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.batchers = batchers
+    app.state.failed = failed
+    return app
+
+
+def serve(targets: list[str], host: str = "127.0.0.1", port: int = 8000, max_batch: int = 32,
+          max_delay_ms: float = 2.0, max_body: int = DEFAULT_MAX_BODY, log=print) -> None:
+    try:
+        import uvicorn
+    except ImportError:
+        raise ZooError("zoo serve needs the serve extra: pip install 'zoo-ml[serve]'") from None
+    app = build_app(targets, max_batch, max_delay_ms, max_body, log)
+    # uvicorn handles SIGINT/SIGTERM gracefully: stop accepting, finish in-flight requests, exit.
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)

@@ -1,0 +1,118 @@
+"""word2vec family: prediction-based (skip-gram, CBOW) and count-based (GloVe) word embeddings.
+
+One-hot vectors are huge and say nothing about meaning; a word is known by the company it keeps.
+Count-based methods make the inner product of two word vectors track how often the words occur
+together (GloVe: w_i · w̃_j + b_i + b̃_j ≈ log X_ij); prediction-based methods train a shallow
+network to predict the centre word from its context (CBOW) or the context from the centre word
+(skip-gram), with the same weights at every position, so every occurrence of a word shares one
+embedding.
+
+Hooks implemented here:
+
+* ``register_tasks``: the ``embedding`` task;
+* ``register_datasets``: ``wiki-sample``, ``lee`` and ``text-file`` (any text file by path);
+* ``register_models``: ``skipgram``, ``cbow``, ``glove``;
+* ``export_model``: the deployable form is the lookup ids → L2-normalised vectors, not ``forward``;
+* ``on_train_start`` / ``on_train_end``: after a run, write ``vectors.txt`` (word2vec text format)
+  and ``embedding_eval.json`` (WordSim353, SimLex-999, analogies) into the run directory, and add
+  the evaluation to the run summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+import weakref
+
+from zoo import hookimpl
+from zoo.plugins.word2vec.corpus import CorpusOptions, load_lee, load_text_file, load_wiki_sample
+from zoo.plugins.word2vec.models import (
+    CBOWConfig,
+    GloVeConfig,
+    SkipGramConfig,
+    build_cbow,
+    build_glove,
+    build_skipgram,
+)
+from zoo.plugins.word2vec.task import EmbeddingTask
+
+MODELS = ("skipgram", "cbow", "glove")
+
+# Models being trained, by run directory: on_train_end receives the run but not the model, and
+# the model then holds the best weights (the trainer reloads them before testing).
+_TRAINING: dict[str, weakref.ref] = {}
+
+
+@hookimpl
+def register_tasks(register):
+    register(EmbeddingTask())
+
+
+@hookimpl
+def register_datasets(register):
+    register("wiki-sample", load_wiki_sample, CorpusOptions)
+    register("lee", load_lee, CorpusOptions)
+    register("text-file", load_text_file, CorpusOptions)
+
+
+@hookimpl
+def register_models(register):
+    register("skipgram", build_skipgram, SkipGramConfig)
+    register("cbow", build_cbow, CBOWConfig)
+    register("glove", build_glove, GloVeConfig)
+
+
+@hookimpl
+def export_model(model, task, model_name, path, opset):
+    """Export :class:`EmbeddingLookup` (``ids [N]`` → ``vectors [N, D]``) instead of ``forward``."""
+    if model_name not in MODELS:
+        return None
+    import torch
+
+    from zoo.core.data import unwrap
+    from zoo.core.errors import ExportError
+
+    lookup = unwrap(model).lookup().eval()
+    ids = torch.tensor([0, 2, 1], dtype=torch.int64) % lookup.weight.shape[0]
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(lookup, (ids,), str(path), input_names=["ids"], output_names=["vectors"],
+                              dynamic_axes={"ids": {0: "words"}, "vectors": {0: "words"}},
+                              opset_version=opset, dynamo=True, external_data=False, verbose=False)
+    except Exception as err:  # noqa: BLE001
+        raise ExportError(f"ONNX export of the embedding lookup failed: {type(err).__name__}: {err}") from err
+    finally:
+        onnx_logger.setLevel(level)
+    import onnx
+
+    from zoo.core.export import frozen_axes
+
+    frozen = frozen_axes(onnx.load(str(path)), {"ids": {0: "words"}, "vectors": {0: "words"}})
+    if frozen:
+        raise ExportError("ONNX export of the embedding lookup froze axes: " + "; ".join(frozen))
+    return path
+
+
+@hookimpl
+def on_train_start(run, model, config):
+    if config.get("model", {}).get("name") in MODELS:
+        _TRAINING[str(run.path)] = weakref.ref(model)
+
+
+@hookimpl
+def on_train_end(run, summary):
+    ref = _TRAINING.pop(str(run.path), None)
+    if summary.get("model") not in MODELS or summary.get("status") != "finished" or ref is None:
+        return
+    model = ref()
+    if model is None:
+        return
+    from zoo.plugins.word2vec.run_files import finish_run
+
+    finish_run(run, model, summary)

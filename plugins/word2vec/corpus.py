@@ -1,0 +1,346 @@
+"""Corpus pipeline: streaming reader, vocabulary, and the two training views of a corpus.
+
+1. :func:`iter_documents` streams a plain-text file (one document per line) and tokenises it
+   line by line, so the text itself never sits in memory; a non-UTF-8 byte is an error naming
+   the line and byte offset.
+2. :func:`build_vocab` counts words in a first pass; ``min_count`` and ``max_vocab`` cut the
+   vocabulary, which is sorted by decreasing frequency (id 0 is the most frequent word, so "the
+   30,000 most frequent words" are ids ``< 30000``).
+3. :func:`encode` streams the file a second time into two int32 arrays: the ids of in-vocabulary
+   tokens (out-of-vocabulary tokens are dropped, as in word2vec) and the document of each token.
+   Memory is 8 bytes per kept token.
+4. Two views, both :class:`zoo.core.data.Split` subclasses whose batches are generated on the
+   device:
+
+   * :class:`WindowSplit` (skip-gram, CBOW): items are corpus positions. A batch of positions gets
+     its context ids ``[B, 2w]`` and a validity mask built on the fly with a *dynamic window*
+     (``b ~ U{1..w}`` per centre, as in word2vec) that never crosses a document boundary, and
+     *frequent-word subsampling*: a token of relative frequency ``f`` is kept with probability
+     ``min(1, sqrt(t/f) + t/f)`` (word2vec's formula; Mikolov et al. 2013b use ``1 - sqrt(t/f)`` as
+     the discard probability).
+   * :class:`CooccurrenceSplit` (GloVe): items are the non-zero entries ``(i, j, X_ij)`` of the
+     symmetric co-occurrence matrix, each pair at distance ``d ≤ w`` adding ``1/d``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from zoo.core.data import DataInfo, Dataset, Split
+from zoo.core.data import data_dir as resolve_data_dir
+from zoo.core.errors import DataUnavailable, ZooError
+
+_SIMPLE = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+class CorpusOptions(BaseModel):
+    """``[data.options]`` of every word2vec dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(None, description="Text file to read (one document per line); "
+                             "overrides the dataset's standard file.")
+    tokenizer: Literal["whitespace", "simple"] = Field(
+        "whitespace", description="whitespace: split on spaces (the text is already tokenised); "
+        "simple: lower-case and keep runs of letters (for raw text such as lee).")
+    min_count: int = Field(5, ge=1, description="Drop words seen fewer times than this.")
+    max_vocab: int | None = Field(None, ge=1, description="Keep at most this many most frequent words.")
+    max_tokens: int | None = Field(None, ge=1, description="Read at most this many tokens (quick runs).")
+    window: int = Field(5, ge=1, le=50, description="Maximum distance between centre and context word.")
+    dynamic_window: bool = Field(True, description="Draw the window size uniformly from 1..window per "
+                                 "centre word (word2vec); false: always the full window.")
+    sample: float = Field(1e-3, ge=0.0, le=1.0, description="Subsampling threshold t for frequent "
+                          "words (0 disables).")
+    pairs: Literal["windows", "cooccurrence"] = Field(
+        "windows", description="windows: items are corpus positions (skip-gram, CBOW); "
+        "cooccurrence: items are non-zero co-occurrence counts (GloVe).")
+    test_fraction: float = Field(0.01, ge=0.0, lt=0.5, description="Share of items held out as the "
+                                 "test split (their loss is the test metric).")
+    seed: int = Field(0, ge=0, description="Seed of the held-out split.")
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def tokenize(line: str, tokenizer: str) -> list[str]:
+    if tokenizer == "simple":
+        return _SIMPLE.findall(line.lower())
+    return line.split()
+
+
+def iter_documents(path: str | Path, tokenizer: str = "whitespace",
+                   max_tokens: int | None = None) -> Iterator[list[str]]:
+    """Yield the token list of each non-empty line, streaming; stop after ``max_tokens`` tokens."""
+    path = Path(path)
+    seen = 0
+    offset = 0
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ZooError(f"{path}: line {number} is not valid UTF-8 (byte 0x{raw[err.start]:02x} at "
+                               f"file offset {offset + err.start}); convert the file to UTF-8, e.g. "
+                               f"`iconv -f latin1 -t utf-8`") from None
+            offset += len(raw)
+            tokens = tokenize(line, tokenizer)
+            if not tokens:
+                continue
+            if max_tokens is not None and seen + len(tokens) > max_tokens:
+                tokens = tokens[:max_tokens - seen]
+            seen += len(tokens)
+            yield tokens
+            if max_tokens is not None and seen >= max_tokens:
+                return
+
+
+@dataclass
+class Vocab:
+    """Words sorted by decreasing count (ties by first appearance); ``index[word] = id``."""
+
+    words: list[str]
+    counts: np.ndarray          # int64 [V]
+    total_tokens: int           # tokens read, before min_count
+
+    def __post_init__(self) -> None:
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+
+def build_vocab(documents, min_count: int = 5, max_vocab: int | None = None, source: str = "corpus") -> Vocab:
+    """Count words (first pass) and keep those seen ≥ ``min_count`` times, at most ``max_vocab``."""
+    counter: Counter[str] = Counter()
+    total = 0
+    for tokens in documents:
+        counter.update(tokens)
+        total += len(tokens)
+    if total == 0:
+        raise ZooError(f"{source} is empty: no tokens found (one document per line, tokens separated by spaces)")
+    # Counter.most_common sorts by count, stably (first appearance breaks ties).
+    kept = [(w, c) for w, c in counter.most_common() if c >= min_count]
+    if max_vocab is not None:
+        kept = kept[:max_vocab]
+    if not kept:
+        top = counter.most_common(1)[0]
+        raise ZooError(f"data.options.min_count = {min_count} leaves an empty vocabulary for {source} "
+                       f"({len(counter)} distinct words, the most frequent, {top[0]!r}, occurs {top[1]} "
+                       f"time(s)); lower min_count")
+    words = [w for w, _ in kept]
+    return Vocab(words, np.array([c for _, c in kept], dtype=np.int64), total)
+
+
+def encode(documents, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """Second pass: (ids int32 [N], document index int32 [N]) of in-vocabulary tokens."""
+    ids_chunks, doc_chunks = [], []
+    index = vocab.index
+    for doc_number, tokens in enumerate(documents):
+        ids = np.fromiter((index[t] for t in tokens if t in index), dtype=np.int32)
+        if ids.size:
+            ids_chunks.append(ids)
+            doc_chunks.append(np.full(ids.size, doc_number, dtype=np.int32))
+    if not ids_chunks:
+        return np.zeros(0, np.int32), np.zeros(0, np.int32)
+    return np.concatenate(ids_chunks), np.concatenate(doc_chunks)
+
+
+def keep_probabilities(counts: np.ndarray, sample: float) -> torch.Tensor:
+    """P(keep) of each word under subsampling: min(1, sqrt(t/f) + t/f), f = count / total."""
+    if sample <= 0:
+        return torch.ones(len(counts))
+    f = torch.as_tensor(counts, dtype=torch.float64) / float(counts.sum())
+    ratio = sample / f
+    return (ratio.sqrt() + ratio).clamp(max=1.0).float()
+
+
+# -- splits ----------------------------------------------------------------------------------
+
+
+class WindowSplit(Split):
+    """Corpus positions; a batch is centre ids ``[B]``, context ids ``[B, 2w]`` and a mask ``[B, 2w]``.
+
+    ``stochastic`` (training) draws the dynamic window and the subsampling with the global torch
+    RNG on the split's device; evaluation splits use the full window and keep every token, so
+    their loss is comparable between epochs.
+    """
+
+    def __init__(self, ids: torch.Tensor, docs: torch.Tensor, positions: torch.Tensor,
+                 keep: torch.Tensor, window: int, dynamic_window: bool = True,
+                 stochastic: bool = True) -> None:
+        self.ids, self.docs, self.positions, self.keep = ids, docs, positions, keep
+        self.window, self.dynamic_window, self.stochastic = window, dynamic_window, stochastic
+        self.offsets = torch.cat([torch.arange(-window, 0), torch.arange(1, window + 1)]).to(ids.device)
+
+    def __len__(self) -> int:
+        return self.positions.shape[0]
+
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        pos = self.positions[index]                                 # (B,)
+        n = self.ids.shape[0]
+        centre = self.ids[pos].long()                               # (B,)
+        around = pos.unsqueeze(1) + self.offsets                    # (B, 2w)
+        inside = (around >= 0) & (around < n)
+        around = around.clamp(0, n - 1)
+        context = self.ids[around].long()                           # (B, 2w)
+        mask = inside & (self.docs[around] == self.docs[pos].unsqueeze(1))
+        if self.stochastic:
+            if self.dynamic_window:
+                reach = torch.randint(1, self.window + 1, (pos.shape[0], 1), device=pos.device)
+                mask &= self.offsets.abs() <= reach
+            if self.keep is not None:
+                kept_centre = torch.rand(pos.shape[0], device=pos.device) < self.keep[centre]
+                kept_context = torch.rand(context.shape, device=pos.device) < self.keep[context]
+                mask &= kept_centre.unsqueeze(1) & kept_context
+        return {"centre": centre, "context": context, "mask": mask}
+
+    def _with(self, positions: torch.Tensor, stochastic: bool | None = None) -> WindowSplit:
+        return WindowSplit(self.ids, self.docs, positions, self.keep, self.window, self.dynamic_window,
+                           self.stochastic if stochastic is None else stochastic)
+
+    def to(self, device) -> WindowSplit:
+        return WindowSplit(self.ids.to(device), self.docs.to(device), self.positions.to(device),
+                           None if self.keep is None else self.keep.to(device), self.window,
+                           self.dynamic_window, self.stochastic)
+
+    def subset(self, index: torch.Tensor) -> WindowSplit:
+        # Keeps the parent's mode: `data.limit` subsets of train stay stochastic, and so does a
+        # validation split carved out of train (val_fraction > 0): its loss is then noisier than
+        # the deterministic test split's (the defaults use val_fraction = 0).
+        return self._with(self.positions[index.to(self.positions.device)])
+
+    @property
+    def device(self) -> torch.device:
+        return self.ids.device
+
+    def __repr__(self) -> str:
+        return f"WindowSplit({len(self)} positions of {self.ids.shape[0]} tokens, window {self.window})"
+
+
+class CooccurrenceSplit(Split):
+    """Non-zero co-occurrence entries: ``row [B]``, ``col [B]`` (int64) and ``count [B]`` (float)."""
+
+    def __init__(self, row: torch.Tensor, col: torch.Tensor, count: torch.Tensor) -> None:
+        self.row, self.col, self.count = row, col, count
+
+    def __len__(self) -> int:
+        return self.row.shape[0]
+
+    def batch(self, index):
+        return {"row": self.row[index], "col": self.col[index], "count": self.count[index]}
+
+    def to(self, device) -> CooccurrenceSplit:
+        return CooccurrenceSplit(self.row.to(device), self.col.to(device), self.count.to(device))
+
+    def subset(self, index) -> CooccurrenceSplit:
+        index = index.to(self.row.device)
+        return CooccurrenceSplit(self.row[index], self.col[index], self.count[index])
+
+    @property
+    def device(self):
+        return self.row.device
+
+
+def cooccurrence(ids: torch.Tensor, docs: torch.Tensor, vocab_size: int, window: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Symmetric X_ij = Σ over pairs at distance d ≤ window in one document of 1/d (GloVe's weighting)."""
+    ids, docs = ids.long(), docs.long()
+    keys, weights = [], []
+    for d in range(1, window + 1):
+        same = docs[d:] == docs[:-d]
+        a, b = ids[:-d][same], ids[d:][same]
+        for i, j in ((a, b), (b, a)):
+            keys.append(i * vocab_size + j)
+            weights.append(torch.full((i.shape[0],), 1.0 / d))
+    key = torch.cat(keys)
+    weight = torch.cat(weights)
+    unique, inverse = torch.unique(key, return_inverse=True)
+    counts = torch.zeros(unique.shape[0], dtype=torch.float64).index_add_(0, inverse, weight.double())
+    return unique // vocab_size, unique % vocab_size, counts.float()
+
+
+# -- loaders ---------------------------------------------------------------------------------
+
+_SHARED_TEXT = Path(__file__).resolve().parents[3] / "shared" / "data" / "text"
+
+
+def find_text_file(filename: str | None, options: CorpusOptions, configured_dir: str | None) -> Path:
+    """The corpus file: ``options.path`` if given, else ``filename`` in the text data folder."""
+    if options.path is not None:
+        path = Path(options.path).expanduser()
+        if not path.is_file():
+            raise DataUnavailable(f"data.options.path {str(path)!r} does not exist or is not a file")
+        return path
+    if filename is None:
+        raise ZooError("dataset 'text-file' needs a file: --set data.options.path=PATH/TO/corpus.txt")
+    for default in (Path.cwd() / ".." / "shared" / "data" / "text", _SHARED_TEXT):
+        folder = resolve_data_dir(configured_dir, "text", default)
+        if folder is not None and (folder / filename).is_file():
+            return folder / filename
+    raise DataUnavailable(f"{filename} not found: put it in DATA_DIR/text/ and pass --data-dir DATA_DIR "
+                          f"(or set ZOO_DATA_DIR), or point data.options.path at a copy")
+
+
+def load_corpus(path: Path, options: CorpusOptions) -> Dataset:
+    """Read ``path`` (two streaming passes) and build the dataset view ``options.pairs`` asks for."""
+    docs = lambda: iter_documents(path, options.tokenizer, options.max_tokens)  # noqa: E731
+    vocab = build_vocab(docs(), options.min_count, options.max_vocab, source=str(path))
+    ids_np, docs_np = encode(docs(), vocab)
+    n = ids_np.shape[0]
+    if n <= options.window:
+        raise ZooError(f"{path}: the corpus has {n} in-vocabulary token(s), not more than the window "
+                       f"({options.window}); use a bigger corpus or a smaller data.options.window")
+    ids, doc = torch.from_numpy(ids_np), torch.from_numpy(docs_np)
+    generator = torch.Generator().manual_seed(options.seed)
+    if options.pairs == "windows":
+        keep = keep_probabilities(vocab.counts, options.sample) if options.sample > 0 else None
+        perm = torch.randperm(n, generator=generator)
+        n_test = max(1, int(n * options.test_fraction)) if options.test_fraction > 0 else min(n, 64)
+        test_pos = perm[:n_test].sort().values
+        train_pos = perm[n_test:].sort().values if options.test_fraction > 0 else torch.arange(n)
+        train = WindowSplit(ids, doc, train_pos, keep, options.window, options.dynamic_window, stochastic=True)
+        test = WindowSplit(ids, doc, test_pos, keep, options.window, options.dynamic_window, stochastic=False)
+    else:
+        row, col, count = cooccurrence(ids, doc, len(vocab), options.window)
+        m = row.shape[0]
+        perm = torch.randperm(m, generator=generator)
+        n_test = max(1, int(m * options.test_fraction)) if options.test_fraction > 0 else min(m, 64)
+        full = CooccurrenceSplit(row, col, count)
+        test = full.subset(perm[:n_test])
+        train = full.subset(perm[n_test:]) if options.test_fraction > 0 else full
+    info = DataInfo(input_shape=(), extra={
+        "vocab": vocab.words,
+        "counts": vocab.counts,
+        "tokens": n,
+        "corpus_tokens": vocab.total_tokens,
+        "corpus": str(path),
+        "pairs": options.pairs,
+        "window": options.window,
+        "onnx_vocab": vocab.words,
+    })
+    return Dataset(train=train, test=test, info=info)
+
+
+def _loader(filename: str | None, tokenizer: str | None = None):
+    def load(options: CorpusOptions | None, data_dir: str | None) -> Dataset:
+        options = options or CorpusOptions()
+        if tokenizer is not None and "tokenizer" not in options.model_fields_set:
+            options = options.model_copy(update={"tokenizer": tokenizer})
+        return load_corpus(find_text_file(filename, options, data_dir), options)
+
+    load.__doc__ = f"Load {filename or 'any text file (data.options.path)'} as a word2vec corpus."
+    return load
+
+
+load_wiki_sample = _loader("wiki-sample.txt")
+load_lee = _loader("lee_background.cor", tokenizer="simple")
+load_text_file = _loader(None)

@@ -1,0 +1,51 @@
+"""What a finished word2vec-family run leaves besides the core's files.
+
+    RUN_DIR/vectors.txt           word2vec text format (gensim: KeyedVectors.load_word2vec_format)
+    RUN_DIR/embedding_eval.json   WordSim353 / SimLex-999 Spearman with OOV counts, analogy accuracy
+
+The evaluation is also merged into ``summary.json`` under ``embedding_eval``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo.core.data import unwrap
+from zoo.plugins.word2vec.corpus import _SHARED_TEXT
+from zoo.plugins.word2vec.evaluate import VECTORS_FILE, WordVectors, evaluate_all, json_safe, write_eval
+
+
+def word_vectors(model: torch.nn.Module) -> WordVectors:
+    inner = unwrap(model)
+    with torch.no_grad():
+        matrix = inner.embedding_matrix().detach().float().cpu().numpy()
+    return WordVectors(list(inner.vocab), np.ascontiguousarray(matrix))
+
+
+def evaluation_folder(data_dir: str | None) -> Path | None:
+    from zoo.core.data import data_dir as resolve
+
+    for default in (Path.cwd() / ".." / "shared" / "data" / "text", _SHARED_TEXT):
+        folder = resolve(data_dir, "text", default)
+        if folder is not None and (folder / "wordsim353.tsv").is_file():
+            return folder
+    return None
+
+
+def finish_run(run, model: torch.nn.Module, summary: dict) -> dict:
+    started = time.time()
+    vectors = word_vectors(model)
+    vectors.save_word2vec_format(run.file(VECTORS_FILE))
+    config = run.read_config()
+    results = evaluate_all(vectors, evaluation_folder(config.get("data", {}).get("data_dir")))
+    results["vocab_size"] = len(vectors.words)
+    results["eval_seconds"] = round(time.time() - started, 3)
+    write_eval(run.path, results)
+    summary["embedding_eval"] = json_safe(results)
+    summary["vectors"] = str(run.file(VECTORS_FILE))
+    run.write_summary(summary)
+    return results

@@ -1,0 +1,102 @@
+"""The declarative catalogue: readable without torch, and in one-to-one agreement with the code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from zoo.core.catalogue import Catalogue, load_catalogue
+from zoo.core.errors import ZooError
+from zoo.core.plugins import get_zoo
+
+
+def test_declared_models_are_registered_one_to_one():
+    zoo = get_zoo()
+    catalogue = load_catalogue()
+    failed = {n: s.error for n, s in zoo.status.items() if s.status == "failed"}
+    assert not failed, failed
+    assert zoo.declaration_problems() == []
+    for name, entry in catalogue.models.items():
+        assert name in zoo.registry.models, f"{name} declared but not registered"
+        assert zoo.registry.models[name].plugin == entry.plugin
+    for name, spec in zoo.registry.models.items():
+        assert name in catalogue.models, f"{name} registered by {spec.plugin} but not declared"
+
+
+def test_declared_datasets_are_registered_and_tasks_exist():
+    zoo = get_zoo()
+    catalogue = load_catalogue()
+    assert set(catalogue.datasets) == set(zoo.registry.datasets)
+    for entry in catalogue.datasets.values():
+        assert entry.task in zoo.registry.tasks, f"dataset {entry.name}: unknown task {entry.task}"
+    for entry in catalogue.models.values():
+        assert entry.dataset in catalogue.datasets, f"{entry.name}: unknown default dataset"
+        assert catalogue.datasets[entry.dataset].task in entry.tasks
+        for task in entry.tasks:
+            assert task in zoo.registry.tasks
+
+
+@pytest.mark.parametrize("name", sorted(load_catalogue().models))
+def test_catalogue_conventions(name):
+    """Every model has the metadata `zoo info` shows (torchvision-style convention test)."""
+    entry = load_catalogue().models[name]
+    assert name == name.lower() and " " not in name
+    assert entry.summary and entry.paper.startswith("http")
+    assert entry.reference.get("metric") and "value" in entry.reference
+    assert set(entry.defaults) <= {"model", "data", "optim", "schedule", "train", "export"}
+
+
+def test_list_does_not_import_torch():
+    code = (
+        "import sys; from zoo.cli import main\n"
+        "try:\n    main(['list', '--json'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'onnx', 'onnxruntime', 'pydantic', 'zoo.plugins.regression')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout
+    models = json.loads(out.stdout.split("HEAVY")[0])
+    assert {m["name"] for m in models} == set(load_catalogue().models)
+
+
+def test_info_does_not_import_torch():
+    code = ("import sys; from zoo.cli import main\n"
+            "try:\n    main(['info', 'linear'])\nexcept SystemExit:\n    pass\n"
+            "print('TORCH', 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "TORCH False" in out.stdout and "synthetic-linear" in out.stdout
+
+
+def test_filters():
+    catalogue = load_catalogue()
+    assert {m.name for m in catalogue.filter(task="regression")} >= {"linear", "mlp"}
+    assert [m.name for m in catalogue.filter("lin*")] == ["linear"]
+    assert all(m.plugin == "regression" for m in catalogue.filter(plugin="regression"))
+    assert catalogue.filter(tag="no-such-tag") == []
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(ZooError, match="did you mean: mlp"):
+        load_catalogue().model("mpl")
+
+
+def test_plugin_name_resolves_to_its_first_model():
+    assert load_catalogue().resolve_trainable("regression").name == "linear"
+    assert load_catalogue().resolve_trainable("regression/mlp").name == "mlp"
+    with pytest.raises(ZooError, match="belongs to plugin"):
+        load_catalogue().model("datasets/mlp")
+
+
+def test_manifest_validation_names_the_problem():
+    catalogue = Catalogue()
+    with pytest.raises(ZooError, match=r"unknown key\(s\) \['taks'\]"):
+        catalogue.add_manifest({"models": {"m": {"plugin": "p", "taks": "x", "dataset": "d"}}}, "x.toml")
+    with pytest.raises(ZooError, match="missing task"):
+        catalogue.add_manifest({"models": {"m": {"plugin": "p", "dataset": "d"}}}, "x.toml")
+    catalogue.add_manifest({"models": {"m": {"plugin": "p", "task": "t", "dataset": "d"}}}, "a.toml")
+    with pytest.raises(ZooError, match="declared twice: by built-in and by b.toml"):
+        catalogue.add_manifest({"models": {"m": {"plugin": "p", "task": "t", "dataset": "d"}}}, "b.toml")

@@ -1,0 +1,87 @@
+"""Config merging, --set parsing, validation messages and TOML round trips."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+from zoo.core import api
+from zoo.core.config import dumps_toml, parse_set
+from zoo.core.errors import ZooError
+
+
+def test_merge_order_defaults_file_set_options(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[optim]\nlr = 0.5\nmomentum = 0.5\n[train]\nepochs = 7\nbatch_size = 3\n')
+    _, _, cfg = api.resolve_config("linear")
+    assert (cfg.optim.name, cfg.optim.lr, cfg.train.epochs) == ("sgd", 0.03, 3)  # manifest defaults
+    _, _, cfg = api.resolve_config("linear", config_file=str(path), sets=("optim.lr=0.25", "train.epochs=9"),
+                                   options={"train": {"epochs": 11}})
+    assert cfg.optim.momentum == 0.5          # file beats defaults
+    assert cfg.optim.lr == 0.25               # --set beats file
+    assert cfg.train.epochs == 11             # explicit option beats --set
+    assert cfg.train.batch_size == 3
+
+
+@pytest.mark.parametrize("item, expected", [
+    ("optim.lr=0.02", {"optim": {"lr": 0.02}}),
+    ("optim.name=adam", {"optim": {"name": "adam"}}),
+    ('data.name="digits"', {"data": {"name": "digits"}}),
+    ("model.hidden=[8, 4]", {"model": {"hidden": [8, 4]}}),
+    ("train.deterministic=true", {"train": {"deterministic": True}}),
+    ("train.device=cuda:0", {"train": {"device": "cuda:0"}}),
+])
+def test_parse_set(item, expected):
+    assert parse_set(item) == expected
+
+
+@pytest.mark.parametrize("item", ["optim.lr", "=3", "optim..lr=1", "model.hidden=[1, 2", "a b=1", "x="])
+def test_malformed_set(item):
+    with pytest.raises(ZooError, match="malformed --set"):
+        parse_set(item)
+
+
+@pytest.mark.parametrize("sets, message", [
+    (("train.epoch=3",), r"train.epoch: unknown key; valid keys: .*epochs"),
+    (("optim.lr=-1",), r"optim.lr: Input should be greater than 0 \(got -1\)"),
+    (("train.epochs=\"many\"",), r"train.epochs: Input should be a valid integer"),
+    (("optim.name=adamax",), r"optim.name: Input should be 'sgd', 'adagrad'"),
+    (("model.init_std=-0.1",), r"model.init_std: Input should be greater than or equal to 0"),
+    (("nosuchsection.x=1",), r"nosuchsection: unknown key"),
+    (("train.device=tpu",), r"train.device: String should match pattern"),
+])
+def test_validation_errors_name_the_key_and_the_rule(sets, message):
+    with pytest.raises(ZooError, match=message):
+        api.resolve_config("linear", sets=sets)
+
+
+def test_malformed_toml_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[optim\nlr = 1\n")
+    with pytest.raises(ZooError, match="not valid TOML"):
+        api.resolve_config("linear", config_file=str(path))
+    with pytest.raises(ZooError, match="does not exist"):
+        api.resolve_config("linear", config_file=str(tmp_path / "missing.toml"))
+
+
+def test_config_file_for_another_model_is_rejected(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[model]\nname = "mlp"\n')
+    with pytest.raises(ZooError, match="is for model 'mlp'"):
+        api.resolve_config("linear", config_file=str(path))
+
+
+def test_resolved_config_round_trips_through_toml():
+    _, _, cfg = api.resolve_config("mlp", sets=("model.hidden=[3, 2]",))
+    data = cfg.model_dump(mode="json")
+    text = dumps_toml(data)
+    again = tomllib.loads(text)
+    _, _, cfg2 = api.resolve_config("mlp", options=again)
+    assert cfg2 == cfg
+
+
+def test_schema_has_descriptions_and_bounds():
+    schema = api.config_schema("mlp")
+    text = str(schema)
+    assert "Peak learning rate." in text and "exclusiveMinimum" in text
+    assert "Width of each hidden layer" in text

@@ -1,0 +1,161 @@
+"""The command line as a user meets it: exit codes, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import run_cli
+
+
+@pytest.fixture(scope="module")
+def linear_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "linear"
+    result = run_cli("train", "linear", "--out", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def _user_error(result, *needles):
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error:") or "Error:" in result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["train", "mpl"], ["unknown model or plugin 'mpl'", "did you mean: mlp"]),
+    (["train", "linear", "--set", "train.epoch=3"], ["train.epoch: unknown key", "epochs"]),
+    (["train", "linear", "--set", "train.epochs=\"x\""], ["train.epochs: Input should be a valid integer"]),
+    (["train", "linear", "--lr", "-1"], ["optim.lr: Input should be greater than 0"]),
+    (["train", "linear", "--dataset", "cifar"], ["unknown dataset 'cifar'"]),
+    (["train", "softmax", "--data-dir", "EMPTY", "--epochs", "1"], ["Fashion-MNIST files not found",
+                                                                     "dataset-fashion-mnist"]),
+    (["train", "linear", "--set", "optim.lr"], ["malformed --set 'optim.lr'"]),
+    (["train", "linear", "--config", "BAD_TOML"], ["is not valid TOML"]),
+    (["train", "linear", "--dataset", "digits"], ["model 'linear' is for task(s) regression",
+                                                  "classification dataset"]),
+    (["train", "logistic", "--dataset", "digits"], ["logistic is binary"]),
+    (["info", "nope"], ["unknown model or plugin 'nope'"]),
+    (["config", "linear", "--set", "data.options.n=0"], []),
+])
+def test_bad_input_exits_2_with_a_clear_message(args, needles, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train\nepochs = 2\n")
+    (tmp_path / "empty").mkdir()
+    args = [str(bad) if a == "BAD_TOML" else str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
+    result = run_cli(*args, "--out", str(tmp_path / "run")) if args[0] == "train" else run_cli(*args)
+    if args[0] == "config":  # a dataset option is validated when the data is loaded, not by `config`
+        assert result.returncode == 0
+        return
+    _user_error(result, *needles)
+
+
+def test_dataset_option_errors_name_the_option(tmp_path):
+    result = run_cli("train", "linear", "--set", "data.options.n=0", "--out", str(tmp_path / "r"))
+    _user_error(result, "invalid data.options for 'synthetic-linear'", "n: Input should be greater than or equal to 2")
+    result = run_cli("train", "logistic", "--set", "data.options.x=1", "--out", str(tmp_path / "r"))
+    _user_error(result, "dataset 'breast-cancer' takes no options")
+
+
+def test_debug_shows_the_traceback():
+    result = run_cli("--debug", "train", "mpl")
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_version_and_help():
+    assert run_cli("--version").stdout.startswith("zoo, version")
+    for command in ("list", "info", "plugins", "config", "train", "export", "predict"):
+        assert run_cli(command, "--help").returncode == 0
+
+
+def test_list_json_and_filters():
+    result = run_cli("list", "--task", "regression", "--json")
+    names = {m["name"] for m in json.loads(result.stdout)}
+    assert {"linear", "mlp"} <= names and "softmax" not in names
+    assert "fashion-mnist" in run_cli("list", "--datasets").stdout
+
+
+def test_config_prints_toml_and_schema():
+    import tomllib
+
+    text = run_cli("config", "mlp", "--set", "optim.lr=0.5").stdout
+    assert tomllib.loads(text)["optim"]["lr"] == 0.5
+    schema = json.loads(run_cli("config", "mlp", "--schema").stdout)
+    assert "model" in schema["properties"]
+
+
+def test_train_summary_and_run_directory(linear_run):
+    summary = json.loads((linear_run / "summary.json").read_text())
+    for key in ("model", "dataset", "metrics", "onnx", "parity", "status", "device", "wall_seconds"):
+        assert key in summary
+    assert summary["status"] == "finished"
+    for name in ("config.toml", "metrics.jsonl", "checkpoint-last.pt", "checkpoint-best.pt", "model.onnx"):
+        assert (linear_run / name).is_file()
+    assert len((linear_run / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_existing_run_directory_is_not_overwritten(linear_run):
+    result = run_cli("train", "linear", "--out", str(linear_run))
+    _user_error(result, "already holds a run", "--resume")
+
+
+def test_predict_npy_and_json(linear_run, tmp_path):
+    x = np.array([[1.0, 1.0], [0.0, 0.0]], dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = run_cli("predict", str(linear_run), "--input", str(tmp_path / "x.npy"), "--json")
+    assert result.returncode == 0, result.stderr
+    predictions = np.array(json.loads(result.stdout)).reshape(-1)
+    expected = x @ np.array([2.0, -3.4]) + 4.2
+    assert np.allclose(predictions, expected, atol=5e-3)
+    (tmp_path / "x.json").write_text(json.dumps({"x": [1.0, 1.0]}))  # one sample: batch axis added
+    result = run_cli("predict", str(linear_run / "model.onnx"), "--input", str(tmp_path / "x.json"), "--json")
+    assert result.returncode == 0 and np.allclose(json.loads(result.stdout), [[2.8]], atol=5e-3)
+
+
+@pytest.mark.parametrize("payload, needle", [
+    (np.zeros((2, 3), dtype=np.float32), "has shape [2, 3]; the model expects [-1, 2]"),
+    (np.zeros((2, 2, 2), dtype=np.float32), "has shape [2, 2, 2]"),
+    ('{"y": [1, 2]}', "unknown input(s) ['y']"),
+    ('[[1, 2], [3]]', "not a rectangular array"),
+    ('{"x": [["a", "b"]]}', "must be numeric"),
+    ("not json", "not valid JSON"),
+])
+def test_predict_rejects_mismatched_inputs(linear_run, tmp_path, payload, needle):
+    if isinstance(payload, np.ndarray):
+        path = tmp_path / "in.npy"
+        np.save(path, payload)
+    else:
+        path = tmp_path / "in.json"
+        path.write_text(payload)
+    _user_error(run_cli("predict", str(linear_run), "--input", str(path)), needle)
+
+
+def test_predict_classifier_prints_labels(tmp_path):
+    out = tmp_path / "iris"
+    assert run_cli("train", "mlp", "--dataset", "iris", "--epochs", "40", "--batch-size", "8", "--out", str(out), "-q",
+                   "--set", "model.hidden=[16]").returncode == 0
+    x = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = run_cli("predict", str(out), "--input", str(tmp_path / "x.npy"), "--json")
+    labels = [p["label"] for p in json.loads(result.stdout)]
+    assert labels == ["setosa", "virginica"]
+
+
+def test_export_reexports_with_another_opset(linear_run):
+    result = run_cli("export", str(linear_run), "--opset", "17")
+    assert result.returncode == 0, result.stderr
+    import onnx
+
+    model = onnx.load(str(linear_run / "model.onnx"))
+    assert model.opset_import[0].version in (17, 18)  # dynamo may keep its native opset for some domains
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["model"] == "linear" and json.loads(meta["config"])["model"]["name"] == "linear"
+
+
+def test_non_finite_loss_through_the_cli(tmp_path):
+    result = run_cli("train", "linear", "--lr", "1e6", "--out", str(tmp_path / "r"))
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert "non-finite training loss" in result.stderr and "checkpoint-last.pt" in result.stderr
