@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=NODE_MODELS)
     parser.add_argument("--seeds", type=int, default=10, help="node models: seeds 0..N-1")
+    parser.add_argument("--seed-list", type=int, nargs="+", help="node models: exactly these seeds (split a long "
+                        "job over processes; merge their --json files)")
     parser.add_argument("--folds", type=int, default=10, help="graph models: k of the k-fold split")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="config override KEY=VALUE")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
@@ -48,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.models:
         entry = catalogue.models[name]
-        graph_level = "graph-classification" in entry.tasks
-        runs = range(args.folds) if graph_level else range(args.seeds)
+        graph_level = entry.tasks[0] == "graph-classification"   # the task of its default dataset
+        runs = range(args.folds) if graph_level else (args.seed_list or range(args.seeds))
         accuracies, walls, epochs, curves = [], [], [], []
         for run in runs:
             options = {"train": {"progress": False}, "export": {"enabled": False}}

@@ -9,7 +9,7 @@ core path (``zoo.core.export.export_onnx``: checker, symbolic axes, parity at un
 each engine is timed in its own block (onnxruntime's spinning threads starve torch on 2 cores when
 calls alternate), both with the same thread count::
 
-    python benchmarks/onnx_latency.py --family gnn [--threads 1] [--repeats 50]
+    python benchmarks/onnx_latency_gnn.py --family gnn [--threads 1] [--repeats 50]
 
 GNN cases: every model of the family with random weights on graphs from the real data — one MUTAG
 molecule ("batch 1"), 64 MUTAG molecules batched ("batch 64") for graph-level models; for node-level
@@ -57,7 +57,7 @@ def gnn_cases() -> list[Case]:
         if entry.plugin != "gnn":
             continue
         _, spec, config = api.resolve_config(name)
-        if "graph-classification" in entry.tasks:
+        if entry.tasks[0] == "graph-classification":   # the task of its default dataset
             data, task = mutag, graph_task
             timed = {"1 graph (MUTAG)": task.inputs(whole.batch(torch.arange(1))),
                      "64 graphs (MUTAG)": task.inputs(whole.batch(torch.arange(64)))}

@@ -334,3 +334,13 @@ def test_without_validation_split_the_best_checkpoint_has_the_lowest_training_lo
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["train_loss"] for r in rows]
     assert summary["best_epoch"] == losses.index(min(losses)) + 1
+
+
+def test_dcnn_reuses_the_diffusion_only_for_the_same_unchanged_input():
+    model = build("dcnn", row_normalize=False)
+    x = torch.rand(5, 6)
+    first = model(x, EDGES)
+    assert torch.equal(model(x, EDGES), first)
+    x.mul_(2.0)                                                   # in-place change: recomputed
+    assert not torch.allclose(model(x, EDGES), first)
+    assert torch.allclose(model(x.clone(), EDGES), model(x, EDGES))
