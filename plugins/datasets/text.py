@@ -19,7 +19,7 @@ from zoo.core.sequence import IGNORE, SequenceSplit, Vocabulary, bio_tag_names, 
 
 class TextOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    min_freq: int = Field(1, ge=1, description="Tokens seen fewer times in train become <unk>.")
+    min_freq: int = Field(2, ge=1, description="Tokens seen fewer times in train become <unk>.")
     max_vocab: int | None = Field(None, ge=3, description="Keep at most this many tokens (incl. pad, unk).")
     max_length: int = Field(128, ge=1, le=100_000, description="Cut sequences to this many tokens.")
 

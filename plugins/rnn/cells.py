@@ -150,18 +150,50 @@ class PeepholeLSTMCell(Recurrence):
         return (h, c), h
 
 
-class TorchCell(nn.Module):
-    """``nn.LSTM`` / ``nn.GRU``, one layer, one direction (they export with a dynamic time axis)."""
+class TorchCell(Recurrence):
+    """``nn.LSTM`` / ``nn.GRU``, one layer, one direction: their fused kernels to train, and the
+    same equations through the scan to export (the exporter froze the time axis of their
+    per-step outputs, which taggers and the autoencoder need).
+
+    LSTM (PyTorch's gate order i, f, g, o): ``c_t = f ⊙ c_{t−1} + i ⊙ g``, ``h_t = o ⊙ tanh(c_t)``.
+    GRU (r, z, n): ``n = tanh(W_n x + b_in + r ⊙ (U_n h + b_hn))``, ``h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}``.
+    """
 
     def __init__(self, kind: type[nn.Module], input_size: int, hidden_size: int) -> None:
         super().__init__()
         self.hidden_size = hidden_size
+        self.is_lstm = kind is nn.LSTM
         self.rnn = kind(input_size, hidden_size, batch_first=True)
-        if kind is nn.LSTM:
+        if self.is_lstm:
             with torch.no_grad():  # forget-gate bias 1 (Jozefowicz et al. 2015)
                 self.rnn.bias_ih_l0[hidden_size:2 * hidden_size].fill_(1.0)
 
+    def project(self, x):
+        return x @ self.rnn.weight_ih_l0.T + self.rnn.bias_ih_l0            # (B, T, 4H | 3H)
+
+    def init(self, x):
+        zeros = x.new_zeros(x.shape[0], self.hidden_size)
+        return (zeros, zeros.clone()) if self.is_lstm else (zeros,)
+
+    def step(self, carry, xt):
+        rec = carry[0] @ self.rnn.weight_hh_l0.T + self.rnn.bias_hh_l0
+        if self.is_lstm:
+            h, c = carry
+            i, f, g, o = (xt + rec).chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            return (h, c), h
+        (h,) = carry
+        xr, xz, xn = xt.chunk(3, dim=-1)
+        hr, hz, hn = rec.chunk(3, dim=-1)
+        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        h = (1 - z) * n + z * h
+        return (h,), h
+
     def forward(self, x, lengths):
+        if _exporting():
+            return super().forward(x, lengths)
         return self.rnn(x)[0]
 
 

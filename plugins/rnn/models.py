@@ -113,7 +113,10 @@ class RNNModel(nn.Module):
             return self.head(self.drop(h))                                       # (B, T, C)
         s = self.summary(h, lengths)
         if self.head_kind == "autoencoder":
-            repeated = s.unsqueeze(1).expand(-1, x.shape[1], -1)                 # (B, T, H·dirs)
+            # Broadcast against a (B, T, 1) tensor of ones: repeat the summary at every step.
+            steps = torch.ones_like(x, dtype=s.dtype).unsqueeze(-1) if x.dim() == 2 else \
+                torch.ones_like(x[..., :1], dtype=s.dtype)                        # (B, T, 1)
+            repeated = s.unsqueeze(1) * steps                                     # (B, T, H·dirs)
             return self.head(self.decoder(repeated, lengths))                    # (B, T, V)
         out = self.head(self.drop(s))                                            # (B, C) or (B, 1)
         return out.squeeze(-1) if self.squeeze else out
