@@ -374,12 +374,29 @@ def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     session = make_session(path)
     metadata = read_metadata(session)
     names = [i.name for i in session.get_inputs()]
-    feed = check_and_cast(session, load_inputs(input_file, names))
-    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
     task_name = metadata.get("task")
-    if task_name:
-        task = _loaded_zoo().registry.tasks.get(task_name)
-        if task is not None:
-            return task.postprocess(outputs, metadata), metadata
+    task = _loaded_zoo().registry.tasks.get(task_name) if task_name else None
+    # Raw input (text for token models) is turned into arrays by the task, from the metadata.
+    raw = task.raw_inputs(_read_raw(input_file), metadata) if task is not None else None
+    feed = check_and_cast(session, raw if raw is not None else load_inputs(input_file, names))
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
+    if task is not None:
+        return task.postprocess(outputs, {**metadata, "_inputs": feed}), metadata
     first = next(iter(outputs.values()))
     return json.loads(json.dumps(first.tolist())), metadata
+
+
+def _read_raw(input_file: str) -> Any:
+    """A ``.json`` input parsed, a ``.txt`` input as its non-empty lines, else ``None``."""
+    path = Path(input_file)
+    if not path.is_file():
+        raise ZooError(f"input file {input_file!r} does not exist")
+    try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text(encoding="utf-8"))
+        if path.suffix == ".txt":
+            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            return lines or [""]
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ZooError(f"{input_file}: not valid JSON/UTF-8 text: {err}") from None
+    return None

@@ -80,8 +80,20 @@ class Task:
         return out
 
     # -- serving ----------------------------------------------------------------------------
+    def raw_inputs(self, data: Any, metadata: dict[str, Any]) -> dict[str, np.ndarray] | None:
+        """Model inputs from raw user input (e.g. text, for tasks whose models take token ids),
+        or ``None`` when ``data`` is plain arrays for :func:`zoo.core.runtime.load_inputs`.
+
+        :param data: the parsed JSON of ``zoo predict --input``, or a ``.txt`` file's lines
+        :param metadata: the ONNX metadata (``onnx_*`` keys of ``DataInfo.extra`` are there)
+        """
+        return None
+
     def postprocess(self, outputs: dict[str, np.ndarray], metadata: dict[str, Any]) -> list[Any]:
-        """Human-readable predictions from the ONNX outputs (one entry per sample)."""
+        """Human-readable predictions from the ONNX outputs (one entry per sample).
+
+        ``metadata["_inputs"]`` holds the arrays that were fed (e.g. ``lengths`` to trim padding).
+        """
         first = outputs[self.output_names[0]]
         return first.tolist()
 

@@ -302,6 +302,9 @@ class Trainer:
                 order = torch.randperm(len(train), generator=generator).to(train.device)
                 model.train()
                 loss_sum = torch.tensor(state.loss_sum, device=self.device)
+                grad_norm_sum = torch.zeros((), device=self.device)
+                grad_norm_max = torch.zeros((), device=self.device)
+                grad_steps = 0
                 started = time.monotonic()
                 last_tick = started
                 for batch in train.batches(tc.batch_size, order, start=state.step):
@@ -314,7 +317,11 @@ class Trainer:
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if tc.grad_clip is not None:
-                        nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                        # The norm before clipping, kept per epoch: shows exploding/vanishing gradients.
+                        norm = nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip).detach().float()
+                        grad_norm_sum += norm
+                        grad_norm_max = torch.maximum(grad_norm_max, norm)
+                        grad_steps += 1
                     optimizer.step()
                     if scheduler is not None:
                         scheduler.step()
@@ -342,6 +349,8 @@ class Trainer:
                 seconds = time.monotonic() - started
                 record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss,
                                           "lr": optimizer.param_groups[0]["lr"]}
+                if grad_steps:
+                    record.update(grad_norm=float(grad_norm_sum) / grad_steps, grad_norm_max=float(grad_norm_max))
                 if self.data.val is not None:
                     val = self.evaluate(self.data.val)
                     if not math.isfinite(val.get("loss", 0.0)):

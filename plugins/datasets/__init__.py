@@ -1,4 +1,5 @@
-"""Shared datasets: scikit-learn's bundled sets and Fashion-MNIST, used by several families.
+"""Shared datasets: scikit-learn's bundled sets, Fashion-MNIST and the text sets
+(SST-2, ATIS) of the sequence families, used by several families.
 
 Every loader reads local data only. Missing files or packages raise
 :class:`~zoo.core.errors.DataUnavailable` with what to install; Fashion-MNIST can also be fetched
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from zoo import hookimpl
 from zoo.plugins.datasets.fashion_mnist import FashionMNISTOptions, load_fashion_mnist
+from zoo.plugins.datasets.text import TextOptions, load_atis, load_sst2
 from zoo.plugins.datasets.sklearn_bundles import (
     load_breast_cancer,
     load_diabetes,
@@ -26,3 +28,5 @@ def register_datasets(register):
     register("wine", load_wine)
     register("digits", load_digits)
     register("fashion-mnist", load_fashion_mnist, FashionMNISTOptions)
+    register("sst2", load_sst2, TextOptions)
+    register("atis", load_atis, TextOptions)
