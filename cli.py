@@ -164,8 +164,9 @@ def runs(ctx, root, model, sort_by, as_json) -> None:
         click.echo(f"no runs under {root}", err=True)
         return
     keys = sorted({k for r in rows for k in r["metrics"]})[:4]
-    header = ["run", "model", "dataset", "status", "epochs", "device", "wall s", "parity", *keys]
-    table = [[r["run"], r["model"], r["dataset"], r["status"], str(r["epochs"]), str(r["device"] or "-"),
+    header = ["run", "model", "dataset", "date", "status", "epochs", "device", "wall s", "parity", *keys]
+    table = [[r["run"], r["model"], r["dataset"], (r["started"] or "-").replace("T", " ")[:16], r["status"],
+              str(r["epochs"]), str(r["device"] or "-"),
               f"{r['wall_seconds']:.1f}" if r["wall_seconds"] else "-",
               f"{r['parity']:.1e}" if r["parity"] is not None else "-",
               *[f"{r['metrics'][k]:.4f}" if k in r["metrics"] else "-" for k in keys]] for r in rows]
