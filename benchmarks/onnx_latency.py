@@ -53,7 +53,10 @@ def bench_model(name: str, batches: list[int], reps: int, warmup: int, folder: P
     model = api.build_model(spec, run_config, dataset.info).eval()
     test = dataset.test
     sizes = [b for b in batches if b <= len(test)]
-    examples = task.export_inputs(test, sizes=(3, *sizes))
+    try:
+        examples = task.export_inputs(test, sizes=(3, *sizes))
+    except TypeError:  # sequence tasks take (batch, length) pairs: time sentences of 32 tokens
+        examples = task.export_inputs(test, sizes=((3, 7), *((b, 32) for b in sizes)))
     path = folder / f"{name}.onnx"
     export_onnx(model, task, examples, task.dynamic_axes(dataset.info), path, opset=run_config.export.opset)
     session = make_session(path)
