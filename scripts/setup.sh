@@ -24,5 +24,5 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/pip install -q "$TORCH_SPEC"
 fi
-.venv/bin/pip install -q -e ".[test]" 2>&1 | grep -v -E "^(WARNING: Location|  WARNING)" || true
+.venv/bin/pip install -q -e ".[test]"
 .venv/bin/python -c "import zoo, torch, onnxruntime; print(f'setup: zoo {zoo.__version__}, torch {torch.__version__}, onnxruntime {onnxruntime.__version__}')"
