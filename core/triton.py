@@ -48,8 +48,12 @@ def config_pbtxt(name: str, inputs: list[dict], outputs: list[dict], max_batch: 
         blocks = []
         for t in items:
             dims = t["dims"][1:] if batched else t["dims"]
+            # A tensor that is only the batch axis ([B] lengths, say): Triton wants dims [1]
+            # reshaped to a scalar per request.
+            reshape = "\n    reshape: { shape: [ ] }" if not dims else ""
+            shown = dims or [1]
             blocks.append(f'  {{\n    name: "{t["name"]}"\n    data_type: {t["data_type"]}\n'
-                          f'    dims: [ {", ".join(str(d) for d in dims)} ]\n  }}')
+                          f'    dims: [ {", ".join(str(d) for d in shown)} ]{reshape}\n  }}')
         return f"{kind} [\n" + ",\n".join(blocks) + "\n]"
 
     lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch if batched else 0}",
@@ -68,11 +72,14 @@ def parse_pbtxt(text: str) -> dict[str, Any]:
     out["max_batch_size"] = int(re.search(r"^max_batch_size: (\d+)", text, re.M).group(1))
     for kind in ("input", "output"):
         section = re.search(rf"^{kind} \[(.*?)^\]", text, re.M | re.S).group(1)
-        for block in re.findall(r"\{(.*?)\}", section, re.S):
+        for block in re.findall(r"\{\s*name:(.*?)\n  \}", section, re.S):
             dims = re.search(r"dims: \[([^\]]*)\]", block).group(1)
-            out[kind].append({"name": re.search(r'name: "([^"]+)"', block).group(1),
+            reshape = re.search(r"reshape: \{ shape: \[([^\]]*)\] \}", block)
+            out[kind].append({"name": re.search(r'"([^"]+)"', block).group(1),
                               "data_type": re.search(r"data_type: (\w+)", block).group(1),
-                              "dims": [int(d) for d in dims.replace(",", " ").split()]})
+                              "dims": [int(d) for d in dims.replace(",", " ").split()],
+                              "reshape": None if reshape is None else
+                              [int(d) for d in reshape.group(1).replace(",", " ").split()]})
     out["dynamic_batching"] = "dynamic_batching" in text
     kind = re.search(r"kind: (KIND_\w+)", text)
     out["instance_kind"] = kind.group(1) if kind else None

@@ -171,3 +171,34 @@ def test_triton_repository_matches_the_onnx_signature(runs, tmp_path):
         for spec, value in zip(config["input"] + config["output"], session.get_inputs() + session.get_outputs()):
             assert spec["dims"] == [d if isinstance(d, int) else -1 for d in value.shape[1:]]
             assert spec["data_type"] == "TYPE_FP32"
+
+
+@pytest.mark.parametrize("model", ["cnn", "lstm", "gcn"])
+def test_triton_repository_for_image_text_and_graph_models(model, tmp_path):
+    """Dims and dynamic axes right for a CNN, an RNN text model and a GNN (issue #9)."""
+    from helpers import quick_options
+
+    from zoo.core.catalogue import load_catalogue
+    from zoo.core.runtime import make_session
+    from zoo.core.triton import parse_pbtxt, write_repository
+
+    entry = load_catalogue().models[model]
+    api.train(model, options=quick_options(entry), out=str(tmp_path / "run"), log=None)
+    folder = write_repository(tmp_path / "run" / "model.onnx", tmp_path / "repo", model)
+    config = parse_pbtxt((folder / "config.pbtxt").read_text())
+    session = make_session(folder / "1" / "model.onnx")
+    values = session.get_inputs() + session.get_outputs()
+    batched = config["max_batch_size"] > 0
+    assert batched == all(not isinstance(v.shape[0], int) for v in values)
+    assert [t["name"] for t in config["input"] + config["output"]] == [v.name for v in values]
+    for spec, value in zip(config["input"] + config["output"], values):
+        full = [d if isinstance(d, int) else -1 for d in value.shape]
+        expected = full[1:] if batched else full
+        assert spec["dims"] == (expected or [1])
+        assert spec["reshape"] == (None if expected else [])
+    if model == "gcn":  # a graph of N nodes and E edges: no batch axis, both sizes dynamic
+        assert config["max_batch_size"] == 0 and not config["dynamic_batching"]
+        assert config["input"][0]["dims"] == [-1, config["input"][0]["dims"][1]]
+        assert config["input"][1]["dims"] == [2, -1] and config["input"][1]["data_type"] == "TYPE_INT64"
+    if model == "lstm":  # tokens [B, T] and lengths [B]
+        assert config["input"][0]["dims"] == [-1] and config["input"][1]["reshape"] == []
