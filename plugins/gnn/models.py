@@ -119,8 +119,22 @@ class GraphModel(nn.Module):
         if self.graph_level:
             self.head = nn.Linear(self.in_features + sum(widths), self.num_classes)
 
+    #: Non-linearity between layers (and after the last one at graph level).
+    activation = staticmethod(torch.relu)
+
     def encode(self, x: torch.Tensor, edge_index: torch.Tensor) -> list[torch.Tensor]:
         raise NotImplementedError
+
+    def stack(self, x: torch.Tensor, edge_index: torch.Tensor, *extra: torch.Tensor) -> list[torch.Tensor]:
+        """The usual layer loop: dropout (sparse on the raw input), conv, activation except after
+        the node-level output layer. ``extra`` (a normalised adjacency, say) goes to every conv."""
+        states, h = [], x
+        for i, conv in enumerate(self.convs):
+            h = conv(self.drop_input(h) if i == 0 else self.drop(h), edge_index, *extra)
+            if i < len(self.convs) - 1 or self.graph_level:
+                h = self.activation(h)
+            states.append(h)
+        return states
 
     def drop(self, h: torch.Tensor) -> torch.Tensor:
         return F.dropout(h, self.dropout, self.training)
@@ -167,13 +181,7 @@ class GCN(GraphModel):
 
     def encode(self, x, edge_index):
         norm = gcn_norm(edge_index, x.shape[0])
-        states, h = [], x
-        for i, conv in enumerate(self.convs):
-            h = conv(self.drop_input(h) if i == 0 else self.drop(h), edge_index, norm)
-            if i < len(self.convs) - 1 or self.graph_level:
-                h = torch.relu(h)
-            states.append(h)
-        return states
+        return self.stack(x, edge_index, norm)
 
 
 class ChebNet(GraphModel):
@@ -191,13 +199,7 @@ class ChebNet(GraphModel):
 
     def encode(self, x, edge_index):
         lap = self.convs[0].scaled_laplacian_weights(edge_index, x.shape[0])
-        states, h = [], x
-        for i, conv in enumerate(self.convs):
-            h = conv(self.drop_input(h) if i == 0 else self.drop(h), edge_index, lap)
-            if i < len(self.convs) - 1 or self.graph_level:
-                h = torch.relu(h)
-            states.append(h)
-        return states
+        return self.stack(x, edge_index, lap)
 
 
 class GraphSAGE(GraphModel):
@@ -215,18 +217,14 @@ class GraphSAGE(GraphModel):
         self.make_head(widths)
 
     def encode(self, x, edge_index):
-        states, h = [], x
-        for i, conv in enumerate(self.convs):
-            h = conv(self.drop_input(h) if i == 0 else self.drop(h), edge_index)
-            if i < len(self.convs) - 1 or self.graph_level:
-                h = torch.relu(h)
-            states.append(h)
-        return states
+        return self.stack(x, edge_index)
 
 
 class GAT(GraphModel):
     """Veličković et al. 2018 (https://arxiv.org/abs/1710.10903): multi-head attention layers with
     ELU, heads concatenated; the node-level output layer averages ``out_heads`` heads."""
+
+    activation = staticmethod(F.elu)
 
     def __init__(self, config: GATConfig, info: DataInfo) -> None:
         super().__init__(config, info)
@@ -248,13 +246,7 @@ class GAT(GraphModel):
         self.make_head(widths)
 
     def encode(self, x, edge_index):
-        states, h = [], x
-        for i, conv in enumerate(self.convs):
-            h = conv(self.drop_input(h) if i == 0 else self.drop(h), edge_index)
-            if i < len(self.convs) - 1 or self.graph_level:
-                h = F.elu(h)
-            states.append(h)
-        return states
+        return self.stack(x, edge_index)
 
 
 class GIN(GraphModel):
@@ -352,6 +344,8 @@ class MoNet(GraphModel):
     """Monti et al. 2017 (https://arxiv.org/abs/1611.08402): Gaussian mixture convolutions on degree
     pseudo-coordinates, ELU between layers."""
 
+    activation = staticmethod(F.elu)
+
     def __init__(self, config: MoNetConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         widths, width = _widths(config, self, config.hidden)
@@ -362,13 +356,7 @@ class MoNet(GraphModel):
         self.make_head(widths)
 
     def encode(self, x, edge_index):
-        states, h = [], x
-        for i, conv in enumerate(self.convs):
-            h = conv(self.drop_input(h) if i == 0 else self.drop(h), edge_index)
-            if i < len(self.convs) - 1 or self.graph_level:
-                h = F.elu(h)
-            states.append(h)
-        return states
+        return self.stack(x, edge_index)
 
 
 # -- builders ---------------------------------------------------------------------------------
