@@ -162,60 +162,62 @@ def find_runs(root: str | Path) -> list[Run]:
     return sorted(found, key=lambda r: r.file(Run.CONFIG).stat().st_mtime, reverse=True)
 
 
-def write_plots(run: Run) -> list[Path]:
-    """Loss, validation metrics and learning rate per epoch as PNGs (matplotlib, when installed)."""
-    records = run.read_metrics()
-    if not records:
-        return []
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, or ``None`` when matplotlib is missing."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return []
+        return None
+    return plt
+
+
+def _epoch_plot(plt, run: Run, name: str, epochs: list[int], series: dict[str, list], title: str,
+                ylabel: str = "", height: float = 4, log_if_spread: bool = False) -> Path:
+    """One PNG of per-epoch series; a log axis when values span more than two orders of magnitude."""
     from matplotlib.ticker import MaxNLocator
 
-    epochs = [r["epoch"] for r in records]
-    written = []
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ax.plot(epochs, [r.get("train_loss") for r in records], marker="o", label="train loss")
-    if "val_loss" in records[0]:
-        ax.plot(epochs, [r.get("val_loss") for r in records], marker="o", label="validation loss")
+    fig, ax = plt.subplots(figsize=(6, height), dpi=100)
+    for label, values in series.items():
+        ax.plot(epochs, values, marker="o", label=label)
+    positive = [v for values in series.values() for v in values if v]
+    if log_if_spread and positive and min(positive) > 0 and max(positive) / min(positive) > 100:
+        ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    losses = [r.get("train_loss") for r in records if r.get("train_loss")]
-    if losses and min(losses) > 0 and max(losses) / min(losses) > 100:
-        ax.set_yscale("log")  # losses that fall by orders of magnitude read better on a log axis
-    ax.set_title(f"{run.name}: loss")
-    ax.legend()
-    fig.tight_layout()
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.savefig(run.file("loss.png"))
-    plt.close(fig)
-    written.append(run.file("loss.png"))
-    metrics = [k for k in records[0] if k.startswith("val_") and k != "val_loss"]
-    if metrics:
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-        for key in metrics:
-            ax.plot(epochs, [r.get(key) for r in records], marker="o", label=key)
-        ax.set_xlabel("epoch")
-        ax.set_title(f"{run.name}: validation metrics")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if len(series) > 1 or title.endswith("metrics"):
         ax.legend()
-        fig.tight_layout()
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        fig.savefig(run.file("metrics.png"))
-        plt.close(fig)
-        written.append(run.file("metrics.png"))
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
-    ax.plot(epochs, [r.get("lr") for r in records], marker="o")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("learning rate (end of epoch)")
-    fig.tight_layout()
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.savefig(run.file("lr.png"))
+    fig.tight_layout()
+    fig.savefig(run.file(name))
     plt.close(fig)
-    written.append(run.file("lr.png"))
+    return run.file(name)
+
+
+def write_plots(run: Run) -> list[Path]:
+    """Loss, validation metrics and learning rate per epoch as PNGs (matplotlib, when installed)."""
+    records = run.read_metrics()
+    plt = _pyplot()
+    if not records or plt is None:
+        return []
+    epochs = [r["epoch"] for r in records]
+
+    def series(key: str) -> list:
+        return [r.get(key) for r in records]
+
+    losses = {"train loss": series("train_loss")}
+    if "val_loss" in records[0]:
+        losses["validation loss"] = series("val_loss")
+    written = [_epoch_plot(plt, run, "loss.png", epochs, losses, f"{run.name}: loss", "loss",
+                           log_if_spread=True)]
+    metrics = {k: series(k) for k in records[0] if k.startswith("val_") and k != "val_loss"}
+    if metrics:
+        written.append(_epoch_plot(plt, run, "metrics.png", epochs, metrics, f"{run.name}: validation metrics"))
+    written.append(_epoch_plot(plt, run, "lr.png", epochs, {"lr": series("lr")}, f"{run.name}: learning rate",
+                               "learning rate (end of epoch)", height=3))
     return written
 
 
@@ -225,12 +227,8 @@ def write_confusion(run: Run, matrix: list[list[int]], class_names: list[str] | 
 
     atomic_write_text(run.file("confusion.json"), _json.dumps({"matrix": matrix, "classes": class_names}) + "\n")
     written = [run.file("confusion.json")]
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return written
     k = len(matrix)
     names = class_names if class_names and len(class_names) == k else [str(i) for i in range(k)]
