@@ -205,19 +205,11 @@ def runs_show(run_dir, as_json) -> None:
 def runs_compare(run_dirs, as_json) -> None:
     """Config values that differ between runs, and their test metrics side by side."""
     from zoo.core.runs import Run, describe
+    from zoo.core.toml_io import flatten
 
     loaded = [Run.open(d) for d in run_dirs]
 
-    def flat(data: dict, prefix: str = "") -> dict:
-        out = {}
-        for key, value in data.items():
-            if isinstance(value, dict):
-                out.update(flat(value, f"{prefix}{key}."))
-            else:
-                out[f"{prefix}{key}"] = value
-        return out
-
-    configs = [flat(r.read_config()) for r in loaded]
+    configs = [flatten(r.read_config()) for r in loaded]
     keys = sorted({k for c in configs for k in c})
     differ = {k: [c.get(k) for c in configs] for k in keys if len({json.dumps(c.get(k)) for c in configs}) > 1}
     metrics = [describe(r)["metrics"] for r in loaded]

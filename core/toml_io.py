@@ -53,3 +53,14 @@ def dumps_toml(data: dict, _prefix: str = "") -> str:
         name = f"{_prefix}{_toml_key(key)}"
         out = out.rstrip("\n") + ("\n\n" if out else "") + f"[{name}]\n" + dumps_toml(value, name + ".")
     return out.strip() + "\n"
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested tables as dotted keys: ``{"optim": {"lr": 0.1}}`` → ``{"optim.lr": 0.1}``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -15,19 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from zoo import hookimpl
+from zoo.core.toml_io import flatten
 
 NAME = "mlflow"
 _active: dict[str, Any] = {}  # run path → (client, mlflow run id)
-
-
-def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def tracking_uri(run_path: Path) -> str:
@@ -53,7 +44,7 @@ def on_train_start(run, model, config):
     experiment_id = experiment.experiment_id if experiment else client.create_experiment("zoo")
     tracked = client.create_run(experiment_id, run_name=run.name,
                                 tags={"zoo.model": config["model"]["name"], "zoo.run_dir": str(run.path)})
-    for key, value in _flatten(config).items():
+    for key, value in flatten(config).items():
         client.log_param(tracked.info.run_id, key, str(value)[:500])
     _active[str(run.path)] = (client, tracked.info.run_id)
 

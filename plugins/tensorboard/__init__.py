@@ -12,6 +12,7 @@ import warnings
 from typing import Any
 
 from zoo import hookimpl
+from zoo.core.toml_io import flatten
 
 NAME = "tensorboard"
 _writers: dict[str, Any] = {}
@@ -20,18 +21,6 @@ _configs: dict[str, dict] = {}
 
 def _enabled(config: dict) -> bool:
     return NAME in config.get("train", {}).get("log", [])
-
-
-def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        elif isinstance(value, (int, float, str, bool)):
-            out[f"{prefix}{key}"] = value
-        else:
-            out[f"{prefix}{key}"] = str(value)
-    return out
 
 
 @hookimpl
@@ -70,8 +59,8 @@ def on_train_end(run, summary):
     if writer is None:
         return
     metrics = {f"test/{k}": v for k, v in (summary.get("metrics") or {}).items() if isinstance(v, (int, float))}
-    hparams = {k: v for k, v in _flatten({k: config.get(k, {}) for k in ("model", "optim", "schedule", "train")}).items()
-               if isinstance(v, (int, float, str, bool))}
+    sections = flatten({k: config.get(k, {}) for k in ("model", "optim", "schedule", "train")})
+    hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in sections.items()}
     if metrics:
         writer.add_hparams(hparams, metrics, run_name=".")
     writer.close()
