@@ -40,8 +40,15 @@ def _as_tuple(output: Any) -> tuple[torch.Tensor, ...]:
     return tuple(output) if isinstance(output, (tuple, list)) else (output,)
 
 
-def _export_default(model: nn.Module, args: tuple[torch.Tensor, ...], task: Task, axes: dict,
-                    path: Path, opset: int) -> None:
+def export_module(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
+                  input_names: tuple[str, ...], output_names: tuple[str, ...],
+                  axes: dict[str, dict[int, str]], opset: int) -> None:
+    """Run the dynamo exporter quietly and check that no dynamic axis was frozen.
+
+    The building block of the default export, and what ``export_model`` overrides call to export
+    their deployable module (an embedding lookup, a decoder step). Raises :class:`ExportError`.
+    """
+    import onnx
     import torch.onnx
 
     # The exporter prints progress lines, warnings and log records of its own (e.g. about
@@ -53,17 +60,23 @@ def _export_default(model: nn.Module, args: tuple[torch.Tensor, ...], task: Task
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, args, str(path),
-                input_names=list(task.input_names),
-                output_names=list(task.output_names),
-                dynamic_shapes=dynamic_shapes(task.input_names, axes),
+                module, args, str(path),
+                input_names=list(input_names),
+                output_names=list(output_names),
+                dynamic_shapes=dynamic_shapes(input_names, axes),
                 opset_version=opset,
                 dynamo=True,
                 external_data=False,
                 verbose=False,
             )
+    except Exception as err:  # noqa: BLE001 - any exporter failure becomes a clear error
+        raise ExportError(f"ONNX export failed: {type(err).__name__}: {str(err)[:2000]}") from err
     finally:
         onnx_logger.setLevel(level)
+    frozen = frozen_axes(onnx.load(str(path)), axes)
+    if frozen:
+        raise ExportError("ONNX export froze dynamic axes: " + "; ".join(frozen) +
+                          " (trace with a size ≥ 2 on every dynamic axis, or rewrite the loop)")
 
 
 def dynamic_shapes(input_names: tuple[str, ...], axes: dict[str, dict[int, str]]) -> tuple:
@@ -119,20 +132,10 @@ def export_onnx(model: nn.Module, task: Task, example_inputs: list[tuple[torch.T
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        written = override(model, tmp) if override is not None else None
-        if written is None:
-            try:
-                _export_default(model, inputs[0], task, axes, tmp, opset)
-            except Exception as err:  # noqa: BLE001 - any exporter failure becomes a clear error
-                raise ExportError(f"ONNX export failed: {type(err).__name__}: {str(err)[:2000]}") from err
+        # The frozen-axes check runs inside export_module, i.e. whenever the default export ran.
+        if override is None or override(model, tmp) is None:
+            export_module(model, inputs[0], tmp, task.input_names, task.output_names, axes, opset)
         onnx_model = onnx.load(str(tmp))
-        # Check the default exporter's output whenever it ran. (Testing `override is None` here
-        # skipped the check for every model as soon as any plugin implemented export_model.)
-        if written is None:
-            frozen = frozen_axes(onnx_model, axes)
-            if frozen:
-                raise ExportError("ONNX export froze dynamic axes: " + "; ".join(frozen) +
-                                  " (trace with a size ≥ 2 on every dynamic axis, or rewrite the loop)")
         for key, value in (metadata or {}).items():
             entry = onnx_model.metadata_props.add()
             entry.key = key

@@ -20,10 +20,6 @@ Hooks implemented here:
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
 import weakref
 
 from zoo import hookimpl
@@ -72,30 +68,12 @@ def export_model(model, task, model_name, path, opset):
     import torch
 
     from zoo.core.data import unwrap
-    from zoo.core.errors import ExportError
+    from zoo.core.export import export_module
 
     lookup = unwrap(model).lookup().eval()
     ids = torch.tensor([0, 2, 1], dtype=torch.int64) % lookup.weight.shape[0]
-    onnx_logger = logging.getLogger("torch.onnx")
-    level = onnx_logger.level
-    onnx_logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(lookup, (ids,), str(path), input_names=["ids"], output_names=["vectors"],
-                              dynamic_axes={"ids": {0: "words"}, "vectors": {0: "words"}},
-                              opset_version=opset, dynamo=True, external_data=False, verbose=False)
-    except Exception as err:  # noqa: BLE001
-        raise ExportError(f"ONNX export of the embedding lookup failed: {type(err).__name__}: {err}") from err
-    finally:
-        onnx_logger.setLevel(level)
-    import onnx
-
-    from zoo.core.export import frozen_axes
-
-    frozen = frozen_axes(onnx.load(str(path)), {"ids": {0: "words"}, "vectors": {0: "words"}})
-    if frozen:
-        raise ExportError("ONNX export of the embedding lookup froze axes: " + "; ".join(frozen))
+    axes = {"ids": {0: "words"}, "vectors": {0: "words"}}
+    export_module(lookup, (ids,), path, ("ids",), ("vectors",), axes, opset)
     return path
 
 
