@@ -75,24 +75,14 @@ def load_data(run_config, entry: ModelEntry):
     task = zoo.registry.task(task_name)
     options = None
     if dataset_spec.options_class is not None:
-        try:
-            options = dataset_spec.options_class.model_validate(run_config.data.options)
-        except Exception as err:  # pydantic.ValidationError
-            from pydantic import ValidationError
-
-            if isinstance(err, ValidationError):
-                from zoo.core.config import describe_validation_error
-
-                raise ZooError(describe_validation_error(err, dataset_spec.options_class)
-                               .replace("invalid config:", f"invalid data.options for {name!r}:")) from None
-            raise
+        options = validate(dataset_spec.options_class, run_config.data.options,
+                           what=f"data.options for {name!r}")
     elif run_config.data.options:
         raise ZooError(f"dataset {name!r} takes no options, got data.options = {run_config.data.options}")
     dataset = _call_plugin(dataset_spec.plugin, f"loading dataset {name!r}", dataset_spec.loader,
                            options, run_config.data.data_dir)
     dataset = dataset.prepare(run_config.data.val_fraction, run_config.data.limit, run_config.train.seed)
     task.check_info(dataset.info)
-    del validate
     return dataset, task
 
 
@@ -135,6 +125,7 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
     """Train a model (or resume a run) and export it; returns the run summary."""
     import torch
     from zoo import __version__
+    from zoo.core.config import deep_merge
     from zoo.core.runs import Run
     from zoo.core.trainer import Trainer, resolve_device
 
@@ -148,7 +139,7 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
         if model is not None and load_catalogue().resolve_trainable(model).name != model_name:
             raise ZooError(f"{resume} is a run of {model_name!r}, not {model!r}")
         entry, spec, run_config = resolve_config(model_name, sets=sets,
-                                                 options=_deep(saved, options or {}))
+                                                 options=deep_merge(saved, options or {}))
         last = run.file(Run.LAST)
         if not last.exists():
             raise ZooError(f"{resume} has no {Run.LAST} to resume from")
@@ -255,12 +246,6 @@ def confusion_matrix(net, task, split, num_classes: int, batch_size: int) -> lis
             binned = torch.bincount(pairs, minlength=num_classes * num_classes)
             counts = binned if counts is None else counts + binned
     return counts.reshape(num_classes, num_classes).tolist() if counts is not None else []
-
-
-def _deep(base: dict, override: dict) -> dict:
-    from zoo.core.config import deep_merge
-
-    return deep_merge(base, override)
 
 
 def export_model(run, net, task, dataset, run_config, entry, zoo, opset: int | None = None):

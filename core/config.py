@@ -175,7 +175,7 @@ def parse_set(item: str) -> dict:
     return out
 
 
-def describe_validation_error(err: ValidationError, model_cls: type[BaseModel]) -> str:
+def describe_validation_error(err: ValidationError, model_cls: type[BaseModel], what: str = "config") -> str:
     """One line per problem: ``train.epochs: Input should be greater than or equal to 1 (got 0)``."""
     lines = []
     for problem in err.errors():
@@ -187,7 +187,7 @@ def describe_validation_error(err: ValidationError, model_cls: type[BaseModel]) 
         elif problem["type"] != "missing":
             message += f" (got {problem.get('input')!r})"
         lines.append(f"  {loc}: {message}")
-    return "invalid config:\n" + "\n".join(lines)
+    return f"invalid {what}:\n" + "\n".join(lines)
 
 
 def _valid_keys(model_cls: type[BaseModel], loc: tuple) -> list[str]:
@@ -200,11 +200,12 @@ def _valid_keys(model_cls: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(getattr(cls, "model_fields", {}))
 
 
-def validate(config_cls: type[BaseModel], data: dict) -> BaseModel:
+def validate(config_cls: type[BaseModel], data: dict, what: str = "config") -> BaseModel:
+    """``config_cls(**data)`` or a ZooError listing every problem (``what`` names the table)."""
     try:
         return config_cls.model_validate(data)
     except ValidationError as err:
-        raise ZooError(describe_validation_error(err, config_cls)) from None
+        raise ZooError(describe_validation_error(err, config_cls, what)) from None
 
 
 def run_config_class(model_config_cls: type[ModelConfig]) -> type[RunConfig]:
