@@ -19,6 +19,7 @@ may be non-deterministic unless ``train.deterministic`` is set).
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import signal
 import sys
@@ -224,7 +225,8 @@ class Trainer:
         return value > best if maximize else value < best
 
     def _checkpoint(self, state: TrainState, optimizer, scheduler, generator_state: torch.Tensor,
-                    name: str) -> None:
+                    *names: str) -> None:
+        """Serialise everything a resume needs once, and write it atomically to each of ``names``."""
         payload = {
             "model": self.model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -235,14 +237,14 @@ class Trainer:
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "model_name": self.config.model.name,
         }
-        import io
-
         buffer = io.BytesIO()
         torch.save(payload, buffer)
-        path = self.run.file(name)
-        atomic_write_bytes(path, buffer.getvalue())
-        self.emit("on_checkpoint_saved", run=self.run, path=path, epoch=state.epoch,
-                  best=name == Run.BEST)
+        data = buffer.getvalue()
+        for name in names:
+            path = self.run.file(name)
+            atomic_write_bytes(path, data)
+            self.emit("on_checkpoint_saved", run=self.run, path=path, epoch=state.epoch,
+                      best=name == Run.BEST)
 
     def _preflight(self) -> None:
         """Run two samples through model, loss and metrics before training: fail at the boundary."""
@@ -366,9 +368,8 @@ class Trainer:
                     state.best, state.best_epoch, state.bad_epochs = current, epoch, 0
                 else:
                     state.bad_epochs += 1
-                self._checkpoint(state, optimizer, scheduler, generator.get_state(), Run.LAST)
-                if improved:
-                    self._checkpoint(state, optimizer, scheduler, generator.get_state(), Run.BEST)
+                names = (Run.LAST, Run.BEST) if improved else (Run.LAST,)
+                self._checkpoint(state, optimizer, scheduler, generator.get_state(), *names)
                 self.run.append_metrics(record)
                 progress.clear()
                 self.log(_format_epoch(record, tc.epochs))
