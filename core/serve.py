@@ -8,6 +8,12 @@ Built on Starlette (ASGI) and served by uvicorn; both come with the ``zoo-ml[ser
     GET  /v2/models/{name}/ready
     POST /v2/models/{name}/infer                    JSON (or binary-extension) tensors in, JSON out
 
+Raw text: a model whose ONNX metadata holds a vocabulary (text models) also takes one input
+``text`` of datatype BYTES and shape ``[N]`` (JSON strings, or tritonclient's length-prefixed
+binary BYTES); the server tokenises it exactly as ``zoo predict`` does (the task's
+``raw_inputs``) and adds a BYTES output ``prediction`` holding ``zoo predict``'s answer per text
+(JSON-encoded). The model metadata lists it under ``parameters.raw_inputs``.
+
 Dynamic batching: requests to the same model that arrive within ``max_delay_ms`` of each other
 (and agree on every non-batch dimension) are concatenated along the batch axis, run as one
 onnxruntime call of at most ``max_batch`` rows, and split back per request. onnxruntime runs in
@@ -40,6 +46,7 @@ ONNX_TO_V2 = {
 }
 NUMPY_TO_V2 = {np.dtype(v): k for k, v in V2_TO_NUMPY.items()}
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
+TEXT_INPUT = "text"  # the raw-text input of text models (BYTES [N])
 
 
 class RequestError(Exception):
@@ -64,6 +71,7 @@ class Endpoint:
     metadata: dict[str, Any]
     inputs: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    task: Any = None  # the zoo Task of a text model (raw text → arrays, outputs → predictions)
 
     @classmethod
     def load(cls, name: str, path: Path) -> Endpoint:
@@ -75,7 +83,18 @@ class Endpoint:
                            for i in session.get_inputs()]
         endpoint.outputs = [{"name": o.name, "datatype": ONNX_TO_V2.get(o.type, o.type), "shape": _dims(o.shape)}
                             for o in session.get_outputs()]
+        task_name = endpoint.metadata.get("task")
+        if endpoint.metadata.get("onnx_vocabulary") and task_name and TEXT_INPUT not in \
+                {i["name"] for i in endpoint.inputs}:
+            # Only text models pay for loading the plugins (the task turns text into token ids).
+            from zoo.core.api import _loaded_zoo
+
+            endpoint.task = _loaded_zoo().registry.tasks.get(task_name)
         return endpoint
+
+    @property
+    def takes_text(self) -> bool:
+        return self.task is not None
 
     @property
     def batchable(self) -> bool:
@@ -87,7 +106,45 @@ class Endpoint:
         return {"name": self.name, "versions": ["1"], "platform": "onnxruntime_onnx",
                 "inputs": self.inputs, "outputs": self.outputs,
                 "parameters": {"zoo_model": self.metadata.get("model"), "task": self.metadata.get("task"),
-                               "providers": self.session.get_providers()}}
+                               "providers": self.session.get_providers(),
+                               **({"raw_inputs": [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}]}
+                                  if self.takes_text else {})}}
+
+    def decode_text(self, item: dict[str, Any], binary: bytes) -> tuple[list[str], dict[str, np.ndarray]]:
+        """The raw-text input (``text``, BYTES ``[N]``) → (the texts, the arrays to feed)."""
+        if item.get("datatype") != "BYTES":
+            raise RequestError(f"input {TEXT_INPUT!r} has datatype {item.get('datatype')!r}; raw text is BYTES")
+        shape = item.get("shape")
+        if not (isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int) and shape[0] >= 1):
+            raise RequestError(f"input {TEXT_INPUT!r}: shape must be [N] with N >= 1 texts, got {shape!r}")
+        size = (item.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or size > len(binary):
+                raise RequestError(f"input {TEXT_INPUT!r}: binary_data_size {size!r} does not match the body")
+            texts = _unpack_bytes(binary[:size])
+        else:
+            texts = item.get("data")
+            if not (isinstance(texts, list) and all(isinstance(t, str) for t in texts)):
+                raise RequestError(f"input {TEXT_INPUT!r}: data must be a list of strings")
+        if len(texts) != shape[0]:
+            raise RequestError(f"input {TEXT_INPUT!r}: {len(texts)} texts do not fill shape {shape}")
+        try:
+            feed = self.task.raw_inputs(texts, self.metadata)
+        except ZooError as err:
+            raise RequestError(f"input {TEXT_INPUT!r}: {err}") from None
+        if feed is None:
+            raise RequestError(f"model {self.name!r} does not take raw text")
+        from zoo.core.runtime import check_and_cast
+
+        try:
+            return texts, check_and_cast(self.session, feed)
+        except ZooError as err:
+            raise RequestError(str(err)) from None
+
+    def predictions(self, outputs: dict[str, np.ndarray], feed: dict[str, np.ndarray]) -> list[str]:
+        """``zoo predict``'s answer for each row, JSON-encoded (the BYTES ``prediction`` output)."""
+        answers = self.task.postprocess(outputs, {**self.metadata, "_inputs": feed})
+        return [json.dumps(a) for a in answers]
 
     def decode(self, body: dict[str, Any], binary: bytes = b"") -> dict[str, np.ndarray]:
         """Validate a v2 infer request against the model; returns the arrays to feed.
@@ -97,6 +154,10 @@ class Endpoint:
         """
         if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
             raise RequestError("request body must be a JSON object with an 'inputs' list")
+        if self.takes_text and any(isinstance(i, dict) and i.get("name") == TEXT_INPUT for i in body["inputs"]):
+            if len(body["inputs"]) != 1:
+                raise RequestError(f"raw text comes alone: send only the {TEXT_INPUT!r} input")
+            return self.decode_text(body["inputs"][0], binary)[1]
         offset = 0
         expected = {spec["name"]: spec for spec in self.inputs}
         feed: dict[str, np.ndarray] = {}
@@ -140,6 +201,24 @@ class Endpoint:
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = [o["name"] for o in self.outputs]
         return dict(zip(names, self.session.run(names, feed)))
+
+
+def _unpack_bytes(data: bytes) -> list[str]:
+    """Triton's binary BYTES tensor: each element a 4-byte little-endian length, then the bytes."""
+    texts, offset = [], 0
+    while offset < len(data):
+        if offset + 4 > len(data):
+            raise RequestError("binary BYTES data is truncated")
+        n = int.from_bytes(data[offset:offset + 4], "little")
+        offset += 4
+        if offset + n > len(data):
+            raise RequestError("binary BYTES data is truncated")
+        try:
+            texts.append(data[offset:offset + n].decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise RequestError(f"text is not UTF-8: {err}") from None
+        offset += n
+    return texts
 
 
 def encode(outputs: dict[str, np.ndarray], wanted: list[str] | None) -> list[dict[str, Any]]:
@@ -324,10 +403,17 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
             feed = endpoint.decode(body, raw[split:])
             outputs = await batchers[endpoint.name].submit(feed)
             wanted = [o.get("name") for o in body.get("outputs", []) if isinstance(o, dict)]
-            unknown = sorted(set(wanted) - set(outputs))
+            text = endpoint.takes_text and TEXT_INPUT not in {i["name"] for i in endpoint.inputs} and \
+                any(isinstance(i, dict) and i.get("name") == TEXT_INPUT for i in body["inputs"])
+            known = set(outputs) | ({"prediction"} if text else set())
+            unknown = sorted(set(wanted) - known)
             if unknown:
-                raise RequestError(f"unknown output(s) {unknown}; the model has {sorted(outputs)}")
-            response = {"model_name": endpoint.name, "model_version": "1", "outputs": encode(outputs, wanted)}
+                raise RequestError(f"unknown output(s) {unknown}; the model has {sorted(known)}")
+            encoded = encode(outputs, wanted)
+            if text and (not wanted or "prediction" in wanted):
+                answers = endpoint.predictions(outputs, feed)
+                encoded.append({"name": "prediction", "datatype": "BYTES", "shape": [len(answers)], "data": answers})
+            response = {"model_name": endpoint.name, "model_version": "1", "outputs": encoded}
             if "id" in body:
                 response["id"] = body["id"]
             return JSONResponse(response, headers={"x-zoo-latency-ms": f"{(time.perf_counter() - started) * 1e3:.3f}"})

@@ -202,3 +202,77 @@ def test_triton_repository_for_image_text_and_graph_models(model, tmp_path):
         assert config["input"][1]["dims"] == [2, -1] and config["input"][1]["data_type"] == "TYPE_INT64"
     if model == "lstm":  # tokens [B, T] and lengths [B]
         assert config["input"][0]["dims"] == [-1] and config["input"][1]["reshape"] == []
+
+
+# -- raw text for text models ------------------------------------------------------------------
+
+TEXTS = ["a gorgeous , witty , seductive movie .", "the plot is nothing but boilerplate clichés"]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    from helpers import quick_options
+
+    from zoo.core.catalogue import load_catalogue
+
+    root = tmp_path_factory.mktemp("serve-text")
+    entry = load_catalogue().models["lstm"]
+    api.train("lstm", options=quick_options(entry), out=str(root / "lstm"), log=None)
+    (root / "texts.txt").write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    return root
+
+
+def test_text_model_takes_raw_text_like_zoo_predict(text_run):
+    from starlette.testclient import TestClient
+
+    from zoo.core.serve import build_app
+
+    expected, _ = api.predict(str(text_run / "lstm"), str(text_run / "texts.txt"))
+    app = build_app([str(text_run / "lstm")], max_batch=8, max_delay_ms=5, log=lambda line: None)
+    with TestClient(app) as client:
+        meta = client.get("/v2/models/lstm").json()
+        assert meta["parameters"]["raw_inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+        body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": TEXTS}]}
+        out = {o["name"]: o for o in client.post("/v2/models/lstm/infer", json=body).json()["outputs"]}
+        assert [json.loads(p) for p in out["prediction"]["data"]] == json.loads(json.dumps(expected))
+        assert out["logits"]["shape"] == [2, 2]
+
+        for bad, needle in [
+            ({"name": "text", "datatype": "BYTES", "shape": [1], "data": ["zzqx qqzx"]}, "only unknown tokens"),
+            ({"name": "text", "datatype": "BYTES", "shape": [1], "data": ["   "]}, "empty"),
+            ({"name": "text", "datatype": "FP32", "shape": [1], "data": [1.0]}, "raw text is BYTES"),
+            ({"name": "text", "datatype": "BYTES", "shape": [3], "data": TEXTS}, "do not fill"),
+            ({"name": "text", "datatype": "BYTES", "shape": [1], "data": [3]}, "list of strings"),
+        ]:
+            response = client.post("/v2/models/lstm/infer", json={"inputs": [bad]})
+            assert response.status_code == 400 and needle in response.json()["error"], response.json()
+        both = {"inputs": [body["inputs"][0], {"name": "lengths", "datatype": "INT64", "shape": [1], "data": [1]}]}
+        assert "alone" in client.post("/v2/models/lstm/infer", json=both).json()["error"]
+        assert client.post("/v2/models/lstm/infer", json=body).status_code == 200  # still serving
+
+
+def test_text_model_with_the_official_triton_client_binary_bytes(text_run):
+    httpclient = pytest.importorskip("tritonclient.http")
+    expected, _ = api.predict(str(text_run / "lstm"), str(text_run / "texts.txt"))
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(text_run / "lstm"), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        client = httpclient.InferenceServerClient(url=f"127.0.0.1:{port}")
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if client.is_server_live():
+                    break
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.2)
+        text = httpclient.InferInput("text", [len(TEXTS)], "BYTES")
+        text.set_data_from_numpy(np.array(TEXTS, dtype=object), binary_data=True)
+        result = client.infer("lstm", [text])
+        answers = [json.loads(p) for p in result.as_numpy("prediction").reshape(-1)]
+        assert answers == json.loads(json.dumps(expected))
+        assert result.as_numpy("logits").shape == (2, 2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert proc.returncode in (0, -signal.SIGTERM), proc.stderr.read()
