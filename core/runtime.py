@@ -31,8 +31,12 @@ def _cuda_visible() -> bool:
     return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
-def make_session(path: str | Path, providers: list[str] | None = None):
-    """An onnxruntime InferenceSession on CUDA when present and usable, else on the CPU."""
+def make_session(path: str | Path, providers: list[str] | None = None, spinning: bool = True):
+    """An onnxruntime InferenceSession on CUDA when present and usable, else on the CPU.
+
+    ``spinning=False`` stops idle intra-op threads from busy-waiting for the next call: right for
+    a server, whose event loop needs those cycles between calls.
+    """
     try:
         import onnxruntime as ort
     except ImportError as err:
@@ -45,6 +49,9 @@ def make_session(path: str | Path, providers: list[str] | None = None):
             providers.insert(0, "CUDAExecutionProvider")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the CUDA→CPU fallback is reported by get_providers(), not logs
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as err:  # noqa: BLE001

@@ -77,7 +77,7 @@ class Endpoint:
     def load(cls, name: str, path: Path) -> Endpoint:
         from zoo.core.runtime import make_session, read_metadata
 
-        session = make_session(path)
+        session = make_session(path, spinning=False)
         endpoint = cls(name=name, path=path, session=session, metadata=read_metadata(session))
         endpoint.inputs = [{"name": i.name, "datatype": ONNX_TO_V2.get(i.type, i.type), "shape": _dims(i.shape)}
                            for i in session.get_inputs()]
@@ -273,13 +273,16 @@ class Batcher:
             group, rows = [first], first.rows
             deadline = loop.time() + self.max_delay
             while rows < self.max_batch:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self.queue.get(), timeout)
-                except asyncio.TimeoutError:
-                    break
+                try:  # what is already queued costs no timer (the common case under load)
+                    item = self.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    timeout = deadline - loop.time()
+                    if timeout <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(self.queue.get(), timeout)
+                    except asyncio.TimeoutError:
+                        break
                 if self._key(item.feed) != self._key(first.feed) or rows + item.rows > self.max_batch:
                     carry = item  # starts the next group
                     break
