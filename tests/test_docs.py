@@ -44,3 +44,21 @@ def test_cli_reference_matches_help():
 
     current = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     assert current == reference_markdown(), "docs/cli.md is stale: run python scripts/cli_reference.py"
+
+
+def test_readme_catalogue_table_lists_every_model():
+    """The README's catalogue table names, per plugin, exactly the models the registry declares."""
+    from zoo.core.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("## The catalogue", 1)[1].split("\n\n", 2)[1]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        plugin, models, datasets = (cell.strip() for cell in line.strip("|").split("|"))
+        for name in plugin.split(", "):
+            rows[name] = {m for m in models.split(", ") if m and not m.startswith("–")}
+    for plugin in {entry.plugin for entry in catalogue.models.values()}:
+        declared = {name for name, entry in catalogue.models.items() if entry.plugin == plugin}
+        assert plugin in rows, f"README catalogue table has no row for plugin {plugin!r}"
+        assert rows[plugin] == declared, (plugin, rows[plugin] ^ declared)
