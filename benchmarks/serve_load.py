@@ -170,9 +170,14 @@ def main() -> None:
         try:
             url = f"http://127.0.0.1:{port}/v2/models/model/infer"
             asyncio.run(load(url, 200, args.concurrency, inputs, expected, args.client))  # warm-up
-            server_cpu = cpu_seconds(proc.pid)
+            server_cpu, client_cpu = cpu_seconds(proc.pid), time.process_time()
             wall, lat, errors, wrong = asyncio.run(load(url, args.requests, args.concurrency, inputs, expected,
                                                         args.client))
+            client_cpu = (time.process_time() - client_cpu) / args.requests * 1e3
+            import httpx
+
+            counts = httpx.get(f"http://127.0.0.1:{port}/v2/models/model/stats").json()["model_stats"][0]
+            mean_batch = counts["inference_count"] / max(counts["execution_count"], 1)
             if server_cpu is not None:
                 server_cpu = (cpu_seconds(proc.pid) - server_cpu) / args.requests * 1e3
         finally:
@@ -180,15 +185,17 @@ def main() -> None:
             proc.wait(timeout=60)
         lat_ms = sorted(x * 1e3 for x in lat)
         rows.append((max_batch, args.requests / wall, statistics.median(lat_ms),
-                     lat_ms[int(0.99 * (len(lat_ms) - 1))], errors, wrong, server_cpu))
+                     lat_ms[int(0.99 * (len(lat_ms) - 1))], errors, wrong, server_cpu, client_cpu, mean_batch))
     print(f"zoo serve load: {args.requests} requests, {args.concurrency} concurrent clients, model {run.name} "
           f"(input {feature_shape}), loopback, one batch row per request, client {args.client}")
-    print("| dynamic batching | requests/s | p50 ms | p99 ms | server CPU ms/request | errors | wrong answers |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for max_batch, rps, p50, p99, errors, wrong, cpu in rows:
+    print(f"machine: {os.cpu_count()} cores shared by server and client")
+    print("| dynamic batching | requests/s | p50 ms | p99 ms | server CPU ms/request | client CPU ms/request "
+          "| mean batch | errors | wrong answers |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for max_batch, rps, p50, p99, errors, wrong, cpu, client, mean_batch in rows:
         label = "off (--max-batch 1)" if max_batch == 1 else f"on (--max-batch {max_batch}, 2 ms)"
         shown = f"{cpu:.3f}" if cpu is not None else "n/a"
-        print(f"| {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {shown} | {errors} | {wrong} |")
+        print(f"| {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {shown} | {client:.3f} | {mean_batch:.1f} | {errors} | {wrong} |")
     print(f"throughput ratio on/off = {rows[1][1] / rows[0][1]:.2f} (goal >= 2)")
     if rows[0][6] and rows[1][6]:
         print(f"server CPU per request off/on = {rows[0][6] / rows[1][6]:.2f} "

@@ -6,6 +6,7 @@ Built on Starlette (ASGI) and served by uvicorn; both come with the ``zoo-ml[ser
     GET  /v2                                       server metadata
     GET  /v2/models/{name}                          inputs/outputs: names, datatypes, shapes (-1 = dynamic)
     GET  /v2/models/{name}/ready
+    GET  /v2/models[/{name}]/stats                 inference_count, execution_count (Triton statistics)
     POST /v2/models/{name}/infer                    JSON (or binary-extension) tensors in, JSON out
 
 Raw text: a model whose ONNX metadata holds a vocabulary (text models) also takes one input
@@ -247,10 +248,12 @@ class Batcher:
         self.max_delay = max_delay_ms / 1000.0
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self.task: asyncio.Task | None = None
-        self.calls = 0
+        self.calls = 0      # onnxruntime executions
+        self.requests = 0   # inference requests answered through them
 
     async def submit(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         loop = asyncio.get_running_loop()
+        self.requests += 1
         if self.max_batch <= 1 or not self.endpoint.batchable:
             self.calls += 1
             return await loop.run_in_executor(None, self.endpoint.run, feed)
@@ -379,6 +382,18 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
         except RequestError as err:
             return error(str(err), err.status)
 
+    async def model_stats(request):
+        """Triton's statistics extension, the counts part: inference_count (requests answered)
+        and execution_count (onnxruntime calls); their ratio is the mean dynamic batch."""
+        name = request.path_params.get("name")
+        try:
+            chosen = [endpoint_of(request).name] if name else sorted(batchers)
+        except RequestError as err:
+            return error(str(err), err.status)
+        return JSONResponse({"model_stats": [
+            {"name": n, "version": "1", "inference_count": batchers[n].requests,
+             "execution_count": batchers[n].calls} for n in chosen]})
+
     async def model_ready(request):
         try:
             endpoint_of(request)
@@ -425,8 +440,10 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
 
     routes = [
         Route("/v2/health/live", live), Route("/v2/health/ready", ready), Route("/v2", server),
+        Route("/v2/models/stats", model_stats),  # before /v2/models/{name}, which would match it
         Route("/v2/models/{name}", model_metadata), Route("/v2/models/{name}/versions/1", model_metadata),
         Route("/v2/models/{name}/ready", model_ready),
+        Route("/v2/models/{name}/stats", model_stats),
         Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         Route("/v2/models/{name}/versions/1/infer", infer, methods=["POST"]),
     ]

@@ -99,12 +99,20 @@ def test_dynamic_batching_merges_concurrent_requests(runs):
         async with httpx.AsyncClient(transport=transport, base_url="http://zoo") as c:
             return await asyncio.gather(*[c.post("/v2/models/linear/infer", json=_request(x)) for x in xs])
 
+    async def stats():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://zoo") as c:
+            return (await c.get("/v2/models/linear/stats")).json(), (await c.get("/v2/models/stats")).json()
+
     responses = asyncio.run(go())
     for x, response in zip(xs, responses):
         data = np.array(response.json()["outputs"][0]["data"]).reshape(-1)
         assert np.allclose(data, x @ np.array([2.0, -3.4]) + 4.2, atol=5e-3)  # split back to its request
     calls = app.state.batchers["linear"].calls
     assert calls < len(xs), f"{calls} onnxruntime calls for {len(xs)} concurrent requests"
+    one, every = asyncio.run(stats())  # Triton's statistics extension reports the same counts
+    assert one == every == {"model_stats": [{"name": "linear", "version": "1", "inference_count": len(xs),
+                                             "execution_count": calls}]}
 
 
 def _free_port() -> int:
