@@ -325,20 +325,57 @@ def config_cmd(model, config_file, sets, schema) -> None:
               help="Enable a logger plugin (train.log), e.g. --log tensorboard. Repeatable.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines or progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON at the end.")
-def train(model, config_file, sets, epochs, dataset, data_dir, device, seed, lr, batch_size, out, resume,
-          no_export, loggers, quiet, as_json) -> None:
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
+              help="train.precision: autocast to bf16 (CUDA/CPU) or fp16 with gradient scaling (CUDA).")
+@click.option("--compile", "compile_", is_flag=True, default=None,
+              help="train.compile: torch.compile the model (eager fallback with a warning).")
+@click.option("--compile-mode", type=click.Choice(["default", "reduce-overhead", "max-autotune"]),
+              help="train.compile_mode (implies --compile); reduce-overhead = CUDA graphs.")
+@click.option("--nproc-per-node", type=click.IntRange(1, 1024),
+              help="Data-parallel training in N processes per node through torchrun + DDP (gloo on "
+              "CPU, NCCL on CUDA: one GPU each); --batch-size is the global batch.")
+@click.option("--nnodes", type=click.IntRange(1, 100_000), default=1, show_default=True,
+              help="Number of nodes (with --nproc-per-node; run the same command on every node).")
+@click.option("--node-rank", type=click.IntRange(0, 100_000), help="This node's rank (multi-node).")
+@click.option("--rdzv-endpoint", metavar="HOST:PORT",
+              help="Rendezvous address shared by all nodes (needed with --nnodes > 1).")
+@click.option("--rdzv-id", metavar="ID", help="Job id for the rendezvous (default: zoo).")
+@click.pass_context
+def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed, lr, batch_size, out,
+          resume, no_export, loggers, quiet, as_json, precision, compile_, compile_mode, nproc_per_node,
+          nnodes, node_rank, rdzv_endpoint, rdzv_id) -> None:
     """Train MODEL (or a PLUGIN's first model), test it and export a parity-checked ONNX file.
 
     Config merge order: model defaults < --config FILE < --set KEY=VALUE < explicit options.
+    With --nproc-per-node N the command re-runs itself in N worker processes through
+    `python -m torch.distributed.run` (the same as `torchrun --nproc-per-node N -m zoo train ...`).
     """
     from zoo.core import api
 
+    if nproc_per_node is not None:
+        from zoo.core.distributed import launch
+
+        code = launch(_worker_argv(ctx), nproc_per_node, nnodes, node_rank, rdzv_endpoint, rdzv_id)
+        if code not in (0, 130):
+            raise ZooError(f"distributed training failed (exit code {code}); the failing rank's "
+                           f"message is above")
+        ctx.exit(code)
+    if nnodes > 1 or node_rank is not None or rdzv_endpoint or rdzv_id:
+        raise ZooError("--nnodes/--node-rank/--rdzv-endpoint/--rdzv-id need --nproc-per-node")
     options = _train_options(epochs, dataset, device, seed, lr, batch_size, data_dir, no_export, quiet)
     if loggers:
         options.setdefault("train", {})["log"] = list(loggers)
+    if precision is not None:
+        options.setdefault("train", {})["precision"] = precision
+    if compile_ or compile_mode is not None:
+        options.setdefault("train", {})["compile"] = True
+    if compile_mode is not None:
+        options.setdefault("train", {})["compile_mode"] = compile_mode
     log = None if (quiet or as_json) else (lambda line: click.echo(line, err=True))
     summary = api.train(model, config_file=config_file, sets=sets, options=options, out=out,
                         resume=resume, log=log)
+    if summary.get("rank", 0) > 0:  # a torchrun worker other than rank 0: rank 0 reports
+        return
     if as_json:
         _emit_json(summary)
         return
@@ -351,6 +388,28 @@ def train(model, config_file, sets, epochs, dataset, data_dir, device, seed, lr,
         click.echo(f"onnx: {summary['onnx']} (parity {summary['parity']:.2e})")
     elif run_dir:
         click.echo(f"run: {run_dir}")
+
+
+def _worker_argv(ctx: click.Context) -> list[str]:
+    """The `zoo train` command line of a worker: this command's options minus the launcher's."""
+    from zoo.core.distributed import LAUNCH_OPTIONS
+
+    argv = ["--debug"] if ctx.obj and ctx.obj.get("debug") else []
+    argv.append(ctx.info_name or "train")
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in LAUNCH_OPTIONS or param.name == "nnodes" or value is None or value is False:
+            continue
+        if isinstance(param, click.Argument):
+            argv.append(str(value))
+        elif getattr(param, "is_flag", False):
+            argv.append(param.opts[0])
+        elif getattr(param, "multiple", False):
+            for item in value:
+                argv += [param.opts[0], str(item)]
+        else:
+            argv += [param.opts[0], str(value)]
+    return argv
 
 
 @main.command("export")

@@ -122,9 +122,33 @@ def _seed(seed: int, deterministic: bool) -> None:
 def train(model: str | None = None, *, config_file: str | None = None, sets: tuple[str, ...] = (),
           options: dict | None = None, out: str | None = None, resume: str | None = None,
           log: Callable[[str], None] | None = print) -> dict[str, Any]:
-    """Train a model (or resume a run) and export it; returns the run summary."""
+    """Train a model (or resume a run) and export it; returns the run summary.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this; they train one model
+    data-parallel (:mod:`zoo.core.distributed`) and rank 0 alone writes the run directory, logs,
+    tests and exports. The other ranks return a summary without test metrics.
+    """
+    from zoo.core import distributed
+
+    dist = distributed.context_from_env()
+    if not dist.enabled:
+        return _train(model, config_file=config_file, sets=sets, options=options, out=out,
+                      resume=resume, log=log, dist=dist)
+    try:
+        return _train(model, config_file=config_file, sets=sets, options=options, out=out,
+                      resume=resume, log=log if dist.is_main else None, dist=dist)
+    except ZooError as err:
+        if dist.rank > 0 and not isinstance(err, TrainingInterrupted):
+            err.args = (f"[rank {dist.rank}] {err}",)
+        raise
+    finally:
+        distributed.shutdown()
+
+
+def _train(model, *, config_file, sets, options, out, resume, log, dist) -> dict[str, Any]:
     import torch
     from zoo import __version__
+    from zoo.core import distributed
     from zoo.core.config import deep_merge
     from zoo.core.runs import Run
     from zoo.core.trainer import Trainer, resolve_device
@@ -147,7 +171,8 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
         done = checkpoint["state"]["epoch"]
         if done >= run_config.train.epochs and checkpoint["state"]["step"] == 0:
             raise ZooError(f"{resume} already completed {done} epochs; pass --epochs N (> {done}) to train longer")
-        run.truncate_metrics(done)
+        if dist.is_main:
+            run.truncate_metrics(done)
         log(f"resuming {model_name} from epoch {done}, step {checkpoint['state']['step']} in {run.path}")
     else:
         if model is None:
@@ -156,14 +181,21 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
                                                  config_file=config_file)
     zoo = _loaded_zoo(entry)
     tc = run_config.train
-    device = resolve_device(tc.device)
+    device = distributed.init(dist, tc.device) if dist.enabled else resolve_device(tc.device)
     _seed(tc.seed, tc.deterministic)
     dataset, task = load_data(run_config, entry)
     net = build_model(spec, run_config, dataset.info)
-    _seed(tc.seed, tc.deterministic)  # shuffling/dropout streams independent of the model's size
+    # Shuffling/dropout streams independent of the model's size; one dropout stream per rank
+    # (rank 0's is the single-process one). The shuffling generator is seeded in the trainer,
+    # the same on every rank.
+    _seed(tc.seed + 1_000_003 * dist.rank, tc.deterministic)
     if resume is None:
-        run = Run.create(out, entry.name)
-        run.write_config(run_config.model_dump(mode="json"))
+        path = None
+        if dist.is_main:
+            run = Run.create(out, entry.name)
+            run.write_config(run_config.model_dump(mode="json"))
+            path = str(run.path)
+        run = Run(dist.broadcast_object(path))  # only rank 0 writes into it
     net = net.to(device)
     data_on_device = dataset.to(device)
     n_params = sum(p.numel() for p in net.parameters())
@@ -176,22 +208,30 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
         "zoo_version": __version__, "torch_version": torch.__version__,
         "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    trainer = Trainer(net, task, data_on_device, run_config, run, device, emit=zoo.emit, log=log)
+    if dist.enabled:
+        summary.update(world_size=dist.world_size, batch_size_per_rank=tc.batch_size // dist.world_size)
+    trainer = Trainer(net, task, data_on_device, run_config, run, device, emit=zoo.emit, log=log, dist=dist)
     try:
         result = trainer.fit(checkpoint)
     except (TrainingInterrupted, NonFiniteLoss, KeyboardInterrupt) as err:
-        summary["status"] = "interrupted" if not isinstance(err, NonFiniteLoss) else "failed"
-        summary["error"] = str(err) or type(err).__name__
-        summary["wall_seconds"] = round(time.time() - started, 3)
-        run.write_summary(summary)
-        zoo.emit("on_train_end", run=run, summary=summary)
+        if dist.is_main:  # rank 0 owns the run directory
+            summary["status"] = "interrupted" if not isinstance(err, NonFiniteLoss) else "failed"
+            summary["error"] = str(err) or type(err).__name__
+            summary["wall_seconds"] = round(time.time() - started, 3)
+            run.write_summary(summary)
+            zoo.emit("on_train_end", run=run, summary=summary)
         raise
     except Exception as err:
-        summary.update(status="failed", error=f"{type(err).__name__}: {err}",
-                       wall_seconds=round(time.time() - started, 3))
-        run.write_summary(summary)
-        zoo.emit("on_train_end", run=run, summary=summary)
+        if dist.is_main:
+            summary.update(status="failed", error=f"{type(err).__name__}: {err}",
+                           wall_seconds=round(time.time() - started, 3))
+            run.write_summary(summary)
+            zoo.emit("on_train_end", run=run, summary=summary)
         raise
+    if dist.enabled:
+        summary["rank_weights_sha256"] = result["rank_weights_sha256"]
+    if not dist.is_main:  # rank 0 tests, exports and writes the summary
+        return {**summary, "status": "finished", "rank": dist.rank, "epochs": result["epochs"]}
     summary.update({
         "status": "finished",
         "metrics": result["test"],

@@ -103,8 +103,14 @@ class TrainConfig(Section):
     deterministic: bool = Field(False, description="Use deterministic algorithms (slower on GPU).")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
                         description="auto = cuda when available, else cpu.")
-    precision: Literal["fp32", "bf16"] = Field(
-        "fp32", description="bf16 = autocast to bfloat16 (CUDA only; ignored with a warning on CPU).")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="fp32; bf16 = autocast to bfloat16 (CUDA or CPU); fp16 = autocast to "
+        "float16 with gradient scaling (CUDA only).")
+    compile: bool = Field(False, description="torch.compile the model for training and evaluation "
+                          "(falls back to eager with a warning when it cannot compile).")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
+        "default", description="torch.compile mode; reduce-overhead captures CUDA graphs (small "
+        "static-shape models on CUDA).")
     progress: bool = Field(True, description="Show a progress bar on a terminal.")
     log: list[str] = Field(
         default_factory=list,

@@ -71,10 +71,11 @@ class Split:
         raise NotImplementedError
 
     def batches(self, batch_size: int, order: torch.Tensor | None = None, start: int = 0):
-        """Yield batches following ``order`` (a permutation on the device) from batch ``start``."""
-        n = len(self)
+        """Yield batches following ``order`` (indices on the device: a permutation, or one rank's
+        share of it in distributed training) from batch ``start``."""
         if order is None:
-            order = torch.arange(n, device=self.device)
+            order = torch.arange(len(self), device=self.device)
+        n = order.shape[0]
         for begin in range(start * batch_size, n, batch_size):
             yield self.batch(order[begin:begin + batch_size])
 

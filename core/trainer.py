@@ -14,11 +14,16 @@ of that epoch are done. Ctrl-C / SIGTERM finish the current step, write such a c
 stop; ``--resume`` replays the same permutation and skips the steps already taken, so an
 interrupted run ends with the same weights as an uninterrupted one (on the CPU; CUDA kernels
 may be non-deterministic unless ``train.deterministic`` is set).
+
+Scale and speed live in their own modules and hook in at a few places: data-parallel training
+over processes (:mod:`zoo.core.distributed`: DDP wrapper, per-rank shard of each epoch's
+permutation, all-reduced sums, rank 0 writes), and mixed precision and ``torch.compile``
+(:mod:`zoo.core.precision`). ``self.model`` is always the plain module: checkpoints and export
+never see a DDP or compiled wrapper.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import signal
@@ -33,7 +38,10 @@ from torch import nn
 
 from zoo.core.augment import augment, check_images
 from zoo.core.config import OptimConfig, RunConfig, ScheduleConfig
+from zoo.core import distributed
 from zoo.core.data import Dataset, Split
+from zoo.core.distributed import SINGLE, DistContext
+from zoo.core.precision import Precision, compile_module
 from zoo.core.errors import NonFiniteLoss, TrainingInterrupted, ZooError
 from zoo.core.runs import Run, atomic_write_bytes
 from zoo.core.tasks import Task
@@ -172,19 +180,22 @@ class Trainer:
 
     :param emit: ``emit(hook_name, **kwargs)``, the plugin manager's event broadcaster
     :param log: where one line per epoch goes (``None`` = silent)
+    :param dist: this process's place in a data-parallel job (default: a single process); only
+        rank 0 writes into ``run``, logs and emits events
     """
 
     def __init__(self, model: nn.Module, task: Task, data: Dataset, config: RunConfig, run: Run,
                  device: torch.device, emit: EventFn | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, dist: DistContext = SINGLE) -> None:
         self.model = model
         self.task = task
         self.data = data
         self.config = config
         self.run = run
         self.device = device
-        self.emit = emit or (lambda *a, **k: None)
-        self.log = log or (lambda line: None)
+        self.dist = dist
+        self.emit = (emit or (lambda *a, **k: None)) if dist.is_main else (lambda *a, **k: None)
+        self.log = (log or (lambda line: None)) if dist.is_main else (lambda line: None)
         tc = config.train
         if tc.loss is not None and tc.loss not in task.losses:
             raise ZooError(f"train.loss {tc.loss!r} is not a loss of task {task.name!r}; "
@@ -193,29 +204,70 @@ class Trainer:
         self.monitor = tc.monitor or task.main_metric
         self.maximize = self.monitor in HIGHER_IS_BETTER or (
             self.monitor == task.main_metric and task.higher_is_better)
-        self.use_bf16 = tc.precision == "bf16" and device.type == "cuda"
-        if tc.precision == "bf16" and device.type != "cuda":
-            self.log("note: bf16 autocast is CUDA-only; training in fp32 on the CPU")
+        self.precision = Precision(tc.precision, device)
+        # What forward passes go through: the plain model, or its compiled version (eval), and
+        # the DDP-wrapped, maybe compiled model (training); set up by `_prepare_modules`.
+        self.eval_module: nn.Module = model
+        self.train_module: nn.Module = model
 
     # -- pieces ----------------------------------------------------------------------------------
     def _autocast(self):
-        if self.use_bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return self.precision.autocast()
+
+    def _prepare_modules(self) -> None:
+        """DDP around the model when distributed, then torch.compile when asked (DDP first, as
+        PyTorch recommends, so the compiler sees DDP's bucket boundaries)."""
+        tc = self.config.train
+        find_unused = False
+        if self.dist.enabled:
+            distributed.check_trainable(self.dist, self.model, len(self.data.train))
+            find_unused = bool(self._unused_parameters())
+        wrapped = distributed.wrap(self.model, self.dist, self.device, find_unused)
+        if tc.compile:
+            self.train_module = compile_module(wrapped, tc.compile_mode, self.log)
+            # Evaluation runs on rank-specific shards; DDP's forward would sync buffers across
+            # ranks and deadlock on unequal batch counts, so it uses the model without DDP.
+            self.eval_module = (self.train_module if wrapped is self.model
+                                else compile_module(self.model, tc.compile_mode, self.log))
+        else:
+            self.train_module, self.eval_module = wrapped, self.model
+
+    def _unused_parameters(self) -> list[str]:
+        """Parameters that get no gradient from a preflight batch (DDP must then be told to look
+        for them each step, or it waits for their gradients forever)."""
+        split = self.data.train
+        batch = split.batch(torch.arange(min(2, len(split)), device=split.device))
+        self.model.eval()
+        with self._autocast():
+            output = self.model(*self.task.inputs(batch))
+            loss = self.task.loss(output, batch, self.loss_name)
+        loss.float().backward()
+        unused = [n for n, p in self.model.named_parameters() if p.requires_grad and p.grad is None]
+        self.model.zero_grad(set_to_none=True)
+        return unused
 
     @torch.no_grad()
-    def evaluate(self, split: Split) -> dict[str, float]:
-        """Task metrics over a whole split: sums on the device, one host sync at the end."""
-        self.model.eval()
+    def evaluate(self, split: Split, shard: bool = True) -> dict[str, float]:
+        """Task metrics over a whole split: sums on the device, one host sync at the end.
+
+        Distributed, each rank evaluates every ``world_size``-th sample and the sums are
+        all-reduced, so every rank gets the metrics of the whole split.
+        """
+        self.eval_module.eval()
         sums: dict[str, torch.Tensor] = {}
-        for batch in split.batches(self.config.train.eval_batch_size):
+        index = distributed.eval_index(len(split), self.dist, split.device) if shard else None
+        for batch in split.batches(self.config.train.eval_batch_size, index):
             with self._autocast():
-                output = self.model(*self.task.inputs(batch))
+                output = self.eval_module(*self.task.inputs(batch))
             for key, value in self.task.metric_sums(output, batch, self.loss_name).items():
                 sums[key] = sums[key] + value if key in sums else value
-        keys = list(sums)
-        values = torch.stack([sums[k].float() for k in keys]).tolist() if keys else []
-        return self.task.finalize(dict(zip(keys, values)), self.loss_name)
+        keys = sorted(sums)  # the same order on every rank
+        if not keys:
+            return self.task.finalize({}, self.loss_name)
+        stacked = torch.stack([sums[k].double() for k in keys])
+        if index is not None:
+            self.dist.all_reduce_sum(stacked)
+        return self.task.finalize(dict(zip(keys, stacked.tolist())), self.loss_name)
 
     def _improved(self, value: float, best: float | None) -> bool:
         if best is None or math.isnan(best):
@@ -226,11 +278,17 @@ class Trainer:
 
     def _checkpoint(self, state: TrainState, optimizer, scheduler, generator_state: torch.Tensor,
                     *names: str) -> None:
-        """Serialise everything a resume needs once, and write it atomically to each of ``names``."""
+        """Serialise everything a resume needs once, and write it atomically to each of ``names``.
+
+        Rank 0 only; the state is the same on every rank (DDP keeps weights and optimizer in sync).
+        """
+        if not self.dist.is_main:
+            return
         payload = {
             "model": self.model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "grad_scaler": self.precision.state_dict(),
             "state": asdict(state),
             "generator": generator_state,
             "rng_cpu": torch.get_rng_state(),
@@ -251,16 +309,33 @@ class Trainer:
         split = self.data.val or self.data.train
         batch = split.batch(torch.arange(min(2, len(split)), device=split.device))
         self.model.eval()
+        self.eval_module.eval()
         if self.config.data.augment.enabled:
             check_images(batch[self.task.input_names[0]], self.config.data.augment)
         with torch.no_grad(), self._autocast():
             output = self.model(*self.task.inputs(batch))
             self.task.loss(output, batch, self.loss_name)
             sums = self.task.metric_sums(output, batch, self.loss_name)
+        if self.eval_module is not self.model:
+            self._check_compiled(batch)
         names = self.task.finalize({k: float(v) for k, v in sums.items()}, self.loss_name)
         if self.data.val is not None and self.monitor not in names:
             raise ZooError(f"train.monitor {self.monitor!r} is not a metric of task {self.task.name!r}; "
                            f"choose one of: {', '.join(sorted(names))}")
+
+    def _check_compiled(self, batch: dict[str, torch.Tensor]) -> None:
+        """Call the compiled module once (compilation is lazy); fall back to eager if it fails."""
+        try:
+            with torch.no_grad(), self._autocast():
+                self.eval_module(*self.task.inputs(batch))
+        except Exception as err:
+            self.log(f"warning: torch.compile could not compile {type(self.model).__name__} "
+                     f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); training eagerly")
+            self.eval_module = self.model
+            self.train_module = distributed.wrap(self.model, self.dist, self.device, False) \
+                if self.dist.enabled else self.model
+            if isinstance(self.train_module, nn.parallel.DistributedDataParallel):
+                self.train_module.find_unused_parameters = bool(self._unused_parameters())
 
     # -- the loop -----------------------------------------------------------------------------------
     def fit(self, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -269,9 +344,13 @@ class Trainer:
         model, task, train = self.model, self.task, self.data.train
         if len(train) == 0:
             raise ZooError("the training split is empty")
+        dist = self.dist
+        batch_size = distributed.check_batch_size(dist, tc.batch_size)  # per rank
+        self._prepare_modules()
         self._preflight()
+        module = self.train_module
         optimizer = build_optimizer(self.config.optim, model.parameters())
-        steps_per_epoch = train.num_batches(tc.batch_size)
+        steps_per_epoch = distributed.steps_per_epoch(len(train), tc.batch_size, dist.world_size)
         schedule = self.config.schedule
         scheduler = None
         if schedule.name != "constant" or schedule.warmup_epochs > 0:
@@ -282,6 +361,7 @@ class Trainer:
         if checkpoint is not None:
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
+            self.precision.load_state_dict(checkpoint.get("grad_scaler"))
             if scheduler is not None and checkpoint.get("scheduler") is not None:
                 scheduler.load_state_dict(checkpoint["scheduler"])
             state = TrainState(**checkpoint["state"])
@@ -289,12 +369,14 @@ class Trainer:
             torch.set_rng_state(checkpoint["rng_cpu"])
             if checkpoint.get("rng_cuda") and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(checkpoint["rng_cuda"])
+            if dist.rank > 0:  # the checkpoint holds rank 0's streams; keep the ranks' dropout apart
+                torch.manual_seed(tc.seed + dist.rank * 1_000_003 + state.epoch * 7919 + state.step)
         else:
             # Epoch 0: a good checkpoint exists before the first step, whatever happens next.
             self._checkpoint(state, optimizer, scheduler, generator.get_state(), Run.LAST)
 
         self.emit("on_train_start", run=self.run, model=model, config=self.config.model_dump(mode="json"))
-        progress = Progress(tc.progress, tc.epochs * steps_per_epoch, tc.batch_size)
+        progress = Progress(tc.progress and dist.is_main, tc.epochs * steps_per_epoch, tc.batch_size)
         progress.start_step = state.epoch * steps_per_epoch + state.step
         stopped_early = False
         augmenting = self.config.data.augment.enabled  # training batches only, never val/test
@@ -302,29 +384,31 @@ class Trainer:
             for epoch in range(state.epoch + 1, tc.epochs + 1):
                 epoch_start_generator = generator.get_state()
                 order = torch.randperm(len(train), generator=generator).to(train.device)
-                model.train()
+                order = distributed.shard_order(order, tc.batch_size, dist)  # this rank's slices
+                module.train()
                 loss_sum = torch.tensor(state.loss_sum, device=self.device)
                 grad_norm_sum = torch.zeros((), device=self.device)
                 grad_norm_max = torch.zeros((), device=self.device)
                 grad_steps = 0
                 started = time.monotonic()
                 last_tick = started
-                for batch in train.batches(tc.batch_size, order, start=state.step):
+                for batch in train.batches(batch_size, order, start=state.step):
                     if augmenting:
                         key = task.input_names[0]
                         batch = {**batch, key: augment(batch[key], self.config.data.augment)}
                     with self._autocast():
-                        output = model(*task.inputs(batch))
+                        output = module(*task.inputs(batch))
                         loss = task.loss(output, batch, self.loss_name)
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    self.precision.backward(loss)   # DDP averages the gradients over the ranks here
                     if tc.grad_clip is not None:
+                        self.precision.unscale(optimizer)
                         # The norm before clipping, kept per epoch: shows exploding/vanishing gradients.
                         norm = nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip).detach().float()
                         grad_norm_sum += norm
                         grad_norm_max = torch.maximum(grad_norm_max, norm)
                         grad_steps += 1
-                    optimizer.step()
+                    self.precision.step(optimizer)
                     if scheduler is not None:
                         scheduler.step()
                     loss_sum += loss.detach().float()
@@ -345,7 +429,8 @@ class Trainer:
                         progress.update(epoch, tc.epochs, state.step, steps_per_epoch,
                                         (epoch - 1) * steps_per_epoch + state.step)
                 # -- epoch end --------------------------------------------------------------
-                train_loss = float(loss_sum) / max(state.step, 1)
+                # Mean over the ranks of each rank's summed batch losses (one all-reduce per epoch).
+                train_loss = float(dist.all_reduce_sum(loss_sum) / dist.world_size) / max(state.step, 1)
                 if not math.isfinite(train_loss):
                     self._non_finite(epoch, state.step)
                 seconds = time.monotonic() - started
@@ -370,7 +455,8 @@ class Trainer:
                     state.bad_epochs += 1
                 names = (Run.LAST, Run.BEST) if improved else (Run.LAST,)
                 self._checkpoint(state, optimizer, scheduler, generator.get_state(), *names)
-                self.run.append_metrics(record)
+                if dist.is_main:
+                    self.run.append_metrics(record)
                 progress.clear()
                 self.log(_format_epoch(record, tc.epochs))
                 self.emit("on_epoch_end", run=self.run, epoch=epoch, metrics=record)
@@ -385,12 +471,22 @@ class Trainer:
                         f"zoo train --resume {self.run.path}")
 
         # -- test with the best weights --------------------------------------------------------
+        result: dict[str, Any] = {}
+        if dist.enabled:
+            # Proof that DDP kept the replicas identical: each rank's digest of its final weights.
+            result["rank_weights_sha256"] = dist.all_gather_object(distributed.weights_digest(model.state_dict()))
+            if len(set(result["rank_weights_sha256"])) != 1:
+                self.log("warning: the ranks' final weights differ: " + ", ".join(result["rank_weights_sha256"]))
+        if not dist.is_main:
+            # Rank 0 tests, exports and writes the summary; the other ranks are done.
+            return {**result, "test": {}, "best_epoch": state.best_epoch, "epochs": state.epoch,
+                    "stopped_early": stopped_early, "monitor": f"val_{self.monitor}", "best": state.best}
         best_path = self.run.file(Run.BEST)
         if best_path.exists():
             best = torch.load(best_path, map_location=self.device, weights_only=False)
             model.load_state_dict(best["model"])
-        test = self.evaluate(self.data.test)
-        return {"test": test, "best_epoch": state.best_epoch, "epochs": state.epoch,
+        test = self.evaluate(self.data.test, shard=False)  # by rank 0 alone
+        return {**result, "test": test, "best_epoch": state.best_epoch, "epochs": state.epoch,
                 "stopped_early": stopped_early, "monitor": f"val_{self.monitor}", "best": state.best}
 
     def _non_finite(self, epoch: int, step: int, where: str = "training") -> None:
