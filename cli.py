@@ -355,11 +355,7 @@ def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed
     if nproc_per_node is not None:
         from zoo.core.distributed import launch
 
-        code = launch(_worker_argv(ctx), nproc_per_node, nnodes, node_rank, rdzv_endpoint, rdzv_id)
-        if code not in (0, 130):
-            raise ZooError(f"distributed training failed (exit code {code}); the failing rank's "
-                           f"message is above")
-        ctx.exit(code)
+        ctx.exit(launch(_worker_argv(ctx), nproc_per_node, nnodes, node_rank, rdzv_endpoint, rdzv_id))
     if nnodes > 1 or node_rank is not None or rdzv_endpoint or rdzv_id:
         raise ZooError("--nnodes/--node-rank/--rdzv-endpoint/--rdzv-id need --nproc-per-node")
     options = _train_options(epochs, dataset, device, seed, lr, batch_size, data_dir, no_export, quiet)

@@ -141,6 +141,12 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
         if dist.rank > 0 and not isinstance(err, TrainingInterrupted):
             err.args = (f"[rank {dist.rank}] {err}",)
         raise
+    except Exception as err:
+        if distributed.lost_peer(err):  # the cause is another rank's error, printed by that rank
+            first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+            raise ZooError(f"[rank {dist.rank}] lost contact with the other ranks ({first}); another rank "
+                           f"failed or was stopped: see its message") from err
+        raise
     finally:
         distributed.shutdown()
 
@@ -150,6 +156,7 @@ def _train(model, *, config_file, sets, options, out, resume, log, dist) -> dict
     from zoo import __version__
     from zoo.core import distributed
     from zoo.core.config import deep_merge
+    from zoo.core.precision import Precision
     from zoo.core.runs import Run
     from zoo.core.trainer import Trainer, resolve_device
 
@@ -182,6 +189,8 @@ def _train(model, *, config_file, sets, options, out, resume, log, dist) -> dict
     zoo = _loaded_zoo(entry)
     tc = run_config.train
     device = distributed.init(dist, tc.device) if dist.enabled else resolve_device(tc.device)
+    distributed.check_batch_size(dist, tc.batch_size)  # before anything is written
+    Precision(tc.precision, device)                     # (fp16 needs CUDA, bf16 support)
     _seed(tc.seed, tc.deterministic)
     dataset, task = load_data(run_config, entry)
     net = build_model(spec, run_config, dataset.info)

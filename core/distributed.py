@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -139,6 +137,19 @@ def init(ctx: DistContext, device_name: str):
         dist.init_process_group(backend=backend, init_method="env://", timeout=timeout,
                                 world_size=ctx.world_size, rank=ctx.rank, **kwargs)
     return device
+
+
+_PEER_LOST = ("connection closed by peer", "connection reset by peer", "broken pipe", "timed out",
+              "timeout", "communicator was aborted", "socket closed")
+
+
+def lost_peer(err: BaseException) -> bool:
+    """Whether ``err`` is a collective that failed because another rank died or hung."""
+    import torch.distributed as dist
+
+    text = str(err).lower()
+    return isinstance(err, dist.DistError) or (isinstance(err, RuntimeError)
+                                               and any(s in text for s in _PEER_LOST))
 
 
 def shutdown() -> None:
@@ -256,16 +267,26 @@ def launch(argv: list[str], nproc_per_node: int, nnodes: int = 1, node_rank: int
         raise ZooError(f"--nproc-per-node and --nnodes must be ≥ 1 (got {nproc_per_node}, {nnodes})")
     if nnodes > 1 and not rdzv_endpoint:
         raise ZooError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (reachable from every node)")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc_per_node),
-           "--nnodes", str(nnodes)]
+    args = ["--nproc-per-node", str(nproc_per_node), "--nnodes", str(nnodes)]
     if rdzv_endpoint:
-        cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", rdzv_endpoint, "--rdzv-id", rdzv_id or "zoo"]
+        args += ["--rdzv-backend", "c10d", "--rdzv-endpoint", rdzv_endpoint, "--rdzv-id", rdzv_id or "zoo"]
         if node_rank is not None:
-            cmd += ["--node-rank", str(node_rank)]
+            args += ["--node-rank", str(node_rank)]
     else:
-        cmd += ["--standalone"]
-    cmd += ["-m", "zoo", *argv]
+        args += ["--standalone"]
+    args += ["-m", "zoo", *argv]
+    # torchrun's own entry point, called in this process: it starts `python -m zoo ARGV` per
+    # worker and supervises them (one failing ends all); its failure report becomes one message.
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
     try:
-        return subprocess.run(cmd).returncode
-    except KeyboardInterrupt:  # the workers got the same Ctrl-C and write their checkpoint
+        run(parse_args(args))
+    except ChildFailedError as err:
+        codes = ", ".join(f"rank {rank}: exit code {failure.exitcode}"
+                          for rank, failure in sorted(err.failures.items()))
+        raise ZooError(f"distributed training failed ({codes}); the failing rank's message is above") from None
+    except (KeyboardInterrupt, SignalException):  # the workers got the signal too and checkpoint
         return 130
+    return 0
