@@ -189,7 +189,6 @@ def _train(model, *, config_file, sets, options, out, resume, log, dist) -> dict
     zoo = _loaded_zoo(entry)
     tc = run_config.train
     device = distributed.init(dist, tc.device) if dist.enabled else resolve_device(tc.device)
-    distributed.check_batch_size(dist, tc.batch_size)  # before anything is written
     Precision(tc.precision, device)                     # (fp16 needs CUDA, bf16 support)
     _seed(tc.seed, tc.deterministic)
     dataset, task = load_data(run_config, entry)
@@ -198,6 +197,9 @@ def _train(model, *, config_file, sets, options, out, resume, log, dist) -> dict
     # (rank 0's is the single-process one). The shuffling generator is seeded in the trainer,
     # the same on every rank.
     _seed(tc.seed + 1_000_003 * dist.rank, tc.deterministic)
+    # What data parallelism cannot do is refused before anything is written.
+    distributed.check_trainable(dist, net, len(dataset.train))
+    distributed.check_batch_size(dist, tc.batch_size)
     if resume is None:
         path = None
         if dist.is_main:
