@@ -1,11 +1,12 @@
 """Start-up time of `zoo list` / `zoo info` (fresh interpreters) and whether torch gets imported.
 
-    python benchmarks/cli_startup.py [--repeats 10]
+    python benchmarks/cli_startup.py [--repeats 10] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -24,6 +25,7 @@ def timed(args: list[str], repeats: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--json", help="Also write the measurements to this JSON file.")
     args = parser.parse_args()
     rows = [
         ("python -c pass (interpreter floor)", [sys.executable, "-c", "pass"]),
@@ -42,12 +44,18 @@ def main() -> None:
     probe = subprocess.run([sys.executable, "-c", "import sys; from zoo.cli import main\ntry: main(['list'])\n"
                             "except SystemExit: pass\nprint('torch' in sys.modules, file=sys.stderr)"],
                            capture_output=True, text=True)
-    print(f"`zoo list` imports torch: {probe.stderr.strip().splitlines()[-1]}")
+    imports_torch = probe.stderr.strip().splitlines()[-1]
+    print(f"`zoo list` imports torch: {imports_torch}")
     print("| command | median s | min s | max s |")
     print("| --- | --- | --- | --- |")
+    results = []
     for label, cmd in rows:
         t = timed(cmd, args.repeats)
+        results.append({"command": label, "median": statistics.median(t), "min": min(t), "max": max(t)})
         print(f"| {label} | {statistics.median(t):.3f} | {min(t):.3f} | {max(t):.3f} |")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"imports_torch": imports_torch == "True", "repeats": args.repeats, "rows": results}, fh)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N].")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers on CUDA (CPU uses 0).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="Also write the measurements to this JSON file.")
     args = parser.parse_args(argv)
 
     import torch
@@ -122,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| zoo trainer | {args.steps} | {images} | {zoo_seconds:.2f} | {zoo_rate:,.0f} |")
     print(f"| torch DataLoader loop | {args.steps} | {images} | {dl_seconds:.2f} | {dl_rate:,.0f} |")
     print(f"ratio zoo / DataLoader = {zoo_rate / dl_rate:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "model": entry.name, "dataset": run_config.data.name, "device": str(device), "steps": args.steps,
+            "batch_size": args.batch_size, "zoo_images_per_s": zoo_rate, "dataloader_images_per_s": dl_rate}))
     return 0
 
 

@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--json", help="Also write the rows to this JSON file.")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = load_planetoid(None, args.data_dir)
     f, c = data.info.input_size, data.info.num_classes
-    rows = []
+    rows, records = [], []
     for name in ("gcn", "gat"):
         _, spec, config = api.resolve_config(name)
         m, o = config.model, config.optim
@@ -135,12 +136,21 @@ def main(argv: list[str] | None = None) -> int:
                         f"{results['ours'][2]:.1f} | {results[pyg][2]:.1f} | {cpu_ratio:.2f} | "
                         f"{results['ours'][1]:.3f} | {results[pyg][1]:.3f} | {results['ours'][3]:,} / {results[pyg][3]:,} |")
             print(rows[-1], file=sys.stderr, flush=True)
+            records.append({"model": name, "peer": label, "ours_ms": results["ours"][0],
+                            "peer_ms": results[pyg][0], "ours_acc": results["ours"][1],
+                            "peer_acc": results[pyg][1]})
     print(f"Cora, {args.epochs} epochs, seed {args.seed}, torch {torch.__version__}, torch-geometric "
           f"{torch_geometric.__version__}, {args.threads} thread(s)\n")
     print("| model | peer | ours ms/epoch | peer ms/epoch | ratio ours/peer | ours CPU ms/epoch | peer CPU ms/epoch | "
           "CPU ratio | ours test acc | peer test acc | parameters ours / peer |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
+    if args.json:
+        import json
+
+        with open(args.json, "w") as fh:
+            json.dump({"epochs": args.epochs, "threads": args.threads,
+                       "pyg_version": torch_geometric.__version__, "rows": records}, fh)
     return 0
 
 

@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=30, help="Timed calls per engine and batch size.")
     parser.add_argument("--warmup", type=int, default=5, help="Untimed calls first.")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+    parser.add_argument("--json", help="Also write the rows (and failures) to this JSON file.")
     args = parser.parse_args(argv)
 
     import torch
@@ -114,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['ort_ms']:.3f} | {r['ratio']:.2f} | {r['provider'].replace('ExecutionProvider', '')} |")
     for line in failures:
         print(f"FAILED {line}")
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps({"reps": args.reps, "threads": torch.get_num_threads(),
+                                               "rows": rows, "failures": failures}))
     return 1 if failures else 0
 
 

@@ -143,6 +143,7 @@ def main() -> None:
                              "Fashion-MNIST CNN (about 0.8 ms per single-row call, 0.3 ms per row at 32).")
     parser.add_argument("--client", choices=("triton", "json"), default="triton",
                         help="triton: tritonclient.http.aio with binary tensors; json: httpx with JSON tensors.")
+    parser.add_argument("--json", help="Also write the rows to this JSON file.")
     args = parser.parse_args()
     from zoo.core.runtime import make_session
 
@@ -200,6 +201,14 @@ def main() -> None:
     if rows[0][6] and rows[1][6]:
         print(f"server CPU per request off/on = {rows[0][6] / rows[1][6]:.2f} "
               "(the steadier figure when the client shares the machine's cores)")
+    if args.json:
+        import json
+
+        keys = ("max_batch", "requests_per_s", "p50_ms", "p99_ms", "errors", "wrong", "server_cpu_ms",
+                "client_cpu_ms", "mean_batch")
+        Path(args.json).write_text(json.dumps({"requests": args.requests, "concurrency": args.concurrency,
+                                               "model": run.name, "client": args.client,
+                                               "rows": [dict(zip(keys, row)) for row in rows]}))
 
 
 if __name__ == "__main__":
