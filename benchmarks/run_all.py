@@ -172,7 +172,7 @@ BENCHMARKS = [
     Bench("pyg", "GNN vs PyTorch Geometric (Cora)", "gnn_vs_pyg.py",
           ["--epochs", "20"], [], render_pyg, needs=["torch_geometric"]),
     Bench("word2vec", "word2vec vs gensim", "word2vec_vs_gensim.py",
-          ["--dataset", "lee", "--epochs", "1", "--dim", "50", "--threads", "1"], [], render_word2vec,
+          ["--epochs", "1", "--threads", "1"], [], render_word2vec,
           needs=["gensim"]),
     Bench("serve", "`zoo serve` load: dynamic batching on vs off", "serve_load.py",
           ["--requests", "400", "--concurrency", "16"], [], render_serve),
@@ -202,7 +202,8 @@ def machine() -> list[tuple[str, str]]:
     rows = [("date (UTC)", time.strftime("%Y-%m-%d %H:%M", time.gmtime())),
             ("CPU", f"{cpu}, {os.cpu_count()} logical cores ({usable} usable by this process)"),
             ("OS", f"{platform.system()} {platform.release()}"),
-            ("python", platform.python_version())]
+            ("python", platform.python_version()),
+            ("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "unset"))]
     import torch
 
     gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())) or "none"
