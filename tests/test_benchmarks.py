@@ -1,0 +1,40 @@
+"""benchmarks/run_all.py knows every benchmark, and the ones it reads rows from write --json."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+
+
+def _run_all():
+    spec = importlib.util.spec_from_file_location("run_all", BENCH / "run_all.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["run_all"] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_benchmark_is_in_run_all():
+    listed = {b.script for b in _run_all().BENCHMARKS}
+    scripts = {p.name for p in BENCH.glob("*.py") if p.name != "run_all.py" and not p.name.startswith("_")}
+    assert scripts == listed, f"not in benchmarks/run_all.py: {sorted(scripts - listed)}; gone: {sorted(listed - scripts)}"
+
+
+def test_benchmarks_with_a_renderer_write_json_and_render_a_ratio():
+    run_all = _run_all()
+    for bench in run_all.BENCHMARKS:
+        if bench.render is not None:
+            assert '"--json"' in (BENCH / bench.script).read_text(), f"{bench.script} has no --json option"
+    # The ratio column is computed, not copied: 2 s vs 4 s is 0.50.
+    text = run_all.render_trainer({"model": "mlp", "data": "d", "samples": 1, "batch_size": 1, "steps": 1,
+                                   "device": "cpu", "repeats": 1, "zoo_wall": 2.0, "raw_wall": 4.0,
+                                   "zoo_cpu": 3.0, "raw_cpu": 2.0})
+    assert "| 0.50 | 1.50 |" in text
+
+
+def test_readme_documents_the_command():
+    assert "python benchmarks/run_all.py" in (ROOT / "README.md").read_text(encoding="utf-8")
