@@ -216,7 +216,9 @@ def machine() -> list[tuple[str, str]]:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True, timeout=10).stdout.strip()
-        rows.append(("zoo commit", commit or "unknown"))
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rows.append(("zoo commit", (commit or "unknown") + (" (with local changes)" if dirty else "")))
     except (OSError, subprocess.SubprocessError):
         pass
     if hasattr(os, "getloadavg"):

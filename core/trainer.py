@@ -36,13 +36,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from zoo.core import distributed
 from zoo.core.augment import augment, check_images
 from zoo.core.config import OptimConfig, RunConfig, ScheduleConfig
-from zoo.core import distributed
 from zoo.core.data import Dataset, Split
 from zoo.core.distributed import SINGLE, DistContext
-from zoo.core.precision import Precision, compile_module
 from zoo.core.errors import NonFiniteLoss, TrainingInterrupted, ZooError
+from zoo.core.precision import Precision, compile_module
 from zoo.core.runs import Run, atomic_write_bytes
 from zoo.core.tasks import Task
 
@@ -380,6 +380,7 @@ class Trainer:
         progress.start_step = state.epoch * steps_per_epoch + state.step
         stopped_early = False
         augmenting = self.config.data.augment.enabled  # training batches only, never val/test
+        cuda_graphs = module is not self.model and tc.compile and tc.compile_mode == "reduce-overhead"
         with _StopFlag() as stop:
             for epoch in range(state.epoch + 1, tc.epochs + 1):
                 epoch_start_generator = generator.get_state()
@@ -396,6 +397,8 @@ class Trainer:
                     if augmenting:
                         key = task.input_names[0]
                         batch = {**batch, key: augment(batch[key], self.config.data.augment)}
+                    if cuda_graphs:  # a new iteration: CUDA-graph output buffers may be reused
+                        torch.compiler.cudagraph_mark_step_begin()
                     with self._autocast():
                         output = module(*task.inputs(batch))
                         loss = task.loss(output, batch, self.loss_name)

@@ -115,6 +115,17 @@ def test_resume_a_one_process_run_with_two(root, one, two_then_one):
         _history(root / "two-one")[2]["train_loss"], rel=1e-4)
 
 
+def test_torchrun_module_launch_is_the_same_as_nproc_per_node(root, two):
+    """`torchrun -m zoo train ...` (the ranks find WORLD_SIZE/RANK/LOCAL_RANK) == --nproc-per-node."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ZOO_DIST_TIMEOUT": "60"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "zoo", *BASE, "--epochs", "2", "--out", str(root / "torchrun")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    summary = _summary(proc)
+    assert summary["world_size"] == 2
+    assert _close(_weights(root / "torchrun"), _weights(root / "two"), tol=1e-6)
+
+
 def test_a_bad_config_ends_every_rank_with_a_clear_message():
     proc = _zoo(*BASE, "--epochs", "1", "--batch-size", "15", "--nproc-per-node", "2", timeout=90)
     assert proc.returncode != 0
