@@ -109,14 +109,19 @@ def render_word2vec(d: list) -> str:
 
 def render_serve(d: dict) -> str:
     rows = []
-    base = d["rows"][0]["requests_per_s"]
+    base = d["rows"][0]
     for r in d["rows"]:
         label = "off (--max-batch 1)" if r["max_batch"] == 1 else f"on (--max-batch {r['max_batch']})"
+        cpu = r.get("server_cpu_ms")
         rows.append([label, f"{r['requests_per_s']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
-                     r["errors"], r["wrong"], _ratio(r["requests_per_s"], base)])
-    return (f"{d['requests']} requests from {d['concurrency']} concurrent clients on loopback (goal on / off ≥ 2).\n\n"
-            + _table(["dynamic batching", "requests/s", "p50 ms", "p99 ms", "errors", "wrong answers",
-                      "throughput / off"], rows))
+                     f"{cpu:.3f}" if cpu is not None else "n/a", f"{r.get('mean_batch', 1.0):.1f}",
+                     r["errors"], r["wrong"], _ratio(r["requests_per_s"], base["requests_per_s"]),
+                     _ratio(base.get("server_cpu_ms"), cpu)])
+    return (f"{d['requests']} requests from {d['concurrency']} concurrent clients on loopback, model "
+            f"{d.get('model', 'mlp')}, client {d.get('client', 'json')}; server and client share the cores "
+            f"(goal on / off ≥ 2).\n\n"
+            + _table(["dynamic batching", "requests/s", "p50 ms", "p99 ms", "server CPU ms/request", "mean batch",
+                      "errors", "wrong answers", "throughput / off", "server CPU off / this"], rows))
 
 
 def render_compile(d: dict) -> str:
