@@ -53,9 +53,12 @@ def export_module(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
 
     # The exporter prints progress lines, warnings and log records of its own (e.g. about
     # torchvision ops it skips); keep the CLI output clean. Real failures still raise.
-    onnx_logger = logging.getLogger("torch.onnx")
-    level = onnx_logger.level
-    onnx_logger.setLevel(logging.ERROR)
+    # onnxscript's optimizer logs a warning per op it does not constant-fold (dozens for a
+    # transformer's q/k/v split); they are not problems of the exported model.
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
@@ -72,7 +75,8 @@ def export_module(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     except Exception as err:  # noqa: BLE001 - any exporter failure becomes a clear error
         raise ExportError(f"ONNX export failed: {type(err).__name__}: {str(err)[:2000]}") from err
     finally:
-        onnx_logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
     frozen = frozen_axes(onnx.load(str(path)), axes)
     if frozen:
         raise ExportError("ONNX export froze dynamic axes: " + "; ".join(frozen) +
