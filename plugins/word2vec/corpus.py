@@ -169,9 +169,19 @@ def keep_probabilities(counts: np.ndarray, sample: float) -> torch.Tensor:
 class WindowSplit(Split):
     """Corpus positions; a batch is centre ids ``[B]``, context ids ``[B, 2w]`` and a mask ``[B, 2w]``.
 
-    ``stochastic`` (training) draws the dynamic window and the subsampling with the global torch
-    RNG on the split's device; evaluation splits use the full window and keep every token, so
-    their loss is comparable between epochs.
+    Shapes are fixed (the mask marks the valid context slots), so no batch needs a host sync.
+
+    ``stochastic`` (training) draws the dynamic window and the subsampling with torch RNGs on the
+    split's device; evaluation splits use the full window and keep every token, so their loss is
+    comparable between epochs.
+
+    * :meth:`batches` (an epoch of training): word2vec's order of things. Subsampling is drawn
+      once per epoch over the whole corpus and the dropped tokens are removed before windowing
+      (so a window reaches past them, as in word2vec and gensim); the epoch's centres are the
+      kept training positions in the trainer's order, cut into exactly ``num_batches`` batches
+      of (nearly) equal size. One host sync per epoch (the number of kept tokens).
+    * :meth:`batch` (any index: preflight, export inputs, evaluation): windows over the full
+      corpus; with ``stochastic`` the subsampling masks the dropped centre and context slots.
     """
 
     def __init__(self, ids: torch.Tensor, docs: torch.Tensor, positions: torch.Tensor,
@@ -184,24 +194,48 @@ class WindowSplit(Split):
     def __len__(self) -> int:
         return self.positions.shape[0]
 
-    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        pos = self.positions[index]                                 # (B,)
-        n = self.ids.shape[0]
-        centre = self.ids[pos].long()                               # (B,)
+    def _windows(self, ids: torch.Tensor, docs: torch.Tensor, pos: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Centres ``ids[pos]`` [B], contexts [B, 2w] and the mask of slots inside the (drawn) window
+        and the centre's document."""
+        n = ids.shape[0]
         around = pos.unsqueeze(1) + self.offsets                    # (B, 2w)
         inside = (around >= 0) & (around < n)
-        around = around.clamp(0, n - 1)
-        context = self.ids[around].long()                           # (B, 2w)
-        mask = inside & (self.docs[around] == self.docs[pos].unsqueeze(1))
-        if self.stochastic:
-            if self.dynamic_window:
-                reach = torch.randint(1, self.window + 1, (pos.shape[0], 1), device=pos.device)
-                mask &= self.offsets.abs() <= reach
-            if self.keep is not None:
-                kept_centre = torch.rand(pos.shape[0], device=pos.device) < self.keep[centre]
-                kept_context = torch.rand(context.shape, device=pos.device) < self.keep[context]
-                mask &= kept_centre.unsqueeze(1) & kept_context
+        around = around.clamp(0, max(n - 1, 0))
+        mask = inside & (docs[around] == docs[pos].unsqueeze(1))
+        if self.stochastic and self.dynamic_window:
+            reach = torch.randint(1, self.window + 1, (pos.shape[0], 1), device=pos.device)
+            mask &= self.offsets.abs() <= reach
+        return ids[pos].long(), ids[around].long(), mask
+
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        pos = self.positions[index]                                 # (B,)
+        centre, context, mask = self._windows(self.ids, self.docs, pos)
+        if self.stochastic and self.keep is not None:
+            kept_centre = torch.rand(pos.shape[0], device=pos.device) < self.keep[centre]
+            kept_context = torch.rand(context.shape, device=pos.device) < self.keep[context]
+            mask &= kept_centre.unsqueeze(1) & kept_context
         return {"centre": centre, "context": context, "mask": mask}
+
+    def batches(self, batch_size: int, order: torch.Tensor | None = None, start: int = 0):
+        if not self.stochastic or order is None:
+            yield from super().batches(batch_size, order, start)
+            return
+        ids, docs, positions = self.ids, self.docs, self.positions[order]
+        if self.keep is not None:
+            # The epoch's draw is seeded by the trainer's order, so a resumed epoch (same order,
+            # later start) sees the same subsampled corpus.
+            seed = hash(tuple(order[:8].tolist())) & 0x7FFF_FFFF_FFFF
+            generator = torch.Generator(device=ids.device).manual_seed(seed)
+            kept = torch.rand(ids.shape[0], generator=generator, device=ids.device) < self.keep[ids.long()]
+            compact = kept.cumsum(0) - 1                            # old position → new position
+            ids, docs = ids[kept], docs[kept]                       # one host sync per epoch
+            positions = compact[positions[kept[positions]]]
+        # Exactly num_batches batches, so the lr schedule's steps per epoch hold; a chunk may be
+        # empty only when fewer tokens than batches survive the subsampling.
+        for chunk in torch.tensor_split(positions, self.num_batches(batch_size))[start:]:
+            centre, context, mask = self._windows(ids, docs, chunk)
+            yield {"centre": centre, "context": context, "mask": mask}
 
     def _with(self, positions: torch.Tensor, stochastic: bool | None = None) -> WindowSplit:
         return WindowSplit(self.ids, self.docs, positions, self.keep, self.window, self.dynamic_window,

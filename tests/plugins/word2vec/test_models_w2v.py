@@ -51,12 +51,70 @@ def test_skipgram_loss_matches_the_formula():
     v, u = model.in_embed.weight, model.out_embed.weight
     ls = torch.nn.functional.logsigmoid
     expected = 0.0
+    # gensim's orientation: the context word's input vector predicts the centre's output vector
     for b, slots in ((0, [0, 1]), (1, [1])):
         for c in slots:
-            expected -= ls(u[context[b, c]] @ v[centre[b]])
-            expected -= sum(ls(-(u[n] @ v[centre[b]])) for n in noise[b])
+            expected -= ls(u[centre[b]] @ v[context[b, c]])
+            expected -= sum(ls(-(u[n] @ v[context[b, c]])) for n in noise[b])
     assert float(pairs) == 3
     assert torch.allclose(loss, expected, atol=1e-5)
+
+
+def _autograd_reference(model, centre, context, mask, noise):
+    """The same loss written with plain differentiable ops (autograd computes its gradient)."""
+    v, u = model.in_embed.weight, model.out_embed.weight
+    ls = torch.nn.functional.logsigmoid
+    targets = torch.cat([centre.unsqueeze(1), noise], 1)
+    w = mask.double()
+    if isinstance(model, SkipGram):
+        s = torch.einsum("bcd,bjd->bcj", v[context], u[targets])
+        return -(ls(s[..., 0]) * w).sum() - (ls(-s[..., 1:]).sum(-1) * w).sum()
+    n = w.sum(1)
+    h = (v[context] * w.unsqueeze(2)).sum(1) / n.clamp(min=1).unsqueeze(1)
+    s = torch.einsum("bjd,bd->bj", u[targets], h)
+    active = (n > 0).double()
+    return -(ls(s[:, 0]) * active).sum() - (ls(-s[:, 1:]).sum(-1) * active).sum()
+
+
+@pytest.mark.parametrize("cls", [SkipGram, CBOW])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_analytic_gradients_match_autograd(cls, sparse):
+    """The hand-written backward (batched word2vec update) is the true gradient of the loss,
+    with rows repeated inside a batch (collisions) and empty context slots."""
+    torch.manual_seed(0)
+    extra = {"exact_gradient": True} if cls is CBOW else {}
+    model = cls(_info([50, 40, 30, 20, 10, 5]), dim=4, negatives=3, ns_exponent=0.75, sparse=sparse,
+                **extra).double()
+    torch.nn.init.normal_(model.out_embed.weight)
+    torch.nn.init.normal_(model.in_embed.weight)
+    centre = torch.tensor([0, 1, 2, 0, 5])
+    context = torch.tensor([[1, 2, 3, 1], [0, 0, 2, 4], [5, 1, 1, 0], [3, 3, 3, 3], [1, 2, 3, 4]])
+    mask = torch.tensor([[1, 1, 0, 1], [1, 1, 1, 0], [0, 1, 1, 1], [0, 0, 0, 0], [1, 0, 0, 1]], dtype=torch.bool)
+    torch.manual_seed(3)
+    loss, _ = model(centre, context, mask)
+    loss.backward()
+    torch.manual_seed(3)
+    noise = model.sample_noise((5, 3), torch.device("cpu"))
+    got = [p.grad.to_dense() if p.grad.is_sparse else p.grad for p in (model.in_embed.weight, model.out_embed.weight)]
+    assert got[0].is_sparse is False and (model.in_embed.weight.grad.is_sparse == sparse)
+    model.zero_grad(set_to_none=True)
+    reference = _autograd_reference(model, centre, context, mask, noise)
+    assert torch.allclose(loss, reference)
+    reference.backward()
+    for grad, p in zip(got, (model.in_embed.weight, model.out_embed.weight)):
+        expected = p.grad.to_dense() if p.grad.is_sparse else p.grad
+        assert torch.allclose(grad, expected, atol=1e-10), (grad, expected)
+    assert got[0].abs().sum() > 0 and got[1].abs().sum() > 0
+
+
+def test_empty_batch_gives_zero_loss_and_gradient():
+    for cls in (SkipGram, CBOW):
+        model = cls(_info([5, 4, 3]), dim=3, negatives=2, ns_exponent=0.75, sparse=True)
+        empty = torch.zeros(0, dtype=torch.long)
+        loss, count = model(empty, empty.reshape(0, 4), torch.zeros(0, 4, dtype=torch.bool))
+        loss.backward()
+        assert float(loss.detach()) == 0.0 and float(count) == 0.0
+        assert model.in_embed.weight.grad.to_dense().abs().sum() == 0
 
 
 def test_cbow_averages_the_valid_context():
@@ -101,13 +159,21 @@ def test_planted_groups_are_nearest_neighbours(planted_run):
     assert {w for w, _ in answer} <= COLOURS
 
 
-@pytest.mark.parametrize("model_name", ["cbow", "glove"])
-def test_planted_groups_cbow_and_glove(model_name, tmp_path, planted):
+ADAM_DENSE = {"optim": {"name": "adam", "lr": 0.05}, "model": {"sparse": False}, "train": {"loss": "mean"}}
+
+
+@pytest.mark.parametrize("model_name, extra", [("cbow", {}), ("glove", {}), ("cbow", ADAM_DENSE),
+                                               ("skipgram", ADAM_DENSE)],
+                         ids=["cbow", "glove", "cbow-adam-dense", "skipgram-adam-dense"])
+def test_planted_groups_cbow_and_glove(model_name, extra, tmp_path, planted):
+    """The defaults (SGD, sparse, summed loss) and the dense-gradient option with Adam."""
     from zoo.core import api
 
     planted_corpus, planted_options = planted
     corpus = planted_corpus(tmp_path / "planted.txt")
-    options = planted_options(corpus, model_name, export={"enabled": False})
+    from zoo.core.config import deep_merge
+
+    options = deep_merge(planted_options(corpus, model_name, export={"enabled": False}), extra)
     api.train(model_name, options=options, out=str(tmp_path / "run"), log=None)
     vectors = WordVectors.from_run(tmp_path / "run")
     hits = sum(w in ANIMALS for w, _ in vectors.most_similar("cat", topn=4))
@@ -174,3 +240,22 @@ def test_sparse_gradients_train_with_sgd(cls):
         optimizer.step()
         losses.append(loss.item() if not loss.requires_grad else float(loss.detach()))
     assert losses[-1] < losses[0]
+
+
+def test_cbow_word2vec_update_is_n_times_the_exact_input_gradient():
+    """gensim's cbow_mean=1 update: each context vector gets the whole dloss/dh (not / n)."""
+    grads = []
+    for exact in (True, False):
+        torch.manual_seed(0)
+        model = CBOW(_info([5, 4, 3, 2]), dim=3, negatives=2, ns_exponent=0.75, exact_gradient=exact)
+        torch.nn.init.normal_(model.out_embed.weight)
+        centre = torch.tensor([0])
+        context = torch.tensor([[1, 2, 3, 3]])
+        mask = torch.tensor([[True, True, True, False]])
+        torch.manual_seed(1)
+        loss, _ = model(centre, context, mask)
+        loss.backward()
+        grads.append((model.in_embed.weight.grad.clone(), model.out_embed.weight.grad.clone()))
+    assert torch.allclose(grads[1][0], 3 * grads[0][0])      # 3 valid context words
+    assert torch.allclose(grads[1][1], grads[0][1])          # output vectors: unchanged
+    assert grads[0][0][1].abs().sum() > 0
