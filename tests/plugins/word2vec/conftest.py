@@ -28,7 +28,7 @@ def planted_options(path: Path, model: str = "skipgram", **extra) -> dict:
         "model": {"dim": 16},
         # word2vec's SGD on the summed loss (the defaults), with a step small enough for a
         # 10-word vocabulary, where every row is hit dozens of times per batch.
-        "optim": {"lr": 0.01},
+        "optim": {"lr": 0.005},
         "train": {"epochs": 3, "batch_size": 256, "progress": False, "device": "cpu", "seed": 0},
     }
     if model == "glove":

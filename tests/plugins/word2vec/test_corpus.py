@@ -203,3 +203,20 @@ def test_epoch_batches_without_subsampling_and_for_evaluation():
     test = _split(list(range(10)), [0] * 10, window=2, keep=torch.full((10,), 0.1), stochastic=False)
     batches = list(test.batches(4))
     assert torch.equal(torch.cat([b["centre"] for b in batches]), torch.arange(10))   # keeps all
+
+
+def test_epoch_batches_draw_the_dynamic_window_per_batch():
+    n = 400
+    split = _split(list(range(n)), [0] * n, window=4, keep=None, dynamic=True)
+    widths = []
+    for seed in range(40):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        for batch in split.batches(50, order):
+            b = batch["context"].shape[1] // 2
+            widths.append(b)
+            away = (batch["centre"] >= 4) & (batch["centre"] < n - 4)
+            assert batch["mask"][away].all()                # no empty slot away from the edges
+            offsets = (batch["context"] - batch["centre"].unsqueeze(1))[away]
+            assert (offsets == torch.cat([torch.arange(-b, 0), torch.arange(1, b + 1)])).all()
+    freq = torch.bincount(torch.tensor(widths), minlength=5)[1:].float() / len(widths)
+    assert torch.allclose(freq, torch.full((4,), 0.25), atol=0.08), freq
