@@ -25,6 +25,8 @@ matrix product of these ``[B, ·]`` coefficients with the gathered vectors.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -81,15 +83,23 @@ def _row_gradient(index: torch.Tensor, values: torch.Tensor, like: torch.Tensor,
     return torch.zeros_like(like).index_add_(0, index, values)
 
 
-def _scores_loss(s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """−Σ weight·log σ(±s), ``+`` for the first column (the word to predict), ``−`` for the noise."""
-    return -(F.logsigmoid(s[..., 0]) * weight).sum() - (F.logsigmoid(-s[..., 1:]).sum(-1) * weight).sum()
+def _scores_loss(s: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, tmask: torch.Tensor | None
+                 ) -> torch.Tensor:
+    """−Σ weight·tmask·log σ(±s): ``+`` where the label is 1 (the word to predict; the left turns of
+    a Huffman path), ``−`` where it is 0 (noise words; right turns). ``s [..., J]``, ``weight [...]``,
+    ``labels``/``tmask`` broadcastable to ``s`` (``tmask`` None: every column counts)."""
+    ll = F.logsigmoid(s * (2.0 * labels - 1.0))
+    if tmask is not None:
+        ll = ll * tmask
+    return -(ll.sum(-1) * weight).sum()
 
 
-def _scores_grad(s: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """d loss / d s = (σ(s) − label)·weight, label 1 in the first column, 0 for the noise."""
-    g = torch.sigmoid(s)
-    g[..., 0] -= 1.0
+def _scores_grad(s: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, tmask: torch.Tensor | None,
+                 grad: torch.Tensor) -> torch.Tensor:
+    """d loss / d s = (σ(s) − label)·tmask·weight."""
+    g = torch.sigmoid(s) - labels
+    if tmask is not None:
+        g = g * tmask
     return g * (weight * grad).unsqueeze(-1)
 
 
@@ -98,10 +108,13 @@ class _SkipGramLoss(torch.autograd.Function):
     predicts w (and rejects w's k noise words, shared by the contexts of one centre).
 
     ``w_in, w_out [V, D]``, ``context [B, C]``, ``weight [B, C]`` (1 for a valid context slot,
-    0 for an empty one), ``targets [B, 1 + k]`` (the centre, then its noise words) → the summed
-    loss (0-d)::
+    0 for an empty one), ``targets [B, J]`` with ``labels [B, J]`` and ``tmask [B, J]`` or None
+    (negative sampling: the centre, label 1, then its k noise words, label 0; hierarchical softmax:
+    the inner nodes on the centre's Huffman path, label 1 − code bit, tmask 1 up to the path's
+    length) → the summed loss (0-d)::
 
-        s_bcj = v_{context_bc} · u_{targets_bj},   loss = −Σ_bc weight_bc (log σ(s_bc0) + Σ_{j≥1} log σ(−s_bcj))
+        s_bcj = v_{context_bc} · u_{targets_bj},
+        loss = −Σ_bcj weight_bc tmask_bj log σ((2 labels_bj − 1) s_bcj)
 
     Backward, with g_bcj = d loss / d s_bcj: ∂/∂u_{targets_bj} = Σ_c g_bcj v_{context_bc},
     ∂/∂v_{context_bc} = Σ_j g_bcj u_{targets_bj}.
@@ -109,32 +122,35 @@ class _SkipGramLoss(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # fp32 under bf16 autocast
-    def forward(ctx, w_in, w_out, context, weight, targets, sparse: bool):
+    def forward(ctx, w_in, w_out, context, weight, targets, labels, tmask, sparse: bool):
         v = F.embedding(context, w_in)                          # (B, C, D)
-        u = F.embedding(targets, w_out)                         # (B, 1+k, D)
-        s = torch.bmm(v, u.transpose(1, 2))                     # (B, C, 1+k)
-        ctx.save_for_backward(w_in, w_out, context, weight, targets, v, u, s)
+        u = F.embedding(targets, w_out)                         # (B, J, D)
+        s = torch.bmm(v, u.transpose(1, 2))                     # (B, C, J)
+        labels = labels.unsqueeze(1)                            # (B, 1, J)
+        tmask = None if tmask is None else tmask.unsqueeze(1)
+        ctx.save_for_backward(w_in, w_out, context, weight, targets, labels, tmask, v, u, s)
         ctx.sparse = sparse
-        return _scores_loss(s, weight)
+        return _scores_loss(s, weight, labels, tmask)
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad):
-        w_in, w_out, context, weight, targets, v, u, s = ctx.saved_tensors
-        g = _scores_grad(s, weight, grad)                       # (B, C, 1+k)
+        w_in, w_out, context, weight, targets, labels, tmask, v, u, s = ctx.saved_tensors
+        g = _scores_grad(s, weight, labels, tmask, grad)        # (B, C, J)
         grad_in = _row_gradient(context, torch.bmm(g, u), w_in, ctx.sparse)                  # (B·C, D)
-        grad_out = _row_gradient(targets, torch.bmm(g.transpose(1, 2), v), w_out, ctx.sparse)  # (B·(1+k), D)
-        return grad_in, grad_out, None, None, None, None
+        grad_out = _row_gradient(targets, torch.bmm(g.transpose(1, 2), v), w_out, ctx.sparse)  # (B·J, D)
+        return grad_in, grad_out, None, None, None, None, None, None
 
 
 class _CBOWLoss(torch.autograd.Function):
     """CBOW with negative sampling: the mean h of the valid context vectors predicts the centre.
 
     ``w_in, w_out [V, D]``, ``context [B, C]``, ``weight [B, C]`` (1 valid / 0 empty slot),
-    ``targets [B, 1 + k]`` (the centre, then its noise words) → the summed loss (0-d)::
+    ``targets``, ``labels [B, J]``, ``tmask [B, J]`` or None as in :class:`_SkipGramLoss` → the
+    summed loss (0-d)::
 
         h_b = Σ_c weight_bc v_{context_bc} / n_b,   n_b = Σ_c weight_bc,
-        s_bj = u_{targets_bj} · h_b,   loss = −Σ_{b: n_b > 0} (log σ(s_b0) + Σ_{j≥1} log σ(−s_bj))
+        s_bj = u_{targets_bj} · h_b,   loss = −Σ_{b: n_b > 0} Σ_j tmask_bj log σ((2 labels_bj − 1) s_bj)
 
     Backward, with g_bj = d loss / d s_bj: ∂/∂u_{targets_bj} = g_bj h_b,
     ∂/∂v_{context_bc} = weight_bc / n_b · Σ_j g_bj u_{targets_bj}  (``exact``). word2vec and
@@ -146,7 +162,7 @@ class _CBOWLoss(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # fp32 under bf16 autocast
-    def forward(ctx, w_in, w_out, context, weight, targets, sparse: bool, exact: bool = False):
+    def forward(ctx, w_in, w_out, context, weight, targets, labels, tmask, sparse: bool, exact: bool = False):
         b, c = context.shape
         n = weight.sum(1)                                       # (B,)
         offsets = torch.arange(0, b * c, c, device=context.device)
@@ -154,33 +170,88 @@ class _CBOWLoss(torch.autograd.Function):
         h = F.embedding_bag(context.reshape(-1), w_in, offsets, mode="sum",
                             per_sample_weights=weight.reshape(-1).to(w_in.dtype))
         h = h / n.clamp(min=1.0).unsqueeze(1).to(h.dtype)      # (B, D)
-        u = F.embedding(targets, w_out)                         # (B, 1+k, D)
-        s = torch.bmm(u, h.unsqueeze(2)).squeeze(2)             # (B, 1+k)
+        u = F.embedding(targets, w_out)                         # (B, J, D)
+        s = torch.bmm(u, h.unsqueeze(2)).squeeze(2)             # (B, J)
         active = (n > 0).to(s.dtype)                            # centres with a context
-        ctx.save_for_backward(w_in, w_out, context, weight, targets, h, u, s, n, active)
+        ctx.save_for_backward(w_in, w_out, context, weight, targets, labels, tmask, h, u, s, n, active)
         ctx.sparse = sparse
         ctx.exact = exact
-        return _scores_loss(s, active)
+        return _scores_loss(s, active, labels, tmask)
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad):
-        w_in, w_out, context, weight, targets, h, u, s, n, active = ctx.saved_tensors
-        g = _scores_grad(s, active, grad)                       # (B, 1+k)
+        w_in, w_out, context, weight, targets, labels, tmask, h, u, s, n, active = ctx.saved_tensors
+        g = _scores_grad(s, active, labels, tmask, grad)        # (B, J)
         grad_out = _row_gradient(targets, g.unsqueeze(2) * h.unsqueeze(1), w_out, ctx.sparse)
         grad_h = torch.bmm(g.unsqueeze(1), u).squeeze(1)     # (B, D)
         if ctx.exact:
             grad_h = grad_h / n.clamp(min=1.0).unsqueeze(1)
         grad_in = _row_gradient(context, grad_h.unsqueeze(1) * weight.unsqueeze(2), w_in, ctx.sparse)
-        return grad_in, grad_out, None, None, None, None, None
+        return grad_in, grad_out, None, None, None, None, None, None, None
+
+
+def huffman_codes(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Huffman tree of word2vec's hierarchical softmax (Mikolov et al. 2013a).
+
+    Repeatedly merge the two least frequent nodes (ties: the lower id first); leaves are the
+    words ``0..V−1``, inner node ``i`` is the ``i``-th merge (the root is ``V − 2``). A word's code
+    is the path from the root: at each inner node, bit 0 for the first-merged (less frequent)
+    child, 1 for the other. Frequent words get short codes: Σ_w count_w·len_w is minimal.
+
+    Returns ``points [V, L]`` (int64: the inner nodes on the path, root first), ``codes [V, L]``
+    (int8 bits) and ``lengths [V]``, padded with 0 to the longest code L (≥ 1).
+    """
+    import heapq
+
+    v = len(counts)
+    heap = [(int(c), i) for i, c in enumerate(counts)]
+    heapq.heapify(heap)
+    parent = np.zeros(max(2 * v - 1, 1), dtype=np.int64)
+    bit = np.zeros(max(2 * v - 1, 1), dtype=np.int8)
+    node = v
+    while len(heap) > 1:
+        (c1, a), (c2, b) = heapq.heappop(heap), heapq.heappop(heap)
+        parent[a], parent[b], bit[a], bit[b] = node, node, 0, 1
+        heapq.heappush(heap, (c1 + c2, node))
+        node += 1
+    root = node - 1
+    paths = []
+    for word in range(v):
+        path, current = [], word
+        while current != root and v > 1:
+            path.append((parent[current] - v, bit[current]))
+            current = parent[current]
+        paths.append(path[::-1])
+    longest = max(1, max(len(path) for path in paths))
+    points = np.zeros((v, longest), dtype=np.int64)
+    codes = np.zeros((v, longest), dtype=np.int8)
+    lengths = np.array([len(path) for path in paths], dtype=np.int64)
+    for word, path in enumerate(paths):
+        if path:
+            points[word, :len(path)], codes[word, :len(path)] = zip(*path)
+    return points, codes, lengths
 
 
 class _NegativeSampling(_WordVectors):
     """Input vectors v (the embedding), output vectors u, and the unigram^α noise distribution."""
 
     def __init__(self, info: DataInfo, dim: int, negatives: int, ns_exponent: float,
-                 sparse: bool = False, table_size: int = 1_000_000) -> None:
+                 sparse: bool = False, table_size: int = 1_000_000, objective: str = "ns") -> None:
         super().__init__(info, dim)
+        self.objective = objective
+        if objective == "hs":
+            # Hierarchical softmax: out_embed row i is inner node i of the Huffman tree (V − 1
+            # of the V rows are used). Rebuilt from the counts, so not part of the checkpoint.
+            points, codes, lengths = huffman_codes(np.asarray(info.extra["counts"]))
+            depth = torch.arange(points.shape[1]).unsqueeze(0)
+            self.register_buffer("hs_points", torch.as_tensor(points), persistent=False)
+            self.register_buffer("hs_labels", 1.0 - torch.as_tensor(codes, dtype=torch.float32), persistent=False)
+            self.register_buffer("hs_mask", (depth < torch.as_tensor(lengths).unsqueeze(1)).float(),
+                                 persistent=False)
+        labels = torch.zeros(1, 1 + negatives)
+        labels[0, 0] = 1.0
+        self.register_buffer("ns_labels", labels, persistent=False)
         counts = torch.as_tensor(np.asarray(info.extra["counts"], dtype=np.float64))
         probs = counts.pow(ns_exponent)
         probs = probs / probs.sum()
@@ -213,10 +284,19 @@ class _NegativeSampling(_WordVectors):
     def embedding_matrix(self) -> torch.Tensor:
         return self.in_embed.weight
 
-    def _targets(self, centre: torch.Tensor) -> torch.Tensor:
-        """``[B, 1 + k]``: the centre word, then k noise words (no host sync: fixed shapes)."""
+    def _targets(self, centre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(targets, labels, tmask)``, each ``[B, J]`` (no host sync: fixed shapes).
+
+        Negative sampling: the centre word (label 1), then k noise words (label 0), tmask None.
+        Hierarchical softmax: the inner nodes on the centre's Huffman path, label 1 − code bit,
+        padded to the longest code with tmask 0.
+        """
+        centre = centre.long()
+        if self.objective == "hs":
+            return self.hs_points[centre], self.hs_labels[centre], self.hs_mask[centre]
         noise = self.sample_noise((centre.shape[0], self.negatives), centre.device)
-        return torch.cat([centre.long().unsqueeze(1), noise], 1)
+        labels = self.ns_labels.expand(centre.shape[0], -1)
+        return torch.cat([centre.unsqueeze(1), noise], 1), labels, None
 
 
 class SkipGram(_NegativeSampling):
@@ -236,7 +316,7 @@ class SkipGram(_NegativeSampling):
             return self.normalized(centre)
         weight = mask.to(self.in_embed.weight.dtype)
         loss = _SkipGramLoss.apply(self.in_embed.weight, self.out_embed.weight, context.long(), weight,
-                                   self._targets(centre), self.sparse)
+                                   *self._targets(centre), self.sparse)
         return loss, weight.sum()
 
 
@@ -260,7 +340,7 @@ class CBOW(_NegativeSampling):
             return self.normalized(centre)
         weight = mask.to(self.in_embed.weight.dtype)
         loss = _CBOWLoss.apply(self.in_embed.weight, self.out_embed.weight, context.long(), weight,
-                               self._targets(centre), self.sparse, self.exact_gradient)
+                               *self._targets(centre), self.sparse, self.exact_gradient)
         return loss, (weight.sum(1) > 0).sum().to(weight.dtype)
 
 
@@ -306,6 +386,8 @@ class GloVe(_WordVectors):
 
 class SkipGramConfig(ModelConfig):
     dim: int = Field(100, ge=2, le=4096, description="Embedding dimension D.")
+    loss: Literal["ns", "hs"] = Field("ns", description="ns: negative sampling; hs: hierarchical "
+                                      "softmax over word2vec's Huffman tree (negatives unused).")
     negatives: int = Field(5, ge=1, le=100, description="Noise words k per centre/context pair.")
     ns_exponent: float = Field(0.75, ge=0.0, le=1.0, description="Noise distribution ∝ count^α.")
     sparse: bool = Field(False, description="Sparse gradients for the embedding tables: only the rows "
@@ -334,12 +416,13 @@ def _check_pairs(info: DataInfo, expected: str, model: str) -> None:
 
 def build_skipgram(config: SkipGramConfig, info: DataInfo) -> nn.Module:
     _check_pairs(info, "windows", "skipgram")
-    return SkipGram(info, config.dim, config.negatives, config.ns_exponent, config.sparse)
+    return SkipGram(info, config.dim, config.negatives, config.ns_exponent, config.sparse, objective=config.loss)
 
 
 def build_cbow(config: CBOWConfig, info: DataInfo) -> nn.Module:
     _check_pairs(info, "windows", "cbow")
-    return CBOW(info, config.dim, config.negatives, config.ns_exponent, config.sparse, config.exact_gradient)
+    return CBOW(info, config.dim, config.negatives, config.ns_exponent, config.sparse, config.exact_gradient,
+                objective=config.loss)
 
 
 def build_glove(config: GloVeConfig, info: DataInfo) -> nn.Module:

@@ -11,7 +11,7 @@ import torch
 
 from zoo.core.data import DataInfo
 from zoo.plugins.word2vec.evaluate import WordVectors
-from zoo.plugins.word2vec.models import CBOW, GloVe, SkipGram
+from zoo.plugins.word2vec.models import CBOW, GloVe, SkipGram, huffman_codes
 
 ANIMALS = {"cat", "dog", "cow", "horse", "sheep"}
 COLOURS = {"red", "blue", "green", "yellow", "purple"}
@@ -64,27 +64,40 @@ def _autograd_reference(model, centre, context, mask, noise):
     """The same loss written with plain differentiable ops (autograd computes its gradient)."""
     v, u = model.in_embed.weight, model.out_embed.weight
     ls = torch.nn.functional.logsigmoid
-    targets = torch.cat([centre.unsqueeze(1), noise], 1)
     w = mask.double()
+    if noise is None:       # hierarchical softmax: the Huffman path of the centre
+        points, codes, lengths = huffman_codes(np.asarray(model_counts(model)))
+        targets = torch.as_tensor(points)[centre]
+        sign = 1.0 - 2.0 * torch.as_tensor(codes, dtype=torch.float64)[centre]
+        valid = (torch.arange(points.shape[1]) < torch.as_tensor(lengths)[centre].unsqueeze(1)).double()
+    else:
+        targets = torch.cat([centre.unsqueeze(1), noise], 1)
+        sign = torch.tensor([1.0] + [-1.0] * noise.shape[1], dtype=torch.float64).expand(len(centre), -1)
+        valid = torch.ones_like(sign)
     if isinstance(model, SkipGram):
         s = torch.einsum("bcd,bjd->bcj", v[context], u[targets])
-        return -(ls(s[..., 0]) * w).sum() - (ls(-s[..., 1:]).sum(-1) * w).sum()
+        return -(ls(s * sign.unsqueeze(1)) * valid.unsqueeze(1) * w.unsqueeze(2)).sum()
     n = w.sum(1)
     h = (v[context] * w.unsqueeze(2)).sum(1) / n.clamp(min=1).unsqueeze(1)
     s = torch.einsum("bjd,bd->bj", u[targets], h)
     active = (n > 0).double()
-    return -(ls(s[:, 0]) * active).sum() - (ls(-s[:, 1:]).sum(-1) * active).sum()
+    return -(ls(s * sign) * valid * active.unsqueeze(1)).sum()
+
+
+def model_counts(model):
+    return [50, 40, 30, 20, 10, 5][:len(model.vocab)]
 
 
 @pytest.mark.parametrize("cls", [SkipGram, CBOW])
 @pytest.mark.parametrize("sparse", [False, True])
-def test_analytic_gradients_match_autograd(cls, sparse):
+@pytest.mark.parametrize("objective", ["ns", "hs"])
+def test_analytic_gradients_match_autograd(cls, sparse, objective):
     """The hand-written backward (batched word2vec update) is the true gradient of the loss,
     with rows repeated inside a batch (collisions) and empty context slots."""
     torch.manual_seed(0)
     extra = {"exact_gradient": True} if cls is CBOW else {}
     model = cls(_info([50, 40, 30, 20, 10, 5]), dim=4, negatives=3, ns_exponent=0.75, sparse=sparse,
-                **extra).double()
+                objective=objective, **extra).double()
     torch.nn.init.normal_(model.out_embed.weight)
     torch.nn.init.normal_(model.in_embed.weight)
     centre = torch.tensor([0, 1, 2, 0, 5])
@@ -95,6 +108,8 @@ def test_analytic_gradients_match_autograd(cls, sparse):
     loss.backward()
     torch.manual_seed(3)
     noise = model.sample_noise((5, 3), torch.device("cpu"))
+    if objective == "hs":
+        noise = None
     got = [p.grad.to_dense() if p.grad.is_sparse else p.grad for p in (model.in_embed.weight, model.out_embed.weight)]
     assert got[0].is_sparse is False and (model.in_embed.weight.grad.is_sparse == sparse)
     model.zero_grad(set_to_none=True)
@@ -259,3 +274,55 @@ def test_cbow_word2vec_update_is_n_times_the_exact_input_gradient():
     assert torch.allclose(grads[1][0], 3 * grads[0][0])      # 3 valid context words
     assert torch.allclose(grads[1][1], grads[0][1])          # output vectors: unchanged
     assert grads[0][0][1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("counts", [[5], [3, 1], [45, 13, 12, 16, 9, 5], [1] * 7, list(range(1, 40)),
+                                    [1000, 300, 100, 10, 1, 1, 1]])
+def test_huffman_codes_are_a_prefix_code_with_huffman_lengths(counts):
+    import heapq
+
+    points, codes, lengths = huffman_codes(np.asarray(counts))
+    v = len(counts)
+    words = [tuple(codes[i, :lengths[i]]) for i in range(v)]
+    if v == 1:
+        assert lengths.tolist() == [0]
+        return
+    # a prefix code of a full binary tree: no code is a prefix of another, Kraft sum is exactly 1
+    for i in range(v):
+        for j in range(v):
+            assert i == j or words[j][:len(words[i])] != words[i], (words[i], words[j])
+    assert sum(2.0 ** -len(w) for w in words) == pytest.approx(1.0)
+    # Huffman lengths: the weighted length is the optimum, Σ of the merged sums (independent count)
+    heap = list(counts)
+    heapq.heapify(heap)
+    optimum = 0
+    while len(heap) > 1:
+        merged = heapq.heappop(heap) + heapq.heappop(heap)
+        optimum += merged
+        heapq.heappush(heap, merged)
+    assert sum(c * int(n) for c, n in zip(counts, lengths)) == optimum
+    # the path goes through the inner nodes 0..V-2, from the root (the last merge) down; two
+    # words share the inner node before the first bit where their codes differ
+    assert (points[:, 0] == v - 2).all() and points.max() <= v - 2
+    for i in range(v):
+        for j in range(v):
+            k = next((d for d in range(min(lengths[i], lengths[j])) if codes[i, d] != codes[j, d]), None)
+            if k is not None:
+                assert points[i, :k + 1].tolist() == points[j, :k + 1].tolist()
+
+
+@pytest.mark.parametrize("model_name", ["skipgram", "cbow"])
+def test_hierarchical_softmax_learns_the_planted_groups(model_name, tmp_path, planted):
+    from zoo.core import api
+
+    planted_corpus, planted_options = planted
+    corpus = planted_corpus(tmp_path / "planted.txt")
+    from zoo.core.config import deep_merge
+
+    options = deep_merge(planted_options(corpus, model_name, export={"enabled": False}),
+                         {"model": {"loss": "hs"}})
+    summary = api.train(model_name, options=options, out=str(tmp_path / "run"), log=None)
+    assert summary["status"] == "finished"
+    vectors = WordVectors.from_run(tmp_path / "run")
+    hits = sum(w in ANIMALS for w, _ in vectors.most_similar("cat", topn=4))
+    assert hits >= 3, vectors.most_similar("cat", topn=4)
