@@ -10,7 +10,8 @@ most frequent words. Words/s = words trained on × epochs / training seconds (ou
 positions, i.e. in-vocabulary tokens minus the 1 % held out for the test loss, over the sum of the
 epoch times; gensim: all in-vocabulary tokens over ``Word2Vec.train``), so loading, vocabulary
 and export are excluded on both sides. ``--loss hs``: hierarchical softmax on both sides
-(ours ``model.loss = "hs"``, gensim ``hs=1, negative=0``). Needs gensim (``pip install 'zoo-ml[word2vec]'``).
+(ours ``model.loss = "hs"``, gensim ``hs=1, negative=0``); ``--lr`` sets our initial learning
+rate only. Needs gensim (``pip install 'zoo-ml[word2vec]'``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def main(argv=None) -> int:
     parser.add_argument("--negatives", type=int, default=5)
     parser.add_argument("--loss", choices=("ns", "hs"), default="ns",
                         help="ns: negative sampling; hs: hierarchical softmax (both sides)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="Our initial learning rate (default: the catalogue's); gensim keeps its alpha")
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -65,6 +68,8 @@ def main(argv=None) -> int:
     for name in args.models.split(","):
         options = {"model": {"dim": args.dim, "negatives": args.negatives, "loss": args.loss}, "data": data,
                    "train": {"epochs": args.epochs, "seed": args.seed, "device": "cpu", "progress": False}}
+        if args.lr is not None:
+            options["optim"] = {"lr": args.lr}
         with tempfile.TemporaryDirectory() as tmp:
             started = time.time()
             summary = api.train(name, options=options, out=str(Path(tmp) / "run"), log=None)
@@ -100,7 +105,8 @@ def main(argv=None) -> int:
                      "tokens": tokens, "vocab": len(vectors.words), "ours": ours, "gensim": theirs})
 
     objective = "hierarchical softmax" if args.loss == "hs" else f"negatives {args.negatives}"
-    print(f"dataset {args.dataset}: dim {args.dim}, window {args.window}, {objective}, "
+    lr = f", our lr {args.lr}" if args.lr is not None else ""
+    print(f"dataset {args.dataset}: dim {args.dim}, window {args.window}, {objective}{lr}, "
           f"min_count {args.min_count}, sample {args.sample}, epochs {args.epochs}, threads {args.threads}")
     print("| model | metric | ours | gensim | ours / gensim |")
     print("| --- | --- | --- | --- | --- |")

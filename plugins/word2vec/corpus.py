@@ -167,7 +167,8 @@ def keep_probabilities(counts: np.ndarray, sample: float) -> torch.Tensor:
 
 
 class WindowSplit(Split):
-    """Corpus positions; a batch is centre ids ``[B]``, context ids ``[B, 2w]`` and a mask ``[B, 2w]``.
+    """Corpus positions; a batch is centre ids ``[B]``, context ids ``[B, O]`` and a mask ``[B, O]``
+    (O = 2w; 2b in a training epoch's batches, b the window drawn for the batch).
 
     Shapes are fixed (the mask marks the valid context slots), so no batch needs a host sync.
 
@@ -232,7 +233,8 @@ class WindowSplit(Split):
         seed = hash(tuple(order[:8].tolist())) & 0x7FFF_FFFF_FFFF
         reaches = [self.window] * steps
         if self.dynamic_window:
-            reaches = torch.randint(1, self.window + 1, (steps,), generator=torch.Generator().manual_seed(seed)).tolist()
+            host = torch.Generator().manual_seed(seed)
+            reaches = torch.randint(1, self.window + 1, (steps,), generator=host).tolist()
         if self.keep is not None:
             generator = torch.Generator(device=ids.device).manual_seed(seed)
             kept = torch.rand(ids.shape[0], generator=generator, device=ids.device) < self.keep[ids.long()]

@@ -71,13 +71,20 @@ class _WordVectors(nn.Module):
         return F.normalize(F.embedding(ids, self.embedding_matrix()), dim=-1)
 
 
-def _row_gradient(index: torch.Tensor, values: torch.Tensor, like: torch.Tensor, sparse: bool) -> torch.Tensor:
+def _row_gradient(index: torch.Tensor, values: torch.Tensor, like: torch.Tensor, sparse: bool,
+                  mean: bool = False, valid: torch.Tensor | None = None) -> torch.Tensor:
     """Σ over j of ``values[j]`` into row ``index[j]`` of a ``like``-shaped gradient.
 
     Sparse: an uncoalesced COO tensor (repeated rows are summed when it is applied); dense: a
-    zero matrix with ``index_add_``.
+    zero matrix with ``index_add_``. ``mean``: a row hit m times gets the mean of its m values
+    instead of the sum (no longer the exact gradient; see ``output_updates``); only the entries
+    where ``valid`` (shaped like ``index``) is non-zero count as hits.
     """
     index, values = index.reshape(-1), values.reshape(-1, like.shape[1]).to(like.dtype)
+    if mean:
+        counts = None if valid is None else valid.reshape(-1).to(values.dtype)
+        hits = torch.bincount(index, weights=counts, minlength=like.shape[0]).clamp(min=1)
+        values = values / hits[index].unsqueeze(1).to(values.dtype)
     if sparse:
         return torch.sparse_coo_tensor(index.unsqueeze(0), values, like.shape, check_invariants=False)
     return torch.zeros_like(like).index_add_(0, index, values)
@@ -122,14 +129,14 @@ class _SkipGramLoss(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # fp32 under bf16 autocast
-    def forward(ctx, w_in, w_out, context, weight, targets, labels, tmask, sparse: bool):
+    def forward(ctx, w_in, w_out, context, weight, targets, labels, tmask, sparse: bool, mean_out: bool = False):
         v = F.embedding(context, w_in)                          # (B, C, D)
         u = F.embedding(targets, w_out)                         # (B, J, D)
         s = torch.bmm(v, u.transpose(1, 2))                     # (B, C, J)
         labels = labels.unsqueeze(1)                            # (B, 1, J)
         tmask = None if tmask is None else tmask.unsqueeze(1)
         ctx.save_for_backward(w_in, w_out, context, weight, targets, labels, tmask, v, u, s)
-        ctx.sparse = sparse
+        ctx.sparse, ctx.mean_out = sparse, mean_out
         return _scores_loss(s, weight, labels, tmask)
 
     @staticmethod
@@ -138,8 +145,11 @@ class _SkipGramLoss(torch.autograd.Function):
         w_in, w_out, context, weight, targets, labels, tmask, v, u, s = ctx.saved_tensors
         g = _scores_grad(s, weight, labels, tmask, grad)        # (B, C, J)
         grad_in = _row_gradient(context, torch.bmm(g, u), w_in, ctx.sparse)                  # (B·C, D)
-        grad_out = _row_gradient(targets, torch.bmm(g.transpose(1, 2), v), w_out, ctx.sparse)  # (B·J, D)
-        return grad_in, grad_out, None, None, None, None, None, None
+        valid = (weight.sum(1, keepdim=True) > 0).to(s.dtype)  # (B, 1): centres with a pair
+        valid = valid if tmask is None else valid * tmask[:, 0]  # (B, J)
+        grad_out = _row_gradient(targets, torch.bmm(g.transpose(1, 2), v), w_out, ctx.sparse,
+                                 ctx.mean_out, valid.expand_as(targets))  # (B·J, D)
+        return grad_in, grad_out, None, None, None, None, None, None, None
 
 
 class _CBOWLoss(torch.autograd.Function):
@@ -162,7 +172,8 @@ class _CBOWLoss(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # fp32 under bf16 autocast
-    def forward(ctx, w_in, w_out, context, weight, targets, labels, tmask, sparse: bool, exact: bool = False):
+    def forward(ctx, w_in, w_out, context, weight, targets, labels, tmask, sparse: bool, exact: bool = False,
+                mean_out: bool = False):
         b, c = context.shape
         n = weight.sum(1)                                       # (B,)
         offsets = torch.arange(0, b * c, c, device=context.device)
@@ -175,7 +186,7 @@ class _CBOWLoss(torch.autograd.Function):
         active = (n > 0).to(s.dtype)                            # centres with a context
         ctx.save_for_backward(w_in, w_out, context, weight, targets, labels, tmask, h, u, s, n, active)
         ctx.sparse = sparse
-        ctx.exact = exact
+        ctx.exact, ctx.mean_out = exact, mean_out
         return _scores_loss(s, active, labels, tmask)
 
     @staticmethod
@@ -183,12 +194,14 @@ class _CBOWLoss(torch.autograd.Function):
     def backward(ctx, grad):
         w_in, w_out, context, weight, targets, labels, tmask, h, u, s, n, active = ctx.saved_tensors
         g = _scores_grad(s, active, labels, tmask, grad)        # (B, J)
-        grad_out = _row_gradient(targets, g.unsqueeze(2) * h.unsqueeze(1), w_out, ctx.sparse)
+        valid = active.unsqueeze(1) if tmask is None else active.unsqueeze(1) * tmask  # (B, J)
+        grad_out = _row_gradient(targets, g.unsqueeze(2) * h.unsqueeze(1), w_out, ctx.sparse, ctx.mean_out,
+                                 valid.expand_as(targets))
         grad_h = torch.bmm(g.unsqueeze(1), u).squeeze(1)     # (B, D)
         if ctx.exact:
             grad_h = grad_h / n.clamp(min=1.0).unsqueeze(1)
         grad_in = _row_gradient(context, grad_h.unsqueeze(1) * weight.unsqueeze(2), w_in, ctx.sparse)
-        return grad_in, grad_out, None, None, None, None, None, None, None
+        return grad_in, grad_out, None, None, None, None, None, None, None, None
 
 
 def huffman_codes(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -237,9 +250,14 @@ class _NegativeSampling(_WordVectors):
     """Input vectors v (the embedding), output vectors u, and the unigram^α noise distribution."""
 
     def __init__(self, info: DataInfo, dim: int, negatives: int, ns_exponent: float,
-                 sparse: bool = False, table_size: int = 1_000_000, objective: str = "ns") -> None:
+                 sparse: bool = False, table_size: int = 1_000_000, objective: str = "ns",
+                 output_updates: str = "auto") -> None:
         super().__init__(info, dim)
         self.objective = objective
+        # auto: averaged only where summing diverges, skip-gram's hierarchical softmax (the top
+        # Huffman nodes are on the path of every pair of a batch).
+        self.mean_out = output_updates == "mean" or (
+            output_updates == "auto" and objective == "hs" and isinstance(self, SkipGram))
         if objective == "hs":
             # Hierarchical softmax: out_embed row i is inner node i of the Huffman tree (V − 1
             # of the V rows are used). Rebuilt from the counts, so not part of the checkpoint.
@@ -316,7 +334,7 @@ class SkipGram(_NegativeSampling):
             return self.normalized(centre)
         weight = mask.to(self.in_embed.weight.dtype)
         loss = _SkipGramLoss.apply(self.in_embed.weight, self.out_embed.weight, context.long(), weight,
-                                   *self._targets(centre), self.sparse)
+                                   *self._targets(centre), self.sparse, self.mean_out)
         return loss, weight.sum()
 
 
@@ -340,7 +358,7 @@ class CBOW(_NegativeSampling):
             return self.normalized(centre)
         weight = mask.to(self.in_embed.weight.dtype)
         loss = _CBOWLoss.apply(self.in_embed.weight, self.out_embed.weight, context.long(), weight,
-                               *self._targets(centre), self.sparse, self.exact_gradient)
+                               *self._targets(centre), self.sparse, self.exact_gradient, self.mean_out)
         return loss, (weight.sum(1) > 0).sum().to(weight.dtype)
 
 
@@ -389,6 +407,10 @@ class SkipGramConfig(ModelConfig):
     loss: Literal["ns", "hs"] = Field("ns", description="ns: negative sampling; hs: hierarchical "
                                       "softmax over word2vec's Huffman tree (negatives unused).")
     negatives: int = Field(5, ge=1, le=100, description="Noise words k per centre/context pair.")
+    output_updates: Literal["auto", "sum", "mean"] = Field(
+        "auto", description="How a batch's updates of one output row combine: sum (word2vec's "
+        "Hogwild, the exact gradient) or mean over the row's hits; auto: mean for skip-gram with "
+        "hierarchical softmax (its top tree nodes are hit by every pair of a batch), else sum.")
     ns_exponent: float = Field(0.75, ge=0.0, le=1.0, description="Noise distribution ∝ count^α.")
     sparse: bool = Field(False, description="Sparse gradients for the embedding tables: only the rows "
                          "of a batch are touched (use optim sgd or adagrad).")
@@ -416,13 +438,14 @@ def _check_pairs(info: DataInfo, expected: str, model: str) -> None:
 
 def build_skipgram(config: SkipGramConfig, info: DataInfo) -> nn.Module:
     _check_pairs(info, "windows", "skipgram")
-    return SkipGram(info, config.dim, config.negatives, config.ns_exponent, config.sparse, objective=config.loss)
+    return SkipGram(info, config.dim, config.negatives, config.ns_exponent, config.sparse, objective=config.loss,
+                    output_updates=config.output_updates)
 
 
 def build_cbow(config: CBOWConfig, info: DataInfo) -> nn.Module:
     _check_pairs(info, "windows", "cbow")
     return CBOW(info, config.dim, config.negatives, config.ns_exponent, config.sparse, config.exact_gradient,
-                objective=config.loss)
+                objective=config.loss, output_updates=config.output_updates)
 
 
 def build_glove(config: GloVeConfig, info: DataInfo) -> nn.Module:

@@ -97,7 +97,7 @@ def test_analytic_gradients_match_autograd(cls, sparse, objective):
     torch.manual_seed(0)
     extra = {"exact_gradient": True} if cls is CBOW else {}
     model = cls(_info([50, 40, 30, 20, 10, 5]), dim=4, negatives=3, ns_exponent=0.75, sparse=sparse,
-                objective=objective, **extra).double()
+                objective=objective, output_updates="sum", **extra).double()
     torch.nn.init.normal_(model.out_embed.weight)
     torch.nn.init.normal_(model.in_embed.weight)
     centre = torch.tensor([0, 1, 2, 0, 5])
@@ -326,3 +326,29 @@ def test_hierarchical_softmax_learns_the_planted_groups(model_name, tmp_path, pl
     vectors = WordVectors.from_run(tmp_path / "run")
     hits = sum(w in ANIMALS for w, _ in vectors.most_similar("cat", topn=4))
     assert hits >= 3, vectors.most_similar("cat", topn=4)
+
+
+@pytest.mark.parametrize("cls", [SkipGram, CBOW])
+def test_mean_output_updates_divide_each_row_by_its_hits(cls):
+    """output_updates = mean: the summed update of an output row over its m valid hits, / m."""
+    grads = []
+    for updates in ("sum", "mean"):
+        torch.manual_seed(0)
+        model = cls(_info([50, 40, 30, 20, 10, 5]), dim=4, negatives=3, ns_exponent=0.75,
+                    objective="hs", output_updates=updates).double()
+        torch.nn.init.normal_(model.out_embed.weight)
+        centre = torch.tensor([0, 0, 5, 2])
+        context = torch.tensor([[1, 2], [3, 4], [1, 1], [0, 1]])
+        mask = torch.tensor([[True, True], [True, False], [True, True], [False, False]])
+        loss, _ = model(centre, context, mask)
+        loss.backward()
+        grads.append(model.out_embed.weight.grad)
+    hits = torch.zeros(6, dtype=torch.float64)
+    for b in range(3):                                   # the last centre has no context
+        length = int(model.hs_mask[centre[b]].sum())
+        hits.index_add_(0, model.hs_points[centre[b], :length], torch.ones(length, dtype=torch.float64))
+    assert hits[4] == 3                                 # the root is on every path
+    assert torch.allclose(grads[1], grads[0] / hits.clamp(min=1).unsqueeze(1))
+    assert SkipGram(_info([5, 4]), dim=2, negatives=1, ns_exponent=0.75, objective="hs").mean_out
+    assert not CBOW(_info([5, 4]), dim=2, negatives=1, ns_exponent=0.75, objective="hs").mean_out
+    assert not SkipGram(_info([5, 4]), dim=2, negatives=1, ns_exponent=0.75).mean_out
