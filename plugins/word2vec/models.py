@@ -14,6 +14,10 @@ noise words n_1..n_k drawn from the unigram distribution raised to 3/4,
 
     loss = −log σ(u_o · v) − Σ_i log σ(−u_{n_i} · v).
 
+Hierarchical softmax (``loss = "hs"``, Mikolov et al. 2013a, https://arxiv.org/abs/1301.3781):
+o is instead predicted by the inner nodes n_1..n_L of its Huffman path (:func:`huffman_codes`),
+with code bits d_l: loss = −Σ_l log σ((1 − 2 d_l) u_{n_l} · v).
+
 The training step is word2vec's, batched: the loss and its gradients are computed analytically
 (:class:`_SkipGramLoss`, :class:`_CBOWLoss`, no autograd graph over the gathers) and the
 gradients touch only the rows of the batch: with ``sparse = true`` they are sparse
