@@ -1,6 +1,6 @@
 """Our skip-gram and CBOW against gensim's Word2Vec, same settings, one run, one table.
 
-    python benchmarks/word2vec_vs_gensim.py [--threads 2] [--epochs 5] [--dataset wiki-sample]
+    python benchmarks/word2vec_vs_gensim.py [--threads 2] [--epochs 5] [--dataset wiki-sample] [--loss hs]
 
 Both train on the same token lists (our streaming reader), with the same dimension, window,
 negatives, min_count, subsampling threshold, epochs and thread count (``torch.set_num_threads``
@@ -9,7 +9,9 @@ WordSim353 Spearman (OOV pairs skipped) and 3CosAdd analogy accuracy restricted 
 most frequent words. Words/s = words trained on × epochs / training seconds (ours: the training
 positions, i.e. in-vocabulary tokens minus the 1 % held out for the test loss, over the sum of the
 epoch times; gensim: all in-vocabulary tokens over ``Word2Vec.train``), so loading, vocabulary
-and export are excluded on both sides. Needs gensim (``pip install 'zoo-ml[word2vec]'``).
+and export are excluded on both sides. ``--loss hs``: hierarchical softmax on both sides
+(ours ``model.loss = "hs"``, gensim ``hs=1, negative=0``); ``--lr`` sets our initial learning
+rate only. Needs gensim (``pip install 'zoo-ml[word2vec]'``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ def main(argv=None) -> int:
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--window", type=int, default=5)
     parser.add_argument("--negatives", type=int, default=5)
+    parser.add_argument("--loss", choices=("ns", "hs"), default="ns",
+                        help="ns: negative sampling; hs: hierarchical softmax (both sides)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="Our initial learning rate (default: the catalogue's); gensim keeps its alpha")
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -60,8 +66,10 @@ def main(argv=None) -> int:
     folder = evaluation_folder(args.data_dir)
     rows = []
     for name in args.models.split(","):
-        options = {"model": {"dim": args.dim, "negatives": args.negatives}, "data": data,
+        options = {"model": {"dim": args.dim, "negatives": args.negatives, "loss": args.loss}, "data": data,
                    "train": {"epochs": args.epochs, "seed": args.seed, "device": "cpu", "progress": False}}
+        if args.lr is not None:
+            options["optim"] = {"lr": args.lr}
         with tempfile.TemporaryDirectory() as tmp:
             started = time.time()
             summary = api.train(name, options=options, out=str(Path(tmp) / "run"), log=None)
@@ -80,7 +88,8 @@ def main(argv=None) -> int:
 
         corpus_options = CorpusOptions.model_validate(run_config.data.options)
         docs = list(iter_documents(path, corpus_options.tokenizer, corpus_options.max_tokens))
-        model = Word2Vec(vector_size=args.dim, window=args.window, negative=args.negatives,
+        hs = args.loss == "hs"
+        model = Word2Vec(vector_size=args.dim, window=args.window, negative=0 if hs else args.negatives, hs=int(hs),
                          min_count=args.min_count, sample=args.sample, sg=1 if name == "skipgram" else 0,
                          workers=args.threads, seed=args.seed)
         model.build_vocab(docs)
@@ -95,7 +104,9 @@ def main(argv=None) -> int:
         rows.append({"model": name, "dataset": args.dataset, "threads": args.threads, "epochs": args.epochs,
                      "tokens": tokens, "vocab": len(vectors.words), "ours": ours, "gensim": theirs})
 
-    print(f"dataset {args.dataset}: dim {args.dim}, window {args.window}, negatives {args.negatives}, "
+    objective = "hierarchical softmax" if args.loss == "hs" else f"negatives {args.negatives}"
+    lr = f", our lr {args.lr}" if args.lr is not None else ""
+    print(f"dataset {args.dataset}: dim {args.dim}, window {args.window}, {objective}{lr}, "
           f"min_count {args.min_count}, sample {args.sample}, epochs {args.epochs}, threads {args.threads}")
     print("| model | metric | ours | gensim | ours / gensim |")
     print("| --- | --- | --- | --- | --- |")

@@ -167,11 +167,26 @@ def keep_probabilities(counts: np.ndarray, sample: float) -> torch.Tensor:
 
 
 class WindowSplit(Split):
-    """Corpus positions; a batch is centre ids ``[B]``, context ids ``[B, 2w]`` and a mask ``[B, 2w]``.
+    """Corpus positions; a batch is centre ids ``[B]``, context ids ``[B, O]`` and a mask ``[B, O]``
+    (O = 2w; 2b in a training epoch's batches, b the window drawn for the batch).
 
-    ``stochastic`` (training) draws the dynamic window and the subsampling with the global torch
-    RNG on the split's device; evaluation splits use the full window and keep every token, so
-    their loss is comparable between epochs.
+    Shapes are fixed (the mask marks the valid context slots), so no batch needs a host sync.
+
+    ``stochastic`` (training) draws the dynamic window and the subsampling with torch RNGs on the
+    split's device; evaluation splits use the full window and keep every token, so their loss is
+    comparable between epochs.
+
+    * :meth:`batches` (an epoch of training): word2vec's order of things. Subsampling is drawn
+      once per epoch over the whole corpus and the dropped tokens are removed before windowing
+      (so a window reaches past them, as in word2vec and gensim); the epoch's centres are the
+      kept training positions in the trainer's order, cut into exactly ``num_batches`` batches
+      of (nearly) equal size. One host sync per epoch (the number of kept tokens). The dynamic
+      window b ~ U{1..w} is drawn per batch, on the host, rather than per centre: every centre's
+      window is still uniform on 1..w (a batch is a random sample of positions), and the context
+      is ``[B, 2b]`` with no slot wasted on the window draw, where masking ``[B, 2w]`` left 40 %
+      of the slots empty on average (w = 5).
+    * :meth:`batch` (any index: preflight, export inputs, evaluation): windows over the full
+      corpus; with ``stochastic`` the subsampling masks the dropped centre and context slots.
     """
 
     def __init__(self, ids: torch.Tensor, docs: torch.Tensor, positions: torch.Tensor,
@@ -184,24 +199,56 @@ class WindowSplit(Split):
     def __len__(self) -> int:
         return self.positions.shape[0]
 
+    def _windows(self, ids: torch.Tensor, docs: torch.Tensor, pos: torch.Tensor, offsets: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Centres ``ids[pos]`` [B], contexts at ``pos + offsets`` [B, O] and the mask of the slots
+        inside the corpus and the centre's document."""
+        n = ids.shape[0]
+        around = pos.unsqueeze(1) + offsets                         # (B, O)
+        inside = (around >= 0) & (around < n)
+        around = around.clamp(0, max(n - 1, 0))
+        mask = inside & (docs[around] == docs[pos].unsqueeze(1))
+        return ids[pos].long(), ids[around].long(), mask
+
     def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         pos = self.positions[index]                                 # (B,)
-        n = self.ids.shape[0]
-        centre = self.ids[pos].long()                               # (B,)
-        around = pos.unsqueeze(1) + self.offsets                    # (B, 2w)
-        inside = (around >= 0) & (around < n)
-        around = around.clamp(0, n - 1)
-        context = self.ids[around].long()                           # (B, 2w)
-        mask = inside & (self.docs[around] == self.docs[pos].unsqueeze(1))
-        if self.stochastic:
-            if self.dynamic_window:
-                reach = torch.randint(1, self.window + 1, (pos.shape[0], 1), device=pos.device)
-                mask &= self.offsets.abs() <= reach
-            if self.keep is not None:
-                kept_centre = torch.rand(pos.shape[0], device=pos.device) < self.keep[centre]
-                kept_context = torch.rand(context.shape, device=pos.device) < self.keep[context]
-                mask &= kept_centre.unsqueeze(1) & kept_context
+        centre, context, mask = self._windows(self.ids, self.docs, pos, self.offsets)
+        if self.stochastic and self.dynamic_window:
+            reach = torch.randint(1, self.window + 1, (pos.shape[0], 1), device=pos.device)
+            mask &= self.offsets.abs() <= reach
+        if self.stochastic and self.keep is not None:
+            kept_centre = torch.rand(pos.shape[0], device=pos.device) < self.keep[centre]
+            kept_context = torch.rand(context.shape, device=pos.device) < self.keep[context]
+            mask &= kept_centre.unsqueeze(1) & kept_context
         return {"centre": centre, "context": context, "mask": mask}
+
+    def batches(self, batch_size: int, order: torch.Tensor | None = None, start: int = 0):
+        if not self.stochastic or order is None:
+            yield from super().batches(batch_size, order, start)
+            return
+        ids, docs, positions = self.ids, self.docs, self.positions[order]
+        steps = self.num_batches(batch_size)
+        # The epoch's draws are seeded by the trainer's order, so a resumed epoch (same order,
+        # later start) sees the same subsampled corpus and windows.
+        seed = hash(tuple(order[:8].tolist())) & 0x7FFF_FFFF_FFFF
+        reaches = [self.window] * steps
+        if self.dynamic_window:
+            host = torch.Generator().manual_seed(seed)
+            reaches = torch.randint(1, self.window + 1, (steps,), generator=host).tolist()
+        if self.keep is not None:
+            generator = torch.Generator(device=ids.device).manual_seed(seed)
+            kept = torch.rand(ids.shape[0], generator=generator, device=ids.device) < self.keep[ids.long()]
+            compact = kept.cumsum(0) - 1                            # old position → new position
+            ids, docs = ids[kept], docs[kept]                       # one host sync per epoch
+            positions = compact[positions[kept[positions]]]
+        # Exactly num_batches batches, so the lr schedule's steps per epoch hold; a chunk may be
+        # empty only when fewer tokens than batches survive the subsampling.
+        chunks = torch.tensor_split(positions, steps)
+        w = self.window
+        by_reach = {b: self.offsets[w - b:w + b] for b in set(reaches)}  # offsets are −w..−1, 1..w
+        for step in range(start, steps):
+            centre, context, mask = self._windows(ids, docs, chunks[step], by_reach[reaches[step]])
+            yield {"centre": centre, "context": context, "mask": mask}
 
     def _with(self, positions: torch.Tensor, stochastic: bool | None = None) -> WindowSplit:
         return WindowSplit(self.ids, self.docs, positions, self.keep, self.window, self.dynamic_window,

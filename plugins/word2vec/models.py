@@ -3,22 +3,33 @@
 Every model has two faces:
 
 * training: ``forward(a, b, c)`` returns ``(loss_sum, count)`` (0-d): the loss summed over the
-  batch and how many terms it holds; the ``embedding`` task divides the two;
+  batch and how many terms it holds; the ``embedding`` task sums (``train.loss = "sum"``, what
+  word2vec's SGD minimises) or divides the two (``"mean"``);
 * deployment: ``forward(ids)`` (one argument) returns the L2-normalised embeddings of ``ids``;
   this is what is exported to ONNX (:class:`EmbeddingLookup`) and checked for parity.
 
-Negative sampling (Mikolov et al. 2013b, https://arxiv.org/abs/1310.4546): for a centre/context
-pair (w, c) with vectors v_w (input) and u_c (output), and k noise words n_1..n_k drawn from the
-unigram distribution raised to 3/4,
+Negative sampling (Mikolov et al. 2013b, https://arxiv.org/abs/1310.4546): for a pair of an input
+word with vector v (``in_embed``) and a word o to predict with vector u_o (``out_embed``), and k
+noise words n_1..n_k drawn from the unigram distribution raised to 3/4,
 
-    loss(w, c) = −log σ(u_c · v_w) − Σ_i log σ(−u_{n_i} · v_w).
+    loss = −log σ(u_o · v) − Σ_i log σ(−u_{n_i} · v).
 
-The noise words of one centre are shared by its context words (each pair still sees k noise
-words, drawn i.i.d. from the same distribution), which makes a batch ``[B, k, D]`` instead of
-``[B, 2w, k, D]``.
+Hierarchical softmax (``loss = "hs"``, Mikolov et al. 2013a, https://arxiv.org/abs/1301.3781):
+o is instead predicted by the inner nodes n_1..n_L of its Huffman path (:func:`huffman_codes`),
+with code bits d_l: loss = −Σ_l log σ((1 − 2 d_l) u_{n_l} · v).
+
+The training step is word2vec's, batched: the loss and its gradients are computed analytically
+(:class:`_SkipGramLoss`, :class:`_CBOWLoss`, no autograd graph over the gathers) and the
+gradients touch only the rows of the batch: with ``sparse = true`` they are sparse
+``[V, D]`` tensors (``torch.optim.SGD`` adds them row by row: Hogwild-style, rows hit twice in a
+batch get both updates, as with gensim's threads), otherwise dense (any optimizer, e.g. Adam).
+With ``d loss / d s = σ(s) − label`` for a score ``s = u · v``, every gradient is a batched
+matrix product of these ``[B, ·]`` coefficients with the gathered vectors.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import torch
@@ -64,12 +75,205 @@ class _WordVectors(nn.Module):
         return F.normalize(F.embedding(ids, self.embedding_matrix()), dim=-1)
 
 
+def _row_gradient(index: torch.Tensor, values: torch.Tensor, like: torch.Tensor, sparse: bool,
+                  mean: bool = False, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Σ over j of ``values[j]`` into row ``index[j]`` of a ``like``-shaped gradient.
+
+    Sparse: an uncoalesced COO tensor (repeated rows are summed when it is applied); dense: a
+    zero matrix with ``index_add_``. ``mean``: a row hit m times gets the mean of its m values
+    instead of the sum (no longer the exact gradient; see ``output_updates``); only the entries
+    where ``valid`` (shaped like ``index``) is non-zero count as hits.
+    """
+    index, values = index.reshape(-1), values.reshape(-1, like.shape[1]).to(like.dtype)
+    if mean:
+        counts = None if valid is None else valid.reshape(-1).to(values.dtype)
+        hits = torch.bincount(index, weights=counts, minlength=like.shape[0]).clamp(min=1)
+        values = values / hits[index].unsqueeze(1).to(values.dtype)
+    if sparse:
+        return torch.sparse_coo_tensor(index.unsqueeze(0), values, like.shape, check_invariants=False)
+    return torch.zeros_like(like).index_add_(0, index, values)
+
+
+def _scores_loss(s: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, tmask: torch.Tensor | None
+                 ) -> torch.Tensor:
+    """−Σ weight·tmask·log σ(±s): ``+`` where the label is 1 (the word to predict; the left turns of
+    a Huffman path), ``−`` where it is 0 (noise words; right turns). ``s [..., J]``, ``weight [...]``,
+    ``labels``/``tmask`` broadcastable to ``s`` (``tmask`` None: every column counts)."""
+    ll = F.logsigmoid(s * (2.0 * labels - 1.0))
+    if tmask is not None:
+        ll = ll * tmask
+    return -(ll.sum(-1) * weight).sum()
+
+
+def _scores_grad(s: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, tmask: torch.Tensor | None,
+                 grad: torch.Tensor) -> torch.Tensor:
+    """d loss / d s = (σ(s) − label)·tmask·weight."""
+    g = torch.sigmoid(s) - labels
+    if tmask is not None:
+        g = g * tmask
+    return g * (weight * grad).unsqueeze(-1)
+
+
+class _SkipGramLoss(torch.autograd.Function):
+    """Skip-gram with negative sampling, gensim's orientation: each context word c of a centre w
+    predicts w (and rejects w's k noise words, shared by the contexts of one centre).
+
+    ``w_in, w_out [V, D]``, ``context [B, C]``, ``weight [B, C]`` (1 for a valid context slot,
+    0 for an empty one), ``targets [B, J]`` with ``labels [B, J]`` and ``tmask [B, J]`` or None
+    (negative sampling: the centre, label 1, then its k noise words, label 0; hierarchical softmax:
+    the inner nodes on the centre's Huffman path, label 1 − code bit, tmask 1 up to the path's
+    length) → the summed loss (0-d)::
+
+        s_bcj = v_{context_bc} · u_{targets_bj},
+        loss = −Σ_bcj weight_bc tmask_bj log σ((2 labels_bj − 1) s_bcj)
+
+    Backward, with g_bcj = d loss / d s_bcj: ∂/∂u_{targets_bj} = Σ_c g_bcj v_{context_bc},
+    ∂/∂v_{context_bc} = Σ_j g_bcj u_{targets_bj}.
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # fp32 under bf16 autocast
+    def forward(ctx, w_in, w_out, context, weight, targets, labels, tmask, sparse: bool, mean_out: bool = False):
+        v = F.embedding(context, w_in)                          # (B, C, D)
+        u = F.embedding(targets, w_out)                         # (B, J, D)
+        s = torch.bmm(v, u.transpose(1, 2))                     # (B, C, J)
+        labels = labels.unsqueeze(1)                            # (B, 1, J)
+        tmask = None if tmask is None else tmask.unsqueeze(1)
+        ctx.save_for_backward(w_in, w_out, context, weight, targets, labels, tmask, v, u, s)
+        ctx.sparse, ctx.mean_out = sparse, mean_out
+        return _scores_loss(s, weight, labels, tmask)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, grad):
+        w_in, w_out, context, weight, targets, labels, tmask, v, u, s = ctx.saved_tensors
+        g = _scores_grad(s, weight, labels, tmask, grad)        # (B, C, J)
+        grad_in = _row_gradient(context, torch.bmm(g, u), w_in, ctx.sparse)                  # (B·C, D)
+        valid = (weight.sum(1, keepdim=True) > 0).to(s.dtype)  # (B, 1): centres with a pair
+        valid = valid if tmask is None else valid * tmask[:, 0]  # (B, J)
+        grad_out = _row_gradient(targets, torch.bmm(g.transpose(1, 2), v), w_out, ctx.sparse,
+                                 ctx.mean_out, valid.expand_as(targets))  # (B·J, D)
+        return grad_in, grad_out, None, None, None, None, None, None, None
+
+
+class _CBOWLoss(torch.autograd.Function):
+    """CBOW with negative sampling: the mean h of the valid context vectors predicts the centre.
+
+    ``w_in, w_out [V, D]``, ``context [B, C]``, ``weight [B, C]`` (1 valid / 0 empty slot),
+    ``targets``, ``labels [B, J]``, ``tmask [B, J]`` or None as in :class:`_SkipGramLoss` → the
+    summed loss (0-d)::
+
+        h_b = Σ_c weight_bc v_{context_bc} / n_b,   n_b = Σ_c weight_bc,
+        s_bj = u_{targets_bj} · h_b,   loss = −Σ_{b: n_b > 0} Σ_j tmask_bj log σ((2 labels_bj − 1) s_bj)
+
+    Backward, with g_bj = d loss / d s_bj: ∂/∂u_{targets_bj} = g_bj h_b,
+    ∂/∂v_{context_bc} = weight_bc / n_b · Σ_j g_bj u_{targets_bj}  (``exact``). word2vec and
+    gensim (``cbow_mean = 1``) give every context vector the whole ∂/∂h_b instead, i.e. n_b
+    times the exact gradient (``exact = False``): a per-centre step size that makes the input
+    vectors learn as fast as in skip-gram; on wiki-sample the exact gradient with the same lr
+    learned almost nothing in 5 epochs (WordSim353 −0.02 against 0.16).
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # fp32 under bf16 autocast
+    def forward(ctx, w_in, w_out, context, weight, targets, labels, tmask, sparse: bool, exact: bool = False,
+                mean_out: bool = False):
+        b, c = context.shape
+        n = weight.sum(1)                                       # (B,)
+        offsets = torch.arange(0, b * c, c, device=context.device)
+        # embedding_bag: the weighted sum without materialising the (B, C, D) gather.
+        h = F.embedding_bag(context.reshape(-1), w_in, offsets, mode="sum",
+                            per_sample_weights=weight.reshape(-1).to(w_in.dtype))
+        h = h / n.clamp(min=1.0).unsqueeze(1).to(h.dtype)      # (B, D)
+        u = F.embedding(targets, w_out)                         # (B, J, D)
+        s = torch.bmm(u, h.unsqueeze(2)).squeeze(2)             # (B, J)
+        active = (n > 0).to(s.dtype)                            # centres with a context
+        ctx.save_for_backward(w_in, w_out, context, weight, targets, labels, tmask, h, u, s, n, active)
+        ctx.sparse = sparse
+        ctx.exact, ctx.mean_out = exact, mean_out
+        return _scores_loss(s, active, labels, tmask)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, grad):
+        w_in, w_out, context, weight, targets, labels, tmask, h, u, s, n, active = ctx.saved_tensors
+        g = _scores_grad(s, active, labels, tmask, grad)        # (B, J)
+        valid = active.unsqueeze(1) if tmask is None else active.unsqueeze(1) * tmask  # (B, J)
+        grad_out = _row_gradient(targets, g.unsqueeze(2) * h.unsqueeze(1), w_out, ctx.sparse, ctx.mean_out,
+                                 valid.expand_as(targets))
+        grad_h = torch.bmm(g.unsqueeze(1), u).squeeze(1)     # (B, D)
+        if ctx.exact:
+            grad_h = grad_h / n.clamp(min=1.0).unsqueeze(1)
+        grad_in = _row_gradient(context, grad_h.unsqueeze(1) * weight.unsqueeze(2), w_in, ctx.sparse)
+        return grad_in, grad_out, None, None, None, None, None, None, None, None
+
+
+def huffman_codes(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Huffman tree of word2vec's hierarchical softmax (Mikolov et al. 2013a).
+
+    Repeatedly merge the two least frequent nodes (ties: the lower id first); leaves are the
+    words ``0..V−1``, inner node ``i`` is the ``i``-th merge (the root is ``V − 2``). A word's code
+    is the path from the root: at each inner node, bit 0 for the first-merged (less frequent)
+    child, 1 for the other. Frequent words get short codes: Σ_w count_w·len_w is minimal.
+
+    Returns ``points [V, L]`` (int64: the inner nodes on the path, root first), ``codes [V, L]``
+    (int8 bits) and ``lengths [V]``, padded with 0 to the longest code L (≥ 1).
+    """
+    import heapq
+
+    v = len(counts)
+    heap = [(int(c), i) for i, c in enumerate(counts)]
+    heapq.heapify(heap)
+    parent = np.zeros(max(2 * v - 1, 1), dtype=np.int64)
+    bit = np.zeros(max(2 * v - 1, 1), dtype=np.int8)
+    node = v
+    while len(heap) > 1:
+        (c1, a), (c2, b) = heapq.heappop(heap), heapq.heappop(heap)
+        parent[a], parent[b], bit[a], bit[b] = node, node, 0, 1
+        heapq.heappush(heap, (c1 + c2, node))
+        node += 1
+    root = node - 1
+    paths = []
+    for word in range(v):
+        path, current = [], word
+        while current != root and v > 1:
+            path.append((parent[current] - v, bit[current]))
+            current = parent[current]
+        paths.append(path[::-1])
+    longest = max(1, max(len(path) for path in paths))
+    points = np.zeros((v, longest), dtype=np.int64)
+    codes = np.zeros((v, longest), dtype=np.int8)
+    lengths = np.array([len(path) for path in paths], dtype=np.int64)
+    for word, path in enumerate(paths):
+        if path:
+            points[word, :len(path)], codes[word, :len(path)] = zip(*path)
+    return points, codes, lengths
+
+
 class _NegativeSampling(_WordVectors):
     """Input vectors v (the embedding), output vectors u, and the unigram^α noise distribution."""
 
     def __init__(self, info: DataInfo, dim: int, negatives: int, ns_exponent: float,
-                 sparse: bool = False, table_size: int = 1_000_000) -> None:
+                 sparse: bool = False, table_size: int = 1_000_000, objective: str = "ns",
+                 output_updates: str = "auto") -> None:
         super().__init__(info, dim)
+        self.objective = objective
+        # auto: averaged only where summing diverges, skip-gram's hierarchical softmax (the top
+        # Huffman nodes are on the path of every pair of a batch).
+        self.mean_out = output_updates == "mean" or (
+            output_updates == "auto" and objective == "hs" and isinstance(self, SkipGram))
+        if objective == "hs":
+            # Hierarchical softmax: out_embed row i is inner node i of the Huffman tree (V − 1
+            # of the V rows are used). Rebuilt from the counts, so not part of the checkpoint.
+            points, codes, lengths = huffman_codes(np.asarray(info.extra["counts"]))
+            depth = torch.arange(points.shape[1]).unsqueeze(0)
+            self.register_buffer("hs_points", torch.as_tensor(points), persistent=False)
+            self.register_buffer("hs_labels", 1.0 - torch.as_tensor(codes, dtype=torch.float32), persistent=False)
+            self.register_buffer("hs_mask", (depth < torch.as_tensor(lengths).unsqueeze(1)).float(),
+                                 persistent=False)
+        labels = torch.zeros(1, 1 + negatives)
+        labels[0, 0] = 1.0
+        self.register_buffer("ns_labels", labels, persistent=False)
         counts = torch.as_tensor(np.asarray(info.extra["counts"], dtype=np.float64))
         probs = counts.pow(ns_exponent)
         probs = probs / probs.sum()
@@ -82,6 +286,7 @@ class _NegativeSampling(_WordVectors):
                                         torch.diff(bounds, prepend=torch.zeros(1, dtype=torch.long)))
         self.register_buffer("noise_table", table, persistent=False)
         self.negatives = negatives
+        self.sparse = sparse
         self.in_embed = nn.Embedding(len(self.vocab), dim, sparse=sparse)
         self.out_embed = nn.Embedding(len(self.vocab), dim, sparse=sparse)
         # word2vec's initialisation: v ~ U(−0.5/D, 0.5/D), u = 0.
@@ -101,12 +306,28 @@ class _NegativeSampling(_WordVectors):
     def embedding_matrix(self) -> torch.Tensor:
         return self.in_embed.weight
 
+    def _targets(self, centre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(targets, labels, tmask)``, each ``[B, J]`` (no host sync: fixed shapes).
+
+        Negative sampling: the centre word (label 1), then k noise words (label 0), tmask None.
+        Hierarchical softmax: the inner nodes on the centre's Huffman path, label 1 − code bit,
+        padded to the longest code with tmask 0.
+        """
+        centre = centre.long()
+        if self.objective == "hs":
+            return self.hs_points[centre], self.hs_labels[centre], self.hs_mask[centre]
+        noise = self.sample_noise((centre.shape[0], self.negatives), centre.device)
+        labels = self.ns_labels.expand(centre.shape[0], -1)
+        return torch.cat([centre.unsqueeze(1), noise], 1), labels, None
+
 
 class SkipGram(_NegativeSampling):
-    """Skip-gram: predict each context word from the centre word.
+    """Skip-gram: each context word predicts the centre word (:class:`_SkipGramLoss`).
 
-    Only the valid (centre, context) pairs of the mask are computed: with the dynamic window and
-    subsampling about half of the ``2w`` slots are empty, and centres without a pair draw no noise.
+    Fixed shapes, no host sync: empty context slots (dynamic window, document edges, subsampling)
+    have weight 0 and contribute nothing; the k noise words are drawn per centre and shared by
+    its context words (each pair still sees k noise words, drawn i.i.d.), so a batch is
+    ``[B, C, 1 + k]`` scores.
 
     Shapes: ``centre [B]``, ``context [B, C]``, ``mask [B, C]`` (bool) → ``(loss_sum, pairs)``
     (0-d: summed over the batch); ``ids [N]`` → ``[N, D]``.
@@ -115,44 +336,34 @@ class SkipGram(_NegativeSampling):
     def forward(self, centre, context=None, mask=None):
         if context is None:
             return self.normalized(centre)
-        rows, cols = mask.nonzero(as_tuple=True)                        # (P,) valid pairs
-        v = self.in_embed(centre)                                        # (B, D)
-        u = self.out_embed(context[rows, cols])                          # (P, D)
-        positive = (u * v.index_select(0, rows)).sum(-1)                 # (P,)
-        pairs = mask.sum(1)                                              # (B,)
-        active = pairs.nonzero(as_tuple=True)[0]                         # (A,) centres with a pair
-        v_active = v.index_select(0, active)                             # (A, D)
-        noise = self.sample_noise((active.shape[0], self.negatives), centre.device)
-        # Broadcast multiply + sum rather than bmm: a batch of matrix-vector products is
-        # memory-bound, and bmm on tiny matrices was 3× slower on the CPU.
-        negative = (self.out_embed(noise) * v_active.unsqueeze(1)).sum(-1)  # (A, k)
-        weight = pairs.index_select(0, active).float()                   # (A,) pairs sharing the noise
-        loss = -F.logsigmoid(positive).sum() - (weight * F.logsigmoid(-negative).sum(1)).sum()
+        weight = mask.to(self.in_embed.weight.dtype)
+        loss = _SkipGramLoss.apply(self.in_embed.weight, self.out_embed.weight, context.long(), weight,
+                                   *self._targets(centre), self.sparse, self.mean_out)
         return loss, weight.sum()
 
 
 class CBOW(_NegativeSampling):
     """CBOW: predict the centre word from the mean of its context vectors (word2vec's cbow_mean).
 
-    Shapes: ``centre [B]``, ``context [B, C]``, ``mask [B, C]`` → ``(loss_sum, centres)`` (0-d);
-    ``ids [N]`` → ``[N, D]``.
+    ``exact_gradient``: the input vectors get the exact gradient of the loss (1/n of word2vec's
+    update, see :class:`_CBOWLoss`); default False, word2vec's update.
+
+    Shapes: ``centre [B]``, ``context [B, C]``, ``mask [B, C]`` → ``(loss_sum, centres)`` (0-d:
+    centres with at least one context word); ``ids [N]`` → ``[N, D]``.
     """
+
+    def __init__(self, info: DataInfo, dim: int, negatives: int, ns_exponent: float,
+                 sparse: bool = False, exact_gradient: bool = False, **kwargs) -> None:
+        super().__init__(info, dim, negatives, ns_exponent, sparse, **kwargs)
+        self.exact_gradient = exact_gradient
 
     def forward(self, centre, context=None, mask=None):
         if context is None:
             return self.normalized(centre)
-        n_context = mask.sum(1)                                          # (B,)
-        active = n_context.nonzero(as_tuple=True)[0]                     # (A,) centres with context
-        rows, cols = mask.nonzero(as_tuple=True)                        # (P,) valid context slots
-        # Sum only the valid context vectors into their centre's row (half the slots are empty).
-        h = torch.zeros(centre.shape[0], self.dim, device=centre.device, dtype=self.in_embed.weight.dtype)
-        h = h.index_add(0, rows, self.in_embed(context[rows, cols]))    # (B, D)
-        h = h.index_select(0, active) / n_context.index_select(0, active).unsqueeze(-1).float()  # (A, D)
-        noise = self.sample_noise((active.shape[0], self.negatives), centre.device)
-        positive = (self.out_embed(centre.index_select(0, active)) * h).sum(-1)  # (A,)
-        negative = (self.out_embed(noise) * h.unsqueeze(1)).sum(-1)      # (A, k)
-        loss = -F.logsigmoid(positive).sum() - F.logsigmoid(-negative).sum()
-        return loss, torch.tensor(float(active.shape[0]), device=centre.device)
+        weight = mask.to(self.in_embed.weight.dtype)
+        loss = _CBOWLoss.apply(self.in_embed.weight, self.out_embed.weight, context.long(), weight,
+                               *self._targets(centre), self.sparse, self.exact_gradient, self.mean_out)
+        return loss, (weight.sum(1) > 0).sum().to(weight.dtype)
 
 
 class GloVe(_WordVectors):
@@ -197,14 +408,22 @@ class GloVe(_WordVectors):
 
 class SkipGramConfig(ModelConfig):
     dim: int = Field(100, ge=2, le=4096, description="Embedding dimension D.")
+    loss: Literal["ns", "hs"] = Field("ns", description="ns: negative sampling; hs: hierarchical "
+                                      "softmax over word2vec's Huffman tree (negatives unused).")
     negatives: int = Field(5, ge=1, le=100, description="Noise words k per centre/context pair.")
+    output_updates: Literal["auto", "sum", "mean"] = Field(
+        "auto", description="How a batch's updates of one output row combine: sum (word2vec's "
+        "Hogwild, the exact gradient) or mean over the row's hits; auto: mean for skip-gram with "
+        "hierarchical softmax (its top tree nodes are hit by every pair of a batch), else sum.")
     ns_exponent: float = Field(0.75, ge=0.0, le=1.0, description="Noise distribution ∝ count^α.")
     sparse: bool = Field(False, description="Sparse gradients for the embedding tables: only the rows "
                          "of a batch are touched (use optim sgd or adagrad).")
 
 
 class CBOWConfig(SkipGramConfig):
-    pass
+    exact_gradient: bool = Field(False, description="Give the context vectors the exact gradient of "
+                                 "the loss (1/n of word2vec's update, n = context words); default: "
+                                 "word2vec's and gensim's update (cbow_mean = 1).")
 
 
 class GloVeConfig(ModelConfig):
@@ -223,12 +442,14 @@ def _check_pairs(info: DataInfo, expected: str, model: str) -> None:
 
 def build_skipgram(config: SkipGramConfig, info: DataInfo) -> nn.Module:
     _check_pairs(info, "windows", "skipgram")
-    return SkipGram(info, config.dim, config.negatives, config.ns_exponent, config.sparse)
+    return SkipGram(info, config.dim, config.negatives, config.ns_exponent, config.sparse, objective=config.loss,
+                    output_updates=config.output_updates)
 
 
 def build_cbow(config: CBOWConfig, info: DataInfo) -> nn.Module:
     _check_pairs(info, "windows", "cbow")
-    return CBOW(info, config.dim, config.negatives, config.ns_exponent, config.sparse)
+    return CBOW(info, config.dim, config.negatives, config.ns_exponent, config.sparse, config.exact_gradient,
+                objective=config.loss, output_updates=config.output_updates)
 
 
 def build_glove(config: GloVeConfig, info: DataInfo) -> nn.Module:

@@ -2,8 +2,11 @@
 
 Training batches come in two kinds (see :mod:`zoo.plugins.word2vec.corpus`): windows
 (``centre, context, mask``) and co-occurrence entries (``row, col, count``). The model returns
-``(loss_sum, count)`` summed over the batch; the loss is Σ loss_sum / Σ count, i.e. the mean over
-centre/context pairs (skip-gram), centre words (CBOW) or co-occurrence entries (GloVe).
+``(loss_sum, count)`` summed over the batch. The training loss (``train.loss``) is either
+``"mean"`` (the default): Σ loss_sum / Σ count, the mean over centre/context pairs (skip-gram),
+centre words (CBOW) or co-occurrence entries (GloVe); or ``"sum"``: Σ loss_sum, the objective
+word2vec's SGD descends, so that the learning rate is the step per word (gensim's ``alpha``)
+whatever the batch size. The evaluation metric ``loss`` is always the mean.
 
 The ONNX signature is the lookup: ``ids [N]`` → ``vectors [N, D]`` (unit norm), with the
 vocabulary in the file's metadata (``onnx_vocab``) and in ``RUN_DIR/vectors.txt``.
@@ -27,7 +30,7 @@ class EmbeddingTask(Task):
     output_names = ("vectors",)
     main_metric = "loss"
     higher_is_better = False
-    losses = ()
+    losses = ("mean", "sum")
 
     def inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         if "centre" in batch:
@@ -42,6 +45,8 @@ class EmbeddingTask(Task):
 
     def loss(self, output: Any, batch, loss_name=None) -> torch.Tensor:
         loss_sum, count = output
+        if loss_name == "sum":
+            return loss_sum.sum()
         return loss_sum.sum() / count.sum().clamp(min=1.0)
 
     def metric_sums(self, output, batch, loss_name=None):

@@ -163,3 +163,60 @@ def test_keep_probability_is_a_probability():
     keep = keep_probabilities(np.array([10**6, 10, 1]), 1e-3)
     assert float(keep.max()) <= 1.0 and math.isclose(float(keep[2]), 1.0)
     assert 0.0 < float(keep[0]) < 0.05
+
+
+def test_epoch_batches_drop_subsampled_tokens_before_windowing():
+    """An epoch (``batches`` with the trainer's order): the kept training positions, each once,
+    in exactly ``num_batches`` batches; windows reach past dropped tokens, not across documents;
+    the same order gives the same epoch (resume), ``start`` skips batches."""
+    n = 60
+    ids = list(range(n))                        # token id = position: contexts name positions
+    docs = [0] * 30 + [1] * 30
+    keep = torch.full((n,), 0.5)
+    split = _split(ids, docs, window=1, keep=keep, dynamic=False)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    batches = list(split.batches(8, order))
+    assert len(batches) == split.num_batches(8) == 8
+    centres = torch.cat([b["centre"] for b in batches])
+    kept = sorted(centres.tolist())
+    assert len(set(kept)) == len(kept) and 15 < len(kept) < 45            # each kept position once
+    ranks = {p: i for i, p in enumerate(order.tolist())}
+    assert [ranks[c] for c in centres.tolist()] == sorted(ranks[c] for c in centres.tolist())  # trainer's order
+    for batch in batches:
+        for c, context, mask in zip(batch["centre"].tolist(), batch["context"].tolist(), batch["mask"].tolist()):
+            i = kept.index(c)
+            before = kept[i - 1] if i > 0 and docs[kept[i - 1]] == docs[c] else None
+            after = kept[i + 1] if i + 1 < len(kept) and docs[kept[i + 1]] == docs[c] else None
+            assert (context[0] if mask[0] else None) == before
+            assert (context[1] if mask[1] else None) == after
+    again = list(split.batches(8, order, start=3))
+    assert len(again) == 5
+    for a, b in zip(again, batches[3:]):
+        assert torch.equal(a["centre"], b["centre"]) and torch.equal(a["mask"], b["mask"])
+
+
+def test_epoch_batches_without_subsampling_and_for_evaluation():
+    split = _split(list(range(10)), [0] * 10, window=2, keep=None, dynamic=False)
+    order = torch.randperm(10)
+    centres = torch.cat([b["centre"] for b in split.batches(3, order)])
+    assert torch.equal(centres, order)          # nothing dropped: the trainer's order as it is
+    test = _split(list(range(10)), [0] * 10, window=2, keep=torch.full((10,), 0.1), stochastic=False)
+    batches = list(test.batches(4))
+    assert torch.equal(torch.cat([b["centre"] for b in batches]), torch.arange(10))   # keeps all
+
+
+def test_epoch_batches_draw_the_dynamic_window_per_batch():
+    n = 400
+    split = _split(list(range(n)), [0] * n, window=4, keep=None, dynamic=True)
+    widths = []
+    for seed in range(40):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        for batch in split.batches(50, order):
+            b = batch["context"].shape[1] // 2
+            widths.append(b)
+            away = (batch["centre"] >= 4) & (batch["centre"] < n - 4)
+            assert batch["mask"][away].all()                # no empty slot away from the edges
+            offsets = (batch["context"] - batch["centre"].unsqueeze(1))[away]
+            assert (offsets == torch.cat([torch.arange(-b, 0), torch.arange(1, b + 1)])).all()
+    freq = torch.bincount(torch.tensor(widths), minlength=5)[1:].float() / len(widths)
+    assert torch.allclose(freq, torch.full((4,), 0.25), atol=0.08), freq
