@@ -1,0 +1,18 @@
+"""Attention family: self-attention written out, the transformer encoder and decoder, and
+attention for images.
+
+``layers`` holds the building blocks (attention in matrix form, masks, positions, encoder and
+decoder blocks); ``models`` the encoder models (classifier, tagger, local-attention classifier,
+ViT). The text pipeline and the sequence tasks are shared with the RNN family
+(:mod:`zoo.core.sequence`); ``sst2`` and ``atis`` come from the ``datasets`` plugin and
+``fashion-mnist`` from the same.
+"""
+
+from __future__ import annotations
+
+from zoo import hookimpl
+
+
+@hookimpl
+def register_models(register):
+    pass  # the encoder models are added in plugins/transformer/models.py
