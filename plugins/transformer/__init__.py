@@ -11,8 +11,19 @@ ViT). The text pipeline and the sequence tasks are shared with the RNN family
 from __future__ import annotations
 
 from zoo import hookimpl
+from zoo.plugins.transformer.models import (
+    LocalTransformerConfig,
+    TransformerConfig,
+    ViTConfig,
+    build_local_transformer,
+    build_transformer,
+    build_vit,
+)
 
 
 @hookimpl
 def register_models(register):
-    pass  # the encoder models are added in plugins/transformer/models.py
+    register("transformer-classifier", build_transformer, TransformerConfig)
+    register("transformer-tagger", build_transformer, TransformerConfig)
+    register("local-transformer", build_local_transformer, LocalTransformerConfig)
+    register("vit", build_vit, ViTConfig)
