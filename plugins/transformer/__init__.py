@@ -19,6 +19,15 @@ from zoo.plugins.transformer.models import (
     build_transformer,
     build_vit,
 )
+from zoo.plugins.transformer.seq2seq import Seq2SeqConfig, build_seq2seq
+from zoo.plugins.transformer.seq2seq_data import (
+    AdditionOptions,
+    SymbolOptions,
+    load_addition,
+    load_reverse,
+    load_sort,
+)
+from zoo.plugins.transformer.seq2seq_task import Seq2Seq
 
 
 @hookimpl
@@ -27,3 +36,17 @@ def register_models(register):
     register("transformer-tagger", build_transformer, TransformerConfig)
     register("local-transformer", build_local_transformer, LocalTransformerConfig)
     register("vit", build_vit, ViTConfig)
+    register("transformer-seq2seq", build_seq2seq, Seq2SeqConfig)
+
+
+@hookimpl
+def register_tasks(register):
+    register(Seq2Seq())
+
+
+@hookimpl
+def register_datasets(register):
+    # seq2seq datasets, generated on the fly (plugins/transformer/seq2seq_data.py)
+    register("reverse", load_reverse, SymbolOptions)
+    register("sort", load_sort, SymbolOptions)
+    register("addition", load_addition, AdditionOptions)
