@@ -22,7 +22,7 @@ T = 128 … 2048. Memory:
   "T² matrix" gives the size of one ``[B, H, T, T]`` float32 matrix for comparison.
 
     python benchmarks/attention.py                     # both parts, CPU
-    python benchmarks/attention.py --part sdpa --device cuda --batch 8
+    python benchmarks/attention.py --part sdpa --device cuda --attn-batch 8
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def _one_attention(impl: str, length: int, args, device) -> dict:
     from zoo.plugins.transformer.layers import scaled_dot_product_attention
 
     torch.manual_seed(0)
-    shape = (args.batch, args.heads, length, args.dim // args.heads)
+    shape = (args.attn_batch, args.heads, length, args.dim // args.heads)
     q, k, v = (torch.randn(shape, device=device) for _ in range(3))
 
     def call():
@@ -170,7 +170,7 @@ def sdpa_benchmark(args, device) -> list[dict]:
             if device.type == "cuda":
                 rows.append(_one_attention(impl, length, args, device))
                 continue
-            cmd = [sys.executable, __file__, "--_one", impl, str(length), "--batch", str(args.batch),
+            cmd = [sys.executable, __file__, "--_one", impl, str(length), "--attn-batch", str(args.attn_batch),
                    "--heads", str(args.heads), "--dim", str(args.dim), "--steps", str(args.steps),
                    "--repeats", str(args.repeats), "--device", "cpu"]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -190,6 +190,7 @@ def main(argv=None) -> None:
     p.add_argument("--norm-first", action="store_true", help="pre-LN blocks (default post-LN)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--length", type=int, default=128, help="sequence length for part (a)")
+    p.add_argument("--attn-batch", type=int, default=2, help="batch for part (b)")
     p.add_argument("--lengths", type=int, nargs="+", default=[128, 256, 512, 1024, 2048])
     p.add_argument("--steps", type=int, default=5, help="timed calls per measurement")
     p.add_argument("--repeats", type=int, default=3, help="measurements (median in a, best in b)")
@@ -220,14 +221,14 @@ def main(argv=None) -> None:
         print("(inference: nn.TransformerEncoder uses its fused fast path; with padding, nested tensors)")
     if args.part in ("sdpa", "both"):
         memory = "peak CUDA memory above q,k,v" if device.type == "cuda" else "peak RSS growth (fresh process)"
-        print(f"\n(b) naive vs SDPA attention, forward: batch {args.batch}, heads {args.heads}, head width "
+        print(f"\n(b) naive vs SDPA attention, forward: batch {args.attn_batch}, heads {args.heads}, head width "
               f"{args.dim // args.heads}; memory = {memory}; time = best of {args.repeats} × {args.steps} calls")
         print(f"{'T':>5} {'T² matrix':>10} {'naive ms':>9} {'sdpa ms':>8} {'speed-up':>8} "
               f"{'naive MB':>9} {'sdpa MB':>8}")
         rows = sdpa_benchmark(args, device)
         for naive, sdpa in zip(rows[::2], rows[1::2]):
             t = naive["length"]
-            matrix = args.batch * args.heads * t * t * 4 / 2 ** 20
+            matrix = args.attn_batch * args.heads * t * t * 4 / 2 ** 20
             print(f"{t:>5} {matrix:>8.1f}MB {naive['ms']:>9.2f} {sdpa['ms']:>8.2f} "
                   f"{naive['ms'] / sdpa['ms']:>7.2f}× {naive['peak_bytes'] / 2 ** 20:>9.1f} "
                   f"{sdpa['peak_bytes'] / 2 ** 20:>8.1f}")
