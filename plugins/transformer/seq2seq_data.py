@@ -102,8 +102,8 @@ class SymbolOptions(BaseModel):
     symbols: int = Field(10, ge=2, le=len(SYMBOLS),
                          description="Distinct symbols: the digits 0-9, then letters a-z.")
     min_length: int = Field(1, ge=1, le=512, description="Shortest source sequence.")
-    max_length: int = Field(16, ge=1, le=512, description="Longest source sequence.")
-    n: int = Field(20_000, ge=2, le=10_000_000, description="Training sequences.")
+    max_length: int = Field(10, ge=1, le=512, description="Longest source sequence.")
+    n: int = Field(10_000, ge=2, le=10_000_000, description="Training sequences.")
     n_test: int = Field(2_000, ge=1, le=1_000_000, description="Test sequences.")
     seed: int = Field(0, ge=0, description="Seed of the generator (independent of train.seed).")
 
