@@ -160,10 +160,14 @@ def test_teacher_forcing_is_causal():
     assert not torch.allclose(a[:, 4], b[:, 4])
 
 
-def test_too_long_inputs_are_clear_errors():
+def test_bad_inputs_to_the_model_are_clear_errors():
     model = _model().eval()
     with pytest.raises(ZooError, match="longer than"):
         model(torch.randint(4, 14, (1, 21)), torch.tensor([21]))
+    with pytest.raises(ZooError, match="empty"):
+        model(torch.zeros(2, 3, dtype=torch.long), torch.tensor([3, 0]))
+    with pytest.raises(ZooError, match=r"\[0, 14\)"):
+        model(torch.tensor([[4, 14]]), torch.tensor([2]))
     info = load_reverse(SymbolOptions(max_length=40, n=4, n_test=2), None).info
     with pytest.raises(ZooError, match="max_positions"):
         build_seq2seq(Seq2SeqConfig(name="transformer-seq2seq", max_positions=32), info)
