@@ -85,6 +85,12 @@ class Seq2SeqTransformer(nn.Module):
         self.dim, self.decode_steps, self.bos_id, self.eos_id = c.dim, decode_steps, bos_id, eos_id
         self.src_embed = nn.Embedding(vocab_size, c.dim, padding_idx=PAD_ID)
         self.tgt_embed = nn.Embedding(vocab_size, c.dim, padding_idx=PAD_ID)
+        for table in (self.src_embed, self.tgt_embed):
+            # std D^-1/2, so that embedding · √D has unit scale, like the positions it is added to
+            # (nn.Embedding's N(0, 1) · √D would drown the positions: reverse and sort need them).
+            nn.init.normal_(table.weight, std=c.dim ** -0.5)
+            with torch.no_grad():
+                table.weight[PAD_ID].zero_()
         positions = SinusoidalPositions if c.positions == "sinusoidal" else LearnedPositions
         self.src_pos = positions(c.dim, c.max_positions)
         self.tgt_pos = positions(c.dim, c.max_positions)
