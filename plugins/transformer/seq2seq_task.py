@@ -112,7 +112,12 @@ class Seq2Seq(SequenceTask):
 
         Raises ZooError on empty text, a symbol outside the vocabulary (special tokens such as
         ``<eos>`` included) and text longer than the longest source the model was trained on.
+        Token-id arrays (``{"tokens": [[...]], "lengths": [...]}``) get the shared checks of
+        :class:`SequenceTask` (ids in the vocabulary, no empty sequence, length limit).
         """
+        if isinstance(data, dict) and "tokens" in data and metadata.get("onnx_vocabulary"):
+            self._check_token_ids(data, metadata)
+            return None
         if isinstance(data, dict) and set(data) == {"text"}:
             data = data["text"]
         if isinstance(data, str):

@@ -232,16 +232,18 @@ def test_zoo_predict_decodes_raw_text(reverse_run, tmp_path):
     assert predictions[0] in result.stdout and predictions[1] in result.stdout
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "empty"),
-    ("   ", "empty"),
-    ("1 2 9", "outside the vocabulary: 9"),
-    ("1 2 <eos>", "outside the vocabulary"),
-    ("1 2 3 4 5 1", "at most 5"),
+@pytest.mark.parametrize("content, message", [
+    ({"text": ""}, "empty"),
+    ({"text": "   "}, "empty"),
+    ({"text": "1 2 9"}, "outside the vocabulary: 9"),
+    ({"text": "1 2 <eos>"}, "outside the vocabulary"),
+    ({"text": "1 2 3 4 5 1"}, "at most 5"),
+    ({"tokens": [[4, 10]], "lengths": [2]}, r"\[0, 10\)"),               # 6 symbols + 4 specials
+    ({"tokens": [[4, 5]], "lengths": [0]}, "empty|between 1"),
 ])
-def test_predict_bad_input_is_a_clear_error(reverse_run, tmp_path, text, message):
+def test_predict_bad_input_is_a_clear_error(reverse_run, tmp_path, content, message):
     out, _ = reverse_run
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"text": text}))
+    path.write_text(json.dumps(content))
     with pytest.raises(ZooError, match=message):
         api.predict(str(out), str(path))
