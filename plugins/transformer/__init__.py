@@ -5,7 +5,9 @@ attention for images.
 decoder blocks); ``models`` the encoder models (classifier, tagger, local-attention classifier,
 ViT). The text pipeline and the sequence tasks are shared with the RNN family
 (:mod:`zoo.core.sequence`); ``sst2`` and ``atis`` come from the ``datasets`` plugin and
-``fashion-mnist`` from the same.
+``fashion-mnist`` from the same. ``seq2seq`` is the encoder–decoder with greedy decoding,
+``seq2seq_task`` its ``seq2seq`` task (teacher-forced loss, exact match of the greedy decode) and
+``seq2seq_data`` the generated ``reverse``, ``sort`` and ``addition`` datasets.
 """
 
 from __future__ import annotations
