@@ -16,10 +16,11 @@ T = 128 … 2048. Memory:
 
 - on CUDA: ``torch.cuda.max_memory_allocated`` during the call, minus the memory held before it
   (q, k, v) — the extra memory the call needed at its peak;
-- on CPU: the peak resident-set growth (``ru_maxrss``) of a fresh process that runs the call once
-  after allocating q, k, v (each measurement in its own subprocess, so the peak belongs to it).
-  RSS counts pages touched, with the allocator's granularity, so read it to ±a few MB; the column
-  "T² matrix" gives the size of one ``[B, H, T, T]`` float32 matrix for comparison.
+- on CPU: the peak growth of the current resident set size while the call runs, sampled every
+  ~0.2 ms by a thread, in a fresh process that has allocated q, k, v (each measurement in its own
+  subprocess). RSS counts pages touched, so read it to ±a page or two, and a peak shorter than
+  the sampling interval can be missed (small T); the column "T² matrix" gives the size of one
+  ``[B, H, T, T]`` float32 matrix for comparison.
 
     python benchmarks/attention.py                     # both parts, CPU
     python benchmarks/attention.py --part sdpa --device cuda --attn-batch 8
@@ -129,10 +130,46 @@ def encoder_benchmark(args, device) -> list[dict]:
 # -- (b) naive vs SDPA -------------------------------------------------------------------------
 
 
+def _rss() -> int:
+    """Current resident set size in bytes (Linux /proc)."""
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss_growth(fn) -> int:
+    """Peak of the current RSS while ``fn`` runs, minus the RSS before it.
+
+    A thread samples /proc/self/statm every ~0.2 ms (torch ops release the GIL). glibc serves
+    large tensors with mmap and unmaps them on free, so the current RSS follows the big
+    allocations; the peak of ``ru_maxrss`` would not (importing torch already set it higher).
+    """
+    import threading
+
+    base = _rss()
+    peak = base
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss())
+            time.sleep(0.0002)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        fn()
+        peak = max(peak, _rss())
+    finally:
+        done.set()
+        thread.join()
+    return peak - base
+
+
 def _one_attention(impl: str, length: int, args, device) -> dict:
     """Time and peak extra memory of one attention call (run in its own process on CPU)."""
-    import resource
-
     import torch
     import torch.nn.functional as F
 
@@ -156,9 +193,7 @@ def _one_attention(impl: str, length: int, args, device) -> dict:
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - base
     else:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        call()
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+        peak = _peak_rss_growth(call)
     seconds = min(_time(call, device, args.steps) for _ in range(args.repeats))
     return {"impl": impl, "length": length, "ms": seconds * 1e3, "peak_bytes": peak}
 
@@ -220,7 +255,7 @@ def main(argv=None) -> None:
                   f"{r['ratio']:>6.2f}")
         print("(inference: nn.TransformerEncoder uses its fused fast path; with padding, nested tensors)")
     if args.part in ("sdpa", "both"):
-        memory = "peak CUDA memory above q,k,v" if device.type == "cuda" else "peak RSS growth (fresh process)"
+        memory = "peak CUDA memory above q,k,v" if device.type == "cuda" else "peak RSS growth, sampled (fresh process)"
         print(f"\n(b) naive vs SDPA attention, forward: batch {args.attn_batch}, heads {args.heads}, head width "
               f"{args.dim // args.heads}; memory = {memory}; time = best of {args.repeats} × {args.steps} calls")
         print(f"{'T':>5} {'T² matrix':>10} {'naive ms':>9} {'sdpa ms':>8} {'speed-up':>8} "
