@@ -293,6 +293,9 @@ class SequenceTask(Task):
         Returns ``None`` when ``data`` is not text (already arrays). Raises ZooError on empty
         text, text made only of unknown tokens, or text longer than the model's limit.
         """
+        if isinstance(data, dict) and self.input_names[0] in data and metadata.get("onnx_vocabulary"):
+            self._check_token_ids(data, metadata)
+            return None  # arrays: the usual shape and dtype checks follow
         if isinstance(data, dict) and set(data) == {"text"}:
             data = data["text"]
         if isinstance(data, str):
@@ -319,6 +322,32 @@ class SequenceTask(Task):
             ids.append(encoded)
         tokens, lengths = pad(ids)
         return {self.input_names[0]: tokens.numpy(), "lengths": lengths.numpy()}
+
+    def _check_token_ids(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        """Token ids given as arrays: in the vocabulary, no empty sequence, within the length
+        limit — the errors an embedding lookup or a position table would otherwise raise from
+        inside the runtime."""
+        name = self.input_names[0]
+        try:
+            tokens = np.asarray(data[name])
+        except ValueError as err:
+            raise ZooError(f"input {name!r} is not a rectangular array: {err}") from None
+        if tokens.size == 0 or (tokens.ndim >= 1 and tokens.shape[-1] == 0):
+            raise ZooError(f"input {name!r} is empty: every sequence needs at least one token")
+        if not np.issubdtype(tokens.dtype, np.integer):
+            return  # check_and_cast says "must hold integers"
+        size = len(metadata["onnx_vocabulary"].get("tokens", []))
+        if tokens.min() < 0 or tokens.max() >= size:
+            raise ZooError(f"token ids must be in [0, {size}) (the model's vocabulary); got ids from "
+                           f"{int(tokens.min())} to {int(tokens.max())}")
+        limit = metadata.get("onnx_max_length")
+        if limit and tokens.shape[-1] > int(limit):
+            raise ZooError(f"sequences of {tokens.shape[-1]} tokens; this model takes at most {limit}")
+        if "lengths" in data:
+            lengths = np.asarray(data["lengths"])
+            if lengths.size and (lengths.min() < 1 or lengths.max() > tokens.shape[-1]):
+                raise ZooError(f"lengths must be between 1 (no empty sequence) and {tokens.shape[-1]} "
+                               f"(the tokens' width); got {lengths.tolist()}")
 
 
 class SequenceClassification(SequenceTask, Classification):

@@ -1,0 +1,159 @@
+"""The ``seq2seq`` task: source tokens → target tokens, trained with teacher forcing and scored
+by greedy decoding.
+
+Contract with the model (``(tokens, lengths[, target]) → ...``):
+
+* ``model(tokens, lengths, target)`` in training mode returns the teacher-forced ``logits
+  [B, T, V]``: position ``t`` predicts ``target[:, t]`` from the source and ``<bos> target[:, :t]``.
+* the same call in eval mode returns ``(logits, generated)``, where ``generated [B, L]`` is the
+  model's own greedy decode (``L`` ≥ ``T``): every metric except the loss is measured on it, so
+  exact match means what it says: the model, left alone, writes the whole target and stops.
+* ``model(tokens, lengths)`` returns ``generated`` only: the deployable form, exported to ONNX.
+
+``generated`` holds the emitted symbols, then ``<eos>``, then ``<pad>`` (id 0) to length ``L``.
+
+Loss (teacher forcing, padding ignored): ``−(1/N) Σ_{b,t: target≠pad} log p(target_{b,t} |
+source_b, target_{b,<t})``. Metrics: ``loss``; ``token_accuracy`` = share of target positions
+(``<eos>`` included) where the greedy decode has the target token; ``exact_match`` (main) =
+share of sequences whose greedy decode equals the target exactly, ``<eos>`` and all;
+``teacher_forced_accuracy`` = token accuracy of the teacher-forced argmax (how far greedy
+decoding loses from its own mistakes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from zoo.core.errors import ZooError
+from zoo.core.sequence import IGNORE, PAD_ID, SequenceTask, Vocabulary, pad
+from zoo.core.tasks import _sum
+from zoo.plugins.transformer.seq2seq_data import EOS_ID, SPECIALS, tokenize_characters
+
+
+class Seq2Seq(SequenceTask):
+    """Sequence to sequence (reverse, sort, addition): see the module docstring for the maths."""
+
+    name = "seq2seq"
+    input_names = ("tokens", "lengths")
+    output_names = ("generated",)
+    time_outputs = False  # generated [B, L]: L is the model's fixed decode length
+    main_metric = "exact_match"
+    higher_is_better = True
+    losses = ("cross_entropy",)
+
+    def check_info(self, info):
+        super().check_info(info)
+        missing = [k for k in ("max_target_length", "bos_id", "eos_id") if k not in info.extra]
+        if missing:
+            raise ZooError(f"seq2seq needs a dataset with source and target sequences "
+                           f"(DataInfo.extra lacks {', '.join(missing)})")
+
+    def inputs(self, batch):
+        """``(tokens, lengths, target)`` when the batch has targets (training, evaluation);
+        export and serving feed ``(tokens, lengths)`` only."""
+        if "target" in batch:
+            return batch["tokens"], batch["lengths"], batch["target"]
+        return batch["tokens"], batch["lengths"]
+
+    @staticmethod
+    def _split(output) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if isinstance(output, (tuple, list)):
+            return output[0], output[1]
+        return output, None
+
+    @staticmethod
+    def _labels(target: torch.Tensor) -> torch.Tensor:
+        return torch.where(target == PAD_ID, IGNORE, target)
+
+    def loss(self, output, batch, loss_name=None):
+        logits, _ = self._split(output)
+        labels = self._labels(batch["target"])
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE)
+
+    def metric_sums(self, output, batch, loss_name=None):
+        logits, generated = self._split(output)
+        if generated is None:
+            raise ZooError("seq2seq metrics need the greedy decode: evaluate the model in eval mode "
+                           "(it returns (logits, generated) when given targets)")
+        target = batch["target"]
+        mask = target != PAD_ID
+        labels = self._labels(target)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                               ignore_index=IGNORE, reduction="sum")
+        # Compare the decode with the target padded to the decode length L (≥ T): past <eos>
+        # both hold <pad>, so equality over all of L means "same symbols, stopped at the same place".
+        width = generated.shape[1]
+        if width < target.shape[1]:
+            raise ZooError(f"the model decodes at most {width} tokens; this target needs {target.shape[1]}")
+        padded = F.pad(target, (0, width - target.shape[1]), value=PAD_ID)
+        hit = generated == padded
+        return {
+            "tokens": _sum(mask),
+            "sequences": torch.tensor(float(target.shape[0]), device=target.device),
+            "loss_sum": loss.detach(),
+            "correct": _sum(hit[:, :target.shape[1]] & mask),
+            "teacher_forced_correct": _sum((logits.argmax(-1) == target) & mask),
+            "exact": _sum(hit.all(dim=1)),
+        }
+
+    def finalize(self, sums, loss_name=None):
+        n = max(sums["tokens"], 1.0)
+        return {"loss": sums["loss_sum"] / n, "token_accuracy": sums["correct"] / n,
+                "teacher_forced_accuracy": sums["teacher_forced_correct"] / n,
+                "exact_match": sums["exact"] / max(sums["sequences"], 1.0)}
+
+    # -- serving ----------------------------------------------------------------------------
+    def raw_inputs(self, data: Any, metadata: dict[str, Any]) -> dict[str, np.ndarray] | None:
+        """Model inputs from raw text: ``"3 1 4 1 5"``, a list of such strings, ``{"text": ...}``
+        or a ``.txt`` file (one sequence a line). Every non-space character is a symbol.
+
+        Raises ZooError on empty text, a symbol outside the vocabulary (special tokens such as
+        ``<eos>`` included) and text longer than the longest source the model was trained on.
+        Token-id arrays (``{"tokens": [[...]], "lengths": [...]}``) get the shared checks of
+        :class:`SequenceTask` (ids in the vocabulary, no empty sequence, length limit).
+        """
+        if isinstance(data, dict) and "tokens" in data and metadata.get("onnx_vocabulary"):
+            self._check_token_ids(data, metadata)
+            return None
+        if isinstance(data, dict) and set(data) == {"text"}:
+            data = data["text"]
+        if isinstance(data, str):
+            data = [data]
+        if not (isinstance(data, list) and data and all(isinstance(s, str) for s in data)):
+            return None
+        vocab_data = metadata.get("onnx_vocabulary")
+        if not vocab_data:
+            raise ZooError("this model has no vocabulary in its ONNX metadata; pass token ids as "
+                           "{\"tokens\": [[...]], \"lengths\": [...]}")
+        vocab = Vocabulary.from_metadata(vocab_data)
+        symbols = [t for t in vocab.tokens if t not in SPECIALS]
+        limit = metadata.get("onnx_max_length")
+        ids = []
+        for i, text in enumerate(data):
+            chars = tokenize_characters(text)
+            if not chars:
+                raise ZooError(f"input {i} is empty (no symbols)")
+            unknown = sorted({c for c in chars if c not in symbols})
+            if unknown:
+                raise ZooError(f"input {i} has symbol(s) outside the vocabulary: {' '.join(unknown)} "
+                               f"(this model knows: {' '.join(symbols)})")
+            if limit and len(chars) > int(limit):
+                raise ZooError(f"input {i} has {len(chars)} symbols; this model was trained on at most "
+                               f"{limit} (longer inputs are outside what it learned)")
+            ids.append(vocab.encode(chars))
+        tokens, lengths = pad(ids)
+        return {"tokens": tokens.numpy(), "lengths": lengths.numpy()}
+
+    def postprocess(self, outputs, metadata):
+        """The decoded symbols of each sample, space-separated, up to (without) ``<eos>``."""
+        generated = outputs[self.output_names[0]]
+        vocab_data = metadata.get("onnx_vocabulary")
+        vocab = Vocabulary.from_metadata(vocab_data) if vocab_data else None
+        out = []
+        for row in generated.tolist():
+            ids = row[:row.index(EOS_ID)] if EOS_ID in row else row
+            out.append(" ".join(vocab.decode(ids)) if vocab else ids)
+        return out
