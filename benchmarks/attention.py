@@ -217,7 +217,7 @@ def sdpa_benchmark(args, device) -> list[dict]:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=["encoder", "sdpa", "both"], default="both")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     p.add_argument("--dim", type=int, default=128, help="model width D (part b: heads × head width)")
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--ff", type=int, default=512, help="feed-forward width")
@@ -230,6 +230,7 @@ def main(argv=None) -> None:
     p.add_argument("--lengths", type=int, nargs="+", default=[128, 256, 512, 1024, 2048])
     p.add_argument("--steps", type=int, default=5, help="timed calls per measurement")
     p.add_argument("--repeats", type=int, default=3, help="measurements (median in a, best in b)")
+    p.add_argument("--json", help="Also write the rows of both parts to this JSON file.")
     p.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -239,19 +240,22 @@ def main(argv=None) -> None:
 
     # nn.TransformerEncoder's nested-tensor fast path warns that nested tensors are a prototype.
     warnings.filterwarnings("ignore", message=".*nested tensors is in prototype.*")
-    device = torch.device(args.device)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device here")
     if args._one:
         print(json.dumps(_one_attention(args._one[0], int(args._one[1]), args, device)))
         return
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    report = {"device": str(device), "dim": args.dim, "heads": args.heads, "layers": args.layers,
+              "batch": args.batch, "length": args.length, "encoder": [], "attention": []}
     if args.part in ("encoder", "both"):
         print(f"\n(a) encoder tokens/s: D={args.dim} H={args.heads} ff={args.ff} layers={args.layers} "
               f"dropout={args.dropout} {'pre' if args.norm_first else 'post'}-LN, batch {args.batch} × "
               f"T {args.length}, median of {args.repeats} × {args.steps} calls")
         print(f"{'mode':<11} {'mask':<8} {'ours tok/s':>11} {'torch tok/s':>12} {'ratio':>6}")
-        for r in encoder_benchmark(args, device):
+        report["encoder"] = encoder_benchmark(args, device)
+        for r in report["encoder"]:
             print(f"{r['mode']:<11} {r['mask']:<8} {r['ours_tokens_s']:>11,.0f} {r['torch_tokens_s']:>12,.0f} "
                   f"{r['ratio']:>6.2f}")
         print("(inference: nn.TransformerEncoder uses its fused fast path; with padding, nested tensors)")
@@ -262,12 +266,17 @@ def main(argv=None) -> None:
         print(f"{'T':>5} {'T² matrix':>10} {'naive ms':>9} {'sdpa ms':>8} {'speed-up':>8} "
               f"{'naive MB':>9} {'sdpa MB':>8}")
         rows = sdpa_benchmark(args, device)
+        report["attention"] = rows
         for naive, sdpa in zip(rows[::2], rows[1::2]):
             t = naive["length"]
             matrix = args.attn_batch * args.heads * t * t * 4 / 2 ** 20
             print(f"{t:>5} {matrix:>8.1f}MB {naive['ms']:>9.2f} {sdpa['ms']:>8.2f} "
                   f"{naive['ms'] / sdpa['ms']:>7.2f}× {naive['peak_bytes'] / 2 ** 20:>9.1f} "
                   f"{sdpa['peak_bytes'] / 2 ** 20:>8.1f}")
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -107,6 +107,20 @@ def render_word2vec(d: list) -> str:
             + _table(["model", "dataset", "metric", "ours", "gensim", "ours / gensim"], rows))
 
 
+def render_attention(d: dict) -> str:
+    encoder = [[r["mode"], r["mask"], f"{r['ours_tokens_s']:,.0f}", f"{r['torch_tokens_s']:,.0f}",
+                _ratio(r["ours_tokens_s"], r["torch_tokens_s"])] for r in d["encoder"]]
+    pairs = zip(d["attention"][::2], d["attention"][1::2])
+    attention = [[naive["length"], f"{naive['ms']:.2f}", f"{sdpa['ms']:.2f}", _ratio(sdpa["ms"], naive["ms"]),
+                  f"{naive['peak_bytes'] / 2 ** 20:.1f}", f"{sdpa['peak_bytes'] / 2 ** 20:.1f}"]
+                 for naive, sdpa in pairs]
+    return (f"(a) Our encoder vs `nn.TransformerEncoder` of the same size (D {d['dim']}, {d['heads']} heads, "
+            f"{d['layers']} layers, batch {d['batch']} × T {d['length']}; goal ours / torch ≥ 0.9).\n\n"
+            + _table(["mode", "mask", "ours tokens/s", "torch tokens/s", "ours / torch"], encoder)
+            + "\n\n(b) Written-out (naive) vs fused `F.scaled_dot_product_attention`, forward.\n\n"
+            + _table(["T", "naive ms", "SDPA ms", "SDPA / naive time", "naive MB", "SDPA MB"], attention))
+
+
 def render_serve(d: dict) -> str:
     rows = []
     base = d["rows"][0]
@@ -181,6 +195,8 @@ BENCHMARKS = [
           needs=["gensim"]),
     Bench("serve", "`zoo serve` load: dynamic batching on vs off", "serve_load.py",
           ["--requests", "400", "--concurrency", "16"], [], render_serve),
+    Bench("attention", "Transformer encoder vs nn.TransformerEncoder; naive vs SDPA attention", "attention.py",
+          ["--steps", "2", "--repeats", "1", "--lengths", "128", "512"], [], render_attention, device=True),
     Bench("compile", "Training step: eager vs torch.compile (vs CUDA graphs on GPU)", "compile_speed.py",
           ["--steps", "10", "--warmup", "3", "--batch-size", "64"], [], render_compile, device=True),
     Bench("onnx-gnn", "GNN-sized inputs: onnxruntime vs torch eager", "onnx_latency_gnn.py", None, []),
