@@ -197,6 +197,11 @@ class Endpoint:
         missing = sorted(set(expected) - set(feed))
         if missing:
             raise RequestError(f"missing input(s) {missing}")
+        if self.takes_text:  # token ids against the vocabulary and the length limit, as zoo predict does
+            try:
+                self.task.raw_inputs(feed, self.metadata)
+            except ZooError as err:
+                raise RequestError(str(err)) from None
         return feed
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

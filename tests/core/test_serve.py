@@ -254,6 +254,10 @@ def test_text_model_takes_raw_text_like_zoo_predict(text_run):
         ]:
             response = client.post("/v2/models/lstm/infer", json={"inputs": [bad]})
             assert response.status_code == 400 and needle in response.json()["error"], response.json()
+        ids = {"inputs": [{"name": "tokens", "datatype": "INT64", "shape": [1, 2], "data": [3, 10 ** 6]},
+                          {"name": "lengths", "datatype": "INT64", "shape": [1], "data": [2]}]}
+        response = client.post("/v2/models/lstm/infer", json=ids)  # token ids outside the vocabulary
+        assert response.status_code == 400 and "vocabulary" in response.json()["error"], response.json()
         both = {"inputs": [body["inputs"][0], {"name": "lengths", "datatype": "INT64", "shape": [1], "data": [1]}]}
         assert "alone" in client.post("/v2/models/lstm/infer", json=both).json()["error"]
         assert client.post("/v2/models/lstm/infer", json=body).status_code == 200  # still serving
