@@ -135,8 +135,13 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
         return _train(model, config_file=config_file, sets=sets, options=options, out=out,
                       resume=resume, log=log, dist=dist)
     try:
-        return _train(model, config_file=config_file, sets=sets, options=options, out=out,
-                      resume=resume, log=log if dist.is_main else None, dist=dist)
+        summary = _train(model, config_file=config_file, sets=sets, options=options, out=out,
+                         resume=resume, log=log if dist.is_main else None, dist=dist)
+        # Every rank leaves together: a rank that tore gloo down and exited while rank 0 was
+        # still testing and exporting aborted at exit now and then ("terminate called without
+        # an active exception"), which torchrun reports as a failed job.
+        dist.barrier()
+        return summary
     except ZooError as err:
         if dist.rank > 0 and not isinstance(err, TrainingInterrupted):
             err.args = (f"[rank {dist.rank}] {err}",)
