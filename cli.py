@@ -443,13 +443,16 @@ def export_cmd(run_dir, opset, triton_repo, triton_name, triton_max_batch, trito
               help="Dynamic batching: longest wait for more requests to merge.")
 @click.option("--max-body-mb", type=click.FloatRange(0.001, 4096), default=64.0, show_default=True,
               help="Largest request body accepted (413 beyond).")
-def serve(targets, host, port, max_batch, max_delay_ms, max_body_mb) -> None:
+@click.option("--threads", type=click.IntRange(1, 1024), default=None,
+              help="onnxruntime intra-op threads per model (default: one per core). On a small CPU "
+                   "machine 1 leaves a core to the HTTP event loop and serves more requests/s.")
+def serve(targets, host, port, max_batch, max_delay_ms, max_body_mb, threads) -> None:
     """Serve exported models over the Open Inference Protocol (KServe v2, as Triton speaks it)."""
     from zoo.core.serve import serve as run_server
 
     click.echo(f"zoo serve on http://{host}:{port}/v2 (Ctrl-C or SIGTERM to stop)", err=True)
     run_server(list(targets), host, port, max_batch, max_delay_ms, int(max_body_mb * 1024 * 1024),
-               log=lambda line: click.echo(line, err=True))
+               log=lambda line: click.echo(line, err=True), threads=threads)
 
 
 @main.command()

@@ -46,6 +46,8 @@ async def load(url: str, requests: int, concurrency: int, inputs: list[np.ndarra
                client_kind: str = "triton"):
     """``concurrency`` clients share ``requests`` requests; returns (wall s, latencies, errors, wrong).
 
+    ``raw``: requests encoded once, sent over one keep-alive HTTP/1.1 connection per client
+    (what Triton's perf_analyzer does: the load generator should not need the CPU it measures);
     ``triton``: the official ``tritonclient.http.aio`` client (aiohttp, binary tensors, as a Triton
     user would call it); ``json``: plain JSON tensors over httpx.
     """
@@ -95,7 +97,53 @@ async def load(url: str, requests: int, concurrency: int, inputs: list[np.ndarra
             except httpx.HTTPError:
                 errors += 1
 
-    if client_kind == "triton":
+    async def raw_client() -> None:
+        """perf_analyzer-style: requests encoded once up front (binary tensors), one keep-alive
+        HTTP/1.1 connection per client, responses parsed with the standard library."""
+        nonlocal errors, wrong
+        import json as _json
+
+        hostname, _, port = host.partition(":")
+        reader, writer = await asyncio.open_connection(hostname, int(port))
+        try:
+            for i in counter:
+                request = encoded[i % len(encoded)]
+                start = time.perf_counter()
+                try:
+                    writer.write(request)
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = 0
+                    for line in head.split(b"\r\n"):
+                        if line[:15].lower() == b"content-length:":
+                            length = int(line[15:])
+                    body = await reader.readexactly(length)
+                    latencies.append(time.perf_counter() - start)
+                    if not head.startswith(b"HTTP/1.1 200"):
+                        errors += 1
+                        continue
+                    out = np.asarray(_json.loads(body)["outputs"][0]["data"], dtype=np.float32)
+                    if not np.allclose(out, expected[i % len(inputs)].reshape(-1), atol=1e-4):
+                        wrong += 1
+                except (OSError, asyncio.IncompleteReadError, ValueError, KeyError):
+                    errors += 1
+        finally:
+            writer.close()
+
+    if client_kind == "raw":
+        import json as _json
+
+        encoded = []
+        for x in inputs:
+            header = _json.dumps({"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
+                                              "parameters": {"binary_data_size": x.nbytes}}]}).encode()
+            body = header + x.astype(np.float32).tobytes()
+            encoded.append(f"POST /{rest} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/octet-stream\r\n"
+                           f"Inference-Header-Content-Length: {len(header)}\r\n"
+                           f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        start = time.perf_counter()
+        await asyncio.gather(*[raw_client() for _ in range(concurrency)])
+        wall = time.perf_counter() - start
+    elif client_kind == "triton":
         from tritonclient.http.aio import InferenceServerClient
 
         c = InferenceServerClient(host, conn_limit=concurrency)
@@ -116,9 +164,10 @@ async def load(url: str, requests: int, concurrency: int, inputs: list[np.ndarra
     return wall, latencies, errors, wrong
 
 
-def run_server(run: Path, max_batch: int, port: int) -> subprocess.Popen:
+def run_server(run: Path, max_batch: int, port: int, threads: int | None = None) -> subprocess.Popen:
+    extra = ["--threads", str(threads)] if threads else []
     proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", f"model={run}", "--port", str(port),
-                             "--max-batch", str(max_batch), "--max-delay-ms", "2"],
+                             "--max-batch", str(max_batch), "--max-delay-ms", "2", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     import httpx
 
@@ -141,8 +190,15 @@ def main() -> None:
     parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
                         help="mlp: 8x8 digits, 128 hidden (78 us per single-row call here); cnn: the small "
                              "Fashion-MNIST CNN (about 0.8 ms per single-row call, 0.3 ms per row at 32).")
-    parser.add_argument("--client", choices=("triton", "json"), default="triton",
-                        help="triton: tritonclient.http.aio with binary tensors; json: httpx with JSON tensors.")
+    parser.add_argument("--client", choices=("raw", "triton", "json"), default="raw",
+                        help="raw: pre-encoded binary-tensor requests over keep-alive connections (light, as "
+                             "perf_analyzer; leaves the cores to the server); triton: tritonclient.http.aio "
+                             "with binary tensors; json: httpx with JSON tensors.")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="zoo serve --threads (onnxruntime intra-op threads; default one per core)")
+    parser.add_argument("--max-batch", type=int, default=32,
+                        help="--max-batch of the batching server (below the concurrency, two batches overlap: "
+                             "one in onnxruntime while the event loop answers the other)")
     parser.add_argument("--json", help="Also write the rows to this JSON file.")
     args = parser.parse_args()
     from zoo.core.runtime import make_session
@@ -165,9 +221,9 @@ def main() -> None:
     inputs = [rng.random((1, *feature_shape), dtype=np.float32) for _ in range(64)]
     expected = [session.run(None, {"x": x})[0] for x in inputs]
     rows = []
-    for max_batch in (1, 32):
+    for max_batch in (1, args.max_batch):
         port = free_port()
-        proc = run_server(run, max_batch, port)
+        proc = run_server(run, max_batch, port, args.threads)
         try:
             url = f"http://127.0.0.1:{port}/v2/models/model/infer"
             asyncio.run(load(url, 200, args.concurrency, inputs, expected, args.client))  # warm-up

@@ -31,11 +31,13 @@ def _cuda_visible() -> bool:
     return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
-def make_session(path: str | Path, providers: list[str] | None = None, spinning: bool = True):
+def make_session(path: str | Path, providers: list[str] | None = None, spinning: bool = True,
+                 threads: int | None = None):
     """An onnxruntime InferenceSession on CUDA when present and usable, else on the CPU.
 
     ``spinning=False`` stops idle intra-op threads from busy-waiting for the next call: right for
-    a server, whose event loop needs those cycles between calls.
+    a server, whose event loop needs those cycles between calls. ``threads`` caps onnxruntime's
+    intra-op threads (default: one per core).
     """
     try:
         import onnxruntime as ort
@@ -49,6 +51,8 @@ def make_session(path: str | Path, providers: list[str] | None = None, spinning:
             providers.insert(0, "CUDAExecutionProvider")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the CUDA→CPU fallback is reported by get_providers(), not logs
+    if threads:
+        options.intra_op_num_threads = threads
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
