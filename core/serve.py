@@ -481,4 +481,7 @@ def serve(targets: list[str], host: str = "127.0.0.1", port: int = 8000, max_bat
         raise ZooError("zoo serve needs the serve extra: pip install 'zoo-ml[serve]'") from None
     app = build_app(targets, max_batch, max_delay_ms, max_body, log, threads)
     # uvicorn handles SIGINT/SIGTERM gracefully: stop accepting, finish in-flight requests, exit.
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    # No access log and no X-Forwarded-* rewriting: both cost per request and serve no purpose
+    # on a model server bound to loopback by default.
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
+                access_log=False, proxy_headers=False)
