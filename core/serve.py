@@ -335,6 +335,17 @@ def resolve_targets(targets: list[str]) -> list[tuple[str, Path]]:
     return out
 
 
+class _AsgiEndpoint:
+    """A coroutine ``(scope, receive, send)`` as Starlette sees an ASGI app: its Route calls plain
+    functions (and partials of them) with a Request, anything else as ASGI."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.fn(scope, receive, send)
+
+
 def _json_codec():
     """(loads, dumps → bytes): orjson when installed (the serve extra brings it; several times
     faster on the hot path of every request), else the standard library."""
@@ -419,17 +430,34 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
         except RequestError as err:
             return error(str(err), err.status)
 
-    async def infer(request):
+    async def infer(scope, receive, send):
+        """``POST /v2/models/{name}/infer`` as a plain ASGI endpoint: the hot path skips
+        Starlette's Request/Response objects (about a tenth of the server's time per request)."""
         started = time.perf_counter()
         try:
-            endpoint = endpoint_of(request)
-            declared = request.headers.get("content-length")
+            endpoint = endpoints.get(scope["path_params"]["name"])
+            if endpoint is None:
+                name = scope["path_params"]["name"]
+                reason = f" (failed to load: {failed[name]})" if name in failed else ""
+                raise RequestError(f"unknown model {name!r}{reason}; serving {sorted(endpoints)}", 404)
+            headers = dict(scope["headers"])
+            declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > max_body:
-                raise RequestError(f"request body of {declared} bytes exceeds the limit of {max_body}", 413)
-            raw = await request.body()
-            if len(raw) > max_body:
-                raise RequestError(f"request body exceeds the limit of {max_body} bytes", 413)
-            header = request.headers.get("inference-header-content-length")
+                raise RequestError(f"request body of {int(declared)} bytes exceeds the limit of {max_body}", 413)
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > max_body:
+                    raise RequestError(f"request body exceeds the limit of {max_body} bytes", 413)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            header = headers.get(b"inference-header-content-length")
             split = int(header) if header is not None and header.isdigit() else len(raw)
             try:
                 body = loads(raw[:split])
@@ -452,19 +480,23 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
             response = {"model_name": endpoint.name, "model_version": "1", "outputs": encoded}
             if "id" in body:
                 response["id"] = body["id"]
-            return Response(dumps(response), media_type="application/json",
-                            headers={"x-zoo-latency-ms": f"{(time.perf_counter() - started) * 1e3:.3f}"})
+            status, payload = 200, dumps(response)
         except RequestError as err:
-            return error(str(err), err.status)
+            status, payload = err.status, dumps({"error": str(err)})
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+            (b"x-zoo-latency-ms", f"{(time.perf_counter() - started) * 1e3:.3f}".encode())]})
+        await send({"type": "http.response.body", "body": payload})
 
+    infer_app = _AsgiEndpoint(infer)
     routes = [  # inference first: Starlette tries the routes in order for every request
-        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{name}/infer", infer_app, methods=["POST"]),
         Route("/v2/health/live", live), Route("/v2/health/ready", ready), Route("/v2", server),
         Route("/v2/models/stats", model_stats),  # before /v2/models/{name}, which would match it
         Route("/v2/models/{name}", model_metadata), Route("/v2/models/{name}/versions/1", model_metadata),
         Route("/v2/models/{name}/ready", model_ready),
         Route("/v2/models/{name}/stats", model_stats),
-        Route("/v2/models/{name}/versions/1/infer", infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/1/infer", infer_app, methods=["POST"]),
     ]
     app = Starlette(routes=routes)
     app.state.batchers = batchers
