@@ -362,7 +362,7 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
     try:
         from starlette.applications import Starlette
         from starlette.requests import Request
-        from starlette.responses import JSONResponse, Response
+        from starlette.responses import JSONResponse
         from starlette.routing import Route
     except ImportError:
         raise ZooError("zoo serve needs the serve extra: pip install 'zoo-ml[serve]'") from None
