@@ -194,7 +194,7 @@ BENCHMARKS = [
           ["--epochs", "1", "--threads", "1"], [], render_word2vec,
           needs=["gensim"]),
     Bench("serve", "`zoo serve` load: dynamic batching on vs off", "serve_load.py",
-          ["--requests", "400", "--concurrency", "16"], [], render_serve),
+          ["--requests", "2000", "--concurrency", "32"], [], render_serve),
     Bench("attention", "Transformer encoder vs nn.TransformerEncoder; naive vs SDPA attention", "attention.py",
           ["--steps", "2", "--repeats", "1", "--lengths", "128", "512"], [], render_attention, device=True),
     Bench("compile", "Training step: eager vs torch.compile (vs CUDA graphs on GPU)", "compile_speed.py",
