@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import statistics
 import sys
 import time
 
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each implementation, in alternating order; median times reported")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--json", help="Also write the rows to this JSON file.")
     args = parser.parse_args(argv)
@@ -141,17 +144,24 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("gcn", "gat"):
         _, spec, config = api.resolve_config(name)
         m, o = config.model, config.optim
-        results = {}
-        for impl in ("ours", "pyg", "pyg+sparse"):
-            torch.manual_seed(args.seed)
-            if impl == "ours":
-                model = api.build_model(spec, config, data.info)
-            elif name == "gcn":
-                model = PygGCN(f, m.hidden, c, m.dropout, sparse=impl == "pyg+sparse")
-            else:
-                model = PygGAT(f, m.hidden, m.heads, c, m.dropout, sparse=impl == "pyg+sparse")
-            n_params = sum(p.numel() for p in model.parameters())
-            results[impl] = (*fit(model, data, o.lr, o.weight_decay, args.epochs), n_params)
+        runs: dict[str, list] = {"ours": [], "pyg": [], "pyg+sparse": []}
+        order = list(runs)
+        for repeat in range(args.repeats):
+            # The order alternates between repeats so slow drifts of the machine (frequency,
+            # other jobs) do not always fall on the same implementation.
+            for impl in (order if repeat % 2 == 0 else order[::-1]):
+                torch.manual_seed(args.seed)
+                if impl == "ours":
+                    model = api.build_model(spec, config, data.info)
+                elif name == "gcn":
+                    model = PygGCN(f, m.hidden, c, m.dropout, sparse=impl == "pyg+sparse")
+                else:
+                    model = PygGAT(f, m.hidden, m.heads, c, m.dropout, sparse=impl == "pyg+sparse")
+                n_params = sum(p.numel() for p in model.parameters())
+                runs[impl].append((*fit(model, data, o.lr, o.weight_decay, args.epochs), n_params))
+        # Median times; the accuracy is that of the first repeat (same seed: the same on the CPU).
+        results = {impl: (statistics.median(r[0] for r in rs), rs[0][1], statistics.median(r[2] for r in rs), rs[0][3])
+                   for impl, rs in runs.items()}
         for pyg in ("pyg", "pyg+sparse"):
             ratio = results["ours"][0] / results[pyg][0]
             cpu_ratio = results["ours"][2] / results[pyg][2]
@@ -163,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             records.append({"model": name, "peer": label, "ours_ms": results["ours"][0],
                             "peer_ms": results[pyg][0], "ours_acc": results["ours"][1],
                             "peer_acc": results[pyg][1]})
-    print(f"Cora, {args.epochs} epochs, seed {args.seed}, torch {torch.__version__}, torch-geometric "
+    print(f"Cora, {args.epochs} epochs, seed {args.seed}, median of {args.repeats} run(s) each, torch {torch.__version__}, torch-geometric "
           f"{torch_geometric.__version__}, {args.threads} thread(s)\n")
     print("| model | peer | ours ms/epoch | peer ms/epoch | ratio ours/peer | ours CPU ms/epoch | peer CPU ms/epoch | "
           "CPU ratio | ours test acc | peer test acc | parameters ours / peer |")
