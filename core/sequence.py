@@ -308,20 +308,22 @@ class SequenceTask(Task):
                            "pass token ids as {\"tokens\": [[...]], \"lengths\": [...]}")
         vocab = Vocabulary.from_metadata(vocab_data)
         limit = metadata.get("onnx_max_length")
-        ids = []
-        for i, text in enumerate(data):
-            tokens = vocab.tokenize(text)
-            if not tokens:
-                raise ZooError(f"text {i} is empty (no tokens)")
-            encoded = vocab.encode(tokens)
-            if all(t == UNK_ID for t in encoded):
-                raise ZooError(f"text {i} has only unknown tokens ({' '.join(tokens[:10])!r}): "
-                               "nothing the model knows")
-            if limit and len(encoded) > int(limit):
-                raise ZooError(f"text {i} has {len(encoded)} tokens; this model takes at most {limit}")
-            ids.append(encoded)
-        tokens, lengths = pad(ids)
+        tokens, lengths = pad([self.encode_text(i, text, vocab, limit) for i, text in enumerate(data)])
         return {self.input_names[0]: tokens.numpy(), "lengths": lengths.numpy()}
+
+    def encode_text(self, i: int, text: str, vocab: Vocabulary, limit: int | None) -> list[int]:
+        """Token ids of text number ``i``; ZooError when it is empty, made only of unknown tokens,
+        or longer than ``limit``. Tasks with another notion of a token override this."""
+        tokens = vocab.tokenize(text)
+        if not tokens:
+            raise ZooError(f"text {i} is empty (no tokens)")
+        encoded = vocab.encode(tokens)
+        if all(t == UNK_ID for t in encoded):
+            raise ZooError(f"text {i} has only unknown tokens ({' '.join(tokens[:10])!r}): "
+                           "nothing the model knows")
+        if limit and len(encoded) > int(limit):
+            raise ZooError(f"text {i} has {len(encoded)} tokens; this model takes at most {limit}")
+        return encoded
 
     def _check_token_ids(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
         """Token ids given as arrays: in the vocabulary, no empty sequence, within the length

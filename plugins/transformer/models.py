@@ -37,26 +37,31 @@ from zoo.plugins.transformer.layers import (
 )
 
 
-class EncoderConfig(ModelConfig):
-    """Options shared by the encoder models."""
+class AttentionConfig(ModelConfig):
+    """Options of every attention stack here (encoders and the encoder–decoder)."""
 
     dim: int = Field(64, ge=1, le=4096, description="Model width D (embedding size).")
     heads: int = Field(4, ge=1, le=64, description="Attention heads; D must be divisible by it.")
     ff_dim: int = Field(128, ge=1, le=16384, description="Hidden width of the feed-forward layers.")
-    layers: int = Field(2, ge=1, le=48, description="Encoder blocks.")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout on embeddings, attention weights, "
                            "sub-layer outputs and before the head.")
     norm_first: bool = Field(False, description="Pre-LN blocks (LayerNorm before each sub-layer, final "
                              "LayerNorm) instead of the original post-LN.")
-    activation: Literal["relu", "gelu"] = Field("relu", description="Feed-forward non-linearity.")
-    use_sdpa: bool = Field(True, description="Attention via F.scaled_dot_product_attention (fused "
-                           "kernels); false = the written-out matmul version (same numbers).")
 
     @model_validator(mode="after")
     def _heads_divide_dim(self):
         if self.dim % self.heads:
             raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
         return self
+
+
+class EncoderConfig(AttentionConfig):
+    """Options shared by the encoder models."""
+
+    layers: int = Field(2, ge=1, le=48, description="Encoder blocks.")
+    activation: Literal["relu", "gelu"] = Field("relu", description="Feed-forward non-linearity.")
+    use_sdpa: bool = Field(True, description="Attention via F.scaled_dot_product_attention (fused "
+                           "kernels); false = the written-out matmul version (same numbers).")
 
 
 class TransformerConfig(EncoderConfig):

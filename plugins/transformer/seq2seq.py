@@ -35,7 +35,6 @@ from typing import Literal
 import torch
 from pydantic import Field
 from torch import Tensor, nn
-from zoo.core.config import ModelConfig
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
 from zoo.core.sequence import PAD_ID, UNK_ID
@@ -46,18 +45,14 @@ from zoo.plugins.transformer.layers import (
     SinusoidalPositions,
     padding_mask,
 )
+from zoo.plugins.transformer.models import AttentionConfig
 
 
-class Seq2SeqConfig(ModelConfig):
-    dim: int = Field(128, ge=8, le=4096, description="Model width D (embeddings, attention, residual).")
-    heads: int = Field(4, ge=1, le=64, description="Attention heads H (D must be divisible by H).")
-    ff_dim: int = Field(256, ge=8, le=16384, description="Hidden width of the feed-forward layers.")
+class Seq2SeqConfig(AttentionConfig):
+    dim: int = Field(128, ge=1, le=4096, description="Model width D (embeddings, attention, residual).")
+    ff_dim: int = Field(256, ge=1, le=16384, description="Hidden width of the feed-forward layers.")
     encoder_layers: int = Field(2, ge=1, le=24, description="Encoder blocks.")
     decoder_layers: int = Field(2, ge=1, le=24, description="Decoder blocks.")
-    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout on attention weights, "
-                           "feed-forward and residual branches.")
-    norm_first: bool = Field(False, description="Pre-LN blocks (x + f(LN(x))) instead of the original "
-                             "post-LN (LN(x + f(x))).")
     positions: Literal["sinusoidal", "learned"] = Field("sinusoidal", description="Positional encoding.")
     max_positions: int = Field(128, ge=2, le=65_536, description="Rows of the positional table: the "
                                "longest source (and target + 1) the model accepts.")

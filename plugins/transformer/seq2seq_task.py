@@ -22,13 +22,10 @@ decoding loses from its own mistakes).
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from zoo.core.errors import ZooError
-from zoo.core.sequence import IGNORE, PAD_ID, SequenceTask, Vocabulary, pad
+from zoo.core.sequence import IGNORE, PAD_ID, SequenceTask, Vocabulary
 from zoo.core.tasks import _sum
 from zoo.plugins.transformer.seq2seq_data import EOS_ID, SPECIALS, tokenize_characters
 
@@ -106,46 +103,24 @@ class Seq2Seq(SequenceTask):
                 "exact_match": sums["exact"] / max(sums["sequences"], 1.0)}
 
     # -- serving ----------------------------------------------------------------------------
-    def raw_inputs(self, data: Any, metadata: dict[str, Any]) -> dict[str, np.ndarray] | None:
-        """Model inputs from raw text: ``"3 1 4 1 5"``, a list of such strings, ``{"text": ...}``
-        or a ``.txt`` file (one sequence a line). Every non-space character is a symbol.
-
-        Raises ZooError on empty text, a symbol outside the vocabulary (special tokens such as
-        ``<eos>`` included) and text longer than the longest source the model was trained on.
-        Token-id arrays (``{"tokens": [[...]], "lengths": [...]}``) get the shared checks of
-        :class:`SequenceTask` (ids in the vocabulary, no empty sequence, length limit).
-        """
-        if isinstance(data, dict) and "tokens" in data and metadata.get("onnx_vocabulary"):
-            self._check_token_ids(data, metadata)
-            return None
-        if isinstance(data, dict) and set(data) == {"text"}:
-            data = data["text"]
-        if isinstance(data, str):
-            data = [data]
-        if not (isinstance(data, list) and data and all(isinstance(s, str) for s in data)):
-            return None
-        vocab_data = metadata.get("onnx_vocabulary")
-        if not vocab_data:
-            raise ZooError("this model has no vocabulary in its ONNX metadata; pass token ids as "
-                           "{\"tokens\": [[...]], \"lengths\": [...]}")
-        vocab = Vocabulary.from_metadata(vocab_data)
+    def encode_text(self, i: int, text: str, vocab: Vocabulary, limit: int | None) -> list[int]:
+        """Raw input ``"3 1 4 1 5"`` (every non-space character a symbol; ``zoo predict`` takes it
+        as a string, a list, ``{"text": ...}`` or a ``.txt`` file through
+        :meth:`SequenceTask.raw_inputs`). ZooError on empty text, a symbol outside the vocabulary
+        (special tokens such as ``<eos>`` included) and text longer than the longest source the
+        model was trained on."""
+        chars = tokenize_characters(text)
+        if not chars:
+            raise ZooError(f"input {i} is empty (no symbols)")
         symbols = [t for t in vocab.tokens if t not in SPECIALS]
-        limit = metadata.get("onnx_max_length")
-        ids = []
-        for i, text in enumerate(data):
-            chars = tokenize_characters(text)
-            if not chars:
-                raise ZooError(f"input {i} is empty (no symbols)")
-            unknown = sorted({c for c in chars if c not in symbols})
-            if unknown:
-                raise ZooError(f"input {i} has symbol(s) outside the vocabulary: {' '.join(unknown)} "
-                               f"(this model knows: {' '.join(symbols)})")
-            if limit and len(chars) > int(limit):
-                raise ZooError(f"input {i} has {len(chars)} symbols; this model was trained on at most "
-                               f"{limit} (longer inputs are outside what it learned)")
-            ids.append(vocab.encode(chars))
-        tokens, lengths = pad(ids)
-        return {"tokens": tokens.numpy(), "lengths": lengths.numpy()}
+        unknown = sorted({c for c in chars if c not in symbols})
+        if unknown:
+            raise ZooError(f"input {i} has symbol(s) outside the vocabulary: {' '.join(unknown)} "
+                           f"(this model knows: {' '.join(symbols)})")
+        if limit and len(chars) > int(limit):
+            raise ZooError(f"input {i} has {len(chars)} symbols; this model was trained on at most "
+                           f"{limit} (longer inputs are outside what it learned)")
+        return vocab.encode(chars)
 
     def postprocess(self, outputs, metadata):
         """The decoded symbols of each sample, space-separated, up to (without) ``<eos>``."""
