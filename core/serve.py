@@ -112,6 +112,11 @@ class Endpoint:
                                **({"raw_inputs": [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}]}
                                   if self.takes_text else {})}}
 
+    def is_text_request(self, body: dict[str, Any]) -> bool:
+        """Whether a (validated) request sends raw text: the ``text`` input of a text model."""
+        return self.takes_text and any(isinstance(i, dict) and i.get("name") == TEXT_INPUT
+                                       for i in body["inputs"])
+
     def decode_text(self, item: dict[str, Any], binary: bytes) -> tuple[list[str], dict[str, np.ndarray]]:
         """The raw-text input (``text``, BYTES ``[N]``) → (the texts, the arrays to feed)."""
         if item.get("datatype") != "BYTES":
@@ -156,7 +161,7 @@ class Endpoint:
         """
         if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
             raise RequestError("request body must be a JSON object with an 'inputs' list")
-        if self.takes_text and any(isinstance(i, dict) and i.get("name") == TEXT_INPUT for i in body["inputs"]):
+        if self.is_text_request(body):
             if len(body["inputs"]) != 1:
                 raise RequestError(f"raw text comes alone: send only the {TEXT_INPUT!r} input")
             return self.decode_text(body["inputs"][0], binary)[1]
@@ -335,35 +340,31 @@ def resolve_targets(targets: list[str]) -> list[tuple[str, Path]]:
     return out
 
 
-class _InferFastPath:
-    """ASGI middleware: ``POST /v2/models/{name}[/versions/1]/infer`` goes straight to the infer
-    endpoint, past Starlette's exception middleware and router (regex matching of every route),
-    a sizeable share of a small model's request; every other request takes the normal path."""
+class _InferRoute:
+    """ASGI middleware that routes ``/v2/models/{name}[/versions/1]/infer`` itself, straight to
+    the infer endpoint (POST; other methods get 405), past Starlette's exception middleware and
+    router (a regex match per route), a sizeable share of a small model's request. Every other
+    request takes Starlette's routes."""
 
     def __init__(self, app, infer) -> None:
         self.app, self.infer = app, infer
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            path = scope["path"]
-            if path.startswith("/v2/models/") and path.endswith("/infer"):
-                name = path[len("/v2/models/"):-len("/infer")].removesuffix("/versions/1")
-                if name and "/" not in name:
-                    scope["path_params"] = {"name": name}
-                    await self.infer(scope, receive, send)
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith("/v2/models/") and path.endswith("/infer"):
+            name = path[len("/v2/models/"):-len("/infer")].removesuffix("/versions/1")
+            if name and "/" not in name:
+                if scope["method"] != "POST":
+                    payload = json.dumps({"error": f"{scope['method']} not allowed; infer takes POST"}).encode()
+                    await send({"type": "http.response.start", "status": 405, "headers": [
+                        (b"content-type", b"application/json"), (b"allow", b"POST"),
+                        (b"content-length", str(len(payload)).encode())]})
+                    await send({"type": "http.response.body", "body": payload})
                     return
+                scope["path_params"] = {"name": name}
+                await self.infer(scope, receive, send)
+                return
         await self.app(scope, receive, send)
-
-
-class _AsgiEndpoint:
-    """A coroutine ``(scope, receive, send)`` as Starlette sees an ASGI app: its Route calls plain
-    functions (and partials of them) with a Request, anything else as ASGI."""
-
-    def __init__(self, fn) -> None:
-        self.fn = fn
-
-    async def __call__(self, scope, receive, send) -> None:
-        await self.fn(scope, receive, send)
 
 
 def _json_codec():
@@ -487,8 +488,7 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
             feed = endpoint.decode(body, raw[split:])
             outputs = await batchers[endpoint.name].submit(feed)
             wanted = [o.get("name") for o in body.get("outputs", []) if isinstance(o, dict)]
-            text = endpoint.takes_text and TEXT_INPUT not in {i["name"] for i in endpoint.inputs} and \
-                any(isinstance(i, dict) and i.get("name") == TEXT_INPUT for i in body["inputs"])
+            text = endpoint.is_text_request(body)
             known = set(outputs) | ({"prediction"} if text else set())
             unknown = sorted(set(wanted) - known)
             if unknown:
@@ -508,18 +508,15 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
             (b"x-zoo-latency-ms", f"{(time.perf_counter() - started) * 1e3:.3f}".encode())]})
         await send({"type": "http.response.body", "body": payload})
 
-    infer_app = _AsgiEndpoint(infer)
-    routes = [  # inference first: Starlette tries the routes in order for every request
-        Route("/v2/models/{name}/infer", infer_app, methods=["POST"]),
+    routes = [  # inference is routed by _InferRoute, ahead of these
         Route("/v2/health/live", live), Route("/v2/health/ready", ready), Route("/v2", server),
         Route("/v2/models/stats", model_stats),  # before /v2/models/{name}, which would match it
         Route("/v2/models/{name}", model_metadata), Route("/v2/models/{name}/versions/1", model_metadata),
         Route("/v2/models/{name}/ready", model_ready),
         Route("/v2/models/{name}/stats", model_stats),
-        Route("/v2/models/{name}/versions/1/infer", infer_app, methods=["POST"]),
     ]
     app = Starlette(routes=routes)
-    app.add_middleware(_InferFastPath, infer=infer)
+    app.add_middleware(_InferRoute, infer=infer)
     app.state.batchers = batchers
     app.state.failed = failed
     return app

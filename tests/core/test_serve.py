@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -84,6 +85,9 @@ def test_unknown_model_oversized_body_and_bad_json(client):
     big = _request(np.zeros((2000, 2), np.float32))
     assert client.post("/v2/models/linear/infer", json=big).status_code == 413
     assert client.post("/v2/models/linear/infer", content=b"{not json").status_code == 400
+    wrong_method = client.get("/v2/models/linear/infer")
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.json()["error"]
+    assert client.post("/v2/models/linear/versions/1/infer", json=_request(np.zeros((1, 2), np.float32))).status_code == 200
 
 
 def test_dynamic_batching_merges_concurrent_requests(runs):
@@ -121,11 +125,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_zoo_serve_with_the_official_triton_client(runs, tmp_path):
+@contextlib.contextmanager
+def _zoo_serve(*targets):
+    """``zoo serve TARGETS`` on a free loopback port, as a user starts it; yields a live official
+    triton HTTP client, and checks that SIGTERM ends the server cleanly."""
     httpclient = pytest.importorskip("tritonclient.http")
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(runs / "linear"), str(runs / "logistic"),
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", *map(str, targets), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         client = httpclient.InferenceServerClient(url=f"127.0.0.1:{port}")
         deadline = time.time() + 120
@@ -135,6 +142,16 @@ def test_zoo_serve_with_the_official_triton_client(runs, tmp_path):
                     break
             except Exception:  # noqa: BLE001 - not up yet
                 time.sleep(0.2)
+        yield client
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert proc.returncode in (0, -signal.SIGTERM), proc.stderr.read()
+
+
+def test_zoo_serve_with_the_official_triton_client(runs, tmp_path):
+    httpclient = pytest.importorskip("tritonclient.http")
+    with _zoo_serve(runs / "linear", runs / "logistic") as client:
         assert client.is_server_ready()
         meta = client.get_model_metadata("logistic")
         assert meta["inputs"][0]["name"] == "x" and meta["inputs"][0]["shape"] == [-1, 30]
@@ -153,10 +170,6 @@ def test_zoo_serve_with_the_official_triton_client(runs, tmp_path):
         inp = httpclient.InferInput("x", [1, 2], "FP32")
         inp.set_data_from_numpy(y)
         assert np.allclose(client.infer("linear", [inp]).as_numpy("prediction"), [[2.8]], atol=5e-3)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    assert proc.returncode in (0, -signal.SIGTERM), proc.stderr.read()
 
 
 def test_triton_repository_matches_the_onnx_signature(runs, tmp_path):
@@ -266,25 +279,10 @@ def test_text_model_takes_raw_text_like_zoo_predict(text_run):
 def test_text_model_with_the_official_triton_client_binary_bytes(text_run):
     httpclient = pytest.importorskip("tritonclient.http")
     expected, _ = api.predict(str(text_run / "lstm"), str(text_run / "texts.txt"))
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(text_run / "lstm"), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        client = httpclient.InferenceServerClient(url=f"127.0.0.1:{port}")
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if client.is_server_live():
-                    break
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.2)
+    with _zoo_serve(text_run / "lstm") as client:
         text = httpclient.InferInput("text", [len(TEXTS)], "BYTES")
         text.set_data_from_numpy(np.array(TEXTS, dtype=object), binary_data=True)
         result = client.infer("lstm", [text])
         answers = [json.loads(p) for p in result.as_numpy("prediction").reshape(-1)]
         assert answers == json.loads(json.dumps(expected))
         assert result.as_numpy("logits").shape == (2, 2)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    assert proc.returncode in (0, -signal.SIGTERM), proc.stderr.read()
