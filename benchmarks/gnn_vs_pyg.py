@@ -71,32 +71,20 @@ class PygGAT(nn.Module):
 WARMUP = 5
 
 
-def _epochs(model: nn.Module, data, lr: float, weight_decay: float, epochs: int) -> None:
-    g = data.train
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    for _ in range(epochs):
-        model.train()
-        loss = F.cross_entropy(model(g.x, g.edge_index)[g.mask], g.y[g.mask])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            model(g.x, g.edge_index).argmax(1)
-
-
-def fit(model: nn.Module, data, lr: float, weight_decay: float, epochs: int) -> tuple[float, float, float]:
+def fit(model: nn.Module, data, lr: float, weight_decay: float, epochs: int,
+        warmup: int = WARMUP) -> tuple[float, float, float]:
     """(wall ms per epoch, test accuracy at the best validation accuracy, CPU ms per epoch).
 
     CPU time (``time.process_time``) is the steadier figure when other work shares the cores.
-    A throw-away copy of the model first trains ``WARMUP`` untimed epochs (allocator, caches and
+    A throw-away copy of the model first trains ``warmup`` untimed epochs (allocator, caches and
     kernels warm for whichever implementation runs first); the RNG is restored afterwards, so
     the timed run draws the same dropout masks as without it.
     """
+    if warmup:
+        rng = torch.get_rng_state()
+        fit(copy.deepcopy(model), data, lr, weight_decay, warmup, warmup=0)
+        torch.set_rng_state(rng)
     g = data.train
-    rng = torch.get_rng_state()
-    _epochs(copy.deepcopy(model), data, lr, weight_decay, WARMUP)
-    torch.set_rng_state(rng)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     best_val, test_at_best, seconds, cpu = -1.0, 0.0, 0.0, 0.0
     for _ in range(epochs):
