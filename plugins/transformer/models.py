@@ -37,6 +37,28 @@ from zoo.plugins.transformer.layers import (
 )
 
 
+def check_tokens(tokens: Tensor, lengths: Tensor, vocab_size: int) -> None:
+    """ZooError for token ids a model cannot embed: not ``[B, T]`` with ``lengths [B]``, an empty
+    sequence, ids outside ``[0, vocab_size)``.
+
+    Only on CPU tensors (where it costs no device sync) and not while exporting; on an
+    accelerator the ids come from the dataset's own vocabulary, and ``zoo predict`` checks raw
+    text and id arrays against the vocabulary and the length limit before the model runs.
+    """
+    if torch.compiler.is_compiling() or tokens.device.type != "cpu":
+        return
+    if tokens.dim() != 2 or lengths.dim() != 1 or lengths.shape[0] != tokens.shape[0]:
+        raise ZooError(f"tokens must be [batch, time] ids and lengths [batch]; got "
+                       f"{list(tokens.shape)} and {list(lengths.shape)}")
+    if tokens.shape[1] == 0 or (lengths.numel() and int(lengths.min()) < 1):
+        raise ZooError("empty sequence: every input needs at least one token")
+    if tokens.numel():
+        low, high = int(tokens.min()), int(tokens.max())
+        if low < 0 or high >= vocab_size:
+            raise ZooError(f"token ids must be in [0, {vocab_size}) (the model's vocabulary); got ids "
+                           f"from {low} to {high}")
+
+
 class AttentionConfig(ModelConfig):
     """Options of every attention stack here (encoders and the encoder–decoder)."""
 
@@ -113,23 +135,9 @@ class SequenceTransformer(nn.Module):
                                config.norm_first, config.use_sdpa, config.activation)
         self.head = nn.Linear(config.dim, info.num_classes)
 
-    def _check_tokens(self, tokens: Tensor, lengths: Tensor) -> None:
-        # Only on CPU tensors (where it costs no device sync) and not while exporting; on an
-        # accelerator the ids come from the dataset's own vocabulary. zoo predict checks raw
-        # text against the vocabulary and the length limit before the model runs.
-        if torch.compiler.is_compiling() or tokens.device.type != "cpu":
-            return
-        if tokens.dim() != 2:
-            raise ZooError(f"tokens must be [batch, time] integer ids; got shape {list(tokens.shape)}")
-        if tokens.shape[1] == 0 or (lengths.numel() and int(lengths.min()) < 1):
-            raise ZooError("empty sequence: every input needs at least one token")
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
-            raise ZooError(f"token ids must be in [0, {self.vocab_size}) (the model's vocabulary); got "
-                           f"ids from {int(tokens.min())} to {int(tokens.max())}")
-
     def encode(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """``tokens [B, T], lengths [B] → h [B, T, D]``."""
-        self._check_tokens(tokens, lengths)
+        check_tokens(tokens, lengths, self.vocab_size)
         h = self.positions(self.embedding(tokens) * self.scale)              # (B, T, D)
         h = self.drop(h)
         t = tokens.shape[1]

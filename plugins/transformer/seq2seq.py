@@ -45,7 +45,7 @@ from zoo.plugins.transformer.layers import (
     SinusoidalPositions,
     padding_mask,
 )
-from zoo.plugins.transformer.models import AttentionConfig
+from zoo.plugins.transformer.models import AttentionConfig, check_tokens
 
 
 class Seq2SeqConfig(AttentionConfig):
@@ -129,23 +129,8 @@ class Seq2SeqTransformer(nn.Module):
             ys = torch.cat([ys, step[:, None]], dim=1)                     # (B, t + 2)
         return ys[:, 1:]                                                    # (B, L), <bos> dropped
 
-    def _check_tokens(self, tokens: Tensor, lengths: Tensor) -> None:
-        # Only on CPU tensors (no device sync) and not while exporting: on an accelerator the ids
-        # come from the dataset's vocabulary, and zoo predict checks raw text before the model runs.
-        if torch.compiler.is_compiling() or tokens.device.type != "cpu":
-            return
-        if tokens.dim() != 2 or lengths.dim() != 1 or lengths.shape[0] != tokens.shape[0]:
-            raise ZooError(f"tokens must be [batch, time] ids and lengths [batch]; got "
-                           f"{list(tokens.shape)} and {list(lengths.shape)}")
-        if tokens.shape[1] == 0 or (lengths.numel() and int(lengths.min()) < 1):
-            raise ZooError("empty sequence: every source needs at least one token")
-        vocab_size = self.src_embed.num_embeddings
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
-            raise ZooError(f"token ids must be in [0, {vocab_size}) (the model's vocabulary); got ids "
-                           f"from {int(tokens.min())} to {int(tokens.max())}")
-
     def forward(self, tokens: Tensor, lengths: Tensor, target: Tensor | None = None):
-        self._check_tokens(tokens, lengths)
+        check_tokens(tokens, lengths, self.src_embed.num_embeddings)
         memory, memory_mask = self.encode(tokens, lengths)
         if target is None:
             return self.greedy(memory, memory_mask)
