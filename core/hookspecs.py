@@ -96,12 +96,15 @@ def register_tasks(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def on_train_start(run: Run, model: torch.nn.Module, config: dict[str, Any]) -> None:
+def on_train_start(run: Run, model: torch.nn.Module, config: dict[str, Any],
+                   optimizer: torch.optim.Optimizer) -> None:
     """Training is about to start (or resume).
 
     :param run: the run directory and its metadata (``run.path``, ``run.name``)
     :param model: the model being trained
     :param config: the resolved config as a plain dict (the content of ``config.toml``)
+    :param optimizer: the optimizer that will step it (its param groups carry the scheduled
+        lr; an implementation that does not need it leaves the argument out, as pluggy allows)
 
     Example::
 

@@ -375,7 +375,8 @@ class Trainer:
             # Epoch 0: a good checkpoint exists before the first step, whatever happens next.
             self._checkpoint(state, optimizer, scheduler, generator.get_state(), Run.LAST)
 
-        self.emit("on_train_start", run=self.run, model=model, config=self.config.model_dump(mode="json"))
+        self.emit("on_train_start", run=self.run, model=model, config=self.config.model_dump(mode="json"),
+                  optimizer=optimizer)
         progress = Progress(tc.progress and dist.is_main, tc.epochs * steps_per_epoch, tc.batch_size)
         progress.start_step = state.epoch * steps_per_epoch + state.step
         stopped_early = False

@@ -13,7 +13,8 @@ Hooks implemented here:
 * ``register_datasets``: ``wiki-sample``, ``lee`` and ``text-file`` (any text file by path);
 * ``register_models``: ``skipgram``, ``cbow``, ``glove``;
 * ``export_model``: the deployable form is the lookup ids → L2-normalised vectors, not ``forward``;
-* ``on_train_start`` / ``on_train_end``: after a run, write ``vectors.txt`` (word2vec text format)
+* ``on_train_start`` / ``on_train_end``: let the CPU kernel of skip-gram and CBOW apply word2vec's
+  SGD itself where plain SGD would (``attach_sgd``); after a run, write ``vectors.txt`` (word2vec text format)
   and ``embedding_eval.json`` (WordSim353, SimLex-999, analogies) into the run directory, and add
   the evaluation to the run summary.
 """
@@ -78,18 +79,27 @@ def export_model(model, task, model_name, path, opset):
 
 
 @hookimpl
-def on_train_start(run, model, config):
-    if config.get("model", {}).get("name") in MODELS:
-        _TRAINING[str(run.path)] = weakref.ref(model)
+def on_train_start(run, model, config, optimizer):
+    if config.get("model", {}).get("name") not in MODELS:
+        return
+    _TRAINING[str(run.path)] = weakref.ref(model)
+    if hasattr(model, "attach_sgd"):
+        # The CPU kernel steps the tables itself where plain SGD would (SkipGram.attach_sgd).
+        import torch.distributed as dist
+
+        train = config["train"]
+        exclusive = (train.get("grad_clip") is None and train.get("precision", "fp32") == "fp32"
+                     and not train.get("compile") and not (dist.is_available() and dist.is_initialized()))
+        model.attach_sgd(optimizer, train.get("loss"), exclusive)
 
 
 @hookimpl
 def on_train_end(run, summary):
     ref = _TRAINING.pop(str(run.path), None)
-    if summary.get("model") not in MODELS or summary.get("status") != "finished" or ref is None:
-        return
-    model = ref()
-    if model is None:
+    model = None if ref is None else ref()
+    if hasattr(model, "attach_sgd"):
+        model.attach_sgd(None)
+    if summary.get("model") not in MODELS or summary.get("status") != "finished" or model is None:
         return
     from zoo.plugins.word2vec.run_files import finish_run
 

@@ -29,6 +29,7 @@ matrix product of these ``[B, ·]`` coefficients with the gathered vectors.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
 import numpy as np
@@ -40,6 +41,10 @@ from torch import nn
 from zoo.core.config import ModelConfig
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
+
+# The fused CPU step (kernels.py) needs numba; found without importing it (that costs ~0.4 s).
+NUMBA = importlib.util.find_spec("numba") is not None
+_KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
 class EmbeddingLookup(nn.Module):
@@ -208,6 +213,33 @@ class _CBOWLoss(torch.autograd.Function):
         return grad_in, grad_out, None, None, None, None, None, None, None, None
 
 
+class _FusedLoss(torch.autograd.Function):
+    """The same loss and gradients as :class:`_SkipGramLoss` / :class:`_CBOWLoss` (``kind``), from
+    the fused CPU kernel (:func:`zoo.plugins.word2vec.kernels.fused_step`): the kernel returns the
+    gradient rows with the loss, and backward only scales them by the incoming gradient."""
+
+    @staticmethod
+    def forward(ctx, w_in, w_out, kind: str, context, weight, targets, labels, tmask, sparse: bool,
+                exact: bool, mean_out: bool):
+        from zoo.plugins.word2vec.kernels import fused_step
+
+        want_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        loss, grad_in, grad_out = fused_step(kind, w_in, w_out, context, weight, targets, labels, tmask,
+                                             exact, mean_out, want_grad)
+        ctx.save_for_backward(w_in, w_out, *grad_in, *grad_out)
+        ctx.sparse = sparse
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        w_in, w_out, rows_in, values_in, rows_out, values_out = ctx.saved_tensors
+        if float(grad) != 1.0:  # train.loss = "sum" passes 1: no copy
+            values_in, values_out = values_in * grad, values_out * grad
+        return (_row_gradient(rows_in, values_in, w_in, ctx.sparse),
+                _row_gradient(rows_out, values_out, w_out, ctx.sparse),
+                None, None, None, None, None, None, None, None, None)
+
+
 def huffman_codes(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The Huffman tree of word2vec's hierarchical softmax (Mikolov et al. 2013a).
 
@@ -255,8 +287,14 @@ class _NegativeSampling(_WordVectors):
 
     def __init__(self, info: DataInfo, dim: int, negatives: int, ns_exponent: float,
                  sparse: bool = False, table_size: int = 1_000_000, objective: str = "ns",
-                 output_updates: str = "auto") -> None:
+                 output_updates: str = "auto", kernel: str = "auto") -> None:
         super().__init__(info, dim)
+        if kernel == "numba" and not NUMBA:
+            raise ZooError("model.kernel = 'numba' needs numba: pip install 'zoo-ml[word2vec]' "
+                           "(or set model.kernel = 'torch')")
+        self.kernel = kernel
+        # The optimizer's param group while the kernel applies word2vec's SGD itself (attach_sgd).
+        self.sgd_group: dict | None = None
         self.objective = objective
         # auto: averaged only where summing diverges, skip-gram's hierarchical softmax (the top
         # Huffman nodes are on the path of every pair of a batch).
@@ -292,6 +330,54 @@ class _NegativeSampling(_WordVectors):
         # word2vec's initialisation: v ~ U(−0.5/D, 0.5/D), u = 0.
         nn.init.uniform_(self.in_embed.weight, -0.5 / dim, 0.5 / dim)
         nn.init.zeros_(self.out_embed.weight)
+
+    def _kernel_applies(self) -> bool:
+        w = self.in_embed.weight
+        return self.kernel != "torch" and NUMBA and w.device.type == "cpu" and w.dtype in _KERNEL_DTYPES
+
+    def attach_sgd(self, optimizer: torch.optim.Optimizer | None, loss: str = "sum", exclusive: bool = True) -> bool:
+        """Let the CPU kernel run word2vec's SGD itself (:func:`kernels.sgd_step`) at the lr of
+        ``optimizer``'s param group, where that is exactly what the optimizer would do: plain
+        SGD (no momentum, weight decay, nesterov or maximize) over these two tables, the summed
+        loss (``train.loss = "sum"``: lr is the step per word) and nothing else touching the
+        gradients (``exclusive``: no clipping, scaling, DDP averaging or compilation).
+
+        The update is then word2vec's own: centre after centre, each applied before the next
+        reads the tables (the batch only sets how often the lr schedule moves), instead of the
+        batch's gradient at the batch's start; the forward pass returns the loss with no
+        gradient left for the optimizer. ``None`` detaches. Returns whether it attached.
+        """
+        self.sgd_group = None
+        if optimizer is None or not (exclusive and loss == "sum" and self._kernel_applies()):
+            return False
+        if type(optimizer) is not torch.optim.SGD or len(optimizer.param_groups) != 1:
+            return False
+        group = optimizer.param_groups[0]
+        if group["momentum"] or group["weight_decay"] or group["nesterov"] or group.get("maximize"):
+            return False
+        if {id(p) for p in group["params"]} != {id(self.in_embed.weight), id(self.out_embed.weight)}:
+            return False
+        self.sgd_group = group
+        return True
+
+    def loss(self, kind: str, context: torch.Tensor, weight: torch.Tensor, centre: torch.Tensor,
+             exact: bool = False) -> torch.Tensor:
+        """The summed loss of a batch, by the fused CPU kernel where it applies, else by torch ops."""
+        w_in, w_out = self.in_embed.weight, self.out_embed.weight
+        targets = self._targets(centre)
+        if self.sgd_group is not None and self.training and torch.is_grad_enabled():
+            from zoo.plugins.word2vec.kernels import sgd_step
+
+            with torch.no_grad():
+                loss = sgd_step(kind, w_in, w_out, context, weight, *targets, exact, self.sgd_group["lr"])
+            # Updated already: backward has nothing to do, the optimizer finds no gradient.
+            return torch.tensor(loss, dtype=w_in.dtype, requires_grad=True)
+        if self._kernel_applies():
+            return _FusedLoss.apply(w_in, w_out, kind, context, weight, *targets, self.sparse, exact,
+                                    self.mean_out)
+        if kind == "cbow":
+            return _CBOWLoss.apply(w_in, w_out, context, weight, *targets, self.sparse, exact, self.mean_out)
+        return _SkipGramLoss.apply(w_in, w_out, context, weight, *targets, self.sparse, self.mean_out)
 
     def sample_noise(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
         """Word ids drawn from unigram^α. Evaluation draws from a fixed seed (comparable losses)."""
@@ -337,9 +423,7 @@ class SkipGram(_NegativeSampling):
         if context is None:
             return self.normalized(centre)
         weight = mask.to(self.in_embed.weight.dtype)
-        loss = _SkipGramLoss.apply(self.in_embed.weight, self.out_embed.weight, context.long(), weight,
-                                   *self._targets(centre), self.sparse, self.mean_out)
-        return loss, weight.sum()
+        return self.loss("skipgram", context.long(), weight, centre), weight.sum()
 
 
 class CBOW(_NegativeSampling):
@@ -361,9 +445,8 @@ class CBOW(_NegativeSampling):
         if context is None:
             return self.normalized(centre)
         weight = mask.to(self.in_embed.weight.dtype)
-        loss = _CBOWLoss.apply(self.in_embed.weight, self.out_embed.weight, context.long(), weight,
-                               *self._targets(centre), self.sparse, self.exact_gradient, self.mean_out)
-        return loss, (weight.sum(1) > 0).sum().to(weight.dtype)
+        return self.loss("cbow", context.long(), weight, centre, self.exact_gradient), \
+            (weight.sum(1) > 0).sum().to(weight.dtype)
 
 
 class GloVe(_WordVectors):
@@ -414,10 +497,17 @@ class SkipGramConfig(ModelConfig):
     output_updates: Literal["auto", "sum", "mean"] = Field(
         "auto", description="How a batch's updates of one output row combine: sum (word2vec's "
         "Hogwild, the exact gradient) or mean over the row's hits; auto: mean for skip-gram with "
-        "hierarchical softmax (its top tree nodes are hit by every pair of a batch), else sum.")
+        "hierarchical softmax (its top tree nodes are hit by every pair of a batch), else sum. "
+        "Batched gradients only: word2vec's own update (kernel) applies each one at once.")
     ns_exponent: float = Field(0.75, ge=0.0, le=1.0, description="Noise distribution ∝ count^α.")
     sparse: bool = Field(False, description="Sparse gradients for the embedding tables: only the rows "
                          "of a batch are touched (use optim sgd or adagrad).")
+    kernel: Literal["auto", "numba", "torch"] = Field(
+        "auto", description="The training step on the CPU: numba, word2vec's loop compiled into one "
+        "kernel (pip install 'zoo-ml[word2vec]'), or torch ops; auto: numba when it is installed. "
+        "With the defaults (plain SGD, train.loss = sum) the kernel applies word2vec's own update, "
+        "centre after centre; otherwise it returns the batch's gradient as the torch ops do. "
+        "CUDA always runs the torch ops.")
 
 
 class CBOWConfig(SkipGramConfig):
@@ -443,13 +533,13 @@ def _check_pairs(info: DataInfo, expected: str, model: str) -> None:
 def build_skipgram(config: SkipGramConfig, info: DataInfo) -> nn.Module:
     _check_pairs(info, "windows", "skipgram")
     return SkipGram(info, config.dim, config.negatives, config.ns_exponent, config.sparse, objective=config.loss,
-                    output_updates=config.output_updates)
+                    output_updates=config.output_updates, kernel=config.kernel)
 
 
 def build_cbow(config: CBOWConfig, info: DataInfo) -> nn.Module:
     _check_pairs(info, "windows", "cbow")
     return CBOW(info, config.dim, config.negatives, config.ns_exponent, config.sparse, config.exact_gradient,
-                objective=config.loss, output_updates=config.output_updates)
+                objective=config.loss, output_updates=config.output_updates, kernel=config.kernel)
 
 
 def build_glove(config: GloVeConfig, info: DataInfo) -> nn.Module:

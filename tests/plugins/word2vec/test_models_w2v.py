@@ -11,7 +11,7 @@ import torch
 
 from zoo.core.data import DataInfo
 from zoo.plugins.word2vec.evaluate import WordVectors
-from zoo.plugins.word2vec.models import CBOW, GloVe, SkipGram, huffman_codes
+from zoo.plugins.word2vec.models import CBOW, NUMBA, GloVe, SkipGram, huffman_codes
 
 ANIMALS = {"cat", "dog", "cow", "horse", "sheep"}
 COLOURS = {"red", "blue", "green", "yellow", "purple"}
@@ -88,16 +88,21 @@ def model_counts(model):
     return [50, 40, 30, 20, 10, 5][:len(model.vocab)]
 
 
+KERNELS = ["torch", pytest.param("numba", marks=pytest.mark.skipif(not NUMBA, reason="numba is not installed"))]
+
+
 @pytest.mark.parametrize("cls", [SkipGram, CBOW])
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("objective", ["ns", "hs"])
-def test_analytic_gradients_match_autograd(cls, sparse, objective):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_analytic_gradients_match_autograd(cls, sparse, objective, kernel):
     """The hand-written backward (batched word2vec update) is the true gradient of the loss,
-    with rows repeated inside a batch (collisions) and empty context slots."""
+    with rows repeated inside a batch (collisions) and empty context slots: both the torch ops
+    and the fused CPU kernel."""
     torch.manual_seed(0)
     extra = {"exact_gradient": True} if cls is CBOW else {}
     model = cls(_info([50, 40, 30, 20, 10, 5]), dim=4, negatives=3, ns_exponent=0.75, sparse=sparse,
-                objective=objective, output_updates="sum", **extra).double()
+                objective=objective, output_updates="sum", kernel=kernel, **extra).double()
     torch.nn.init.normal_(model.out_embed.weight)
     torch.nn.init.normal_(model.in_embed.weight)
     centre = torch.tensor([0, 1, 2, 0, 5])
@@ -177,11 +182,17 @@ def test_planted_groups_are_nearest_neighbours(planted_run):
 ADAM_DENSE = {"optim": {"name": "adam", "lr": 0.05}, "model": {"sparse": False}, "train": {"loss": "mean"}}
 
 
+TORCH_KERNEL = {"model": {"kernel": "torch"}}
+
+
 @pytest.mark.parametrize("model_name, extra", [("cbow", {}), ("glove", {}), ("cbow", ADAM_DENSE),
-                                               ("skipgram", ADAM_DENSE)],
-                         ids=["cbow", "glove", "cbow-adam-dense", "skipgram-adam-dense"])
+                                               ("skipgram", ADAM_DENSE), ("cbow", TORCH_KERNEL),
+                                               ("skipgram", TORCH_KERNEL)],
+                         ids=["cbow", "glove", "cbow-adam-dense", "skipgram-adam-dense", "cbow-torch-kernel",
+                              "skipgram-torch-kernel"])
 def test_planted_groups_cbow_and_glove(model_name, extra, tmp_path, planted):
-    """The defaults (SGD, sparse, summed loss) and the dense-gradient option with Adam."""
+    """The defaults (SGD, sparse, summed loss: word2vec's own update by the CPU kernel when numba
+    is installed), the batched sparse gradients of the torch ops, and dense gradients with Adam."""
     from zoo.core import api
 
     planted_corpus, planted_options = planted
@@ -329,13 +340,14 @@ def test_hierarchical_softmax_learns_the_planted_groups(model_name, tmp_path, pl
 
 
 @pytest.mark.parametrize("cls", [SkipGram, CBOW])
-def test_mean_output_updates_divide_each_row_by_its_hits(cls):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_mean_output_updates_divide_each_row_by_its_hits(cls, kernel):
     """output_updates = mean: the summed update of an output row over its m valid hits, / m."""
     grads = []
     for updates in ("sum", "mean"):
         torch.manual_seed(0)
         model = cls(_info([50, 40, 30, 20, 10, 5]), dim=4, negatives=3, ns_exponent=0.75,
-                    objective="hs", output_updates=updates).double()
+                    objective="hs", output_updates=updates, kernel=kernel).double()
         torch.nn.init.normal_(model.out_embed.weight)
         centre = torch.tensor([0, 0, 5, 2])
         context = torch.tensor([[1, 2], [3, 4], [1, 1], [0, 1]])

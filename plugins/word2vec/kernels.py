@@ -1,0 +1,372 @@
+"""Fused CPU kernels of the skip-gram and CBOW training step (numba), word2vec's inner loop.
+
+The torch path (:class:`zoo.plugins.word2vec.models._CBOWLoss`, ``_SkipGramLoss``) computes the
+batched step as a chain of tensor ops: it gathers ``[B, C, D]`` and ``[B, J, D]`` blocks, and
+materialises one ``D``-vector per (row, occurrence) for the sparse gradients, so it moves several
+times the memory that word2vec's C loop touches. On a CPU that traffic, not arithmetic, bounds it
+(about 4 µs per corpus position for CBOW against gensim's 1 µs).
+
+These kernels compute the *same* batched step, the loss and the exact gradients of
+``models._CBOWLoss`` / ``models._SkipGramLoss`` at the batch's weights, in one pass over the
+batch, the way word2vec's ``cbow``/``skip-gram`` loops do, writing each touched row's gradient
+once: the result is the rows touched and their gradient, ``rows [R]`` (unique) and
+``values [R, D]``, which become one sparse (or dense) gradient. Nothing is updated in place, so
+the optimizer, the learning-rate schedule and the checkpoints are the trainer's as before.
+
+Threads: the batch is cut into one chunk per ``torch.get_num_threads()`` thread; each chunk has
+its own row slots and the chunks' rows are concatenated (a row touched by two chunks appears
+twice and its two gradients are summed when the sparse gradient is applied).
+
+numba is optional (``pip install 'zoo-ml[word2vec]'``): without it, on CUDA, or with
+``model.kernel = "torch"`` the torch path runs; :mod:`zoo.plugins.word2vec.models` imports this
+module only when the kernel is used (importing numba costs ~0.4 s, compiling ~10 s the first time,
+then cached next to this file). Both paths are tested to give the same loss and gradients.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import torch
+
+_KINDS = {"cbow": 0, "skipgram": 1}
+# fastmath: the dot products and axpys vectorise (their order of summation is free)
+_jit = numba.njit(cache=True, fastmath=True, nogil=True)
+
+
+@_jit
+def log_sigmoid(z):
+    if z >= 0:
+        return -math.log1p(math.exp(-z))
+    return z - math.log1p(math.exp(z))
+
+
+@_jit
+def sigmoid(z):
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@_jit
+def take_slot(slot, rows, values, used, row, base):
+    """The slot of ``row`` in this chunk's gradient block (a fresh zero row the first time)."""
+    k = slot[row]
+    if k < 0:
+        k = base + used
+        slot[row] = k
+        rows[k] = row
+        values[k, :] = 0
+        used += 1
+    return k, used
+
+
+@_jit
+def cbow_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, want_grad, b0, b1,
+               slot_in, slot_out, rows_in, values_in, rows_out, values_out, hits, base_in, base_out):
+    """Centres ``b0..b1``: loss, and the gradient rows written from ``base_in``/``base_out`` on."""
+    c_width, j_width, dim = context.shape[1], targets.shape[1], w_in.shape[1]
+    real = w_in.dtype.type  # the inner loops stay in the tables' precision (they vectorise)
+    h = np.zeros_like(w_in[0])
+    gh = np.zeros_like(w_in[0])
+    used_in, used_out, loss = 0, 0, 0.0
+    for b in range(b0, b1):
+        n = 0.0
+        for c in range(c_width):
+            n += weight[b, c]
+        if n <= 0:
+            continue
+        h[:] = 0
+        for c in range(c_width):
+            wc = weight[b, c]
+            if wc != 0:
+                row = context[b, c]
+                for d in range(dim):
+                    h[d] += wc * w_in[row, d]
+        inv = real(1.0 / n)
+        for d in range(dim):
+            h[d] *= inv
+        gh[:] = 0
+        for j in range(j_width):
+            m = tmask[b, j]
+            if m == 0:
+                continue
+            t = targets[b, j]
+            s = real(0)
+            for d in range(dim):
+                s += w_out[t, d] * h[d]
+            label = labels[b, j]
+            loss -= m * log_sigmoid(s * (2.0 * label - 1.0))
+            if not want_grad:
+                continue
+            g = real(m * (sigmoid(s) - label))
+            for d in range(dim):
+                gh[d] += g * w_out[t, d]
+            k, used_out = take_slot(slot_out, rows_out, values_out, used_out, t, base_out)
+            for d in range(dim):
+                values_out[k, d] += g * h[d]
+            hits[k] += m
+        if not want_grad:
+            continue
+        if exact:
+            for d in range(dim):
+                gh[d] *= inv
+        for c in range(c_width):
+            wc = weight[b, c]
+            if wc != 0:
+                k, used_in = take_slot(slot_in, rows_in, values_in, used_in, context[b, c], base_in)
+                for d in range(dim):
+                    values_in[k, d] += wc * gh[d]
+    return loss, used_in, used_out
+
+
+@_jit
+def skipgram_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, want_grad, b0, b1,
+                   slot_in, slot_out, rows_in, values_in, rows_out, values_out, hits, base_in, base_out):
+    """As ``cbow_chunk``: every valid context word's input vector predicts the centre's targets."""
+    c_width, j_width, dim = context.shape[1], targets.shape[1], w_in.shape[1]
+    real = w_in.dtype.type
+    gv = np.zeros_like(w_in[0])
+    used_in, used_out, loss = 0, 0, 0.0
+    for b in range(b0, b1):
+        any_valid = False
+        for c in range(c_width):
+            wc = weight[b, c]
+            if wc == 0:
+                continue
+            any_valid = True
+            row = context[b, c]
+            gv[:] = 0
+            for j in range(j_width):
+                m = tmask[b, j]
+                if m == 0:
+                    continue
+                t = targets[b, j]
+                s = real(0)
+                for d in range(dim):
+                    s += w_out[t, d] * w_in[row, d]
+                label = labels[b, j]
+                loss -= wc * m * log_sigmoid(s * (2.0 * label - 1.0))
+                if not want_grad:
+                    continue
+                g = real(wc * m * (sigmoid(s) - label))
+                for d in range(dim):
+                    gv[d] += g * w_out[t, d]
+                k, used_out = take_slot(slot_out, rows_out, values_out, used_out, t, base_out)
+                for d in range(dim):
+                    values_out[k, d] += g * w_in[row, d]
+            if want_grad:
+                k, used_in = take_slot(slot_in, rows_in, values_in, used_in, row, base_in)
+                for d in range(dim):
+                    values_in[k, d] += gv[d]
+        if any_valid and want_grad:
+            for j in range(j_width):
+                if tmask[b, j] != 0:
+                    hits[slot_out[targets[b, j]]] += tmask[b, j]
+    return loss, used_in, used_out
+
+
+@_jit
+def cbow_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, lr, b0, b1):
+    """word2vec's CBOW loop (gensim's ``fast_sentence_cbow_neg``/``_hs``) over centres ``b0..b1``:
+    each centre's SGD update is applied to the tables at once, before the next centre is read."""
+    c_width, j_width, dim = context.shape[1], targets.shape[1], w_in.shape[1]
+    real = w_in.dtype.type
+    h = np.zeros_like(w_in[0])
+    gh = np.zeros_like(w_in[0])
+    loss = 0.0
+    for b in range(b0, b1):
+        n = 0.0
+        for c in range(c_width):
+            n += weight[b, c]
+        if n <= 0:
+            continue
+        h[:] = 0
+        for c in range(c_width):
+            wc = weight[b, c]
+            if wc != 0:
+                row = context[b, c]
+                for d in range(dim):
+                    h[d] += wc * w_in[row, d]
+        inv = real(1.0 / n)
+        for d in range(dim):
+            h[d] *= inv
+        gh[:] = 0
+        for j in range(j_width):
+            m = tmask[b, j]
+            if m == 0:
+                continue
+            t = targets[b, j]
+            s = real(0)
+            for d in range(dim):
+                s += w_out[t, d] * h[d]
+            label = labels[b, j]
+            loss -= m * log_sigmoid(s * (2.0 * label - 1.0))
+            g = real(lr * m * (sigmoid(s) - label))
+            for d in range(dim):
+                gh[d] += g * w_out[t, d]
+                w_out[t, d] -= g * h[d]
+        if exact:
+            for d in range(dim):
+                gh[d] *= inv
+        for c in range(c_width):
+            wc = weight[b, c]
+            if wc != 0:
+                row = context[b, c]
+                for d in range(dim):
+                    w_in[row, d] -= wc * gh[d]
+    return loss
+
+
+@_jit
+def skipgram_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, lr, b0, b1):
+    """word2vec's skip-gram loop (gensim's ``fast_sentence_sg_neg``/``_hs``): each context word's
+    input vector predicts the centre's targets, updated in place pair by pair."""
+    c_width, j_width, dim = context.shape[1], targets.shape[1], w_in.shape[1]
+    real = w_in.dtype.type
+    gv = np.zeros_like(w_in[0])
+    loss = 0.0
+    for b in range(b0, b1):
+        for c in range(c_width):
+            wc = weight[b, c]
+            if wc == 0:
+                continue
+            row = context[b, c]
+            gv[:] = 0
+            for j in range(j_width):
+                m = tmask[b, j]
+                if m == 0:
+                    continue
+                t = targets[b, j]
+                s = real(0)
+                for d in range(dim):
+                    s += w_out[t, d] * w_in[row, d]
+                label = labels[b, j]
+                loss -= wc * m * log_sigmoid(s * (2.0 * label - 1.0))
+                g = real(lr * wc * m * (sigmoid(s) - label))
+                for d in range(dim):
+                    gv[d] += g * w_out[t, d]
+                    w_out[t, d] -= g * w_in[row, d]
+            for d in range(dim):
+                w_in[row, d] -= gv[d]
+    return loss
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _sgd(kind, w_in, w_out, context, weight, targets, labels, tmask, exact, lr, chunks):
+    """The batch in ``chunks`` parallel chunks that update the shared tables without locks
+    (Hogwild, as gensim's worker threads do)."""
+    batch = context.shape[0]
+    losses = np.zeros(chunks)
+    for i in numba.prange(chunks):
+        b0, b1 = batch * i // chunks, batch * (i + 1) // chunks
+        if kind == 0:
+            losses[i] = cbow_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, lr, b0, b1)
+        else:
+            losses[i] = skipgram_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, lr, b0, b1)
+    return losses.sum()
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _step(kind, w_in, w_out, context, weight, targets, labels, tmask, exact, mean_out, want_grad, chunks):
+    """The whole batch in ``chunks`` parallel chunks (``kind`` 0: CBOW, 1: skip-gram); the chunks'
+    gradient rows are then compacted into one block."""
+    batch, c_width, j_width = context.shape[0], context.shape[1], targets.shape[1]
+    dim = w_in.shape[1]
+    rows_in = np.empty(batch * c_width, np.int64)
+    values_in = np.empty((batch * c_width, dim), w_in.dtype)
+    rows_out = np.empty(batch * j_width, np.int64)
+    values_out = np.empty((batch * j_width, dim), w_in.dtype)
+    hits = np.zeros(batch * j_width, w_in.dtype)
+    losses = np.zeros(chunks)
+    used = np.zeros((chunks, 2), np.int64)
+    for i in numba.prange(chunks):
+        b0, b1 = batch * i // chunks, batch * (i + 1) // chunks
+        slot_in = np.full(w_in.shape[0], -1, np.int64)
+        slot_out = np.full(w_out.shape[0], -1, np.int64)
+        args = (w_in, w_out, context, weight, targets, labels, tmask, exact, want_grad, b0, b1,
+                slot_in, slot_out, rows_in, values_in, rows_out, values_out, hits, b0 * c_width, b0 * j_width)
+        if kind == 0:
+            loss, n_in, n_out = cbow_chunk(*args)
+        else:
+            loss, n_in, n_out = skipgram_chunk(*args)
+        losses[i] = loss
+        used[i, 0], used[i, 1] = n_in, n_out
+    # Compact: each chunk's rows move next to the previous chunk's (the first chunk's stay put).
+    n_in, n_out = 0, 0
+    for i in range(chunks):
+        start = batch * i // chunks
+        for k in range(start * j_width, start * j_width + used[i, 1]):
+            if mean_out:
+                scale = 1.0 / max(hits[k], 1.0)
+                for d in range(dim):
+                    values_out[k, d] *= scale
+            if k != n_out:
+                rows_out[n_out] = rows_out[k]
+                values_out[n_out] = values_out[k]
+            n_out += 1
+        for k in range(start * c_width, start * c_width + used[i, 0]):
+            if k != n_in:
+                rows_in[n_in] = rows_in[k]
+                values_in[n_in] = values_in[k]
+            n_in += 1
+    return losses.sum(), rows_in[:n_in], values_in[:n_in], rows_out[:n_out], values_out[:n_out]
+
+
+def _arrays(w_in, w_out, context, weight, targets, labels, tmask):
+    """numpy views of the tables (shared memory: in-place updates reach the parameters) and
+    contiguous copies of the batch, in the tables' dtype."""
+    dtype = w_in.dtype
+    as_np = lambda t, dt: np.ascontiguousarray(t.detach().numpy(), dtype=dt)  # noqa: E731
+    real = w_in.detach().numpy().dtype
+    if tmask is None:
+        tmask = torch.ones(targets.shape, dtype=dtype)
+    return (w_in.detach().numpy(), w_out.detach().numpy(), as_np(context, np.int64), as_np(weight, real),
+            as_np(targets, np.int64), as_np(labels.expand(targets.shape), real), as_np(tmask, real))
+
+
+def _chunks(batch: int) -> int:
+    return max(1, min(torch.get_num_threads(), batch))
+
+
+def fused_step(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, context: torch.Tensor, weight: torch.Tensor,
+               targets: torch.Tensor, labels: torch.Tensor, tmask: torch.Tensor | None, exact: bool,
+               mean_out: bool, want_grad: bool) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor],
+                                                        tuple[torch.Tensor, torch.Tensor]]:
+    """One batch of ``kind`` (``"cbow"`` or ``"skipgram"``) on the CPU, shapes as in ``models``.
+
+    :returns: ``loss`` (0-d, summed), ``(rows_in [R], values_in [R, D])`` and
+        ``(rows_out [S], values_out [S, D])``: the gradient of ``loss`` w.r.t. ``w_in`` and
+        ``w_out`` restricted to the rows it touches (empty when ``want_grad`` is False).
+    """
+    loss, rows_in, values_in, rows_out, values_out = _step(
+        _KINDS[kind], *_arrays(w_in, w_out, context, weight, targets, labels, tmask), exact, mean_out, want_grad,
+        _chunks(context.shape[0]))
+    return (torch.tensor(loss, dtype=w_in.dtype), (torch.from_numpy(rows_in), torch.from_numpy(values_in)),
+            (torch.from_numpy(rows_out), torch.from_numpy(values_out)))
+
+
+def sgd_step(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, context: torch.Tensor, weight: torch.Tensor,
+             targets: torch.Tensor, labels: torch.Tensor, tmask: torch.Tensor | None, exact: bool,
+             lr: float) -> float:
+    """word2vec's own training step: the batch's centres one after the other, each one's SGD
+    update (step ``lr``) applied to ``w_in``/``w_out`` in place before the next (gensim's loop).
+
+    :returns: the batch's summed loss, each term taken before its own update.
+    """
+    return float(_sgd(_KINDS[kind], *_arrays(w_in, w_out, context, weight, targets, labels, tmask), exact, lr,
+                      _chunks(context.shape[0])))
+
+
+def warm_up(dtype: torch.dtype = torch.float32) -> None:
+    """Compile (or load from numba's cache) every kernel for ``dtype`` on a tiny batch, so that a
+    timed run does not include it (gensim's C loop is compiled when it is installed)."""
+    table = torch.zeros(3, 2, dtype=dtype)
+    context, weight = torch.zeros(2, 2, dtype=torch.int64), torch.ones(2, 2, dtype=dtype)
+    targets, labels = torch.zeros(2, 2, dtype=torch.int64), torch.zeros(2, 2, dtype=dtype)
+    for kind in _KINDS:
+        fused_step(kind, table, table, context, weight, targets, labels, None, False, False, True)
+        sgd_step(kind, table.clone(), table.clone(), context, weight, targets, labels, None, False, 0.0)

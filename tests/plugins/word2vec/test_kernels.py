@@ -1,0 +1,199 @@
+"""The fused CPU kernels: word2vec's sequential SGD, and when the trainer lets them step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from zoo.core.data import DataInfo
+from zoo.core.errors import ZooError
+from zoo.plugins.word2vec import models
+from zoo.plugins.word2vec.models import CBOW, SkipGram
+
+pytest.importorskip("numba")
+from zoo.plugins.word2vec import kernels  # noqa: E402
+
+
+def _info(counts):
+    return DataInfo(input_shape=(), extra={"vocab": [f"w{i}" for i in range(len(counts))],
+                                            "counts": np.asarray(counts)})
+
+
+def _sequential(kind, w_in, w_out, context, weight, targets, labels, lr, exact=False):
+    """word2vec's loop written out in torch (gensim's fast_sentence_cbow_neg / _sg_neg): each
+    centre (CBOW) or each (context, centre) pair (skip-gram) updates the tables before the next."""
+    w_in, w_out = w_in.clone(), w_out.clone()
+    loss = 0.0
+    for b in range(context.shape[0]):
+        valid = [c for c in range(context.shape[1]) if weight[b, c] != 0]
+        if kind == "cbow":
+            if not valid:
+                continue
+            n = sum(float(weight[b, c]) for c in valid)
+            h = sum(weight[b, c] * w_in[context[b, c]] for c in valid) / n
+            gh = torch.zeros_like(h)
+            for j in range(targets.shape[1]):
+                t, label = targets[b, j], labels[b, j]
+                s = w_out[t] @ h
+                loss -= float(F.logsigmoid(s * (2 * label - 1)))
+                g = lr * (torch.sigmoid(s) - label)
+                gh += g * w_out[t]
+                w_out[t] -= g * h
+            if exact:
+                gh /= n
+            for c in valid:
+                w_in[context[b, c]] -= weight[b, c] * gh
+        else:
+            for c in valid:
+                row, wc = context[b, c], weight[b, c]
+                gv = torch.zeros_like(w_in[row])
+                for j in range(targets.shape[1]):
+                    t, label = targets[b, j], labels[b, j]
+                    s = w_out[t] @ w_in[row]
+                    loss -= float(wc * F.logsigmoid(s * (2 * label - 1)))
+                    g = lr * wc * (torch.sigmoid(s) - label)
+                    gv += g * w_out[t]
+                    w_out[t] -= g * w_in[row]
+                w_in[row] -= gv
+    return loss, w_in, w_out
+
+
+def _batch(vocab=7, batch=6, width=4, targets=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    context = torch.randint(vocab, (batch, width), generator=g)
+    weight = (torch.rand(batch, width, generator=g) < 0.7).double()
+    weight[2] = 0                                           # a centre without context
+    target = torch.randint(vocab, (batch, targets), generator=g)
+    target[1] = target[0]                                   # rows repeated across centres
+    labels = torch.zeros(batch, targets, dtype=torch.float64)
+    labels[:, 0] = 1
+    return context, weight, target, labels
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("kind", ["cbow", "skipgram"])
+@pytest.mark.parametrize("exact", [False, True])
+def test_sgd_step_is_word2vecs_sequential_update(kind, exact, one_thread):
+    g = torch.Generator().manual_seed(1)
+    w_in, w_out = torch.randn(7, 5, generator=g, dtype=torch.float64), torch.randn(7, 5, generator=g, dtype=torch.float64)
+    context, weight, targets, labels = _batch()
+    expected_loss, expected_in, expected_out = _sequential(kind, w_in, w_out, context, weight, targets, labels,
+                                                           0.3, exact and kind == "cbow")
+    got_in, got_out = w_in.clone(), w_out.clone()
+    loss = kernels.sgd_step(kind, got_in, got_out, context, weight, targets, labels, None, exact, 0.3)
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    assert torch.allclose(got_in, expected_in, atol=1e-12) and torch.allclose(got_out, expected_out, atol=1e-12)
+    assert not torch.equal(got_in, w_in) and not torch.equal(got_out, w_out)
+
+
+@pytest.mark.parametrize("kind", ["cbow", "skipgram"])
+def test_sgd_step_threads_split_the_batch(kind):
+    """Two threads take one half of the batch each; on halves that share no row the result is
+    the sequential one (shared rows are updated without locks, as gensim's threads do)."""
+    g = torch.Generator().manual_seed(2)
+    w_in, w_out = torch.randn(14, 5, generator=g, dtype=torch.float64), torch.randn(14, 5, generator=g, dtype=torch.float64)
+    context, weight, targets, labels = _batch(batch=6)
+    context[3:] += 7
+    targets[3:] += 7
+    _, expected_in, expected_out = _sequential(kind, w_in, w_out, context, weight, targets, labels, 0.2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        kernels.sgd_step(kind, w_in, w_out, context, weight, targets, labels, None, False, 0.2)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.allclose(w_in, expected_in, atol=1e-12) and torch.allclose(w_out, expected_out, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [SkipGram, CBOW])
+def test_attach_sgd_only_where_plain_sgd_would_step_the_same(cls):
+    model = cls(_info([5, 4, 3, 2]), dim=4, negatives=2, ns_exponent=0.75, sparse=True)
+    params = list(model.parameters())
+    assert model.attach_sgd(torch.optim.SGD(params, lr=0.1), "sum")
+    assert not model.attach_sgd(torch.optim.SGD(params, lr=0.1), "mean")          # lr is per word on sums only
+    assert model.sgd_group is None
+    assert not model.attach_sgd(torch.optim.SGD(params, lr=0.1), "sum", exclusive=False)
+    assert not model.attach_sgd(torch.optim.SGD(params, lr=0.1, momentum=0.9), "sum")
+    assert not model.attach_sgd(torch.optim.SGD(params, lr=0.1, weight_decay=1e-4), "sum")
+    assert not model.attach_sgd(torch.optim.Adagrad(params, lr=0.1), "sum")
+    assert not model.attach_sgd(torch.optim.SGD([model.in_embed.weight], lr=0.1), "sum")
+    torch_ops = cls(_info([5, 4, 3, 2]), dim=4, negatives=2, ns_exponent=0.75, kernel="torch")
+    assert not torch_ops.attach_sgd(torch.optim.SGD(torch_ops.parameters(), lr=0.1), "sum")
+
+
+@pytest.mark.parametrize("cls, kind", [(SkipGram, "skipgram"), (CBOW, "cbow")])
+def test_attached_model_steps_in_training_forward_only(cls, kind, one_thread):
+    model = cls(_info([5, 4, 3, 2, 2, 1, 1]), dim=5, negatives=2, ns_exponent=0.75, sparse=True).double()
+    torch.nn.init.normal_(model.out_embed.weight)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    assert model.attach_sgd(optimizer, "sum")
+    optimizer.param_groups[0]["lr"] = 0.25                 # what a scheduler does between steps
+    context, weight, _, _ = _batch()
+    centre = torch.arange(6) % 7
+    torch.manual_seed(5)
+    targets, labels, _ = model._targets(centre)
+    expected_loss, expected_in, expected_out = _sequential(kind, model.in_embed.weight.detach(),
+                                                           model.out_embed.weight.detach(), context, weight,
+                                                           targets, labels.expand(targets.shape), 0.25)
+    model.train()
+    torch.manual_seed(5)
+    loss, _ = model(centre, context, weight.bool())
+    assert float(loss.detach()) == pytest.approx(expected_loss, rel=1e-12)
+    assert torch.allclose(model.in_embed.weight, expected_in, atol=1e-12)
+    assert torch.allclose(model.out_embed.weight, expected_out, atol=1e-12)
+    loss.backward()                                         # nothing left for the optimizer
+    assert model.in_embed.weight.grad is None and model.out_embed.weight.grad is None
+    optimizer.step()
+    assert torch.allclose(model.in_embed.weight, expected_in, atol=1e-12)
+    # evaluation and no-grad forwards leave the tables alone
+    snapshot = model.in_embed.weight.detach().clone()
+    model.eval()
+    model(centre, context, weight.bool())
+    model.train()
+    with torch.no_grad():
+        model(centre, context, weight.bool())
+    assert torch.equal(model.in_embed.weight, snapshot)
+    # detached: gradients again
+    model.attach_sgd(None)
+    loss, _ = model(centre, context, weight.bool())
+    loss.backward()
+    assert model.in_embed.weight.grad is not None
+
+
+@pytest.mark.parametrize("extra, fused", [({}, True), ({"train": {"loss": "mean"}}, False),
+                                          ({"optim": {"momentum": 0.9}}, False),
+                                          ({"model": {"kernel": "torch"}}, False)],
+                         ids=["defaults", "mean-loss", "momentum", "torch-kernel"])
+def test_trainer_lets_the_kernel_step_with_the_defaults_only(extra, fused, tmp_path, planted, monkeypatch):
+    from zoo.core import api
+    from zoo.core.config import deep_merge
+
+    calls = []
+    step = kernels.sgd_step
+    monkeypatch.setattr(kernels, "sgd_step", lambda *a, **k: calls.append(a[-1]) or step(*a, **k))
+    planted_corpus, planted_options = planted
+    corpus = planted_corpus(tmp_path / "planted.txt", lines=20)
+    options = deep_merge(planted_options(corpus, "cbow", export={"enabled": False}),
+                         deep_merge({"train": {"epochs": 2}, "schedule": {"name": "linear"}}, extra))
+    summary = api.train("cbow", options=options, out=str(tmp_path / "run"), log=None)
+    assert summary["status"] == "finished"
+    assert bool(calls) == fused
+    if fused:      # at the lr the scheduler set for each step: decaying
+        assert calls[0] == pytest.approx(0.005) and calls[-1] < calls[0]
+
+
+def test_kernel_numba_without_numba_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(models, "NUMBA", False)
+    with pytest.raises(ZooError, match="needs numba"):
+        CBOW(_info([3, 2]), dim=2, negatives=1, ns_exponent=0.75, kernel="numba")
+    model = CBOW(_info([3, 2]), dim=2, negatives=1, ns_exponent=0.75)       # auto: the torch ops
+    assert not model.attach_sgd(torch.optim.SGD(model.parameters(), lr=0.1), "sum")
