@@ -27,6 +27,20 @@ import time
 from pathlib import Path
 
 
+def _scores(evaluation: dict, words: int, seconds: float) -> dict:
+    return {"ws353": evaluation.get("wordsim353_spearman"), "analogy": evaluation.get("analogy_accuracy"),
+            "simlex": evaluation.get("simlex999_spearman"), "seconds": seconds, "words": words,
+            "words_per_s": words / seconds}
+
+
+def _mean(runs: list[dict]) -> dict:
+    """Quality: the mean over the runs; speed: all words over all seconds."""
+    out = {key: sum(r[key] for r in runs) / len(runs) if all(r[key] is not None for r in runs) else None
+           for key in ("ws353", "analogy", "simlex")}
+    seconds, words = sum(r["seconds"] for r in runs), sum(r["words"] for r in runs)
+    return {**out, "seconds": seconds / len(runs), "words_per_s": words / seconds}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="wiki-sample")
@@ -45,7 +59,11 @@ def main(argv=None) -> int:
                         help="Our centre words per step (default: the catalogue's)")
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="First seed (both sides)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="Runs per side with seeds seed, seed+1, ...: quality is their mean, words/s "
+                             "all words over all training seconds (the corpus is small: one seed moves "
+                             "WordSim353 by several hundredths on both sides)")
     parser.add_argument("--json", help="Also write the rows to this JSON file.")
     args = parser.parse_args(argv)
 
@@ -78,49 +96,48 @@ def main(argv=None) -> int:
     rows = []
     for name in args.models.split(","):
         options = {"model": {"dim": args.dim, "negatives": args.negatives, "loss": args.loss}, "data": data,
-                   "train": {"epochs": args.epochs, "seed": args.seed, "device": "cpu", "progress": False}}
+                   "train": {"epochs": args.epochs, "device": "cpu", "progress": False}}
         if args.batch_size is not None:
             options["train"]["batch_size"] = args.batch_size
         if args.lr is not None:
             options["optim"] = {"lr": args.lr}
-        with tempfile.TemporaryDirectory() as tmp:
-            started = time.time()
-            summary = api.train(name, options=options, out=str(Path(tmp) / "run"), log=None)
-            wall = time.time() - started
-            seconds = sum(r["epoch_seconds"] for r in Run(Path(tmp) / "run").read_metrics())
-            corpus = json.loads(json.dumps(summary["embedding_eval"]))
         _, _, run_config = api.resolve_config(name, options=options)
         dataset, _ = api.load_data(run_config, __import__("zoo.core.catalogue", fromlist=["x"])
                                    .load_catalogue().models[name])
         tokens = dataset.info.extra["tokens"]           # in-vocabulary tokens: what gensim trains on
         positions = len(dataset.train)                  # ours: minus the held-out test positions
-        path = dataset.info.extra["corpus"]
-        ours = {"ws353": corpus.get("wordsim353_spearman"), "analogy": corpus.get("analogy_accuracy"),
-                "simlex": corpus.get("simlex999_spearman"), "seconds": seconds,
-                "words_per_s": positions * args.epochs / seconds, "wall": wall}
-
         corpus_options = CorpusOptions.model_validate(run_config.data.options)
-        docs = list(iter_documents(path, corpus_options.tokenizer, corpus_options.max_tokens))
-        hs = args.loss == "hs"
-        model = Word2Vec(vector_size=args.dim, window=args.window, negative=0 if hs else args.negatives, hs=int(hs),
-                         min_count=args.min_count, sample=args.sample, sg=1 if name == "skipgram" else 0,
-                         workers=args.threads, seed=args.seed)
-        model.build_vocab(docs)
-        started = time.time()
-        model.train(docs, total_examples=len(docs), epochs=args.epochs)
-        seconds = time.time() - started
-        vectors = WordVectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32))
-        theirs_eval = evaluate_all(vectors, folder)
-        theirs = {"ws353": theirs_eval.get("wordsim353_spearman"), "analogy": theirs_eval.get("analogy_accuracy"),
-                  "simlex": theirs_eval.get("simlex999_spearman"), "seconds": seconds,
-                  "words_per_s": tokens * args.epochs / seconds}
+        docs = list(iter_documents(dataset.info.extra["corpus"], corpus_options.tokenizer,
+                                   corpus_options.max_tokens))
+        ours, theirs = [], []
+        for seed in range(args.seed, args.seed + args.seeds):
+            options["train"]["seed"] = seed
+            with tempfile.TemporaryDirectory() as tmp:
+                summary = api.train(name, options=options, out=str(Path(tmp) / "run"), log=None)
+                seconds = sum(r["epoch_seconds"] for r in Run(Path(tmp) / "run").read_metrics())
+            ours.append(_scores(summary["embedding_eval"], positions * args.epochs, seconds))
+
+            hs = args.loss == "hs"
+            model = Word2Vec(vector_size=args.dim, window=args.window, negative=0 if hs else args.negatives,
+                             hs=int(hs), min_count=args.min_count, sample=args.sample,
+                             sg=1 if name == "skipgram" else 0, workers=args.threads, seed=seed)
+            model.build_vocab(docs)
+            started = time.time()
+            model.train(docs, total_examples=len(docs), epochs=args.epochs)
+            seconds = time.time() - started
+            vectors = WordVectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32))
+            theirs.append(_scores(evaluate_all(vectors, folder), tokens * args.epochs, seconds))
         rows.append({"model": name, "dataset": args.dataset, "threads": args.threads, "epochs": args.epochs,
-                     "tokens": tokens, "vocab": len(vectors.words), "ours": ours, "gensim": theirs})
+                     "seeds": list(range(args.seed, args.seed + args.seeds)), "tokens": tokens,
+                     "vocab": len(vectors.words), "ours": _mean(ours), "gensim": _mean(theirs),
+                     "ours_per_seed": ours, "gensim_per_seed": theirs})
 
     objective = "hierarchical softmax" if args.loss == "hs" else f"negatives {args.negatives}"
     lr = f", our lr {args.lr}" if args.lr is not None else ""
-    print(f"dataset {args.dataset}: dim {args.dim}, window {args.window}, {objective}{lr}, "
-          f"min_count {args.min_count}, sample {args.sample}, epochs {args.epochs}, threads {args.threads}")
+    batch = f", our batch {args.batch_size}" if args.batch_size is not None else ""
+    seeds = f"seed {args.seed}" if args.seeds == 1 else f"mean of seeds {args.seed}..{args.seed + args.seeds - 1}"
+    print(f"dataset {args.dataset}: dim {args.dim}, window {args.window}, {objective}{lr}{batch}, "
+          f"min_count {args.min_count}, sample {args.sample}, epochs {args.epochs}, threads {args.threads}, {seeds}")
     print("| model | metric | ours | gensim | ours / gensim |")
     print("| --- | --- | --- | --- | --- |")
     for row in rows:
