@@ -24,7 +24,7 @@ from torch import nn
 from zoo.core.config import ModelConfig
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
-from zoo.plugins.gnn.graph import check_graph, gcn_norm, sparse_dropout
+from zoo.plugins.gnn.graph import SameInputs, check_graph, exporting, gcn_norm, sparse_dropout, sparse_features
 from zoo.plugins.gnn.layers import (
     ChebConv,
     Diffusion,
@@ -113,6 +113,7 @@ class GraphModel(nn.Module):
         self.dropout = config.dropout
         self.pool = config.readout
         self.head: nn.Module | None = None
+        self._features = SameInputs()
 
     def make_head(self, widths: list[int]) -> None:
         """Graph level: linear classifier over the concatenated readouts of every state."""
@@ -121,6 +122,10 @@ class GraphModel(nn.Module):
 
     #: Non-linearity between layers (and after the last one at graph level).
     activation = staticmethod(torch.relu)
+    #: The first layer's first operation is ``x W`` (GCN, GAT): at node level it gets sparse
+    #: features as a sparse matrix (:func:`~zoo.plugins.gnn.graph.sparse_features`), found once
+    #: while the same ``x`` comes back.
+    sparse_input = False
 
     def encode(self, x: torch.Tensor, edge_index: torch.Tensor) -> list[torch.Tensor]:
         raise NotImplementedError
@@ -146,7 +151,12 @@ class GraphModel(nn.Module):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor,
                 batch: torch.Tensor | None = None) -> torch.Tensor:
         check_graph(x, edge_index, batch)
-        if self.row_normalize:
+        sparse = None
+        if self.sparse_input and not self.graph_level and not exporting():
+            sparse = self._features(lambda t: sparse_features(t, self.row_normalize), x)
+        if sparse is not None:
+            x = sparse
+        elif self.row_normalize:
             x = x / x.abs().sum(-1, keepdim=True).clamp_min(1e-12)
         states = self.encode(x, edge_index)
         if not self.graph_level:
@@ -169,6 +179,8 @@ def _widths(config: GNNConfig, model: GraphModel, hidden: int) -> tuple[list[int
 class GCN(GraphModel):
     """Kipf & Welling 2017 (https://arxiv.org/abs/1609.02907): H' = σ(D̃^-1/2 Ã D̃^-1/2 H W),
     ReLU between layers, dropout before each. The normalised adjacency is computed once per call."""
+
+    sparse_input = True
 
     def __init__(self, config: GCNConfig, info: DataInfo) -> None:
         super().__init__(config, info)
@@ -225,6 +237,7 @@ class GAT(GraphModel):
     ELU, heads concatenated; the node-level output layer averages ``out_heads`` heads."""
 
     activation = staticmethod(F.elu)
+    sparse_input = True
 
     def __init__(self, config: GATConfig, info: DataInfo) -> None:
         super().__init__(config, info)
@@ -318,7 +331,7 @@ class DCNN(GraphModel):
         width = (config.hops + 1) * self.in_features
         self.out = None if self.graph_level else nn.Linear(width, self.num_classes)
         self.make_head([width])
-        self._cache: tuple | None = None
+        self._diffused = SameInputs()
 
     def encode(self, x, edge_index):
         z = torch.tanh(self.diffuse(x, edge_index) * self.weight + self.bias)       # (N, K+1, F)
@@ -329,15 +342,9 @@ class DCNN(GraphModel):
         """P* X, reused while the same input tensors come back unchanged (full-batch training
         feeds the same graph every epoch; the diffusion has no parameters). Eager mode only; with
         ``row_normalize`` the normalised input is a new tensor every call, so nothing is reused."""
-        if torch.compiler.is_compiling() or x.requires_grad:
+        if exporting() or x.requires_grad:
             return self.diffusion(x, edge_index)
-        key = (x._version, edge_index._version)
-        cached = self._cache
-        if cached is not None and cached[0] is x and cached[1] is edge_index and cached[2] == key:
-            return cached[3]
-        out = self.diffusion(x, edge_index)
-        self._cache = (x, edge_index, key, out)
-        return out
+        return self._diffused(self.diffusion, x, edge_index)
 
 
 class MoNet(GraphModel):

@@ -24,11 +24,14 @@ from zoo.plugins.gnn.data import (
 )
 from zoo.plugins.gnn.graph import (
     GraphInputError,
+    SameInputs,
     check_graph,
     fourier_basis,
     gcn_norm,
     graph_fourier,
     laplacian,
+    sparse_dropout,
+    sparse_features,
     spectral_filter,
 )
 from zoo.plugins.gnn.layers import ChebConv, GATConv, GCNConv, GINConv, SAGEConv, readout
@@ -344,3 +347,64 @@ def test_dcnn_reuses_the_diffusion_only_for_the_same_unchanged_input():
     x.mul_(2.0)                                                   # in-place change: recomputed
     assert not torch.allclose(model(x, EDGES), first)
     assert torch.allclose(model(x.clone(), EDGES), model(x, EDGES))
+
+
+# -- sparse input features ----------------------------------------------------------------------
+
+
+def _bag_of_words(nodes: int = 40, features: int = 200, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(nodes, features, generator=g) < 0.03).float() * torch.rand(nodes, features, generator=g)
+    x[3] = 0.0                                                    # a node without features
+    return x
+
+
+def test_sparse_features_are_the_row_normalised_non_zeros():
+    x = _bag_of_words()
+    for normalize in (False, True):
+        sparse = sparse_features(x, normalize)
+        expected = x / x.abs().sum(-1, keepdim=True).clamp_min(1e-12) if normalize else x
+        assert sparse.is_sparse and sparse.is_coalesced()
+        assert torch.allclose(sparse.to_dense(), expected)
+    assert sparse_features(torch.rand(5, 6) + 0.1, True) is None          # dense input stays dense
+
+
+def test_sparse_dropout_of_a_sparse_matrix_keeps_its_pattern_and_mean():
+    x = sparse_features(torch.ones(200, 50) * (torch.rand(200, 50) < 0.05), False)
+    torch.manual_seed(0)
+    dropped = sparse_dropout(x, 0.5)
+    assert torch.equal(dropped.indices(), x.indices())
+    kept = dropped.values() != 0
+    assert set(dropped.values()[kept].tolist()) == {2.0}                  # 1 / (1 − p)
+    assert 0.4 < kept.float().mean() < 0.6
+    assert sparse_dropout(x, 0.5, training=False) is x
+
+
+@pytest.mark.parametrize("name", ["gcn", "gat"])
+def test_sparse_first_layer_equals_the_dense_one(name):
+    """GCN and GAT take sparse features as a sparse matrix: same outputs and gradients."""
+    torch.manual_seed(0)
+    model = build(name, features=200)
+    x, edges = _bag_of_words(), torch.randint(40, (2, 120))
+    results = []
+    for sparse in (True, False):
+        model.sparse_input = sparse
+        model.zero_grad()
+        out = model(x, edges)
+        out.square().sum().backward()
+        results.append((out, model.convs[0].lin.weight.grad.clone()))
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-6)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-5)
+    assert results[0][1].abs().sum() > 0
+
+
+def test_same_inputs_memoises_only_the_same_unchanged_tensors():
+    calls = []
+    memo = SameInputs()
+    f = lambda a, b: calls.append(1) or a + b                             # noqa: E731
+    a, b = torch.ones(3), torch.ones(3)
+    first = memo(f, a, b)
+    assert memo(f, a, b) is first and len(calls) == 1
+    a.add_(1.0)                                                            # in place: recomputed
+    assert memo(f, a, b).tolist() == [3.0] * 3 and len(calls) == 2
+    assert memo(f, a.clone(), b).tolist() == [3.0] * 3 and len(calls) == 3  # another tensor
