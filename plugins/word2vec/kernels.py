@@ -222,36 +222,12 @@ def cbow_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, 
 
 
 @_jit
-def sg_pair(w_in, w_out, row, t, label, scale, lr, gv):
-    """One (input row, output row t) pair of skip-gram: the loss term (× ``scale``), the output
-    row updated in place, the input row's update accumulated into ``gv``."""
-    dim = w_in.shape[1]
-    real = w_in.dtype.type
-    s = real(0)
-    for d in range(dim):
-        s += w_out[t, d] * w_in[row, d]
-    g = real(lr * scale * (sigmoid(s) - label))
-    for d in range(dim):
-        gv[d] += g * w_out[t, d]
-        w_out[t, d] -= g * w_in[row, d]
-    return -scale * log_sigmoid(s * (2.0 * label - 1.0))
-
-
-@_jit
-def skipgram_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, lr, b0, b1, noise, negatives,
-                       seed):
+def skipgram_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, lr, b0, b1):
     """word2vec's skip-gram loop (gensim's ``fast_sentence_sg_neg``/``_hs``): each context word's
-    input vector predicts the centre's targets, updated in place pair by pair.
-
-    ``negatives > 0``: every pair draws its own ``negatives`` noise words from the unigram table
-    ``noise`` (word2vec's generator, ``r = r · 25214903917 + 11``, slot ``(r >> 16) mod size``;
-    a draw equal to the centre is skipped, as in word2vec and gensim) and ``targets`` holds the
-    centre only; otherwise ``targets`` (the centre's noise words, or its Huffman path) is shared
-    by the centre's context words."""
+    input vector predicts the centre's targets, updated in place pair by pair."""
     c_width, j_width, dim = context.shape[1], targets.shape[1], w_in.shape[1]
+    real = w_in.dtype.type
     gv = np.zeros_like(w_in[0])
-    state = np.uint64(seed)
-    size = np.uint64(max(len(noise), 1))
     loss = 0.0
     for b in range(b0, b1):
         for c in range(c_width):
@@ -262,22 +238,27 @@ def skipgram_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, lr,
             gv[:] = 0
             for j in range(j_width):
                 m = tmask[b, j]
-                if m != 0:
-                    loss += sg_pair(w_in, w_out, row, targets[b, j], labels[b, j], wc * m, lr, gv)
-            for _ in range(negatives):
-                state = state * np.uint64(25214903917) + np.uint64(11)
-                t = noise[(state >> np.uint64(16)) % size]
-                if t != targets[b, 0]:
-                    loss += sg_pair(w_in, w_out, row, t, 0.0, wc, lr, gv)
+                if m == 0:
+                    continue
+                t = targets[b, j]
+                s = real(0)
+                for d in range(dim):
+                    s += w_out[t, d] * w_in[row, d]
+                label = labels[b, j]
+                loss -= wc * m * log_sigmoid(s * (2.0 * label - 1.0))
+                g = real(lr * wc * m * (sigmoid(s) - label))
+                for d in range(dim):
+                    gv[d] += g * w_out[t, d]
+                    w_out[t, d] -= g * w_in[row, d]
             for d in range(dim):
                 w_in[row, d] -= gv[d]
     return loss
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _sgd(kind, w_in, w_out, context, weight, targets, labels, tmask, exact, lr, chunks, noise, negatives, seed):
+def _sgd(kind, w_in, w_out, context, weight, targets, labels, tmask, exact, lr, chunks):
     """The batch in ``chunks`` parallel chunks that update the shared tables without locks
-    (Hogwild, as gensim's worker threads do); chunk i's noise stream starts at ``seed + i``."""
+    (Hogwild, as gensim's worker threads do)."""
     batch = context.shape[0]
     losses = np.zeros(chunks)
     for i in numba.prange(chunks):
@@ -285,8 +266,7 @@ def _sgd(kind, w_in, w_out, context, weight, targets, labels, tmask, exact, lr, 
         if kind == 0:
             losses[i] = cbow_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, lr, b0, b1)
         else:
-            losses[i] = skipgram_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, lr, b0, b1,
-                                           noise, negatives, seed + i)
+            losses[i] = skipgram_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, lr, b0, b1)
     return losses.sum()
 
 
@@ -371,18 +351,14 @@ def fused_step(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, context: torc
 
 def sgd_step(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, context: torch.Tensor, weight: torch.Tensor,
              targets: torch.Tensor, labels: torch.Tensor, tmask: torch.Tensor | None, exact: bool,
-             lr: float, noise: torch.Tensor | None = None, negatives: int = 0, seed: int = 0) -> float:
+             lr: float) -> float:
     """word2vec's own training step: the batch's centres one after the other, each one's SGD
     update (step ``lr``) applied to ``w_in``/``w_out`` in place before the next (gensim's loop).
 
-    Skip-gram with ``noise`` (the unigram table, int32) and ``negatives``: each (context, centre)
-    pair draws its own noise words, seeded by ``seed``; ``targets [B, 1]`` is then the centre.
-
     :returns: the batch's summed loss, each term taken before its own update.
     """
-    table = np.empty(0, np.int32) if noise is None else noise.numpy()
     return float(_sgd(_KINDS[kind], *_arrays(w_in, w_out, context, weight, targets, labels, tmask), exact, lr,
-                      _chunks(context.shape[0]), table, negatives if noise is not None else 0, seed))
+                      _chunks(context.shape[0])))
 
 
 def warm_up(dtype: torch.dtype = torch.float32) -> None:
@@ -393,5 +369,4 @@ def warm_up(dtype: torch.dtype = torch.float32) -> None:
     targets, labels = torch.zeros(2, 2, dtype=torch.int64), torch.zeros(2, 2, dtype=dtype)
     for kind in _KINDS:
         fused_step(kind, table, table, context, weight, targets, labels, None, False, False, True)
-        sgd_step(kind, table.clone(), table.clone(), context, weight, targets, labels, None, False, 0.0,
-                 torch.zeros(4, dtype=torch.int32), 1)
+        sgd_step(kind, table.clone(), table.clone(), context, weight, targets, labels, None, False, 0.0)

@@ -364,32 +364,20 @@ class _NegativeSampling(_WordVectors):
              exact: bool = False) -> torch.Tensor:
         """The summed loss of a batch, by the fused CPU kernel where it applies, else by torch ops."""
         w_in, w_out = self.in_embed.weight, self.out_embed.weight
-        if self.sgd_group is not None and self.training and torch.is_grad_enabled():
-            return self._word2vec_step(kind, context, weight, centre, exact)
         targets = self._targets(centre)
+        if self.sgd_group is not None and self.training and torch.is_grad_enabled():
+            from zoo.plugins.word2vec.kernels import sgd_step
+
+            with torch.no_grad():
+                loss = sgd_step(kind, w_in, w_out, context, weight, *targets, exact, self.sgd_group["lr"])
+            # Updated already: backward has nothing to do, the optimizer finds no gradient.
+            return torch.tensor(loss, dtype=w_in.dtype, requires_grad=True)
         if self._kernel_applies():
             return _FusedLoss.apply(w_in, w_out, kind, context, weight, *targets, self.sparse, exact,
                                     self.mean_out)
         if kind == "cbow":
             return _CBOWLoss.apply(w_in, w_out, context, weight, *targets, self.sparse, exact, self.mean_out)
         return _SkipGramLoss.apply(w_in, w_out, context, weight, *targets, self.sparse, self.mean_out)
-
-    def _word2vec_step(self, kind: str, context: torch.Tensor, weight: torch.Tensor, centre: torch.Tensor,
-                       exact: bool) -> torch.Tensor:
-        """word2vec's own update by the kernel (attach_sgd). Skip-gram with negative sampling
-        draws k noise words per (context, centre) pair inside the kernel, as word2vec does."""
-        from zoo.plugins.word2vec.kernels import sgd_step
-
-        w_in, w_out = self.in_embed.weight, self.out_embed.weight
-        if kind == "skipgram" and self.objective == "ns":
-            seed = int(torch.randint(2**62, (), device="cpu"))     # from the trainer-seeded stream
-            targets = centre.long().unsqueeze(1)
-            loss = sgd_step(kind, w_in, w_out, context, weight, targets, torch.ones(targets.shape, dtype=w_in.dtype),
-                            None, exact, self.sgd_group["lr"], self.noise_table, self.negatives, seed)
-        else:
-            loss = sgd_step(kind, w_in, w_out, context, weight, *self._targets(centre), exact, self.sgd_group["lr"])
-        # Updated already: backward has nothing to do, the optimizer finds no gradient.
-        return torch.tensor(loss, dtype=w_in.dtype, requires_grad=True)
 
     def sample_noise(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
         """Word ids drawn from unigram^α. Evaluation draws from a fixed seed (comparable losses)."""

@@ -21,22 +21,10 @@ def _info(counts):
                                             "counts": np.asarray(counts)})
 
 
-def _noise_stream(table, seed):
-    """word2vec's generator: r = r·25214903917 + 11 (mod 2^64), slot (r >> 16) mod size."""
-    state = seed
-    while True:
-        state = (state * 25214903917 + 11) % 2**64
-        yield int(table[(state >> 16) % len(table)])
-
-
-def _sequential(kind, w_in, w_out, context, weight, targets, labels, lr, exact=False, noise=None, negatives=0,
-                seed=0):
+def _sequential(kind, w_in, w_out, context, weight, targets, labels, lr, exact=False):
     """word2vec's loop written out in torch (gensim's fast_sentence_cbow_neg / _sg_neg): each
-    centre (CBOW) or each (context, centre) pair (skip-gram) updates the tables before the next;
-    skip-gram with ``noise``: each pair draws ``negatives`` noise words (one equal to the centre is
-    skipped)."""
+    centre (CBOW) or each (context, centre) pair (skip-gram) updates the tables before the next."""
     w_in, w_out = w_in.clone(), w_out.clone()
-    draws = _noise_stream(noise, seed) if noise is not None else None
     loss = 0.0
     for b in range(context.shape[0]):
         valid = [c for c in range(context.shape[1]) if weight[b, c] != 0]
@@ -61,11 +49,8 @@ def _sequential(kind, w_in, w_out, context, weight, targets, labels, lr, exact=F
             for c in valid:
                 row, wc = context[b, c], weight[b, c]
                 gv = torch.zeros_like(w_in[row])
-                pairs = [(targets[b, j], labels[b, j]) for j in range(targets.shape[1])]
-                if draws is not None:
-                    noise_words = [next(draws) for _ in range(negatives)]
-                    pairs += [(t, 0.0) for t in noise_words if t != targets[b, 0]]
-                for t, label in pairs:
+                for j in range(targets.shape[1]):
+                    t, label = targets[b, j], labels[b, j]
                     s = w_out[t] @ w_in[row]
                     loss -= float(wc * F.logsigmoid(s * (2 * label - 1)))
                     g = lr * wc * (torch.sigmoid(s) - label)
@@ -108,22 +93,6 @@ def test_sgd_step_is_word2vecs_sequential_update(kind, exact, one_thread):
     assert loss == pytest.approx(expected_loss, rel=1e-12)
     assert torch.allclose(got_in, expected_in, atol=1e-12) and torch.allclose(got_out, expected_out, atol=1e-12)
     assert not torch.equal(got_in, w_in) and not torch.equal(got_out, w_out)
-
-
-def test_skipgram_draws_its_own_negatives_per_pair(one_thread):
-    g = torch.Generator().manual_seed(3)
-    w_in, w_out = torch.randn(7, 5, generator=g, dtype=torch.float64), torch.randn(7, 5, generator=g, dtype=torch.float64)
-    context, weight, _, _ = _batch()
-    centre = torch.tensor([[0], [1], [2], [3], [4], [0]])
-    labels = torch.ones(6, 1, dtype=torch.float64)
-    table = torch.tensor([0, 0, 0, 1, 1, 2, 3, 4, 5, 6], dtype=torch.int32)
-    expected = _sequential("skipgram", w_in, w_out, context, weight, centre, labels, 0.1, noise=table.tolist(),
-                           negatives=3, seed=12345)
-    got_in, got_out = w_in.clone(), w_out.clone()
-    loss = kernels.sgd_step("skipgram", got_in, got_out, context, weight, centre, labels, None, False, 0.1,
-                            table, 3, 12345)
-    assert loss == pytest.approx(expected[0], rel=1e-12)
-    assert torch.allclose(got_in, expected[1], atol=1e-12) and torch.allclose(got_out, expected[2], atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["cbow", "skipgram"])
@@ -171,16 +140,10 @@ def test_attached_model_steps_in_training_forward_only(cls, kind, one_thread):
     context, weight, _, _ = _batch()
     centre = torch.arange(6) % 7
     torch.manual_seed(5)
-    if kind == "skipgram":      # one noise stream, k draws per (context, centre) pair
-        seed = int(torch.randint(2**62, ()))
-        targets, labels, extra = centre.unsqueeze(1), torch.ones(6, 1, dtype=torch.float64), {
-            "noise": model.noise_table.tolist(), "negatives": 2, "seed": seed}
-    else:                       # k noise words per centre, drawn by torch
-        targets, labels, _ = model._targets(centre)
-        extra = {}
+    targets, labels, _ = model._targets(centre)
     expected_loss, expected_in, expected_out = _sequential(kind, model.in_embed.weight.detach(),
                                                            model.out_embed.weight.detach(), context, weight,
-                                                           targets, labels.expand(targets.shape), 0.25, **extra)
+                                                           targets, labels.expand(targets.shape), 0.25)
     model.train()
     torch.manual_seed(5)
     loss, _ = model(centre, context, weight.bool())
