@@ -122,9 +122,10 @@ class GraphModel(nn.Module):
 
     #: Non-linearity between layers (and after the last one at graph level).
     activation = staticmethod(torch.relu)
-    #: The first layer's first operation is ``x W`` (GCN, GAT): at node level it gets sparse
-    #: features as a sparse matrix (:func:`~zoo.plugins.gnn.graph.sparse_features`), found once
-    #: while the same ``x`` comes back.
+    #: The first layer's first operation is ``x W`` (GCN, GAT): at node level, from the second
+    #: call with the same ``x`` on (full-batch training), it gets sparse features as a sparse
+    #: matrix (:func:`~zoo.plugins.gnn.graph.sparse_features`), found once; a one-off input (a
+    #: served request) stays dense, where finding its non-zeros would cost more than it saves.
     sparse_input = False
 
     def encode(self, x: torch.Tensor, edge_index: torch.Tensor) -> list[torch.Tensor]:
@@ -153,7 +154,7 @@ class GraphModel(nn.Module):
         check_graph(x, edge_index, batch)
         sparse = None
         if self.sparse_input and not self.graph_level and not exporting():
-            sparse = self._features(lambda t: sparse_features(t, self.row_normalize), x)
+            sparse = self._features.on_repeat(lambda t: sparse_features(t, self.row_normalize), x)
         if sparse is not None:
             x = sparse
         elif self.row_normalize:

@@ -18,13 +18,17 @@ Hierarchical softmax (``loss = "hs"``, Mikolov et al. 2013a, https://arxiv.org/a
 o is instead predicted by the inner nodes n_1..n_L of its Huffman path (:func:`huffman_codes`),
 with code bits d_l: loss = −Σ_l log σ((1 − 2 d_l) u_{n_l} · v).
 
-The training step is word2vec's, batched: the loss and its gradients are computed analytically
-(:class:`_SkipGramLoss`, :class:`_CBOWLoss`, no autograd graph over the gathers) and the
-gradients touch only the rows of the batch: with ``sparse = true`` they are sparse
-``[V, D]`` tensors (``torch.optim.SGD`` adds them row by row: Hogwild-style, rows hit twice in a
-batch get both updates, as with gensim's threads), otherwise dense (any optimizer, e.g. Adam).
-With ``d loss / d s = σ(s) − label`` for a score ``s = u · v``, every gradient is a batched
-matrix product of these ``[B, ·]`` coefficients with the gathered vectors.
+The training step has two forms. Batched gradients: the loss and its gradients are computed
+analytically (:class:`_SkipGramLoss`, :class:`_CBOWLoss`, no autograd graph over the gathers; or
+:class:`_FusedLoss`, the same from the CPU kernel in :mod:`~zoo.plugins.word2vec.kernels`) and
+touch only the rows of the batch: with ``sparse = true`` they are sparse ``[V, D]`` tensors
+(``torch.optim.SGD`` adds them row by row: rows hit twice in a batch get both updates),
+otherwise dense (any optimizer, e.g. Adam). With ``d loss / d s = σ(s) − label`` for a score
+``s = u · v``, every gradient is a batched matrix product of these ``[B, ·]`` coefficients with
+the gathered vectors. word2vec's own update: where plain SGD on the summed loss would apply that
+gradient, the CPU kernel instead runs word2vec's loop, centre after centre, each update applied
+in place before the next (:meth:`_NegativeSampling.attach_sgd`, set up by the plugin when
+training starts).
 """
 
 from __future__ import annotations

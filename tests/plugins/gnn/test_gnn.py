@@ -383,12 +383,17 @@ def test_sparse_dropout_of_a_sparse_matrix_keeps_its_pattern_and_mean():
 @pytest.mark.parametrize("name", ["gcn", "gat"])
 def test_sparse_first_layer_equals_the_dense_one(name):
     """GCN and GAT take sparse features as a sparse matrix: same outputs and gradients."""
+    from zoo.plugins.gnn import models
+
+    calls = []
+    real = models.sparse_features
     torch.manual_seed(0)
     model = build(name, features=200)
     x, edges = _bag_of_words(), torch.randint(40, (2, 120))
     results = []
     for sparse in (True, False):
         model.sparse_input = sparse
+        model(x, edges)                      # the first sight of x is dense; the next ones sparse
         model.zero_grad()
         out = model(x, edges)
         out.square().sum().backward()
@@ -396,6 +401,17 @@ def test_sparse_first_layer_equals_the_dense_one(name):
     assert torch.allclose(results[0][0], results[1][0], atol=1e-6)
     assert torch.allclose(results[0][1], results[1][1], atol=1e-5)
     assert results[0][1].abs().sum() > 0
+    # found once, only once x came back; a fresh tensor takes the dense path
+    models.sparse_features = lambda *a: calls.append(1) or real(*a)
+    try:
+        model.sparse_input = True
+        again = x.clone()
+        for _ in range(3):
+            model(again, edges)
+        model(x.clone(), edges)
+    finally:
+        models.sparse_features = real
+    assert len(calls) == 1
 
 
 def test_same_inputs_memoises_only_the_same_unchanged_tensors():
@@ -408,3 +424,8 @@ def test_same_inputs_memoises_only_the_same_unchanged_tensors():
     a.add_(1.0)                                                            # in place: recomputed
     assert memo(f, a, b).tolist() == [3.0] * 3 and len(calls) == 2
     assert memo(f, a.clone(), b).tolist() == [3.0] * 3 and len(calls) == 3  # another tensor
+    # on_repeat: nothing the first time, computed and kept from the second on
+    assert memo.on_repeat(f, b, b) is None and len(calls) == 3
+    second = memo.on_repeat(f, b, b)
+    assert second.tolist() == [2.0] * 3 and len(calls) == 4
+    assert memo.on_repeat(f, b, b) is second and len(calls) == 4
