@@ -283,16 +283,19 @@ def _step(kind, w_in, w_out, context, weight, targets, labels, tmask, exact, mea
     hits = np.zeros(batch * j_width, w_in.dtype)
     losses = np.zeros(chunks)
     used = np.zeros((chunks, 2), np.int64)
+    # Each chunk's own row → slot maps: a row touched by two chunks gets a slot in each.
+    slots_in = np.full((chunks, w_in.shape[0]), -1, np.int64)
+    slots_out = np.full((chunks, w_out.shape[0]), -1, np.int64)
     for i in numba.prange(chunks):
         b0, b1 = batch * i // chunks, batch * (i + 1) // chunks
-        slot_in = np.full(w_in.shape[0], -1, np.int64)
-        slot_out = np.full(w_out.shape[0], -1, np.int64)
-        args = (w_in, w_out, context, weight, targets, labels, tmask, exact, want_grad, b0, b1,
-                slot_in, slot_out, rows_in, values_in, rows_out, values_out, hits, b0 * c_width, b0 * j_width)
         if kind == 0:
-            loss, n_in, n_out = cbow_chunk(*args)
+            loss, n_in, n_out = cbow_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, want_grad,
+                                           b0, b1, slots_in[i], slots_out[i], rows_in, values_in, rows_out,
+                                           values_out, hits, b0 * c_width, b0 * j_width)
         else:
-            loss, n_in, n_out = skipgram_chunk(*args)
+            loss, n_in, n_out = skipgram_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact,
+                                               want_grad, b0, b1, slots_in[i], slots_out[i], rows_in, values_in,
+                                               rows_out, values_out, hits, b0 * c_width, b0 * j_width)
         losses[i] = loss
         used[i, 0], used[i, 1] = n_in, n_out
     # Compact: each chunk's rows move next to the previous chunk's (the first chunk's stay put).
@@ -342,9 +345,11 @@ def fused_step(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, context: torc
         ``(rows_out [S], values_out [S, D])``: the gradient of ``loss`` w.r.t. ``w_in`` and
         ``w_out`` restricted to the rows it touches (empty when ``want_grad`` is False).
     """
+    # mean_out divides a row's update by its hits in the whole batch: one chunk sees them all.
+    chunks = 1 if mean_out else _chunks(context.shape[0])
     loss, rows_in, values_in, rows_out, values_out = _step(
         _KINDS[kind], *_arrays(w_in, w_out, context, weight, targets, labels, tmask), exact, mean_out, want_grad,
-        _chunks(context.shape[0]))
+        chunks)
     return (torch.tensor(loss, dtype=w_in.dtype), (torch.from_numpy(rows_in), torch.from_numpy(values_in)),
             (torch.from_numpy(rows_out), torch.from_numpy(values_out)))
 

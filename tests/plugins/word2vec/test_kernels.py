@@ -197,3 +197,26 @@ def test_kernel_numba_without_numba_is_a_clear_error(monkeypatch):
         CBOW(_info([3, 2]), dim=2, negatives=1, ns_exponent=0.75, kernel="numba")
     model = CBOW(_info([3, 2]), dim=2, negatives=1, ns_exponent=0.75)       # auto: the torch ops
     assert not model.attach_sgd(torch.optim.SGD(model.parameters(), lr=0.1), "sum")
+
+
+@pytest.mark.parametrize("kind", ["cbow", "skipgram"])
+@pytest.mark.parametrize("mean_out", [False, True])
+def test_batched_gradient_is_the_same_with_two_threads(kind, mean_out):
+    """Threads split the batch; a row touched by both comes back twice (summed when applied), and
+    output_updates = mean, which needs a row's hits over the whole batch, stays in one chunk."""
+    g = torch.Generator().manual_seed(4)
+    w_in, w_out = torch.randn(7, 5, generator=g, dtype=torch.float64), torch.randn(7, 5, generator=g, dtype=torch.float64)
+    context, weight, targets, labels = _batch()
+    before = torch.get_num_threads()
+    grads = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            loss, (ri, vi), (ro, vo) = kernels.fused_step(kind, w_in, w_out, context, weight, targets, labels, None,
+                                                          False, mean_out, True)
+        finally:
+            torch.set_num_threads(before)
+        grads.append((float(loss), torch.zeros_like(w_in).index_add_(0, ri, vi),
+                      torch.zeros_like(w_out).index_add_(0, ro, vo)))
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-12)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-12) and torch.allclose(grads[0][2], grads[1][2], atol=1e-12)
