@@ -153,7 +153,7 @@ class GraphModel(nn.Module):
                 batch: torch.Tensor | None = None) -> torch.Tensor:
         check_graph(x, edge_index, batch)
         sparse = None
-        if self.sparse_input and not self.graph_level and not exporting():
+        if self.sparse_input and not self.graph_level and not exporting() and not x.requires_grad:
             sparse = self._features.on_repeat(lambda t: sparse_features(t, self.row_normalize), x)
         if sparse is not None:
             x = sparse

@@ -412,6 +412,11 @@ def test_sparse_first_layer_equals_the_dense_one(name):
     finally:
         models.sparse_features = real
     assert len(calls) == 1
+    # gradients with respect to the features (attribution): the dense path, never memoised
+    x.requires_grad_(True)
+    for _ in range(2):
+        model(x, edges).sum().backward()
+    assert x.grad is not None and len(calls) == 1
 
 
 def test_same_inputs_memoises_only_the_same_unchanged_tensors():
