@@ -1,26 +1,31 @@
-"""Fused CPU kernels of the skip-gram and CBOW training step (numba), word2vec's inner loop.
+"""Fused CPU kernels of the skip-gram and CBOW training step (numba): word2vec's inner loop.
 
 The torch path (:class:`zoo.plugins.word2vec.models._CBOWLoss`, ``_SkipGramLoss``) computes the
-batched step as a chain of tensor ops: it gathers ``[B, C, D]`` and ``[B, J, D]`` blocks, and
+batched step as a chain of tensor ops: it gathers ``[B, C, D]`` and ``[B, J, D]`` blocks and
 materialises one ``D``-vector per (row, occurrence) for the sparse gradients, so it moves several
 times the memory that word2vec's C loop touches. On a CPU that traffic, not arithmetic, bounds it
-(about 4 µs per corpus position for CBOW against gensim's 1 µs).
+(about 4 µs per corpus position for CBOW against gensim's 1 µs). Two kernels, one pass over the
+batch each, the way word2vec's ``cbow``/``skip-gram`` loops go:
 
-These kernels compute the *same* batched step, the loss and the exact gradients of
-``models._CBOWLoss`` / ``models._SkipGramLoss`` at the batch's weights, in one pass over the
-batch, the way word2vec's ``cbow``/``skip-gram`` loops do, writing each touched row's gradient
-once: the result is the rows touched and their gradient, ``rows [R]`` (unique) and
-``values [R, D]``, which become one sparse (or dense) gradient. Nothing is updated in place, so
-the optimizer, the learning-rate schedule and the checkpoints are the trainer's as before.
+* :func:`fused_step`: the *same* batched step as the torch ops, the loss and the exact gradients
+  at the batch's weights; each touched row's gradient is written once and returned as
+  ``rows [R]`` (unique per thread) and ``values [R, D]``, which become one sparse (or dense)
+  gradient for whatever optimizer the trainer runs.
+* :func:`sgd_step`: word2vec's own update. Centre after centre, each one's SGD step (the lr of
+  the optimizer's param group) is written into the tables before the next centre reads them, so
+  there is no gradient left for the optimizer (``models._NegativeSampling.attach_sgd`` says when
+  that equals what plain SGD would do).
 
-Threads: the batch is cut into one chunk per ``torch.get_num_threads()`` thread; each chunk has
-its own row slots and the chunks' rows are concatenated (a row touched by two chunks appears
-twice and its two gradients are summed when the sparse gradient is applied).
+Threads: the batch is cut into one chunk per ``torch.get_num_threads()`` thread. In
+:func:`fused_step` each chunk has its own row slots and the chunks' rows are concatenated (a row
+touched by two chunks appears twice; its gradients are summed when applied); in :func:`sgd_step`
+the chunks update the shared tables without locks (Hogwild, as gensim's worker threads do).
 
 numba is optional (``pip install 'zoo-ml[word2vec]'``): without it, on CUDA, or with
 ``model.kernel = "torch"`` the torch path runs; :mod:`zoo.plugins.word2vec.models` imports this
-module only when the kernel is used (importing numba costs ~0.4 s, compiling ~10 s the first time,
-then cached next to this file). Both paths are tested to give the same loss and gradients.
+module only when a kernel is used (importing numba costs ~0.4 s, compiling ~20 s the first time,
+then cached next to this file). The tests check both kernels against the torch ops and against
+word2vec's loop written out in torch.
 """
 
 from __future__ import annotations
