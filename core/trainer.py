@@ -62,6 +62,24 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` that also takes sparse gradients (embedding tables with
+    ``sparse=True``), which its fused norm does not: the norm over all gradients, every gradient
+    scaled by ``min(1, max_norm / norm)``. Returns the norm before clipping."""
+    params = [p for p in parameters if p.grad is not None]
+    if not any(p.grad.is_sparse for p in params):
+        return nn.utils.clip_grad_norm_(params, max_norm)
+    for p in params:
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()          # repeated rows summed: the gradient's true norm
+    norms = [(p.grad.values() if p.grad.is_sparse else p.grad).detach().float().norm() for p in params]
+    total = torch.stack(norms).norm()
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for p in params:
+        p.grad.mul_(scale.to(p.grad.dtype))
+    return total
+
+
 def build_optimizer(config: OptimConfig, params) -> torch.optim.Optimizer:
     if config.nesterov and (config.name != "sgd" or config.momentum <= 0):
         raise ZooError("optim.nesterov needs optim.name = 'sgd' and optim.momentum > 0")
@@ -408,7 +426,7 @@ class Trainer:
                     if tc.grad_clip is not None:
                         self.precision.unscale(optimizer)
                         # The norm before clipping, kept per epoch: shows exploding/vanishing gradients.
-                        norm = nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip).detach().float()
+                        norm = clip_grad_norm(model.parameters(), tc.grad_clip).detach().float()
                         grad_norm_sum += norm
                         grad_norm_max = torch.maximum(grad_norm_max, norm)
                         grad_steps += 1

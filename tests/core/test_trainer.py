@@ -176,3 +176,21 @@ def test_unavailable_cuda_is_a_clear_error(tmp_path):
         pytest.skip("CUDA present")
     with pytest.raises(ZooError, match="CUDA is not available"):
         api.train("linear", options={"train": {"device": "cuda"}}, out=str(tmp_path / "r"), log=None)
+
+
+def test_clip_grad_norm_takes_sparse_gradients():
+    """Sparse embedding gradients (word2vec's tables) clip like their dense form, repeated rows
+    summed first; torch's own clip_grad_norm_ raises on them."""
+    from zoo.core.trainer import clip_grad_norm
+
+    torch.manual_seed(0)
+    sparse = torch.nn.Embedding(6, 3, sparse=True)
+    dense = torch.nn.Linear(3, 2)
+    ids = torch.tensor([0, 2, 2, 5])                      # row 2 twice: an uncoalesced gradient
+    (sparse(ids).sum() * 3.0 + dense(torch.ones(1, 3)).sum()).backward()
+    expected_grads = [sparse.weight.grad.to_dense().clone(), dense.weight.grad.clone(), dense.bias.grad.clone()]
+    expected = torch.cat([g.flatten() for g in expected_grads]).norm()
+    norm = clip_grad_norm([sparse.weight, dense.weight, dense.bias], 1.0)
+    assert torch.allclose(norm, expected)
+    for got, before in zip([sparse.weight.grad.to_dense(), dense.weight.grad, dense.bias.grad], expected_grads):
+        assert torch.allclose(got, before / expected, atol=1e-6)

@@ -170,9 +170,10 @@ def test_attached_model_steps_in_training_forward_only(cls, kind, one_thread):
 
 
 @pytest.mark.parametrize("extra, fused", [({}, True), ({"train": {"loss": "mean"}}, False),
+                                          ({"train": {"grad_clip": 1.0}}, False),
                                           ({"optim": {"momentum": 0.9}}, False),
                                           ({"model": {"kernel": "torch"}}, False)],
-                         ids=["defaults", "mean-loss", "momentum", "torch-kernel"])
+                         ids=["defaults", "mean-loss", "grad-clip", "momentum", "torch-kernel"])
 def test_trainer_lets_the_kernel_step_with_the_defaults_only(extra, fused, tmp_path, planted, monkeypatch):
     from zoo.core import api
     from zoo.core.config import deep_merge
