@@ -70,6 +70,37 @@ def take_slot(slot, rows, values, used, row, base):
 
 
 @_jit
+def context_mean(w_in, context, weight, b, h):
+    """h ← the weighted mean of centre b's context vectors; returns their total weight n (0: no
+    context, h untouched)."""
+    n = 0.0
+    for c in range(context.shape[1]):
+        n += weight[b, c]
+    if n <= 0:
+        return n
+    h[:] = 0
+    for c in range(context.shape[1]):
+        wc = weight[b, c]
+        if wc != 0:
+            row = context[b, c]
+            for d in range(h.shape[0]):
+                h[d] += wc * w_in[row, d]
+    inv = h.dtype.type(1.0 / n)
+    for d in range(h.shape[0]):
+        h[d] *= inv
+    return n
+
+
+@_jit
+def row_dot(table, row, v):
+    """table[row] · v, accumulated in the table's precision (the loop vectorises)."""
+    s = table.dtype.type(0)
+    for d in range(v.shape[0]):
+        s += table[row, d] * v[d]
+    return s
+
+
+@_jit
 def cbow_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, want_grad, b0, b1,
                slot_in, slot_out, rows_in, values_in, rows_out, values_out, hits, base_in, base_out):
     """Centres ``b0..b1``: loss, and the gradient rows written from ``base_in``/``base_out`` on."""
@@ -79,30 +110,17 @@ def cbow_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, want
     gh = np.zeros_like(w_in[0])
     used_in, used_out, loss = 0, 0, 0.0
     for b in range(b0, b1):
-        n = 0.0
-        for c in range(c_width):
-            n += weight[b, c]
+        n = context_mean(w_in, context, weight, b, h)
         if n <= 0:
             continue
-        h[:] = 0
-        for c in range(c_width):
-            wc = weight[b, c]
-            if wc != 0:
-                row = context[b, c]
-                for d in range(dim):
-                    h[d] += wc * w_in[row, d]
         inv = real(1.0 / n)
-        for d in range(dim):
-            h[d] *= inv
         gh[:] = 0
         for j in range(j_width):
             m = tmask[b, j]
             if m == 0:
                 continue
             t = targets[b, j]
-            s = real(0)
-            for d in range(dim):
-                s += w_out[t, d] * h[d]
+            s = row_dot(w_out, t, h)
             label = labels[b, j]
             loss -= m * log_sigmoid(s * (2.0 * label - 1.0))
             if not want_grad:
@@ -150,9 +168,7 @@ def skipgram_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, 
                 if m == 0:
                     continue
                 t = targets[b, j]
-                s = real(0)
-                for d in range(dim):
-                    s += w_out[t, d] * w_in[row, d]
+                s = row_dot(w_out, t, w_in[row])
                 label = labels[b, j]
                 loss -= wc * m * log_sigmoid(s * (2.0 * label - 1.0))
                 if not want_grad:
@@ -184,30 +200,17 @@ def cbow_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, 
     gh = np.zeros_like(w_in[0])
     loss = 0.0
     for b in range(b0, b1):
-        n = 0.0
-        for c in range(c_width):
-            n += weight[b, c]
+        n = context_mean(w_in, context, weight, b, h)
         if n <= 0:
             continue
-        h[:] = 0
-        for c in range(c_width):
-            wc = weight[b, c]
-            if wc != 0:
-                row = context[b, c]
-                for d in range(dim):
-                    h[d] += wc * w_in[row, d]
         inv = real(1.0 / n)
-        for d in range(dim):
-            h[d] *= inv
         gh[:] = 0
         for j in range(j_width):
             m = tmask[b, j]
             if m == 0:
                 continue
             t = targets[b, j]
-            s = real(0)
-            for d in range(dim):
-                s += w_out[t, d] * h[d]
+            s = row_dot(w_out, t, h)
             label = labels[b, j]
             loss -= m * log_sigmoid(s * (2.0 * label - 1.0))
             g = real(lr * m * (sigmoid(s) - label))
@@ -246,9 +249,7 @@ def skipgram_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exa
                 if m == 0:
                     continue
                 t = targets[b, j]
-                s = real(0)
-                for d in range(dim):
-                    s += w_out[t, d] * w_in[row, d]
+                s = row_dot(w_out, t, w_in[row])
                 label = labels[b, j]
                 loss -= wc * m * log_sigmoid(s * (2.0 * label - 1.0))
                 g = real(lr * wc * m * (sigmoid(s) - label))
