@@ -22,6 +22,20 @@ def quick_options(entry, **extra) -> dict:
     return deep_merge(options, extra)
 
 
+def predict_raw_text(run_dir, tmp_path) -> tuple[list, dict]:
+    """``zoo predict`` on two raw sentences of an sst2 text classifier: checks the two labels and
+    returns ``(predictions, metadata)`` for the caller's own checks."""
+    import json
+
+    from zoo.core import api
+
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps({"text": ["a wonderful , moving film", "dull"]}))
+    predictions, metadata = api.predict(str(run_dir), str(path))
+    assert len(predictions) == 2 and predictions[0]["label"] in ("negative", "positive")
+    return predictions, metadata
+
+
 def run_cli(*args: str, env: dict | None = None, cwd: str | Path | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m zoo ARGS`` in a fresh interpreter (as a user would)."""

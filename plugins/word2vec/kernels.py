@@ -101,6 +101,14 @@ def row_dot(table, row, v):
 
 
 @_jit
+def score(w_out, t, v, label, weight):
+    """One (input vector ``v``, output row ``t``) term: its loss −weight·log σ((2·label − 1) u_t·v)
+    and d loss / d s = weight·(σ(u_t·v) − label)."""
+    s = row_dot(w_out, t, v)
+    return -weight * log_sigmoid(s * (2.0 * label - 1.0)), weight * (sigmoid(s) - label)
+
+
+@_jit
 def cbow_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, want_grad, b0, b1,
                slot_in, slot_out, rows_in, values_in, rows_out, values_out, hits, base_in, base_out):
     """Centres ``b0..b1``: loss, and the gradient rows written from ``base_in``/``base_out`` on."""
@@ -120,12 +128,11 @@ def cbow_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, want
             if m == 0:
                 continue
             t = targets[b, j]
-            s = row_dot(w_out, t, h)
-            label = labels[b, j]
-            loss -= m * log_sigmoid(s * (2.0 * label - 1.0))
+            term, g = score(w_out, t, h, labels[b, j], m)
+            loss += term
             if not want_grad:
                 continue
-            g = real(m * (sigmoid(s) - label))
+            g = real(g)
             for d in range(dim):
                 gh[d] += g * w_out[t, d]
             k, used_out = take_slot(slot_out, rows_out, values_out, used_out, t, base_out)
@@ -168,12 +175,11 @@ def skipgram_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, 
                 if m == 0:
                     continue
                 t = targets[b, j]
-                s = row_dot(w_out, t, w_in[row])
-                label = labels[b, j]
-                loss -= wc * m * log_sigmoid(s * (2.0 * label - 1.0))
+                term, g = score(w_out, t, w_in[row], labels[b, j], wc * m)
+                loss += term
                 if not want_grad:
                     continue
-                g = real(wc * m * (sigmoid(s) - label))
+                g = real(g)
                 for d in range(dim):
                     gv[d] += g * w_out[t, d]
                 k, used_out = take_slot(slot_out, rows_out, values_out, used_out, t, base_out)
@@ -210,10 +216,9 @@ def cbow_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, 
             if m == 0:
                 continue
             t = targets[b, j]
-            s = row_dot(w_out, t, h)
-            label = labels[b, j]
-            loss -= m * log_sigmoid(s * (2.0 * label - 1.0))
-            g = real(lr * m * (sigmoid(s) - label))
+            term, g = score(w_out, t, h, labels[b, j], m)
+            loss += term
+            g = real(lr * g)
             for d in range(dim):
                 gh[d] += g * w_out[t, d]
                 w_out[t, d] -= g * h[d]
@@ -249,10 +254,9 @@ def skipgram_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exa
                 if m == 0:
                     continue
                 t = targets[b, j]
-                s = row_dot(w_out, t, w_in[row])
-                label = labels[b, j]
-                loss -= wc * m * log_sigmoid(s * (2.0 * label - 1.0))
-                g = real(lr * wc * m * (sigmoid(s) - label))
+                term, g = score(w_out, t, w_in[row], labels[b, j], wc * m)
+                loss += term
+                g = real(lr * g)
                 for d in range(dim):
                     gv[d] += g * w_out[t, d]
                     w_out[t, d] -= g * w_in[row, d]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import quick_options
+from helpers import predict_raw_text, quick_options
 from zoo.core import api
 from zoo.core.catalogue import load_catalogue
 from zoo.core.data import DataInfo
@@ -106,10 +106,7 @@ def sst2_run(tmp_path_factory, shared_data):
 
 
 def test_predict_takes_raw_text(sst2_run, tmp_path):
-    path = tmp_path / "in.json"
-    path.write_text(json.dumps({"text": ["a wonderful , moving film", "dull"]}))
-    predictions, metadata = api.predict(str(sst2_run), str(path))
-    assert len(predictions) == 2 and predictions[0]["label"] in ("negative", "positive")
+    _, metadata = predict_raw_text(sst2_run, tmp_path)
     assert metadata["onnx_vocabulary"]["tokens"][:2] == ["<pad>", "<unk>"]
     txt = tmp_path / "in.txt"
     txt.write_text("the best film of the year\n")
