@@ -421,16 +421,19 @@ class Trainer:
                     with self._autocast():
                         output = module(*task.inputs(batch))
                         loss = task.loss(output, batch, self.loss_name)
-                    optimizer.zero_grad(set_to_none=True)
-                    self.precision.backward(loss)   # DDP averages the gradients over the ranks here
-                    if tc.grad_clip is not None:
-                        self.precision.unscale(optimizer)
-                        # The norm before clipping, kept per epoch: shows exploding/vanishing gradients.
-                        norm = clip_grad_norm(model.parameters(), tc.grad_clip).detach().float()
-                        grad_norm_sum += norm
-                        grad_norm_max = torch.maximum(grad_norm_max, norm)
-                        grad_steps += 1
-                    self.precision.step(optimizer)
+                    # A model that applied its own update in forward (`updates_itself`, e.g. word2vec's
+                    # in-place SGD) returns a loss with no graph: no gradient to compute or clip.
+                    if loss.requires_grad or not getattr(model, "updates_itself", False):
+                        optimizer.zero_grad(set_to_none=True)
+                        self.precision.backward(loss)   # DDP averages the gradients over the ranks here
+                        if tc.grad_clip is not None:
+                            self.precision.unscale(optimizer)
+                            # The norm before clipping, kept per epoch: shows exploding/vanishing gradients.
+                            norm = clip_grad_norm(model.parameters(), tc.grad_clip).detach().float()
+                            grad_norm_sum += norm
+                            grad_norm_max = torch.maximum(grad_norm_max, norm)
+                            grad_steps += 1
+                    self.precision.step(optimizer)  # a no-op without gradients; keeps the scheduler's order
                     if scheduler is not None:
                         scheduler.step()
                     loss_sum += loss.detach().float()

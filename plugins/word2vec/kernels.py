@@ -42,21 +42,6 @@ _jit = numba.njit(cache=True, fastmath=True, nogil=True)
 
 
 @_jit
-def log_sigmoid(z):
-    if z >= 0:
-        return -math.log1p(math.exp(-z))
-    return z - math.log1p(math.exp(z))
-
-
-@_jit
-def sigmoid(z):
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
-@_jit
 def take_slot(slot, rows, values, used, row, base):
     """The slot of ``row`` in this chunk's gradient block (a fresh zero row the first time)."""
     k = slot[row]
@@ -73,14 +58,15 @@ def take_slot(slot, rows, values, used, row, base):
 def context_mean(w_in, context, weight, b, h):
     """h ← the weighted mean of centre b's context vectors; returns their total weight n (0: no
     context, h untouched)."""
+    real = h.dtype.type  # the weights may come as a bool mask
     n = 0.0
     for c in range(context.shape[1]):
-        n += weight[b, c]
+        n += real(weight[b, c])
     if n <= 0:
         return n
     h[:] = 0
     for c in range(context.shape[1]):
-        wc = weight[b, c]
+        wc = real(weight[b, c])
         if wc != 0:
             row = context[b, c]
             for d in range(h.shape[0]):
@@ -105,7 +91,13 @@ def score(w_out, t, v, label, weight):
     """One (input vector ``v``, output row ``t``) term: its loss −weight·log σ((2·label − 1) u_t·v)
     and d loss / d s = weight·(σ(u_t·v) − label)."""
     s = row_dot(w_out, t, v)
-    return -weight * log_sigmoid(s * (2.0 * label - 1.0)), weight * (sigmoid(s) - label)
+    # one exp and one log1p for both: e = exp(−|s|), σ(|s|) = 1/(1 + e), log σ(|s|) = −log1p(e)
+    e = math.exp(-abs(s))
+    log1p_e = math.log(1.0 + e)  # as exact as log1p here (e ≤ 1), and cheaper
+    sig = 1.0 / (1.0 + e) if s >= 0 else e / (1.0 + e)
+    # log σ(z) for z = ±s: −log1p(e) when z ≥ 0, else z − log1p(e)
+    z = s * (2.0 * label - 1.0)
+    return -weight * (-log1p_e if z >= 0 else z - log1p_e), weight * (sig - label)
 
 
 @_jit
@@ -197,26 +189,70 @@ def skipgram_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, 
 
 
 @_jit
-def cbow_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, lr, b0, b1):
+def next_random(state):
+    """word2vec's (and gensim's) generator: state · 25214903917 + 11 (mod 2^64)."""
+    return state * np.uint64(25214903917) + np.uint64(11)
+
+
+@_jit
+def chunk_state(seed, chunk):
+    """The generator's start for one chunk of a batch (a different stream per chunk)."""
+    return np.uint64(seed) ^ (np.uint64(chunk + 1) * np.uint64(2654435761))
+
+
+@_jit
+def draw(noise, state):
+    """One word from the noise table (a uniform slot: unigram^α, as word2vec draws)."""
+    state = next_random(state)
+    return noise[(state >> np.uint64(16)) % np.uint64(noise.shape[0])], state
+
+
+@_jit
+def centre_targets(b, centre, targets, labels, tmask, by_centre, noise, state, drawn):
+    """Centre ``b``'s output rows, labels and mask (``[J]`` each) and the generator's state.
+
+    With a noise table: the centre word (label 1) then J − 1 words drawn from it, into
+    ``drawn``, with the one row of ``labels``/``tmask`` ([1, 0, …], ones). Otherwise row ``b`` of
+    the batch's ``targets``/``labels``/``tmask``, or row ``centre[b]`` (``by_centre``: the
+    Huffman paths of hierarchical softmax, ``[V, L]``).
+    """
+    if noise.shape[0] > 0:
+        drawn[0] = centre[b]
+        for j in range(1, drawn.shape[0]):
+            drawn[j], state = draw(noise, state)
+        return drawn, labels[0], tmask[0], state
+    key = centre[b] if by_centre else b
+    return targets[key], labels[key], tmask[key], state
+
+
+@_jit
+def cbow_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tmask, by_centre, noise, state,
+                   exact, lr, b0, b1):
     """word2vec's CBOW loop (gensim's ``fast_sentence_cbow_neg``/``_hs``) over centres ``b0..b1``:
-    each centre's SGD update is applied to the tables at once, before the next centre is read."""
-    c_width, j_width, dim = context.shape[1], targets.shape[1], w_in.shape[1]
+    each centre's SGD update is applied to the tables at once, before the next centre is read.
+    Returns the loss and the centres that had a context."""
+    c_width, dim = context.shape[1], w_in.shape[1]
     real = w_in.dtype.type
     h = np.zeros_like(w_in[0])
     gh = np.zeros_like(w_in[0])
-    loss = 0.0
+    drawn = np.empty(labels.shape[1], np.int64)
+    loss, count = 0.0, 0.0
     for b in range(b0, b1):
+        # drawn for every centre, so that the draws depend on the batch's positions only
+        rows, row_labels, row_mask, state = centre_targets(b, centre, targets, labels, tmask, by_centre, noise,
+                                                           state, drawn)
         n = context_mean(w_in, context, weight, b, h)
         if n <= 0:
             continue
+        count += 1
         inv = real(1.0 / n)
         gh[:] = 0
-        for j in range(j_width):
-            m = tmask[b, j]
+        for j in range(rows.shape[0]):
+            m = row_mask[j]
             if m == 0:
                 continue
-            t = targets[b, j]
-            term, g = score(w_out, t, h, labels[b, j], m)
+            t = rows[j]
+            term, g = score(w_out, t, h, row_labels[j], m)
             loss += term
             g = real(lr * g)
             for d in range(dim):
@@ -226,35 +262,41 @@ def cbow_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, 
             for d in range(dim):
                 gh[d] *= inv
         for c in range(c_width):
-            wc = weight[b, c]
+            wc = real(weight[b, c])
             if wc != 0:
                 row = context[b, c]
                 for d in range(dim):
                     w_in[row, d] -= wc * gh[d]
-    return loss
+    return loss, count
 
 
 @_jit
-def skipgram_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, lr, b0, b1):
+def skipgram_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tmask, by_centre, noise, state,
+                       exact, lr, b0, b1):
     """word2vec's skip-gram loop (gensim's ``fast_sentence_sg_neg``/``_hs``): each context word's
-    input vector predicts the centre's targets, updated in place pair by pair."""
-    c_width, j_width, dim = context.shape[1], targets.shape[1], w_in.shape[1]
+    input vector predicts the centre's targets, updated in place pair by pair. Returns the loss
+    and the (weighted) pairs."""
+    c_width, dim = context.shape[1], w_in.shape[1]
     real = w_in.dtype.type
     gv = np.zeros_like(w_in[0])
-    loss = 0.0
+    drawn = np.empty(labels.shape[1], np.int64)
+    loss, count = 0.0, 0.0
     for b in range(b0, b1):
+        rows, row_labels, row_mask, state = centre_targets(b, centre, targets, labels, tmask, by_centre, noise,
+                                                           state, drawn)
         for c in range(c_width):
-            wc = weight[b, c]
+            wc = real(weight[b, c])
             if wc == 0:
                 continue
+            count += wc
             row = context[b, c]
             gv[:] = 0
-            for j in range(j_width):
-                m = tmask[b, j]
+            for j in range(rows.shape[0]):
+                m = row_mask[j]
                 if m == 0:
                     continue
-                t = targets[b, j]
-                term, g = score(w_out, t, w_in[row], labels[b, j], wc * m)
+                t = rows[j]
+                term, g = score(w_out, t, w_in[row], row_labels[j], wc * m)
                 loss += term
                 g = real(lr * g)
                 for d in range(dim):
@@ -262,22 +304,38 @@ def skipgram_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exa
                     w_out[t, d] -= g * w_in[row, d]
             for d in range(dim):
                 w_in[row, d] -= gv[d]
-    return loss
+    return loss, count
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _sgd(kind, w_in, w_out, context, weight, targets, labels, tmask, exact, lr, chunks):
+def _sgd(kind, w_in, w_out, centre, context, weight, targets, labels, tmask, by_centre, noise, seed, exact, lr,
+         chunks):
     """The batch in ``chunks`` parallel chunks that update the shared tables without locks
     (Hogwild, as gensim's worker threads do)."""
     batch = context.shape[0]
-    losses = np.zeros(chunks)
+    losses, counts = np.zeros(chunks), np.zeros(chunks)
     for i in numba.prange(chunks):
         b0, b1 = batch * i // chunks, batch * (i + 1) // chunks
+        state = chunk_state(seed, i)
         if kind == 0:
-            losses[i] = cbow_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, lr, b0, b1)
+            losses[i], counts[i] = cbow_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tmask,
+                                                  by_centre, noise, state, exact, lr, b0, b1)
         else:
-            losses[i] = skipgram_sgd_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, lr, b0, b1)
-    return losses.sum()
+            losses[i], counts[i] = skipgram_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tmask,
+                                                      by_centre, noise, state, exact, lr, b0, b1)
+    return losses.sum(), counts.sum()
+
+
+@_jit
+def noise_words(noise, seed, chunks, batch, negatives):
+    """``[batch, negatives]``: the noise words :func:`_sgd` draws for a batch (same streams)."""
+    out = np.empty((batch, negatives), np.int64)
+    for i in range(chunks):
+        state = chunk_state(seed, i)
+        for b in range(batch * i // chunks, batch * (i + 1) // chunks):
+            for j in range(negatives):
+                out[b, j], state = draw(noise, state)
+    return out
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -367,13 +425,51 @@ def fused_step(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, context: torc
 def sgd_step(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, context: torch.Tensor, weight: torch.Tensor,
              targets: torch.Tensor, labels: torch.Tensor, tmask: torch.Tensor | None, exact: bool,
              lr: float) -> float:
-    """word2vec's own training step: the batch's centres one after the other, each one's SGD
-    update (step ``lr``) applied to ``w_in``/``w_out`` in place before the next (gensim's loop).
+    """word2vec's own training step on given targets (``[B, J]``, as :func:`fused_step`): the
+    batch's centres one after the other, each one's SGD update (step ``lr``) applied to
+    ``w_in``/``w_out`` in place before the next (gensim's loop).
 
     :returns: the batch's summed loss, each term taken before its own update.
     """
-    return float(_sgd(_KINDS[kind], *_arrays(w_in, w_out, context, weight, targets, labels, tmask), exact, lr,
-                      _chunks(context.shape[0])))
+    arrays = _arrays(w_in, w_out, context, weight, targets, labels, tmask)
+    centre = np.zeros(context.shape[0], np.int64)
+    loss, _ = _sgd(_KINDS[kind], *arrays[:2], centre, *arrays[2:], False, _NO_NOISE, 0, exact, lr,
+                   _chunks(context.shape[0]))
+    return float(loss)
+
+
+def sgd_step_words(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, centre: torch.Tensor, context: torch.Tensor,
+                   mask: torch.Tensor, exact: bool, lr: float, seed: int, noise: torch.Tensor | None = None,
+                   negatives: int = 0, huffman: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+                   ) -> tuple[float, float]:
+    """word2vec's own training step straight from a batch of windows (``centre [B]``,
+    ``context [B, C]``, ``mask [B, C]`` bool), its targets found inside the kernel as word2vec
+    finds them: ``negatives`` words per centre drawn from the ``noise`` table with word2vec's
+    generator (started from ``seed``; :func:`noise_words` gives the same draws), or the
+    centre's Huffman path (``huffman = (points, labels, mask)``, ``[V, L]`` each). No ``[B, J]``
+    tensor is built.
+
+    :returns: the batch's summed loss and its count (CBOW: centres with a context; skip-gram:
+        pairs), as the models' forward returns them.
+    """
+    real = w_in.detach().numpy().dtype
+    as_np = lambda t, dt: np.ascontiguousarray(t.numpy(), dtype=dt)  # noqa: E731  (no copy when it fits)
+    if huffman is not None:
+        points, labels, tmask = huffman
+        targets, labels, tmask, by_centre, table = (as_np(points, np.int64), as_np(labels, real),
+                                                    as_np(tmask, real), True, _NO_NOISE)
+    else:
+        targets = np.zeros((0, 1 + negatives), np.int64)
+        labels = np.zeros((1, 1 + negatives), real)
+        labels[0, 0] = 1
+        tmask, by_centre, table = np.ones((1, 1 + negatives), real), False, as_np(noise, np.int32)
+    loss, count = _sgd(_KINDS[kind], w_in.detach().numpy(), w_out.detach().numpy(), as_np(centre, np.int64),
+                       as_np(context, np.int64), np.ascontiguousarray(mask.numpy()), targets, labels, tmask, by_centre, table, seed,
+                       exact, lr, _chunks(context.shape[0]))
+    return float(loss), float(count)
+
+
+_NO_NOISE = np.zeros(0, np.int32)
 
 
 def warm_up(dtype: torch.dtype = torch.float32) -> None:
@@ -385,3 +481,9 @@ def warm_up(dtype: torch.dtype = torch.float32) -> None:
     for kind in _KINDS:
         fused_step(kind, table, table, context, weight, targets, labels, None, False, False, True)
         sgd_step(kind, table.clone(), table.clone(), context, weight, targets, labels, None, False, 0.0)
+        # what the models call: a bool mask, noise words or Huffman paths
+        centre, mask = torch.zeros(2, dtype=torch.int64), torch.ones(2, 2, dtype=torch.bool)
+        sgd_step_words(kind, table.clone(), table.clone(), centre, context, mask, False, 0.0, 0,
+                       noise=torch.zeros(4, dtype=torch.int32), negatives=1)
+        sgd_step_words(kind, table.clone(), table.clone(), centre, context, mask, False, 0.0, 0,
+                       huffman=(targets, labels, torch.ones(2, 2, dtype=dtype)))

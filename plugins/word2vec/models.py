@@ -364,24 +364,40 @@ class _NegativeSampling(_WordVectors):
         self.sgd_group = group
         return True
 
-    def loss(self, kind: str, context: torch.Tensor, weight: torch.Tensor, centre: torch.Tensor,
-             exact: bool = False) -> torch.Tensor:
-        """The summed loss of a batch, by the fused CPU kernel where it applies, else by torch ops."""
+    def loss(self, kind: str, centre: torch.Tensor, context: torch.Tensor, mask: torch.Tensor,
+             exact: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loss_sum, count)`` of a batch of windows (count: CBOW the centres with a context,
+        skip-gram the pairs): word2vec's own update in the CPU kernel where it is attached (the
+        loss then needs no gradient), else the fused kernel's or the torch ops' batched gradient."""
         w_in, w_out = self.in_embed.weight, self.out_embed.weight
-        targets = self._targets(centre)
         if self.sgd_group is not None and self.training and torch.is_grad_enabled():
-            from zoo.plugins.word2vec.kernels import sgd_step
+            from zoo.plugins.word2vec.kernels import sgd_step_words
 
-            with torch.no_grad():
-                loss = sgd_step(kind, w_in, w_out, context, weight, *targets, exact, self.sgd_group["lr"])
-            # Updated already: backward has nothing to do, the optimizer finds no gradient.
-            return torch.tensor(loss, dtype=w_in.dtype, requires_grad=True)
+            # One draw from torch's generator seeds the kernel's (reproducible under train.seed).
+            seed = int(torch.randint(1 << 62, (), dtype=torch.int64))
+            if self.objective == "hs":
+                loss, count = sgd_step_words(kind, w_in, w_out, centre, context, mask, exact, self.sgd_group["lr"],
+                                             seed, huffman=(self.hs_points, self.hs_labels, self.hs_mask))
+            else:
+                loss, count = sgd_step_words(kind, w_in, w_out, centre, context, mask, exact, self.sgd_group["lr"],
+                                             seed, noise=self.noise_table, negatives=self.negatives)
+            # Updated already: there is no graph, nothing for backward or the optimizer to do.
+            return torch.tensor(loss, dtype=w_in.dtype), torch.tensor(count, dtype=w_in.dtype)
+        weight = mask.to(w_in.dtype)
+        count = weight.sum() if kind == "skipgram" else (weight.sum(1) > 0).sum().to(weight.dtype)
+        context, targets = context.long(), self._targets(centre)
         if self._kernel_applies():
-            return _FusedLoss.apply(w_in, w_out, kind, context, weight, *targets, self.sparse, exact,
-                                    self.mean_out)
-        if kind == "cbow":
-            return _CBOWLoss.apply(w_in, w_out, context, weight, *targets, self.sparse, exact, self.mean_out)
-        return _SkipGramLoss.apply(w_in, w_out, context, weight, *targets, self.sparse, self.mean_out)
+            loss = _FusedLoss.apply(w_in, w_out, kind, context, weight, *targets, self.sparse, exact, self.mean_out)
+        elif kind == "cbow":
+            loss = _CBOWLoss.apply(w_in, w_out, context, weight, *targets, self.sparse, exact, self.mean_out)
+        else:
+            loss = _SkipGramLoss.apply(w_in, w_out, context, weight, *targets, self.sparse, self.mean_out)
+        return loss, count
+
+    @property
+    def updates_itself(self) -> bool:
+        """The trainer's cue: a training forward applies the update itself (see :meth:`attach_sgd`)."""
+        return self.sgd_group is not None
 
     def sample_noise(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
         """Word ids drawn from unigram^α. Evaluation draws from a fixed seed (comparable losses)."""
@@ -426,8 +442,7 @@ class SkipGram(_NegativeSampling):
     def forward(self, centre, context=None, mask=None):
         if context is None:
             return self.normalized(centre)
-        weight = mask.to(self.in_embed.weight.dtype)
-        return self.loss("skipgram", context.long(), weight, centre), weight.sum()
+        return self.loss("skipgram", centre, context, mask)
 
 
 class CBOW(_NegativeSampling):
@@ -448,9 +463,7 @@ class CBOW(_NegativeSampling):
     def forward(self, centre, context=None, mask=None):
         if context is None:
             return self.normalized(centre)
-        weight = mask.to(self.in_embed.weight.dtype)
-        return self.loss("cbow", context.long(), weight, centre, self.exact_gradient), \
-            (weight.sum(1) > 0).sum().to(weight.dtype)
+        return self.loss("cbow", centre, context, mask, self.exact_gradient)
 
 
 class GloVe(_WordVectors):

@@ -194,3 +194,50 @@ def test_clip_grad_norm_takes_sparse_gradients():
     assert torch.allclose(norm, expected)
     for got, before in zip([sparse.weight.grad.to_dense(), dense.weight.grad, dense.bias.grad], expected_grads):
         assert torch.allclose(got, before / expected, atol=1e-6)
+
+
+class _HalvesItself:
+    """Makes the model update itself in its training forward (halving its weights) and return
+    outputs with no graph, as word2vec's attached kernel does."""
+
+    def __init__(self) -> None:
+        self.initial: dict[str, torch.Tensor] = {}
+        self.updates = 0
+
+    @hookimpl
+    def on_train_start(self, run, model, config, optimizer):
+        original = model.forward
+        self.initial = {k: p.detach().clone() for k, p in model.named_parameters()}
+
+        def forward(*inputs):
+            if model.training and torch.is_grad_enabled():
+                self.updates += 1
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.mul_(0.5)
+                    return original(*inputs)
+            return original(*inputs)
+
+        model.forward, model.updates_itself = forward, True
+
+
+def test_a_model_that_updates_itself_gets_no_backward_or_optimizer_update(tmp_path):
+    plugin = _HalvesItself()
+    zoo = get_zoo()
+    zoo.pm.register(plugin, name="halves-itself")
+    options = {"train": {"progress": False, "device": "cpu", "epochs": 2, "batch_size": 128},
+               "optim": {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}, "schedule": {"name": "linear"},
+               "data": {"val_fraction": 0.0}, "export": {"enabled": False}}
+    try:
+        summary = api.train("logistic", options=options, out=str(tmp_path / "r"), log=None)
+    finally:
+        zoo.pm.unregister(plugin)
+    assert summary["status"] == "finished" and plugin.updates > 2
+    last = torch.load(tmp_path / "r" / "checkpoint-last.pt", weights_only=False)
+    # only the model's own halving moved the weights: the optimizer (momentum, weight decay)
+    # found no gradient; the schedule still stepped
+    assert not last["optimizer"]["state"]
+    for name, before in plugin.initial.items():
+        assert torch.allclose(last["model"][name], before * 0.5 ** plugin.updates)
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert lrs[1] < lrs[0] < 0.1

@@ -205,18 +205,31 @@ def test_epoch_batches_without_subsampling_and_for_evaluation():
     assert torch.equal(torch.cat([b["centre"] for b in batches]), torch.arange(10))   # keeps all
 
 
-def test_epoch_batches_draw_the_dynamic_window_per_batch():
+def test_epoch_batches_draw_the_dynamic_window_per_centre():
     n = 400
-    split = _split(list(range(n)), [0] * n, window=4, keep=None, dynamic=True)
-    widths = []
-    for seed in range(40):
+    split = _split(list(range(n)), [0] * (n // 2) + [1] * (n // 2), window=4,
+                   keep=None, dynamic=True)
+    reaches = []
+    for seed in range(10):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         for batch in split.batches(50, order):
-            b = batch["context"].shape[1] // 2
-            widths.append(b)
-            away = (batch["centre"] >= 4) & (batch["centre"] < n - 4)
-            assert batch["mask"][away].all()                # no empty slot away from the edges
-            offsets = (batch["context"] - batch["centre"].unsqueeze(1))[away]
-            assert (offsets == torch.cat([torch.arange(-b, 0), torch.arange(1, b + 1)])).all()
-    freq = torch.bincount(torch.tensor(widths), minlength=5)[1:].float() / len(widths)
-    assert torch.allclose(freq, torch.full((4,), 0.25), atol=0.08), freq
+            centre, context, mask = batch["centre"], batch["context"], batch["mask"]
+            assert context.shape == (centre.shape[0], 8)
+            offsets = torch.cat([torch.arange(-4, 0), torch.arange(1, 5)])
+            # valid slots are the words at their offset, inside the centre's document
+            assert (context - centre.unsqueeze(1))[mask].eq(offsets.expand_as(mask)[mask]).all()
+            assert ((context[mask] < n // 2) == (centre.unsqueeze(1).expand_as(mask)[mask] < n // 2)).all()
+            # away from the documents' edges, the slots within b of the centre: b per centre
+            away = ((centre >= 4) & (centre < n // 2 - 4)) | ((centre >= n // 2 + 4) & (centre < n - 4))
+            reach = mask[away].sum(1) // 2
+            assert torch.equal(mask[away], offsets.abs() <= reach.unsqueeze(1))
+            reaches.append(reach)
+            if away.sum() > 10:
+                assert len(set(reach.tolist())) > 1         # drawn per centre, not per batch
+    freq = torch.bincount(torch.cat(reaches), minlength=5)[1:].float() / torch.cat(reaches).numel()
+    assert torch.allclose(freq, torch.full((4,), 0.25), atol=0.03), freq
+    # a resumed epoch draws the same windows
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    again = list(split.batches(50, order, start=3))
+    for a, b in zip(again, list(split.batches(50, order))[3:]):
+        assert torch.equal(a["mask"], b["mask"]) and torch.equal(a["context"], b["context"])

@@ -21,7 +21,7 @@ def _info(counts):
                                             "counts": np.asarray(counts)})
 
 
-def _sequential(kind, w_in, w_out, context, weight, targets, labels, lr, exact=False):
+def _sequential(kind, w_in, w_out, context, weight, targets, labels, lr, exact=False, tmask=None):
     """word2vec's loop written out in torch (gensim's fast_sentence_cbow_neg / _sg_neg): each
     centre (CBOW) or each (context, centre) pair (skip-gram) updates the tables before the next."""
     w_in, w_out = w_in.clone(), w_out.clone()
@@ -35,10 +35,10 @@ def _sequential(kind, w_in, w_out, context, weight, targets, labels, lr, exact=F
             h = sum(weight[b, c] * w_in[context[b, c]] for c in valid) / n
             gh = torch.zeros_like(h)
             for j in range(targets.shape[1]):
-                t, label = targets[b, j], labels[b, j]
+                t, label, m = targets[b, j], labels[b, j], 1.0 if tmask is None else tmask[b, j]
                 s = w_out[t] @ h
-                loss -= float(F.logsigmoid(s * (2 * label - 1)))
-                g = lr * (torch.sigmoid(s) - label)
+                loss -= float(m * F.logsigmoid(s * (2 * label - 1)))
+                g = lr * m * (torch.sigmoid(s) - label)
                 gh += g * w_out[t]
                 w_out[t] -= g * h
             if exact:
@@ -50,10 +50,10 @@ def _sequential(kind, w_in, w_out, context, weight, targets, labels, lr, exact=F
                 row, wc = context[b, c], weight[b, c]
                 gv = torch.zeros_like(w_in[row])
                 for j in range(targets.shape[1]):
-                    t, label = targets[b, j], labels[b, j]
+                    t, label, m = targets[b, j], labels[b, j], 1.0 if tmask is None else tmask[b, j]
                     s = w_out[t] @ w_in[row]
-                    loss -= float(wc * F.logsigmoid(s * (2 * label - 1)))
-                    g = lr * wc * (torch.sigmoid(s) - label)
+                    loss -= float(wc * m * F.logsigmoid(s * (2 * label - 1)))
+                    g = lr * wc * m * (torch.sigmoid(s) - label)
                     gv += g * w_out[t]
                     w_out[t] -= g * w_in[row]
                 w_in[row] -= gv
@@ -130,28 +130,36 @@ def test_attach_sgd_only_where_plain_sgd_would_step_the_same(cls):
     assert not torch_ops.attach_sgd(torch.optim.SGD(torch_ops.parameters(), lr=0.1), "sum")
 
 
+def _kernel_seed(torch_seed):
+    """The seed the attached model draws from torch's generator for its kernel."""
+    torch.manual_seed(torch_seed)
+    return int(torch.randint(1 << 62, (), dtype=torch.int64))
+
+
 @pytest.mark.parametrize("cls, kind", [(SkipGram, "skipgram"), (CBOW, "cbow")])
 def test_attached_model_steps_in_training_forward_only(cls, kind, one_thread):
     model = cls(_info([5, 4, 3, 2, 2, 1, 1]), dim=5, negatives=2, ns_exponent=0.75, sparse=True).double()
     torch.nn.init.normal_(model.out_embed.weight)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    assert model.attach_sgd(optimizer, "sum")
+    assert model.attach_sgd(optimizer, "sum") and model.updates_itself
     optimizer.param_groups[0]["lr"] = 0.25                 # what a scheduler does between steps
     context, weight, _, _ = _batch()
     centre = torch.arange(6) % 7
-    torch.manual_seed(5)
-    targets, labels, _ = model._targets(centre)
+    # the noise words the kernel draws with word2vec's generator, seeded from torch's
+    noise = torch.from_numpy(kernels.noise_words(model.noise_table.numpy(), _kernel_seed(5), 1, 6, 2))
+    targets = torch.cat([centre.unsqueeze(1), noise], 1)
+    labels = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64).expand(6, 3)
     expected_loss, expected_in, expected_out = _sequential(kind, model.in_embed.weight.detach(),
                                                            model.out_embed.weight.detach(), context, weight,
-                                                           targets, labels.expand(targets.shape), 0.25)
+                                                           targets, labels, 0.25)
     model.train()
     torch.manual_seed(5)
-    loss, _ = model(centre, context, weight.bool())
-    assert float(loss.detach()) == pytest.approx(expected_loss, rel=1e-12)
+    loss, count = model(centre, context, weight.bool())
+    assert float(loss) == pytest.approx(expected_loss, rel=1e-12)
+    assert float(count) == (weight.sum() if kind == "skipgram" else (weight.sum(1) > 0).sum())
     assert torch.allclose(model.in_embed.weight, expected_in, atol=1e-12)
     assert torch.allclose(model.out_embed.weight, expected_out, atol=1e-12)
-    loss.backward()                                         # nothing left for the optimizer
-    assert model.in_embed.weight.grad is None and model.out_embed.weight.grad is None
+    assert not loss.requires_grad                          # nothing left for backward or the optimizer
     optimizer.step()
     assert torch.allclose(model.in_embed.weight, expected_in, atol=1e-12)
     # evaluation and no-grad forwards leave the tables alone
@@ -164,9 +172,42 @@ def test_attached_model_steps_in_training_forward_only(cls, kind, one_thread):
     assert torch.equal(model.in_embed.weight, snapshot)
     # detached: gradients again
     model.attach_sgd(None)
+    assert not model.updates_itself
     loss, _ = model(centre, context, weight.bool())
     loss.backward()
     assert model.in_embed.weight.grad is not None
+
+
+@pytest.mark.parametrize("cls, kind", [(SkipGram, "skipgram"), (CBOW, "cbow")])
+def test_attached_hierarchical_softmax_walks_the_centres_huffman_path(cls, kind, one_thread):
+    model = cls(_info([9, 5, 4, 3, 2, 1, 1]), dim=5, negatives=2, ns_exponent=0.75, objective="hs").double()
+    torch.nn.init.normal_(model.out_embed.weight)
+    assert model.attach_sgd(torch.optim.SGD(model.parameters(), lr=0.2), "sum")
+    context, weight, _, _ = _batch()
+    centre = torch.tensor([0, 6, 3, 1, 5, 2])
+    # the padded Huffman tables, row by centre; a padding slot (mask 0) is a zero-weight target
+    targets, labels, tmask = model.hs_points[centre], model.hs_labels[centre], model.hs_mask[centre]
+    expected_loss, expected_in, expected_out = _sequential(kind, model.in_embed.weight.detach(),
+                                                           model.out_embed.weight.detach(), context, weight,
+                                                           targets, labels, 0.2, tmask=tmask)
+    model.train()
+    loss, _ = model(centre, context, weight.bool())
+    assert float(loss) == pytest.approx(expected_loss, rel=1e-12)
+    assert torch.allclose(model.in_embed.weight, expected_in, atol=1e-12)
+    assert torch.allclose(model.out_embed.weight, expected_out, atol=1e-12)
+
+
+def test_kernel_noise_words_follow_unigram_to_the_three_quarters():
+    counts = np.array([1000, 300, 100, 10, 1])
+    model = SkipGram(_info(counts), dim=4, negatives=5, ns_exponent=0.75, table_size=10**6)
+    table = model.noise_table.numpy()
+    draws = kernels.noise_words(table, 7, 2, 40_000, 5)
+    freq = np.bincount(draws.ravel(), minlength=5) / draws.size
+    expected = counts ** 0.75 / (counts ** 0.75).sum()
+    assert np.allclose(freq, expected, atol=3e-3), (freq, expected)
+    # the two chunks draw different streams, and a seed repeats its draws
+    assert not np.array_equal(draws[:20_000], draws[20_000:])
+    assert np.array_equal(draws, kernels.noise_words(table, 7, 2, 40_000, 5))
 
 
 @pytest.mark.parametrize("extra, fused", [({}, True), ({"train": {"loss": "mean"}}, False),
@@ -179,8 +220,8 @@ def test_trainer_lets_the_kernel_step_with_the_defaults_only(extra, fused, tmp_p
     from zoo.core.config import deep_merge
 
     calls = []
-    step = kernels.sgd_step
-    monkeypatch.setattr(kernels, "sgd_step", lambda *a, **k: calls.append(a[-1]) or step(*a, **k))
+    step = kernels.sgd_step_words
+    monkeypatch.setattr(kernels, "sgd_step_words", lambda *a, **k: calls.append(a[7]) or step(*a, **k))
     planted_corpus, planted_options = planted
     corpus = planted_corpus(tmp_path / "planted.txt", lines=20)
     options = deep_merge(planted_options(corpus, "cbow", export={"enabled": False}),
