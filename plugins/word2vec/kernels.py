@@ -88,16 +88,27 @@ def row_dot(table, row, v):
 
 @_jit
 def score(w_out, t, v, label, weight):
-    """One (input vector ``v``, output row ``t``) term: its loss −weight·log σ((2·label − 1) u_t·v)
-    and d loss / d s = weight·(σ(u_t·v) − label)."""
+    """One (input vector ``v``, output row ``t``) term, s = u_t·v and z = (2·label − 1)·s.
+
+    Its loss −weight·log σ(z) = weight·(log(1 + e) + max(−z, 0)) with e = exp(−|s|) is returned
+    in two parts, the factor 1 + e and weight·max(−z, 0): callers multiply a centre's factors
+    and take one log (:func:`fold`), as one exp and one log per term cost as much as the rest of
+    the step. Also returns d loss / d s = weight·(σ(s) − label).
+    """
     s = row_dot(w_out, t, v)
-    # one exp and one log1p for both: e = exp(−|s|), σ(|s|) = 1/(1 + e), log σ(|s|) = −log1p(e)
     e = math.exp(-abs(s))
-    log1p_e = math.log(1.0 + e)  # as exact as log1p here (e ≤ 1), and cheaper
     sig = 1.0 / (1.0 + e) if s >= 0 else e / (1.0 + e)
-    # log σ(z) for z = ±s: −log1p(e) when z ≥ 0, else z − log1p(e)
     z = s * (2.0 * label - 1.0)
-    return -weight * (-log1p_e if z >= 0 else z - log1p_e), weight * (sig - label)
+    return 1.0 + e, weight * max(-z, 0.0), weight * (sig - label)
+
+
+@_jit
+def fold(product, loss, factor, weight):
+    """Add a term's weight·log(``factor``) to the loss: into ``product`` (logged once per centre,
+    at most 2^(terms of a centre), far from overflow) when the weight is 1, else directly."""
+    if weight == 1:
+        return product * factor, loss
+    return product, loss + weight * math.log(factor)
 
 
 @_jit
@@ -115,13 +126,14 @@ def cbow_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, want
             continue
         inv = real(1.0 / n)
         gh[:] = 0
+        product = 1.0  # of the factors 1 + e of this loop's terms (see score)
         for j in range(j_width):
             m = tmask[b, j]
             if m == 0:
                 continue
             t = targets[b, j]
-            term, g = score(w_out, t, h, labels[b, j], m)
-            loss += term
+            factor, term, g = score(w_out, t, h, labels[b, j], m)
+            product, loss = fold(product, loss + term, factor, m)
             if not want_grad:
                 continue
             g = real(g)
@@ -131,6 +143,7 @@ def cbow_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, want
             for d in range(dim):
                 values_out[k, d] += g * h[d]
             hits[k] += m
+        loss += math.log(product)
         if not want_grad:
             continue
         if exact:
@@ -162,13 +175,14 @@ def skipgram_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, 
             any_valid = True
             row = context[b, c]
             gv[:] = 0
+            product = 1.0  # of the factors 1 + e of this loop's terms (see score)
             for j in range(j_width):
                 m = tmask[b, j]
                 if m == 0:
                     continue
                 t = targets[b, j]
-                term, g = score(w_out, t, w_in[row], labels[b, j], wc * m)
-                loss += term
+                factor, term, g = score(w_out, t, w_in[row], labels[b, j], wc * m)
+                product, loss = fold(product, loss + term, factor, wc * m)
                 if not want_grad:
                     continue
                 g = real(g)
@@ -177,6 +191,7 @@ def skipgram_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, 
                 k, used_out = take_slot(slot_out, rows_out, values_out, used_out, t, base_out)
                 for d in range(dim):
                     values_out[k, d] += g * w_in[row, d]
+            loss += math.log(product)
             if want_grad:
                 k, used_in = take_slot(slot_in, rows_in, values_in, used_in, row, base_in)
                 for d in range(dim):
@@ -247,17 +262,19 @@ def cbow_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tmask,
         count += 1
         inv = real(1.0 / n)
         gh[:] = 0
+        product = 1.0  # of the factors 1 + e of this loop's terms (see score)
         for j in range(rows.shape[0]):
             m = row_mask[j]
             if m == 0:
                 continue
             t = rows[j]
-            term, g = score(w_out, t, h, row_labels[j], m)
-            loss += term
+            factor, term, g = score(w_out, t, h, row_labels[j], m)
+            product, loss = fold(product, loss + term, factor, m)
             g = real(lr * g)
             for d in range(dim):
                 gh[d] += g * w_out[t, d]
                 w_out[t, d] -= g * h[d]
+        loss += math.log(product)
         if exact:
             for d in range(dim):
                 gh[d] *= inv
@@ -291,17 +308,19 @@ def skipgram_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tm
             count += wc
             row = context[b, c]
             gv[:] = 0
+            product = 1.0  # of the factors 1 + e of this loop's terms (see score)
             for j in range(rows.shape[0]):
                 m = row_mask[j]
                 if m == 0:
                     continue
                 t = rows[j]
-                term, g = score(w_out, t, w_in[row], row_labels[j], wc * m)
-                loss += term
+                factor, term, g = score(w_out, t, w_in[row], row_labels[j], wc * m)
+                product, loss = fold(product, loss + term, factor, wc * m)
                 g = real(lr * g)
                 for d in range(dim):
                     gv[d] += g * w_out[t, d]
                     w_out[t, d] -= g * w_in[row, d]
+            loss += math.log(product)
             for d in range(dim):
                 w_in[row, d] -= gv[d]
     return loss, count
@@ -323,7 +342,7 @@ def _sgd(kind, w_in, w_out, centre, context, weight, targets, labels, tmask, by_
         else:
             losses[i], counts[i] = skipgram_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tmask,
                                                       by_centre, noise, state, exact, lr, b0, b1)
-    return losses.sum(), counts.sum()
+    return np.array([losses.sum(), counts.sum()])
 
 
 @_jit
@@ -441,7 +460,7 @@ def sgd_step(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, context: torch.
 def sgd_step_words(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, centre: torch.Tensor, context: torch.Tensor,
                    mask: torch.Tensor, exact: bool, lr: float, seed: int, noise: torch.Tensor | None = None,
                    negatives: int = 0, huffman: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-                   ) -> tuple[float, float]:
+                   ) -> torch.Tensor:
     """word2vec's own training step straight from a batch of windows (``centre [B]``,
     ``context [B, C]``, ``mask [B, C]`` bool), its targets found inside the kernel as word2vec
     finds them: ``negatives`` words per centre drawn from the ``noise`` table with word2vec's
@@ -449,8 +468,8 @@ def sgd_step_words(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, centre: t
     centre's Huffman path (``huffman = (points, labels, mask)``, ``[V, L]`` each). No ``[B, J]``
     tensor is built.
 
-    :returns: the batch's summed loss and its count (CBOW: centres with a context; skip-gram:
-        pairs), as the models' forward returns them.
+    :returns: ``[2]`` (float64): the batch's summed loss and its count (CBOW: centres with a
+        context; skip-gram: pairs), as the models' forward returns them.
     """
     real = w_in.detach().numpy().dtype
     as_np = lambda t, dt: np.ascontiguousarray(t.numpy(), dtype=dt)  # noqa: E731  (no copy when it fits)
@@ -463,10 +482,10 @@ def sgd_step_words(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, centre: t
         labels = np.zeros((1, 1 + negatives), real)
         labels[0, 0] = 1
         tmask, by_centre, table = np.ones((1, 1 + negatives), real), False, as_np(noise, np.int32)
-    loss, count = _sgd(_KINDS[kind], w_in.detach().numpy(), w_out.detach().numpy(), as_np(centre, np.int64),
+    totals = _sgd(_KINDS[kind], w_in.detach().numpy(), w_out.detach().numpy(), as_np(centre, np.int64),
                        as_np(context, np.int64), np.ascontiguousarray(mask.numpy()), targets, labels, tmask, by_centre, table, seed,
                        exact, lr, _chunks(context.shape[0]))
-    return float(loss), float(count)
+    return torch.from_numpy(totals)  # no per-value tensor construction (a Python-level cost per step)
 
 
 _NO_NOISE = np.zeros(0, np.int32)

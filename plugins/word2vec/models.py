@@ -376,13 +376,13 @@ class _NegativeSampling(_WordVectors):
             # One draw from torch's generator seeds the kernel's (reproducible under train.seed).
             seed = int(torch.randint(1 << 62, (), dtype=torch.int64))
             if self.objective == "hs":
-                loss, count = sgd_step_words(kind, w_in, w_out, centre, context, mask, exact, self.sgd_group["lr"],
-                                             seed, huffman=(self.hs_points, self.hs_labels, self.hs_mask))
+                totals = sgd_step_words(kind, w_in, w_out, centre, context, mask, exact, self.sgd_group["lr"],
+                                        seed, huffman=(self.hs_points, self.hs_labels, self.hs_mask))
             else:
-                loss, count = sgd_step_words(kind, w_in, w_out, centre, context, mask, exact, self.sgd_group["lr"],
-                                             seed, noise=self.noise_table, negatives=self.negatives)
+                totals = sgd_step_words(kind, w_in, w_out, centre, context, mask, exact, self.sgd_group["lr"],
+                                        seed, noise=self.noise_table, negatives=self.negatives)
             # Updated already: there is no graph, nothing for backward or the optimizer to do.
-            return torch.tensor(loss, dtype=w_in.dtype), torch.tensor(count, dtype=w_in.dtype)
+            return totals[0], totals[1]
         weight = mask.to(w_in.dtype)
         count = weight.sum() if kind == "skipgram" else (weight.sum(1) > 0).sum().to(weight.dtype)
         context, targets = context.long(), self._targets(centre)
