@@ -326,23 +326,40 @@ def skipgram_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tm
     return loss, count
 
 
+@_jit
+def sgd_chunk(kind, w_in, w_out, centre, context, weight, targets, labels, tmask, by_centre, noise, seed, exact,
+              lr, i, chunks):
+    """Chunk ``i`` of ``chunks`` of the batch (``kind`` 0: CBOW, 1: skip-gram): its loss and count."""
+    batch = context.shape[0]
+    b0, b1 = batch * i // chunks, batch * (i + 1) // chunks
+    state = chunk_state(seed, i)
+    if kind == 0:
+        return cbow_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tmask, by_centre, noise, state,
+                              exact, lr, b0, b1)
+    return skipgram_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tmask, by_centre, noise, state,
+                              exact, lr, b0, b1)
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _sgd(kind, w_in, w_out, centre, context, weight, targets, labels, tmask, by_centre, noise, seed, exact, lr,
-         chunks):
+def _sgd_parallel(kind, w_in, w_out, centre, context, weight, targets, labels, tmask, by_centre, noise, seed, exact,
+                  lr, chunks):
     """The batch in ``chunks`` parallel chunks that update the shared tables without locks
     (Hogwild, as gensim's worker threads do)."""
-    batch = context.shape[0]
     losses, counts = np.zeros(chunks), np.zeros(chunks)
     for i in numba.prange(chunks):
-        b0, b1 = batch * i // chunks, batch * (i + 1) // chunks
-        state = chunk_state(seed, i)
-        if kind == 0:
-            losses[i], counts[i] = cbow_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tmask,
-                                                  by_centre, noise, state, exact, lr, b0, b1)
-        else:
-            losses[i], counts[i] = skipgram_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tmask,
-                                                      by_centre, noise, state, exact, lr, b0, b1)
+        losses[i], counts[i] = sgd_chunk(kind, w_in, w_out, centre, context, weight, targets, labels, tmask,
+                                         by_centre, noise, seed, exact, lr, i, chunks)
     return np.array([losses.sum(), counts.sum()])
+
+
+def _sgd(kind, w_in, w_out, centre, context, weight, targets, labels, tmask, by_centre, noise, seed, exact, lr,
+         chunks) -> np.ndarray:
+    """``[loss, count]`` of the batch; one chunk runs on the calling thread (a parallel region
+    would hand it to a pool thread: a wake-up per step)."""
+    args = (kind, w_in, w_out, centre, context, weight, targets, labels, tmask, by_centre, noise, seed, exact, lr)
+    if chunks == 1:
+        return np.array(sgd_chunk(*args, 0, 1))
+    return _sgd_parallel(*args, chunks)
 
 
 @_jit
