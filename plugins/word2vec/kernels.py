@@ -11,15 +11,20 @@ batch each, the way word2vec's ``cbow``/``skip-gram`` loops go:
   at the batch's weights; each touched row's gradient is written once and returned as
   ``rows [R]`` (unique per thread) and ``values [R, D]``, which become one sparse (or dense)
   gradient for whatever optimizer the trainer runs.
-* :func:`sgd_step`: word2vec's own update. Centre after centre, each one's SGD step (the lr of
-  the optimizer's param group) is written into the tables before the next centre reads them, so
-  there is no gradient left for the optimizer (``models._NegativeSampling.attach_sgd`` says when
-  that equals what plain SGD would do).
+* :func:`sgd_step_words` (and :func:`sgd_step` on given targets): word2vec's own update. Centre
+  after centre, each one's SGD step (the lr of the optimizer's param group) is written into the
+  tables before the next centre reads them, so there is no gradient left for the optimizer
+  (``models._NegativeSampling.attach_sgd`` says when that equals what plain SGD would do). Each
+  centre's targets are found as word2vec finds them: k noise words drawn with word2vec's
+  generator from the unigram table, or the centre's Huffman path read from the tree's tables.
+
+The loss is computed exactly, with one exp and, per centre, one log (:func:`score`, :func:`fold`).
 
 Threads: the batch is cut into one chunk per ``torch.get_num_threads()`` thread. In
 :func:`fused_step` each chunk has its own row slots and the chunks' rows are concatenated (a row
-touched by two chunks appears twice; its gradients are summed when applied); in :func:`sgd_step`
-the chunks update the shared tables without locks (Hogwild, as gensim's worker threads do).
+touched by two chunks appears twice; its gradients are summed when applied); in the SGD kernels
+the chunks update the shared tables without locks (Hogwild, as gensim's worker threads do), each
+with its own generator stream.
 
 numba is optional (``pip install 'zoo-ml[word2vec]'``): without it, on CUDA, or with
 ``model.kernel = "torch"`` the torch path runs; :mod:`zoo.plugins.word2vec.models` imports this
