@@ -196,35 +196,31 @@ class WindowSplit(Split):
         self.ids, self.docs, self.positions, self.keep = ids, docs, positions, keep
         self.window, self.dynamic_window, self.stochastic = window, dynamic_window, stochastic
         self.offsets = torch.cat([torch.arange(-window, 0), torch.arange(1, window + 1)]).to(ids.device)
-        self._padded: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+        self._padded: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.positions.shape[0]
 
-    def padded_corpus(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def padded_corpus(self) -> torch.Tensor:
         """The corpus with ``window`` slots of −1 before, between and after its documents
-        (``docs`` numbers them in order, as :func:`encode` does), built once:
-
-        * ``padded [M]`` (int64): word ids, −1 in the padding;
-        * ``slot [N]``: where token ``i`` sits in ``padded``;
-        * ``keep [M]`` or None: the subsampling's P(keep) of each slot (1 for the padding).
-
-        A window is then one gather, and its slots outside the centre's document are −1s
-        (word2vec's windows stop at a sentence's ends): no document or bounds test per slot.
+        (``docs`` numbers them in order, as :func:`encode` does), int32 ``[M]``, built once (4
+        bytes per token): token ``i`` sits at slot :meth:`slots` ``(i)``. A window is then one
+        gather, and its slots outside the centre's document are −1s (word2vec's windows stop at
+        a sentence's ends): no document or bounds test per slot.
         """
         if self._padded is None:
-            n, w, device = self.ids.shape[0], self.window, self.ids.device
-            first = int(self.docs[0]) if n else 0
-            slot = torch.arange(n, device=device) + w * (self.docs.long() - first + 1)
-            size = n + w * ((int(self.docs[-1]) - first if n else 0) + 2)
-            padded = torch.full((size,), -1, dtype=torch.long, device=device)
-            padded[slot] = self.ids.long()
-            keep = None
-            if self.keep is not None:
-                keep = torch.ones(size, device=device)
-                keep[slot] = self.keep[self.ids.long()]
-            self._padded = (padded, slot, keep)
+            n = self.ids.shape[0]
+            size = n + self.window * ((int(self.docs[-1]) - int(self.docs[0]) if n else 0) + 2)
+            padded = torch.full((size,), -1, dtype=torch.int32, device=self.ids.device)
+            padded[self.slots(torch.arange(n, device=self.ids.device))] = self.ids.to(torch.int32)
+            self._padded = padded
         return self._padded
+
+    def slots(self, positions: torch.Tensor) -> torch.Tensor:
+        """Where corpus positions sit in :meth:`padded_corpus`: shifted by ``window`` per document
+        begun (document numbers with gaps only widen the padding)."""
+        first = self.docs[0].long() if self.docs.shape[0] else 0
+        return positions + self.window * (self.docs[positions].long() - first + 1)
 
     def _windows(self, ids: torch.Tensor, docs: torch.Tensor, pos: torch.Tensor, offsets: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -259,10 +255,12 @@ class WindowSplit(Split):
         # later start) sees the same subsampled corpus and windows.
         seed = hash(tuple(order[:8].tolist())) & 0x7FFF_FFFF_FFFF
         generator = torch.Generator(device=ids.device).manual_seed(seed)
-        padded, slot, keep = self.padded_corpus()
-        positions = slot[positions]
-        if keep is not None:  # the padding is always kept (P = 1): it stays `window` wide
-            kept = torch.rand(padded.shape[0], generator=generator, device=ids.device) < keep
+        padded = self.padded_corpus()
+        positions = self.slots(positions)
+        if self.keep is not None:
+            words = padded.long().clamp_(min=0)
+            kept = torch.rand(padded.shape[0], generator=generator, device=ids.device) < self.keep[words]
+            kept |= padded < 0  # the padding is always kept: it stays `window` wide
             compact = kept.cumsum(0) - 1                            # old slot → new slot
             padded = padded[kept]                                   # one host sync per epoch
             positions = compact[positions[kept[positions]]]
@@ -279,12 +277,12 @@ class WindowSplit(Split):
         for first in range(start, steps, group):
             last = min(first + group, steps)
             pos = positions[bounds[first]:bounds[last]]
-            context = padded[pos.unsqueeze(1) + self.offsets]         # (G·B, 2w)
+            context = padded[pos.unsqueeze(1) + self.offsets].long()  # (G·B, 2w)
             mask = context >= 0
             if reach is not None:
                 mask &= self.offsets.abs() <= reach[bounds[first]:bounds[last]]
             context.clamp_(min=0)  # padding slots read word 0 with mask False: every id is a row
-            centre = padded[pos]
+            centre = padded[pos].long()
             for step in range(first, last):
                 rows = slice(bounds[step] - bounds[first], bounds[step + 1] - bounds[first])
                 yield {"centre": centre[rows], "context": context[rows], "mask": mask[rows]}
