@@ -185,7 +185,8 @@ class WindowSplit(Split):
       (40 % of its slots are empty on average for w = 5; the CPU kernel skips them). Drawing b
       once per batch instead (``[B, 2b]``, no empty slot: an earlier version) cost quality with
       word2vec's sequential update: skip-gram at 2 threads, 10 seeds, WordSim353 0.248 ± 0.007
-      and analogies 0.0200 ± 0.0010 per batch, 0.270 ± 0.003 and 0.0226 ± 0.0007 per centre.
+      and analogies 0.0200 ± 0.0010 per batch, 0.270 ± 0.003 and 0.0225 ± 0.0007 per centre
+      (mean ± standard error; docs/results.md).
     * :meth:`batch` (any index: preflight, export inputs, evaluation): windows over the full
       corpus; with ``stochastic`` the subsampling masks the dropped centre and context slots.
     """

@@ -359,8 +359,8 @@ def _sgd_parallel(kind, w_in, w_out, centre, context, weight, targets, labels, t
 
 def _sgd(kind, w_in, w_out, centre, context, weight, targets, labels, tmask, by_centre, noise, seed, exact, lr,
          chunks) -> np.ndarray:
-    """``[loss, count]`` of the batch; one chunk runs on the calling thread (a parallel region
-    would hand it to a pool thread: a wake-up per step)."""
+    """``[loss, count]`` of the batch; a single chunk runs on the calling thread, outside numba's
+    parallel region."""
     args = (kind, w_in, w_out, centre, context, weight, targets, labels, tmask, by_centre, noise, seed, exact, lr)
     if chunks == 1:
         return np.array(sgd_chunk(*args, 0, 1))

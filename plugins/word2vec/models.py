@@ -375,12 +375,10 @@ class _NegativeSampling(_WordVectors):
 
             # One draw from torch's generator seeds the kernel's (reproducible under train.seed).
             seed = int(torch.randint(1 << 62, (), dtype=torch.int64))
-            if self.objective == "hs":
-                totals = sgd_step_words(kind, w_in, w_out, centre, context, mask, exact, self.sgd_group["lr"],
-                                        seed, huffman=(self.hs_points, self.hs_labels, self.hs_mask))
-            else:
-                totals = sgd_step_words(kind, w_in, w_out, centre, context, mask, exact, self.sgd_group["lr"],
-                                        seed, noise=self.noise_table, negatives=self.negatives)
+            targets = (dict(huffman=(self.hs_points, self.hs_labels, self.hs_mask)) if self.objective == "hs"
+                       else dict(noise=self.noise_table, negatives=self.negatives))
+            totals = sgd_step_words(kind, w_in, w_out, centre, context, mask, exact, self.sgd_group["lr"], seed,
+                                    **targets)
             # Updated already: there is no graph, nothing for backward or the optimizer to do.
             return totals[0], totals[1]
         weight = mask.to(w_in.dtype)
