@@ -42,6 +42,14 @@ import numpy as np
 import torch
 
 _KINDS = {"cbow": 0, "skipgram": 1}
+
+# numba starts its OpenMP threads on first use and then sets the OpenMP thread count, which torch
+# shares, to its own (all cores): a `torch.set_num_threads(1)` or OMP_NUM_THREADS=1 made before
+# was silently undone, and a "1 thread" run used two. Start them now and give torch its count
+# back: torch's setting decides the kernels' chunks (and torch's own ops) from here on.
+_TORCH_THREADS = torch.get_num_threads()
+numba.get_num_threads()
+torch.set_num_threads(_TORCH_THREADS)
 # fastmath: the dot products and axpys vectorise (their order of summation is free)
 _jit = numba.njit(cache=True, fastmath=True, nogil=True)
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from zoo import hookimpl
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
 from zoo.plugins.word2vec import models
@@ -262,3 +263,55 @@ def test_batched_gradient_is_the_same_with_two_threads(kind, mean_out):
                       torch.zeros_like(w_out).index_add_(0, ro, vo)))
     assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-12)
     assert torch.allclose(grads[0][1], grads[1][1], atol=1e-12) and torch.allclose(grads[0][2], grads[1][2], atol=1e-12)
+
+
+def test_numba_leaves_torchs_thread_count_alone():
+    """numba's OpenMP threads start with all cores and used to set the OpenMP thread count torch
+    shares: OMP_NUM_THREADS=1 (or torch.set_num_threads(1)) became 2 threads, chunks included."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch, numba; from zoo.plugins.word2vec import kernels; numba.get_num_threads(); "
+            "print(torch.get_num_threads(), kernels._chunks(100))")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "1"]
+
+
+class _StopAfterFirstEpoch:
+    @hookimpl
+    def on_epoch_end(self, run, epoch, metrics):
+        import os
+        import signal
+
+        if epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_interrupted_kernel_run_resumes_to_the_same_weights(tmp_path, planted):
+    """word2vec's own update draws its noise words from a seed taken from torch's generator,
+    which the checkpoint restores: stop after epoch 1, resume, and the weights equal a straight
+    run's (one thread: two update the tables in a nondeterministic order, as gensim's do)."""
+    from zoo.core import api
+    from zoo.core.config import deep_merge
+    from zoo.core.errors import TrainingInterrupted
+    from zoo.core.plugins import get_zoo
+
+    planted_corpus, planted_options = planted
+    corpus = planted_corpus(tmp_path / "planted.txt", lines=20)
+    options = deep_merge(planted_options(corpus, "cbow", export={"enabled": False}), {"train": {"epochs": 3}})
+    api.train("cbow", options=options, out=str(tmp_path / "straight"), log=None)
+    zoo, stopper = get_zoo(), _StopAfterFirstEpoch()
+    zoo.pm.register(stopper, name="stop-after-first-epoch")
+    try:
+        with pytest.raises(TrainingInterrupted):
+            api.train("cbow", options=options, out=str(tmp_path / "stopped"), log=None)
+    finally:
+        zoo.pm.unregister(stopper)
+    api.train(resume=str(tmp_path / "stopped"), log=None)
+    straight, resumed = (torch.load(tmp_path / name / "checkpoint-last.pt", weights_only=False)["model"]
+                         for name in ("straight", "stopped"))
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
