@@ -125,10 +125,61 @@ def fold(product, loss, factor, weight):
 
 
 @_jit
+def gradient_targets(w_out, v, rows, row_labels, row_mask, weight, acc, loss, want_grad, slot_out, rows_out,
+                     values_out, used_out, base_out, hits, count_hits):
+    """The batched gradient of one input vector ``v``'s targets: each target t's loss is folded
+    in; with ``want_grad``, ``acc`` (zeroed here) gets Σ g·u_t (∂/∂v) and t's gradient slot g·v
+    (and one hit per target with ``count_hits``). Returns the loss and the slots used."""
+    real = w_out.dtype.type
+    acc[:] = 0
+    product = 1.0  # of the factors 1 + e of the terms (see score)
+    for j in range(rows.shape[0]):
+        m = row_mask[j]
+        if m == 0:
+            continue
+        t = rows[j]
+        factor, term, g = score(w_out, t, v, row_labels[j], weight * m)
+        product, loss = fold(product, loss + term, factor, weight * m)
+        if not want_grad:
+            continue
+        g = real(g)
+        for d in range(v.shape[0]):
+            acc[d] += g * w_out[t, d]
+        k, used_out = take_slot(slot_out, rows_out, values_out, used_out, t, base_out)
+        for d in range(v.shape[0]):
+            values_out[k, d] += g * v[d]
+        if count_hits:
+            hits[k] += m
+    return loss + math.log(product), used_out
+
+
+@_jit
+def sgd_targets(w_out, v, rows, row_labels, row_mask, weight, lr, acc, loss):
+    """word2vec's inner loop for one input vector ``v``: each target t's loss is folded in, ``acc``
+    (zeroed here) gets Σ lr·g·u_t (the step of v) and u_t steps by −lr·g·v at once, before the
+    next target is scored. Returns the loss."""
+    real = w_out.dtype.type
+    acc[:] = 0
+    product = 1.0  # of the factors 1 + e of the terms (see score)
+    for j in range(rows.shape[0]):
+        m = row_mask[j]
+        if m == 0:
+            continue
+        t = rows[j]
+        factor, term, g = score(w_out, t, v, row_labels[j], weight * m)
+        product, loss = fold(product, loss + term, factor, weight * m)
+        g = real(lr * g)
+        for d in range(v.shape[0]):
+            acc[d] += g * w_out[t, d]
+            w_out[t, d] -= g * v[d]
+    return loss + math.log(product)
+
+
+@_jit
 def cbow_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, want_grad, b0, b1,
                slot_in, slot_out, rows_in, values_in, rows_out, values_out, hits, base_in, base_out):
     """Centres ``b0..b1``: loss, and the gradient rows written from ``base_in``/``base_out`` on."""
-    c_width, j_width, dim = context.shape[1], targets.shape[1], w_in.shape[1]
+    c_width, dim = context.shape[1], w_in.shape[1]
     real = w_in.dtype.type  # the inner loops stay in the tables' precision (they vectorise)
     h = np.zeros_like(w_in[0])
     gh = np.zeros_like(w_in[0])
@@ -138,25 +189,8 @@ def cbow_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, want
         if n <= 0:
             continue
         inv = real(1.0 / n)
-        gh[:] = 0
-        product = 1.0  # of the factors 1 + e of this loop's terms (see score)
-        for j in range(j_width):
-            m = tmask[b, j]
-            if m == 0:
-                continue
-            t = targets[b, j]
-            factor, term, g = score(w_out, t, h, labels[b, j], m)
-            product, loss = fold(product, loss + term, factor, m)
-            if not want_grad:
-                continue
-            g = real(g)
-            for d in range(dim):
-                gh[d] += g * w_out[t, d]
-            k, used_out = take_slot(slot_out, rows_out, values_out, used_out, t, base_out)
-            for d in range(dim):
-                values_out[k, d] += g * h[d]
-            hits[k] += m
-        loss += math.log(product)
+        loss, used_out = gradient_targets(w_out, h, targets[b], labels[b], tmask[b], 1.0, gh, loss, want_grad,
+                                          slot_out, rows_out, values_out, used_out, base_out, hits, True)
         if not want_grad:
             continue
         if exact:
@@ -176,7 +210,6 @@ def skipgram_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, 
                    slot_in, slot_out, rows_in, values_in, rows_out, values_out, hits, base_in, base_out):
     """As ``cbow_chunk``: every valid context word's input vector predicts the centre's targets."""
     c_width, j_width, dim = context.shape[1], targets.shape[1], w_in.shape[1]
-    real = w_in.dtype.type
     gv = np.zeros_like(w_in[0])
     used_in, used_out, loss = 0, 0, 0.0
     for b in range(b0, b1):
@@ -187,24 +220,9 @@ def skipgram_chunk(w_in, w_out, context, weight, targets, labels, tmask, exact, 
                 continue
             any_valid = True
             row = context[b, c]
-            gv[:] = 0
-            product = 1.0  # of the factors 1 + e of this loop's terms (see score)
-            for j in range(j_width):
-                m = tmask[b, j]
-                if m == 0:
-                    continue
-                t = targets[b, j]
-                factor, term, g = score(w_out, t, w_in[row], labels[b, j], wc * m)
-                product, loss = fold(product, loss + term, factor, wc * m)
-                if not want_grad:
-                    continue
-                g = real(g)
-                for d in range(dim):
-                    gv[d] += g * w_out[t, d]
-                k, used_out = take_slot(slot_out, rows_out, values_out, used_out, t, base_out)
-                for d in range(dim):
-                    values_out[k, d] += g * w_in[row, d]
-            loss += math.log(product)
+            loss, used_out = gradient_targets(w_out, w_in[row], targets[b], labels[b], tmask[b], wc, gv, loss,
+                                              want_grad, slot_out, rows_out, values_out, used_out, base_out, hits,
+                                              False)
             if want_grad:
                 k, used_in = take_slot(slot_in, rows_in, values_in, used_in, row, base_in)
                 for d in range(dim):
@@ -274,20 +292,7 @@ def cbow_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tmask,
             continue
         count += 1
         inv = real(1.0 / n)
-        gh[:] = 0
-        product = 1.0  # of the factors 1 + e of this loop's terms (see score)
-        for j in range(rows.shape[0]):
-            m = row_mask[j]
-            if m == 0:
-                continue
-            t = rows[j]
-            factor, term, g = score(w_out, t, h, row_labels[j], m)
-            product, loss = fold(product, loss + term, factor, m)
-            g = real(lr * g)
-            for d in range(dim):
-                gh[d] += g * w_out[t, d]
-                w_out[t, d] -= g * h[d]
-        loss += math.log(product)
+        loss = sgd_targets(w_out, h, rows, row_labels, row_mask, 1.0, lr, gh, loss)
         if exact:
             for d in range(dim):
                 gh[d] *= inv
@@ -320,20 +325,7 @@ def skipgram_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tm
                 continue
             count += wc
             row = context[b, c]
-            gv[:] = 0
-            product = 1.0  # of the factors 1 + e of this loop's terms (see score)
-            for j in range(rows.shape[0]):
-                m = row_mask[j]
-                if m == 0:
-                    continue
-                t = rows[j]
-                factor, term, g = score(w_out, t, w_in[row], row_labels[j], wc * m)
-                product, loss = fold(product, loss + term, factor, wc * m)
-                g = real(lr * g)
-                for d in range(dim):
-                    gv[d] += g * w_out[t, d]
-                    w_out[t, d] -= g * w_in[row, d]
-            loss += math.log(product)
+            loss = sgd_targets(w_out, w_in[row], rows, row_labels, row_mask, wc, lr, gv, loss)
             for d in range(dim):
                 w_in[row, d] -= gv[d]
     return loss, count
