@@ -319,7 +319,11 @@ def config_cmd(model, config_file, sets, schema) -> None:
 @click.option("--lr", type=float, help="optim.lr")
 @click.option("--batch-size", type=int, help="train.batch_size")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/MODEL-TIME).")
-@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this directory.")
+@click.option("--resume", type=click.Path(file_okay=False),
+              help="Continue the run in this directory (or finish its test and export). --epochs, "
+              "--lr, --set optim.*/schedule.*/train.*/export.* apply; model, data, optimizer name, "
+              "seed and batch size cannot change.")
+@click.option("--force", is_flag=True, help="Use an --out folder that is not empty (and not a run).")
 @click.option("--no-export", is_flag=True, help="Skip the ONNX export.")
 @click.option("--log", "loggers", multiple=True, metavar="NAME",
               help="Enable a logger plugin (train.log), e.g. --log tensorboard. Repeatable.")
@@ -342,7 +346,7 @@ def config_cmd(model, config_file, sets, schema) -> None:
 @click.option("--rdzv-id", metavar="ID", help="Job id for the rendezvous (default: zoo).")
 @click.pass_context
 def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed, lr, batch_size, out,
-          resume, no_export, loggers, quiet, as_json, precision, compile_, compile_mode, nproc_per_node,
+          resume, force, no_export, loggers, quiet, as_json, precision, compile_, compile_mode, nproc_per_node,
           nnodes, node_rank, rdzv_endpoint, rdzv_id) -> None:
     """Train MODEL (or a PLUGIN's first model), test it and export a parity-checked ONNX file.
 
@@ -369,7 +373,7 @@ def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed
         options.setdefault("train", {})["compile_mode"] = compile_mode
     log = None if (quiet or as_json) else (lambda line: click.echo(line, err=True))
     summary = api.train(model, config_file=config_file, sets=sets, options=options, out=out,
-                        resume=resume, log=log)
+                        resume=resume, log=log, force=force)
     if summary.get("rank", 0) > 0:  # a torchrun worker other than rank 0: rank 0 reports
         return
     if as_json:
@@ -442,17 +446,36 @@ def export_cmd(run_dir, opset, triton_repo, triton_name, triton_max_batch, trito
 @click.option("--max-delay-ms", type=click.FloatRange(0, 10_000), default=2.0, show_default=True,
               help="Dynamic batching: longest wait for more requests to merge.")
 @click.option("--max-body-mb", type=click.FloatRange(0.001, 4096), default=64.0, show_default=True,
-              help="Largest request body accepted (413 beyond).")
+              help="Largest request body, and largest tensor a request's shapes may claim (413 beyond).")
+@click.option("--max-json-mb", type=click.FloatRange(0.001, 4096), default=8.0, show_default=True,
+              help="Largest JSON part of a request (413 beyond): JSON tensors take up to 20x their size "
+                   "in memory while decoded; large tensors go as binary data (tritonclient's default).")
+@click.option("--read-timeout-s", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
+              help="Longest wait for a request's headers or body (408 and the connection closed beyond).")
+@click.option("--idle-timeout-s", type=click.FloatRange(0.1, 3600), default=5.0, show_default=True,
+              help="Close a keep-alive connection idle this long.")
+@click.option("--api-key", envvar="ZOO_API_KEY", metavar="KEY",
+              help="Require 'Authorization: Bearer KEY' on every route but /v2/health/* (401 otherwise). "
+                   "Prefer the ZOO_API_KEY environment variable: arguments show in ps.")
+@click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False),
+              help="Serve HTTPS with this PEM certificate (chain).")
+@click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False),
+              help="The unencrypted PEM private key of --ssl-certfile (if not inside it).")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None,
               help="onnxruntime intra-op threads per model (default: one per core). On a small CPU "
                    "machine 1 leaves a core to the HTTP event loop and serves more requests/s.")
-def serve(targets, host, port, max_batch, max_delay_ms, max_body_mb, threads) -> None:
-    """Serve exported models over the Open Inference Protocol (KServe v2, as Triton speaks it)."""
+def serve(targets, host, port, max_batch, max_delay_ms, max_body_mb, max_json_mb, read_timeout_s,
+          idle_timeout_s, api_key, ssl_certfile, ssl_keyfile, threads) -> None:
+    """Serve exported models over the Open Inference Protocol (KServe v2, as Triton speaks it).
+
+    Malformed requests get a 400 with a one-line JSON error; a busy port is exit 2.
+    """
     from zoo.core.serve import serve as run_server
 
-    click.echo(f"zoo serve on http://{host}:{port}/v2 (Ctrl-C or SIGTERM to stop)", err=True)
     run_server(list(targets), host, port, max_batch, max_delay_ms, int(max_body_mb * 1024 * 1024),
-               log=lambda line: click.echo(line, err=True), threads=threads)
+               log=lambda line: click.echo(line, err=True), threads=threads,
+               max_json=int(max_json_mb * 1024 * 1024), api_key=api_key, ssl_certfile=ssl_certfile,
+               ssl_keyfile=ssl_keyfile, idle_timeout=idle_timeout_s, read_timeout=read_timeout_s)
 
 
 @main.command()
@@ -482,14 +505,19 @@ def explain(run_dir, index, out, as_json) -> None:
 @click.argument("target", type=click.Path())
 @click.option("--input", "input_file", required=True, type=click.Path(dir_okay=False),
               help=".npy array or JSON (a list, or {input_name: list}).")
-@click.option("--json", "as_json", is_flag=True, help="Print predictions as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print predictions as JSON (always valid JSON: NaN and infinities become null).")
 def predict(target, input_file, as_json) -> None:
     """Run RUN_DIR/model.onnx (or a model.onnx) in onnxruntime on INPUT and print predictions."""
     from zoo.core import api
+    from zoo.core.runtime import json_safe
 
     predictions, _ = api.predict(target, input_file)
     if as_json:
-        _emit_json(predictions)
+        safe, replaced = json_safe(predictions)
+        if replaced:
+            click.echo(f"warning: {replaced} NaN or infinite value(s) printed as null", err=True)
+        _emit_json(safe)
         return
     for i, p in enumerate(predictions):
         click.echo(f"{i}\t{json.dumps(p) if not isinstance(p, str) else p}")

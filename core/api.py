@@ -9,14 +9,17 @@ parsing and rendering and the same flow is usable from Python::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from zoo.core.catalogue import ModelEntry, load_catalogue
-from zoo.core.errors import NonFiniteLoss, TrainingInterrupted, ZooError
+from zoo.core.errors import ExportError, NonFiniteLoss, TrainingInterrupted, ZooError
 
 
 def _loaded_zoo(entry: ModelEntry | None = None):
@@ -121,7 +124,7 @@ def _seed(seed: int, deterministic: bool) -> None:
 
 def train(model: str | None = None, *, config_file: str | None = None, sets: tuple[str, ...] = (),
           options: dict | None = None, out: str | None = None, resume: str | None = None,
-          log: Callable[[str], None] | None = print) -> dict[str, Any]:
+          log: Callable[[str], None] | None = print, force: bool = False) -> dict[str, Any]:
     """Train a model (or resume a run) and export it; returns the run summary.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this; they train one model
@@ -133,10 +136,10 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
     dist = distributed.context_from_env()
     if not dist.enabled:
         return _train(model, config_file=config_file, sets=sets, options=options, out=out,
-                      resume=resume, log=log, dist=dist)
+                      resume=resume, log=log, dist=dist, force=force)
     try:
         summary = _train(model, config_file=config_file, sets=sets, options=options, out=out,
-                         resume=resume, log=log if dist.is_main else None, dist=dist)
+                         resume=resume, log=log if dist.is_main else None, dist=dist, force=force)
         # Every rank leaves together: a rank that tore gloo down and exited while rank 0 was
         # still testing and exporting aborted at exit now and then ("terminate called without
         # an active exception"), which torchrun reports as a failed job.
@@ -156,41 +159,121 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
         distributed.shutdown()
 
 
-def _train(model, *, config_file, sets, options, out, resume, log, dist) -> dict[str, Any]:
-    import torch
-    from zoo import __version__
+# Keys a resume cannot change: they shape the model, its data or the replay of the interrupted
+# epoch, so the checkpoint would not fit them (data_dir only says where the same files are).
+FROZEN_ON_RESUME = ("model.", "data.", "optim.name", "train.batch_size", "train.seed")
+
+
+def _flatten(table: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _check_resume_changes(saved: dict, resolved: dict, run_dir) -> None:
+    """Refuse ``--set``/options on ``--resume`` that the checkpoint cannot follow (exit 2)."""
+    before, after = _flatten(saved), _flatten(resolved)
+    frozen = sorted(k for k, v in after.items() if k in before and before[k] != v
+                    and k.startswith(FROZEN_ON_RESUME) and not k.endswith("data_dir"))
+    if frozen:
+        raise ZooError(
+            f"--resume {run_dir} cannot change {', '.join(frozen)} (the checkpoint was trained with "
+            f"the saved values); a resume can change train.epochs, optim.* values other than its "
+            f"name (lr, weight_decay, ...), schedule.*, train.* other than seed and batch_size, and "
+            f"export.*. Start a new run (--out) to change the rest")
+
+
+def _open_resume(run, model, config_file, sets, options, dist, log):
+    """Everything a resume needs, checked before anything is written:
+    ``(entry, spec, run_config, checkpoint, previous_summary)``."""
+    from zoo.core import checkpoint as checkpoint_file
+    from zoo.core.config import deep_merge, parse_set
+    from zoo.core.runs import Run
+    from zoo.core.toml_io import read_toml
+
+    saved = run.read_config()
+    model_name = saved.get("model", {}).get("name") if isinstance(saved.get("model"), dict) else None
+    if not isinstance(model_name, str):
+        raise ZooError(f"{run.file(Run.CONFIG)} names no model ([model] name = ...): not a zoo run")
+    if model is not None and load_catalogue().resolve_trainable(model).name != model_name:
+        raise ZooError(f"{run.path} is a run of {model_name!r}, not {model!r}")
+    # The saved config, then what this command says: --config < --set < options (as for a new run).
+    changes = read_toml(config_file) if config_file else {}
+    for item in sets:
+        changes = deep_merge(changes, parse_set(item))
+    changes = deep_merge(changes, options or {})
+    entry, spec, run_config = resolve_config(model_name, options=deep_merge(saved, changes))
+    resolved = run_config.model_dump(mode="json")
+    _check_resume_changes(saved, resolved, run.path)
+    if not run.file(Run.LAST).exists():
+        raise ZooError(f"{run.path} has no {Run.LAST} to resume from")
+    checkpoint = checkpoint_file.load(run.file(Run.LAST))
+    try:
+        previous = run.read_summary()
+    except ZooError:
+        previous = {}  # damaged: the resume writes a new one
+    done, step = checkpoint["state"]["epoch"], checkpoint["state"]["step"]
+    if previous.get("status") == "finished" and done >= run_config.train.epochs and step == 0:
+        raise ZooError(f"{run.path} already completed {done} epochs; pass --epochs N (> {done}) to train longer")
+    if dist.is_main:
+        if resolved != saved:
+            run.write_config(resolved)
+        run.truncate_metrics(done)
+    log(f"resuming {model_name} from epoch {done}, step {step} in {run.path}")
+    return entry, spec, run_config, checkpoint, previous
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt (as Ctrl-C does) so that a run stopped outside the
+    training loop (test, export) still writes its summary; the loop installs its own handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train(model, *, config_file, sets, options, out, resume, log, dist, force=False) -> dict[str, Any]:
+    from zoo.core.runs import Run
+
+    log = log or (lambda line: None)
+    with contextlib.ExitStack() as stack:
+        checkpoint, previous = None, {}
+        if resume is not None:
+            run = Run.open(resume)
+            if dist.is_main:  # one writer per run directory
+                stack.enter_context(run.lock())
+            entry, spec, run_config, checkpoint, previous = _open_resume(
+                run, model, config_file, sets, options, dist, log)
+        else:
+            if model is None:
+                raise ZooError("name a model or plugin to train (see `zoo list`), or --resume RUN_DIR")
+            entry, spec, run_config = resolve_config(model, sets=sets, options=options,
+                                                     config_file=config_file)
+            run = None
+        return _run_training(entry, spec, run_config, run, checkpoint, previous, out, force, log, dist, stack)
+
+
+def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force, log, dist, stack):
+    """Data, model and run directory set up, then fit, test, export; the summary written whatever happens."""
     from zoo.core import distributed
-    from zoo.core.config import deep_merge
     from zoo.core.precision import Precision
     from zoo.core.runs import Run
     from zoo.core.trainer import Trainer, resolve_device
 
-    log = log or (lambda line: None)
     started = time.time()
-    checkpoint = None
-    if resume is not None:
-        run = Run.open(resume)
-        saved = run.read_config()
-        model_name = saved.get("model", {}).get("name")
-        if model is not None and load_catalogue().resolve_trainable(model).name != model_name:
-            raise ZooError(f"{resume} is a run of {model_name!r}, not {model!r}")
-        entry, spec, run_config = resolve_config(model_name, sets=sets,
-                                                 options=deep_merge(saved, options or {}))
-        last = run.file(Run.LAST)
-        if not last.exists():
-            raise ZooError(f"{resume} has no {Run.LAST} to resume from")
-        checkpoint = torch.load(last, map_location="cpu", weights_only=False)
-        done = checkpoint["state"]["epoch"]
-        if done >= run_config.train.epochs and checkpoint["state"]["step"] == 0:
-            raise ZooError(f"{resume} already completed {done} epochs; pass --epochs N (> {done}) to train longer")
-        if dist.is_main:
-            run.truncate_metrics(done)
-        log(f"resuming {model_name} from epoch {done}, step {checkpoint['state']['step']} in {run.path}")
-    else:
-        if model is None:
-            raise ZooError("name a model or plugin to train (see `zoo list`), or --resume RUN_DIR")
-        entry, spec, run_config = resolve_config(model, sets=sets, options=options,
-                                                 config_file=config_file)
     zoo = _loaded_zoo(entry)
     tc = run_config.train
     device = distributed.init(dist, tc.device) if dist.enabled else resolve_device(tc.device)
@@ -198,6 +281,8 @@ def _train(model, *, config_file, sets, options, out, resume, log, dist) -> dict
     _seed(tc.seed, tc.deterministic)
     dataset, task = load_data(run_config, entry)
     net = build_model(spec, run_config, dataset.info)
+    if checkpoint is not None:
+        _check_fits(net, checkpoint, run.file(Run.LAST))
     # Shuffling/dropout streams independent of the model's size; one dropout stream per rank
     # (rank 0's is the single-process one). The shuffling generator is seeded in the trainer,
     # the same on every rank.
@@ -205,60 +290,90 @@ def _train(model, *, config_file, sets, options, out, resume, log, dist) -> dict
     # What data parallelism cannot do is refused before anything is written.
     distributed.check_trainable(dist, net, len(dataset.train))
     distributed.check_batch_size(dist, tc.batch_size)
-    if resume is None:
+    if run is None:
         path = None
         if dist.is_main:
-            run = Run.create(out, entry.name)
+            run = Run.create(out, entry.name, force=force)
+            stack.enter_context(run.lock())
             run.write_config(run_config.model_dump(mode="json"))
             path = str(run.path)
         run = Run(dist.broadcast_object(path))  # only rank 0 writes into it
     net = net.to(device)
     data_on_device = dataset.to(device)
-    n_params = sum(p.numel() for p in net.parameters())
+    summary = _start_summary(entry, task, run_config, device, net, dist)
     log(f"{entry.name} ({entry.plugin}) on {run_config.data.name}: {len(dataset.train)} train / "
         f"{len(dataset.val) if dataset.val is not None else 0} val / {len(dataset.test)} test, "
-        f"{n_params:,} parameters, device {device}, run {run.path}")
+        f"{summary['parameters']:,} parameters, device {device}, run {run.path}")
+    trainer = Trainer(net, task, data_on_device, run_config, run, device, emit=zoo.emit, log=log, dist=dist)
+    try:
+        with _sigterm_as_interrupt():
+            result = trainer.fit(checkpoint)
+            if dist.enabled:
+                summary["rank_weights_sha256"] = result["rank_weights_sha256"]
+            if not dist.is_main:  # rank 0 tests, exports and writes the summary
+                return {**summary, "status": "finished", "rank": dist.rank, "epochs": result["epochs"]}
+            summary["train_seconds"] = round(time.time() - started, 3)
+            _finish(summary, result, run, net, task, dataset, data_on_device, run_config, entry, zoo,
+                    device, log)
+    except BaseException as err:
+        if not dist.is_main:  # rank 0 owns the run directory
+            raise
+        status = "failed" if isinstance(err, (NonFiniteLoss, ExportError)) or not isinstance(
+            err, (TrainingInterrupted, KeyboardInterrupt)) else "interrupted"
+        if isinstance(err, KeyboardInterrupt):
+            err = TrainingInterrupted(
+                f"interrupted during the {summary.get('phase', 'run')}; the trained weights are kept: "
+                f"`zoo train --resume {run.path}` finishes the test and export")
+        summary.update(wall_seconds=round(time.time() - started, 3))
+        _record_end(run, summary, previous, status, err, zoo)
+        if isinstance(err, TrainingInterrupted):
+            raise err from None
+        raise
+    summary.pop("phase", None)
+    summary["wall_seconds"] = round(time.time() - started, 3)
+    run.write_summary(summary)
+    zoo.emit("on_train_end", run=run, summary=summary)
+    return summary
+
+
+def _check_fits(net, checkpoint: dict, path) -> None:
+    """The checkpoint's weights must fit the model built from the config: exit 2 otherwise."""
+    try:
+        net.load_state_dict(checkpoint["model"])
+    except (RuntimeError, KeyError, TypeError) as err:
+        first = str(err).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])[:300]
+        raise ZooError(f"the weights in {path} do not fit the model built from the run's config "
+                       f"({detail})") from None
+
+
+def _start_summary(entry, task, run_config, device, net, dist) -> dict[str, Any]:
+    import torch
+    from zoo import __version__
+
     summary: dict[str, Any] = {
         "model": entry.name, "plugin": entry.plugin, "task": task.name, "dataset": run_config.data.name,
-        "status": "running", "device": str(device), "parameters": n_params,
+        "status": "running", "phase": "training", "device": str(device),
+        "parameters": sum(p.numel() for p in net.parameters()),
         "zoo_version": __version__, "torch_version": torch.__version__,
         "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     if dist.enabled:
-        summary.update(world_size=dist.world_size, batch_size_per_rank=tc.batch_size // dist.world_size)
-    trainer = Trainer(net, task, data_on_device, run_config, run, device, emit=zoo.emit, log=log, dist=dist)
-    try:
-        result = trainer.fit(checkpoint)
-    except (TrainingInterrupted, NonFiniteLoss, KeyboardInterrupt) as err:
-        if dist.is_main:  # rank 0 owns the run directory
-            summary["status"] = "interrupted" if not isinstance(err, NonFiniteLoss) else "failed"
-            summary["error"] = str(err) or type(err).__name__
-            summary["wall_seconds"] = round(time.time() - started, 3)
-            run.write_summary(summary)
-            zoo.emit("on_train_end", run=run, summary=summary)
-        raise
-    except Exception as err:
-        if dist.is_main:
-            summary.update(status="failed", error=f"{type(err).__name__}: {err}",
-                           wall_seconds=round(time.time() - started, 3))
-            run.write_summary(summary)
-            zoo.emit("on_train_end", run=run, summary=summary)
-        raise
-    if dist.enabled:
-        summary["rank_weights_sha256"] = result["rank_weights_sha256"]
-    if not dist.is_main:  # rank 0 tests, exports and writes the summary
-        return {**summary, "status": "finished", "rank": dist.rank, "epochs": result["epochs"]}
-    summary.update({
-        "status": "finished",
-        "metrics": result["test"],
-        "epochs": result["epochs"],
-        "best_epoch": result["best_epoch"],
-        "stopped_early": result["stopped_early"],
-        "monitor": result["monitor"],
-        "train_seconds": round(time.time() - started, 3),
-    })
-    from zoo.core.data import unwrap
+        summary.update(world_size=dist.world_size, batch_size_per_rank=run_config.train.batch_size // dist.world_size)
+    return summary
 
+
+def _finish(summary, result, run, net, task, dataset, data_on_device, run_config, entry, zoo, device, log):
+    """After training: record the test metrics, export the ONNX file, draw the plots."""
+    from zoo.core.data import unwrap
+    from zoo.core.runs import write_confusion, write_plots
+    from zoo.core.tasks import Classification
+
+    summary.update({
+        "status": "finished", "phase": "export", "metrics": result["test"], "epochs": result["epochs"],
+        "best_epoch": result["best_epoch"], "stopped_early": result["stopped_early"],
+        "monitor": result["monitor"],
+    })
     inner = unwrap(net)
     if hasattr(inner, "learned_parameters"):
         summary["learned"] = inner.learned_parameters()
@@ -271,11 +386,8 @@ def _train(model, *, config_file, sets, options, out, resume, log, dist) -> dict
             f"{exported.checked_shapes})")
     else:
         summary.update({"onnx": None, "parity": None})
-    from zoo.core.runs import write_confusion, write_plots
-
+    summary["phase"] = "plots"
     plots = write_plots(run)
-    from zoo.core.tasks import Classification
-
     if isinstance(task, Classification) and dataset.info.num_classes:
         matrix = confusion_matrix(net.to(device), task, data_on_device.test, dataset.info.num_classes,
                                   run_config.train.eval_batch_size)
@@ -283,10 +395,24 @@ def _train(model, *, config_file, sets, options, out, resume, log, dist) -> dict
     summary["plots"] = [p.name for p in plots]
     if not plots:
         log("note: plots skipped (pip install matplotlib to get loss/metric/lr PNGs in the run)")
-    summary["wall_seconds"] = round(time.time() - started, 3)
-    run.write_summary(summary)
-    zoo.emit("on_train_end", run=run, summary=summary)
-    return summary
+
+
+def _record_end(run, summary, previous, status, err, zoo) -> None:
+    """Write the summary of a run that did not finish, without destroying earlier results: a
+    resume of a finished run that fails keeps the finished summary and notes the failure."""
+    error = str(err) or type(err).__name__
+    if not isinstance(err, ZooError):
+        error = f"{type(err).__name__}: {error}"
+    if previous.get("status") == "finished":
+        record = {**previous, "last_resume": {"status": status, "error": error,
+                                              "at": time.strftime("%Y-%m-%dT%H:%M:%S")}}
+    else:
+        record = {**summary, "status": status, "error": error}
+    try:
+        run.write_summary(record)
+        zoo.emit("on_train_end", run=run, summary=record)
+    except Exception:  # noqa: BLE001 - the original error is what the user must see
+        pass
 
 
 def confusion_matrix(net, task, split, num_classes: int, batch_size: int) -> list[list[int]]:
@@ -333,11 +459,13 @@ def export_model(run, net, task, dataset, run_config, entry, zoo, opset: int | N
 def load_run(run_dir: str):
     """A finished (or interrupted) run rebuilt on the CPU: its model with the best weights (eval
     mode), dataset and task. Returns ``(run, entry, run_config, net, dataset, task, zoo)``."""
-    import torch
+    from zoo.core import checkpoint as checkpoint_file
     from zoo.core.runs import Run
 
     run = Run.open(run_dir)
     saved = run.read_config()
+    if not isinstance(saved.get("model"), dict) or not isinstance(saved["model"].get("name"), str):
+        raise ZooError(f"{run.file(Run.CONFIG)} names no model ([model] name = ...): not a zoo run")
     entry, spec, run_config = resolve_config(saved["model"]["name"], options=saved)
     zoo = _loaded_zoo(entry)
     dataset, task = load_data(run_config, entry)
@@ -345,18 +473,22 @@ def load_run(run_dir: str):
     path = run.file(Run.BEST) if run.file(Run.BEST).exists() else run.file(Run.LAST)
     if not path.exists():
         raise ZooError(f"{run_dir} has no checkpoint (train it first)")
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+    _check_fits(net, checkpoint_file.load(path), path)
     return run, entry, run_config, net.eval(), dataset, task, zoo
 
 
 def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
     """``zoo export RUN_DIR``: rebuild the model from the best checkpoint and export it again."""
     run, entry, run_config, net, dataset, task, zoo = load_run(run_dir)
-    result = export_model(run, net, task, dataset, run_config, entry, zoo, opset=opset)
-    summary = run.read_summary()
-    summary.update({"onnx": str(result.path), "parity": result.parity,
-                    "parity_shapes": result.checked_shapes})
-    run.write_summary(summary)
+    with run.lock():
+        result = export_model(run, net, task, dataset, run_config, entry, zoo, opset=opset)
+        try:
+            summary = run.read_summary()
+        except ZooError:
+            summary = {"model": entry.name, "dataset": run_config.data.name}  # damaged: rebuilt
+        summary.update({"onnx": str(result.path), "parity": result.parity,
+                        "parity_shapes": result.checked_shapes})
+        run.write_summary(summary)
     return summary
 
 
@@ -399,12 +531,17 @@ def explain(run_dir: str, index: int = 0, out: str | None = None) -> dict[str, A
 
 
 def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
-    """``zoo predict RUN_DIR|model.onnx --input FILE``: (predictions, metadata)."""
+    """``zoo predict RUN_DIR|model.onnx --input FILE``: (predictions, metadata).
+
+    Every bad input (unreadable file, arrays that do not fit the model, values the model cannot
+    run on) is a one-line ZooError; predictions may hold NaN/inf floats (``json_safe`` them).
+    """
     from zoo.core.runtime import (
         check_and_cast,
         load_inputs,
         make_session,
         read_metadata,
+        run_model,
     )
 
     path = Path(target)
@@ -417,10 +554,12 @@ def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     names = [i.name for i in session.get_inputs()]
     task_name = metadata.get("task")
     task = _loaded_zoo().registry.tasks.get(task_name) if task_name else None
-    # Raw input (text for token models) is turned into arrays by the task, from the metadata.
-    raw = task.raw_inputs(_read_raw(input_file), metadata) if task is not None else None
-    feed = check_and_cast(session, raw if raw is not None else load_inputs(input_file, names))
-    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
+    # Raw input (text for token models) is turned into arrays by the task, from the metadata;
+    # given arrays, the task checks what the signature cannot (token ids, a graph's edges).
+    data = _read_raw(input_file)
+    raw = task.raw_inputs(data, metadata) if task is not None else None
+    feed = check_and_cast(session, raw if raw is not None else load_inputs(input_file, names, data))
+    outputs = dict(zip([o.name for o in session.get_outputs()], run_model(session, feed)))
     if task is not None:
         return task.postprocess(outputs, {**metadata, "_inputs": feed}), metadata
     first = next(iter(outputs.values()))
@@ -429,15 +568,19 @@ def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
 
 def _read_raw(input_file: str) -> Any:
     """A ``.json`` input parsed, a ``.txt`` input as its non-empty lines, else ``None``."""
+    from zoo.core.runtime import read_json
+
     path = Path(input_file)
     if not path.is_file():
         raise ZooError(f"input file {input_file!r} does not exist")
-    try:
-        if path.suffix == ".json":
-            return json.loads(path.read_text(encoding="utf-8"))
-        if path.suffix == ".txt":
+    if path.suffix == ".json":
+        return read_json(path)
+    if path.suffix == ".txt":
+        try:
             lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            return lines or [""]
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ZooError(f"{input_file}: not valid JSON/UTF-8 text: {err}") from None
+        except UnicodeDecodeError as err:
+            raise ZooError(f"{input_file}: not UTF-8 text: {err}") from None
+        except OSError as err:
+            raise ZooError(f"{input_file}: cannot read it: {err.strerror or err}") from None
+        return lines or [""]
     return None

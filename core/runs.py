@@ -24,18 +24,30 @@ from typing import Any
 from zoo.core.errors import ZooError
 
 
+class RunWriteError(ZooError):
+    """A file of a run could not be written (disk full, read-only, permissions); the previous
+    version of that file, if any, is untouched."""
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``: readers see the old
+    file or the new one, never a part. A failed write (ENOSPC, EROFS, ...) is a one-line
+    :class:`RunWriteError` that says the previous file is intact."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as err:
+        kept = f"; the previous {path.name} is intact" if path.exists() else ""
+        raise RunWriteError(f"could not write {path}: {err.strerror or err}{kept}") from err
+    finally:
+        if tmp is not None and Path(tmp).exists():
+            Path(tmp).unlink(missing_ok=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -60,7 +72,14 @@ class Run:
         return self.path.name
 
     @classmethod
-    def create(cls, out: str | Path | None, model_name: str, root: str | Path = "runs") -> Run:
+    def create(cls, out: str | Path | None, model_name: str, root: str | Path = "runs",
+               force: bool = False) -> Run:
+        """A new run directory: ``out``, or ``root/MODEL-TIMESTAMP``.
+
+        A folder that already holds a run is refused (resume it instead), and so is a non-empty
+        folder that is not a run unless ``force``: its files (a ``config.toml``, a
+        ``model.onnx``) would be overwritten.
+        """
         if out is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = Path(root) / f"{model_name}-{stamp}"
@@ -71,10 +90,16 @@ class Run:
         path = Path(out)
         if path.exists() and not path.is_dir():
             raise ZooError(f"--out {str(path)!r} exists and is not a directory")
-        if (path / cls.LAST).exists() or (path / cls.SUMMARY).exists():
+        if any((path / name).exists() for name in (cls.CONFIG, cls.LAST, cls.SUMMARY)):
             raise ZooError(f"{str(path)!r} already holds a run; resume it with "
                            f"`zoo train --resume {path}` or choose another --out")
-        path.mkdir(parents=True, exist_ok=True)
+        if path.is_dir() and any(path.iterdir()) and not force:
+            raise ZooError(f"--out {str(path)!r} is a non-empty folder that is not a run; its files "
+                           f"could be overwritten: choose another --out, or pass --force to use it")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ZooError(f"cannot create the run directory {str(path)!r}: {err.strerror or err}") from None
         return cls(path)
 
     @classmethod
@@ -83,6 +108,10 @@ class Run:
         if not (run.path / cls.CONFIG).is_file():
             raise ZooError(f"{str(path)!r} is not a run directory (no {cls.CONFIG})")
         return run
+
+    def lock(self) -> RunLock:
+        """The run's single-writer lock (a context manager); see :class:`RunLock`."""
+        return RunLock(self.path)
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -103,10 +132,20 @@ class Run:
             fh.write(json.dumps(record) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The per-epoch records; a line that is not a JSON object (the cut-off last line of a
+        killed write, a damaged line) is skipped, so one bad line never hides the others."""
         path = self.file(self.METRICS)
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        records = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
 
     def truncate_metrics(self, epochs: int) -> None:
         """Drop records after ``epochs`` (resuming from a checkpoint older than the log)."""
@@ -118,8 +157,119 @@ class Run:
         atomic_write_text(self.file(self.SUMMARY), json.dumps(summary, indent=2, default=str) + "\n")
 
     def read_summary(self) -> dict[str, Any]:
+        """``summary.json`` (``{}`` before there is one); a damaged one is a :class:`ZooError`."""
         path = self.file(self.SUMMARY)
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        if not path.exists():
+            return {}
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as err:
+            raise ZooError(f"{path} is damaged ({type(err).__name__}: {str(err)[:120]}); `zoo export "
+                           f"{self.path}` or `zoo train --resume {self.path}` writes a new one") from None
+        if not isinstance(summary, dict):
+            raise ZooError(f"{path} is damaged (not a JSON object)")
+        return summary
+
+
+class RunLock:
+    """One writer per run directory: ``RUN_DIR/.lock`` holds the writer's PID, host and process
+    start time, created with ``O_EXCL`` so two processes cannot both take it.
+
+    A lock left by a process that is gone (SIGKILL, a crash, a reboot) is stale: on the same host,
+    a PID that no longer exists, or that now belongs to a process started at another time (the PID
+    was reused), is taken over. On taking the lock, temporary files left by an interrupted atomic
+    write or export (``.NAME.*.tmp``, ``.export-*.onnx``) are removed: with the lock held, no other
+    writer can own them.
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / self.NAME
+        self.held = False
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        me = _process_identity(os.getpid())
+        for _ in range(2):  # a second try after removing a stale lock
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is not None and _alive(holder):
+                    raise ZooError(
+                        f"{self.path.parent} is being written by process {holder.get('pid')} on "
+                        f"{holder.get('host')} (since {holder.get('since', '?')}); wait for it to end "
+                        f"or stop it. If that process is gone, remove {self.path}") from None
+                self.path.unlink(missing_ok=True)  # stale (or unreadable): its writer is gone
+                continue
+            except OSError as err:
+                raise ZooError(f"cannot lock {self.path.parent}: {err.strerror or err}") from None
+            with os.fdopen(fd, "w") as fh:
+                json.dump({**me, "since": time.strftime("%Y-%m-%dT%H:%M:%S")}, fh)
+            self.held = True
+            self._remove_stale_temporaries()
+            return
+        raise ZooError(f"cannot lock {self.path.parent}: another process took the lock meanwhile")
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            holder = self._holder()
+            if holder is not None and holder.get("pid") == os.getpid():
+                self.path.unlink(missing_ok=True)
+
+    def _holder(self) -> dict[str, Any] | None:
+        try:
+            holder = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return holder if isinstance(holder, dict) else None
+
+    def _remove_stale_temporaries(self) -> None:
+        for pattern in (".*.tmp", ".export-*.onnx", ".export-*.onnx.data"):  # atomic writes, exports
+            for tmp in self.path.parent.glob(pattern):
+                tmp.unlink(missing_ok=True)
+
+
+def _process_identity(pid: int) -> dict[str, Any]:
+    """PID, host and (Linux) the process's start time in clock ticks, which tells a reused PID apart."""
+    import socket
+
+    return {"pid": pid, "host": socket.gethostname(), "start": _start_time(pid)}
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])  # field 22: starttime (after the command name)
+
+
+def _alive(holder: dict[str, Any]) -> bool:
+    """Whether the lock's writer still runs. Another host's process cannot be checked: assume it does."""
+    import socket
+
+    pid = holder.get("pid")
+    if not isinstance(pid, int):
+        return False
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    start = holder.get("start")
+    return start is None or _start_time(pid) in (None, start)
 
 
 # -- many runs ---------------------------------------------------------------------------------
@@ -127,16 +277,25 @@ class Run:
 
 def run_status(run: Run) -> str:
     """finished / interrupted / failed from the summary; a run with no summary was cut short."""
-    summary = run.read_summary()
+    try:
+        summary = run.read_summary()
+    except ZooError:
+        return "damaged"
     if summary.get("status") in ("finished", "interrupted", "failed"):
         return summary["status"]
     return "interrupted" if run.file(Run.LAST).exists() else "created"
 
 
 def describe(run: Run) -> dict[str, Any]:
-    """One row of ``zoo runs``: what a person compares runs by."""
-    summary = run.read_summary()
-    config = run.read_config()
+    """One row of ``zoo runs``: what a person compares runs by. A damaged summary or config shows
+    as status ``damaged`` in its row instead of breaking the table."""
+    try:
+        summary = run.read_summary()
+        config = run.read_config()
+    except ZooError as err:
+        return {"run": run.name, "path": str(run.path), "model": None, "dataset": None, "started": None,
+                "epochs": None, "status": "damaged", "device": None, "wall_seconds": None,
+                "parity": None, "metrics": {}, "error": str(err)}
     records = run.read_metrics()
     return {
         "run": run.name,

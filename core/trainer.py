@@ -24,7 +24,6 @@ never see a DDP or compiled wrapper.
 
 from __future__ import annotations
 
-import io
 import math
 import signal
 import sys
@@ -36,6 +35,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from zoo.core import checkpoint as checkpoint_file
 from zoo.core import distributed
 from zoo.core.augment import augment, check_images
 from zoo.core.config import OptimConfig, RunConfig, ScheduleConfig
@@ -93,6 +93,37 @@ def build_optimizer(config: OptimConfig, params) -> torch.optim.Optimizer:
     if config.name == "adam":
         return torch.optim.Adam(params, betas=config.betas, eps=config.eps, **common)
     return torch.optim.AdamW(params, betas=config.betas, eps=config.eps, **common)
+
+
+def apply_optim_config(optimizer: torch.optim.Optimizer, scheduler, saved: dict[str, Any] | None,
+                       config: OptimConfig, global_step: int) -> list[str]:
+    """Carry ``optim.*`` values changed since the checkpoint into the restored optimizer.
+
+    ``optimizer.load_state_dict`` brings back the saved ``lr``, ``betas``, ... with the moments,
+    so ``zoo train --resume RUN --lr 1e-4`` would silently keep the old lr. Each value that
+    differs from ``saved`` (the checkpoint's ``optim`` section) is put into every param group
+    that has it; a new lr rescales each group's lr (and the schedule's base lrs) by
+    ``new / old``, which keeps groups a plugin gave different lrs in proportion. The moments are
+    kept. Returns the names of the values changed.
+    """
+    new = config.model_dump(mode="json")
+    changed = [k for k in new if saved is not None and k in saved and saved[k] != new[k] and k != "name"]
+    ratio = config.lr / saved["lr"] if "lr" in changed else 1.0
+    for group in optimizer.param_groups:
+        for key in changed:
+            if key == "lr":
+                group["lr"] *= ratio
+                if "initial_lr" in group:
+                    group["initial_lr"] *= ratio
+            elif key in group:
+                group[key] = tuple(new[key]) if key == "betas" else new[key]
+    if scheduler is not None and "lr" in changed:
+        scheduler.base_lrs = [base * ratio for base in scheduler.base_lrs]
+        lrs = [base * fn(scheduler.last_epoch) for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+        for group, lr in zip(optimizer.param_groups, lrs):
+            group["lr"] = lr
+        scheduler._last_lr = lrs
+    return changed
 
 
 def lr_factor(config: ScheduleConfig, peak_lr: float, steps_per_epoch: int, total_epochs: int) -> Callable[[int], float]:
@@ -312,10 +343,9 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "model_name": self.config.model.name,
+            "optim": self.config.optim.model_dump(mode="json"),  # what a resume compares --lr/--set with
         }
-        buffer = io.BytesIO()
-        torch.save(payload, buffer)
-        data = buffer.getvalue()
+        data = checkpoint_file.dumps(payload)
         for name in names:
             path = self.run.file(name)
             atomic_write_bytes(path, data)
@@ -383,6 +413,11 @@ class Trainer:
             if scheduler is not None and checkpoint.get("scheduler") is not None:
                 scheduler.load_state_dict(checkpoint["scheduler"])
             state = TrainState(**checkpoint["state"])
+            # `--resume --lr ...` / `--set optim.*=...`: the config wins over the saved values.
+            changed = apply_optim_config(optimizer, scheduler, checkpoint.get("optim"), self.config.optim,
+                                         state.epoch * steps_per_epoch + state.step)
+            if changed:
+                self.log("resume: optim." + ", optim.".join(changed) + " changed since the checkpoint")
             generator.set_state(checkpoint["generator"])
             torch.set_rng_state(checkpoint["rng_cpu"])
             if checkpoint.get("rng_cuda") and torch.cuda.is_available():
@@ -508,7 +543,7 @@ class Trainer:
                     "stopped_early": stopped_early, "monitor": f"val_{self.monitor}", "best": state.best}
         best_path = self.run.file(Run.BEST)
         if best_path.exists():
-            best = torch.load(best_path, map_location=self.device, weights_only=False)
+            best = checkpoint_file.load(best_path, map_location=self.device)
             model.load_state_dict(best["model"])
         test = self.evaluate(self.data.test, shard=False)  # by rank 0 alone
         return {**result, "test": test, "best_epoch": state.best_epoch, "epochs": state.epoch,

@@ -162,26 +162,46 @@ def download(url: str, target: Path) -> Path:
 
 
 class _NumpyScipyUnpickler(pickle.Unpickler):
-    """Unpickles only numpy arrays, scipy sparse matrices and the defaultdict(list) of the graph:
-    a Planetoid file cannot run arbitrary code."""
+    """Unpickles exactly what Planetoid files hold: numpy arrays, scipy CSR matrices and the
+    graph's ``defaultdict(list)``. Nothing else can be named, so a crafted file cannot reach a
+    function that runs code (``numpy.testing``'s helpers, ``os.system``, ...)."""
 
-    _ALLOWED = {("collections", "defaultdict"), ("__builtin__", "list"), ("builtins", "list"),
-                ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
-                ("__builtin__", "object"), ("builtins", "object")}
+    # (module, name) as the files name them, written by Python 2 and old numpy/scipy, and as
+    # newer writers would; the old private scipy paths are looked up in scipy.sparse.
+    _ALLOWED = {
+        ("collections", "defaultdict"), ("__builtin__", "list"), ("builtins", "list"),
+        ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+        ("__builtin__", "object"), ("builtins", "object"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("scipy.sparse.csr", "csr_matrix"), ("scipy.sparse._csr", "csr_matrix"), ("scipy.sparse", "csr_matrix"),
+        ("_codecs", "encode"),  # how Python 3's protocol 2 writes bytes (an array's buffer)
+    }
 
     def find_class(self, module: str, name: str):
-        if (module, name) in self._ALLOWED or module.split(".")[0] == "numpy" or module.startswith("scipy.sparse"):
-            if module.startswith("scipy.sparse.") and name.endswith("_matrix"):
-                module = "scipy.sparse"  # the old private module paths are deprecated aliases
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: Planetoid files hold only "
-                                     "numpy/scipy objects")
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: Planetoid files hold only "
+                                         "numpy arrays, scipy CSR matrices and lists")
+        if module.startswith("scipy.sparse"):
+            module = "scipy.sparse"  # the old private module paths are deprecated aliases
+        elif module.startswith("numpy") and module.endswith("multiarray"):
+            import numpy
+
+            module = "numpy._core.multiarray" if hasattr(numpy, "_core") else "numpy.core.multiarray"
+        return super().find_class(module, name)
 
 
 def _read_pickle(path: Path):
-    with open(path, "rb") as f, warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return _NumpyScipyUnpickler(f, encoding="latin1").load()
+    """One Planetoid file; a crafted or damaged one is a one-line error naming it."""
+    try:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return _NumpyScipyUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as err:
+        raise ZooError(f"{path}: {err}") from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, ImportError) as err:
+        raise ZooError(f"{path} is damaged or not a Planetoid file ({type(err).__name__}: "
+                       f"{str(err)[:150]})") from None
 
 
 class PlanetoidOptions(BaseModel):

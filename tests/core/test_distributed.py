@@ -45,7 +45,7 @@ def _history(run_dir) -> list[dict]:
 
 
 def _weights(run_dir) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoint-last.pt", weights_only=False)["model"]
+    return torch.load(run_dir / "checkpoint-last.pt", weights_only=True)["model"]
 
 
 def _close(a: dict, b: dict, tol: float = 1e-4) -> bool:

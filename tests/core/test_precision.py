@@ -21,7 +21,7 @@ def _options(**train) -> dict:
 
 
 def _weights(run_dir) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoint-last.pt", weights_only=False)["model"]
+    return torch.load(run_dir / "checkpoint-last.pt", weights_only=True)["model"]
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ QUIET = {"train": {"progress": False, "device": "cpu"}}
 
 
 def _weights(run_dir) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoint-last.pt", weights_only=False)["model"]
+    return torch.load(run_dir / "checkpoint-last.pt", weights_only=True)["model"]
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -55,7 +55,7 @@ def test_sigint_then_resume_gives_identical_weights(tmp_path):
     assert "Traceback" not in stderr and "zoo train --resume" in stderr
     summary = json.loads((run_b / "summary.json").read_text())
     assert summary["status"] == "interrupted"
-    state = torch.load(run_b / "checkpoint-last.pt", weights_only=False)["state"]
+    state = torch.load(run_b / "checkpoint-last.pt", weights_only=True)["state"]
     assert (state["epoch"], state["step"]) < (4, 0)
 
     resumed = subprocess.run([sys.executable, "-m", "zoo", "train", "--resume", str(run_b), "-q"],
@@ -104,8 +104,8 @@ def test_resume_of_a_finished_run_asks_for_more_epochs(tmp_path):
 
 def test_non_finite_loss_stops_with_a_clear_error_and_a_loadable_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLoss, match="non-finite training loss at epoch 1.*lower learning rate"):
-        api.train("linear", options={**QUIET, "optim": {"lr": 1e6}}, out=str(tmp_path / "r"), log=None)
-    checkpoint = torch.load(tmp_path / "r" / "checkpoint-last.pt", weights_only=False)
+        api.train("linear", options={**QUIET, "optim": {"lr": 1e3}}, out=str(tmp_path / "r"), log=None)
+    checkpoint = torch.load(tmp_path / "r" / "checkpoint-last.pt", weights_only=True)
     assert checkpoint["state"]["epoch"] == 0
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
     entry, spec, cfg = api.resolve_config("linear")
@@ -233,7 +233,7 @@ def test_a_model_that_updates_itself_gets_no_backward_or_optimizer_update(tmp_pa
     finally:
         zoo.pm.unregister(plugin)
     assert summary["status"] == "finished" and plugin.updates > 2
-    last = torch.load(tmp_path / "r" / "checkpoint-last.pt", weights_only=False)
+    last = torch.load(tmp_path / "r" / "checkpoint-last.pt", weights_only=True)
     # only the model's own halving moved the weights: the optimizer (momentum, weight decay)
     # found no gradient; the schedule still stepped
     assert not last["optimizer"]["state"]

@@ -252,8 +252,8 @@ def test_unpickler_refuses_code():
 
     import io
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
-        _NumpyScipyUnpickler(io.BytesIO(pickle.dumps(Evil())), encoding="latin1").load()
-    array = _NumpyScipyUnpickler(io.BytesIO(pickle.dumps(np.arange(3))), encoding="latin1").load()
+        _NumpyScipyUnpickler(io.BytesIO(pickle.dumps(Evil(), protocol=2)), encoding="latin1").load()
+    array = _NumpyScipyUnpickler(io.BytesIO(pickle.dumps(np.arange(3), protocol=2)), encoding="latin1").load()
     assert array.tolist() == [0, 1, 2]
 
 

@@ -311,7 +311,7 @@ def test_interrupted_kernel_run_resumes_to_the_same_weights(tmp_path, planted):
     finally:
         zoo.pm.unregister(stopper)
     api.train(resume=str(tmp_path / "stopped"), log=None)
-    straight, resumed = (torch.load(tmp_path / name / "checkpoint-last.pt", weights_only=False)["model"]
+    straight, resumed = (torch.load(tmp_path / name / "checkpoint-last.pt", weights_only=True)["model"]
                          for name in ("straight", "stopped"))
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
