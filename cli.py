@@ -30,6 +30,12 @@ class ZooGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except OSError as err:  # a file the user named: missing, unreadable, disk full, read-only
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            where = f"{err.filename}: " if err.filename else ""
+            click.echo(f"error: {where}{err.strerror or err}", err=True)
+            ctx.exit(2)
 
 
 def _emit_json(data) -> None:

@@ -114,11 +114,17 @@ def build_model(spec, run_config, info):
 
 
 def _seed(seed: int, deterministic: bool) -> None:
+    """Seed every generator; ``train.deterministic`` also makes CUDA deterministic for real:
+    cuBLAS needs a fixed workspace (``CUBLAS_WORKSPACE_CONFIG``, read when cuBLAS starts) and an
+    op without a deterministic CUDA kernel raises (``warn_only`` would only warn and run it)."""
+    import os
+
     import torch
 
     torch.manual_seed(seed)
     if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=not torch.cuda.is_available())
         torch.backends.cudnn.benchmark = False
 
 
@@ -209,13 +215,19 @@ def _open_resume(run, model, config_file, sets, options, dist, log):
     entry, spec, run_config = resolve_config(model_name, options=deep_merge(saved, changes))
     resolved = run_config.model_dump(mode="json")
     _check_resume_changes(saved, resolved, run.path)
-    if not run.file(Run.LAST).exists():
-        raise ZooError(f"{run.path} has no {Run.LAST} to resume from")
-    checkpoint = checkpoint_file.load(run.file(Run.LAST))
     try:
         previous = run.read_summary()
     except ZooError:
         previous = {}  # damaged: the resume writes a new one
+    if not run.file(Run.LAST).exists():
+        if previous:
+            raise ZooError(f"{run.path} has no {Run.LAST} to resume from")
+        # Stopped between writing its config and its first checkpoint: start it from the beginning.
+        log(f"{run.path} has no checkpoint yet: training {model_name} from the start")
+        if dist.is_main and resolved != saved:
+            run.write_config(resolved)
+        return entry, spec, run_config, None, previous
+    checkpoint = checkpoint_file.load(run.file(Run.LAST))
     done, step = checkpoint["state"]["epoch"], checkpoint["state"]["step"]
     if previous.get("status") == "finished" and done >= run_config.train.epochs and step == 0:
         raise ZooError(f"{run.path} already completed {done} epochs; pass --epochs N (> {done}) to train longer")
@@ -328,6 +340,9 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
         _record_end(run, summary, previous, status, err, zoo)
         if isinstance(err, TrainingInterrupted):
             raise err from None
+        if isinstance(err, RuntimeError) and "deterministic implementation" in str(err):
+            raise ZooError(f"train.deterministic: {str(err).splitlines()[0]}; set train.deterministic = "
+                           f"false to train with it") from err
         raise
     summary.pop("phase", None)
     summary["wall_seconds"] = round(time.time() - started, 3)
@@ -381,7 +396,7 @@ def _finish(summary, result, run, net, task, dataset, data_on_device, run_config
     if run_config.export.enabled:
         exported = export_model(run, net.cpu(), task, dataset, run_config, entry, zoo)
         summary.update({"onnx": str(exported.path), "parity": exported.parity,
-                        "parity_shapes": exported.checked_shapes})
+                        "parity_shapes": exported.checked_shapes, "parity_provider": exported.provider})
         log(f"exported {exported.path} (parity max |Δ| {exported.parity:.2e} at shapes "
             f"{exported.checked_shapes})")
     else:
@@ -487,7 +502,7 @@ def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
         except ZooError:
             summary = {"model": entry.name, "dataset": run_config.data.name}  # damaged: rebuilt
         summary.update({"onnx": str(result.path), "parity": result.parity,
-                        "parity_shapes": result.checked_shapes})
+                        "parity_shapes": result.checked_shapes, "parity_provider": result.provider})
         run.write_summary(summary)
     return summary
 

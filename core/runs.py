@@ -128,8 +128,12 @@ class Run:
         return read_toml(self.file(self.CONFIG))
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        with open(self.file(self.METRICS), "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        try:
+            with open(self.file(self.METRICS), "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+        except OSError as err:
+            raise RunWriteError(f"could not write {self.file(self.METRICS)}: {err.strerror or err}; "
+                                f"the last checkpoint is intact") from err
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The per-epoch records; a line that is not a JSON object (the cut-off last line of a

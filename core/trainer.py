@@ -154,6 +154,49 @@ def lr_factor(config: ScheduleConfig, peak_lr: float, steps_per_epoch: int, tota
     return factor
 
 
+def restore_cuda_rng(states: list[torch.Tensor]) -> int:
+    """Restore the saved per-GPU RNG states onto the GPUs visible now; returns how many.
+
+    A checkpoint holds one state per GPU visible when it was written; a resume may see fewer
+    (``CUDA_VISIBLE_DEVICES``, another machine) or more. ``set_rng_state_all`` raises when fewer
+    are visible, so each visible device takes its own saved state and the rest keep their seeds.
+    """
+    if not states or not torch.cuda.is_available():
+        return 0
+    count = min(len(states), torch.cuda.device_count())
+    for index in range(count):
+        torch.cuda.set_rng_state(states[index], index)
+    return count
+
+
+def uses_cuda_graphs(compile_: bool, mode: str, device: torch.device) -> bool:
+    """Whether torch.compile records CUDA graphs: ``reduce-overhead`` and ``max-autotune`` do on CUDA."""
+    return compile_ and device.type == "cuda" and mode in ("reduce-overhead", "max-autotune")
+
+
+def batch_shapes_vary(split: Split, batch_size: int, probes: int = 6) -> bool:
+    """Whether full batches of ``split`` differ in shape (sequences cut to each batch's length,
+    batches of graphs, ...): probes a few batches of a fixed random order. CUDA graphs are
+    recorded once per shape, so such data would record a new graph (and keep its memory) per batch."""
+    n = len(split)
+    if n < 2 * batch_size:
+        return False
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(split.device)
+    seen = set()
+    for i in range(min(probes, n // batch_size)):
+        batch = split.batch(order[i * batch_size:(i + 1) * batch_size])
+        seen.add(tuple((k, tuple(v.shape)) for k, v in sorted(batch.items()) if isinstance(v, torch.Tensor)))
+    return len(seen) > 1
+
+
+def check_cuda_graphs(compile_: bool, mode: str, device: torch.device, split: Split, batch_size: int) -> None:
+    """Refuse CUDA-graph compile modes for data whose batches change shape (exit 2, before training)."""
+    if uses_cuda_graphs(compile_, mode, device) and batch_shapes_vary(split, batch_size):
+        raise ZooError(f"train.compile_mode = {mode!r} records a CUDA graph per input shape, and the "
+                       f"batches of this dataset change shape from batch to batch (a new graph, and its "
+                       f"memory, per shape: slower than eager); use train.compile_mode = 'default'")
+
+
 @dataclass
 class TrainState:
     """Progress that a checkpoint must restore besides the tensors."""
@@ -254,6 +297,10 @@ class Trainer:
         self.maximize = self.monitor in HIGHER_IS_BETTER or (
             self.monitor == task.main_metric and task.higher_is_better)
         self.precision = Precision(tc.precision, device)
+        if device.type == "cuda" and not tc.deterministic:
+            # TF32 matmuls for fp32 training (Ampere+): ~2-8x faster, well within training noise.
+            # The ONNX parity check does not depend on it (its torch reference runs on the CPU).
+            torch.set_float32_matmul_precision("high")
         # What forward passes go through: the plain model, or its compiled version (eval), and
         # the DDP-wrapped, maybe compiled model (training); set up by `_prepare_modules`.
         self.eval_module: nn.Module = model
@@ -272,6 +319,8 @@ class Trainer:
             distributed.check_trainable(self.dist, self.model, len(self.data.train))
             find_unused = bool(self._unused_parameters())
         wrapped = distributed.wrap(self.model, self.dist, self.device, find_unused)
+        check_cuda_graphs(tc.compile, tc.compile_mode, self.device, self.data.train,
+                          distributed.check_batch_size(self.dist, tc.batch_size))
         if tc.compile:
             self.train_module = compile_module(wrapped, tc.compile_mode, self.log)
             # Evaluation runs on rank-specific shards; DDP's forward would sync buffers across
@@ -420,8 +469,7 @@ class Trainer:
                 self.log("resume: optim." + ", optim.".join(changed) + " changed since the checkpoint")
             generator.set_state(checkpoint["generator"])
             torch.set_rng_state(checkpoint["rng_cpu"])
-            if checkpoint.get("rng_cuda") and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(checkpoint["rng_cuda"])
+            restore_cuda_rng(checkpoint.get("rng_cuda") or [])
             if dist.rank > 0:  # the checkpoint holds rank 0's streams; keep the ranks' dropout apart
                 torch.manual_seed(tc.seed + dist.rank * 1_000_003 + state.epoch * 7919 + state.step)
         else:
@@ -434,7 +482,7 @@ class Trainer:
         progress.start_step = state.epoch * steps_per_epoch + state.step
         stopped_early = False
         augmenting = self.config.data.augment.enabled  # training batches only, never val/test
-        cuda_graphs = module is not self.model and tc.compile and tc.compile_mode == "reduce-overhead"
+        cuda_graphs = module is not self.model and uses_cuda_graphs(tc.compile, tc.compile_mode, self.device)
         with _StopFlag() as stop:
             for epoch in range(state.epoch + 1, tc.epochs + 1):
                 epoch_start_generator = generator.get_state()
@@ -445,6 +493,7 @@ class Trainer:
                 grad_norm_sum = torch.zeros((), device=self.device)
                 grad_norm_max = torch.zeros((), device=self.device)
                 grad_steps = 0
+                finite_norms = torch.zeros((), device=self.device)  # fp16: a skipped step's norm is inf
                 started = time.monotonic()
                 last_tick = started
                 for batch in train.batches(batch_size, order, start=state.step):
@@ -465,8 +514,11 @@ class Trainer:
                             self.precision.unscale(optimizer)
                             # The norm before clipping, kept per epoch: shows exploding/vanishing gradients.
                             norm = clip_grad_norm(model.parameters(), tc.grad_clip).detach().float()
+                            finite = torch.isfinite(norm)
+                            norm = torch.where(finite, norm, 0.0)  # on the device: no sync per step
                             grad_norm_sum += norm
                             grad_norm_max = torch.maximum(grad_norm_max, norm)
+                            finite_norms += finite
                             grad_steps += 1
                     self.precision.step(optimizer)  # a no-op without gradients; keeps the scheduler's order
                     if scheduler is not None:
@@ -497,7 +549,11 @@ class Trainer:
                 record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss,
                                           "lr": optimizer.param_groups[0]["lr"]}
                 if grad_steps:
-                    record.update(grad_norm=float(grad_norm_sum) / grad_steps, grad_norm_max=float(grad_norm_max))
+                    counted = int(finite_norms)
+                    record.update(grad_norm=float(grad_norm_sum) / counted if counted else None,
+                                  grad_norm_max=float(grad_norm_max) if counted else None)
+                    if counted < grad_steps:  # steps the fp16 GradScaler skipped (inf/NaN gradients)
+                        record["skipped_steps"] = grad_steps - counted
                 if self.data.val is not None:
                     val = self.evaluate(self.data.val)
                     if not math.isfinite(val.get("loss", 0.0)):
@@ -514,9 +570,11 @@ class Trainer:
                 else:
                     state.bad_epochs += 1
                 names = (Run.LAST, Run.BEST) if improved else (Run.LAST,)
-                self._checkpoint(state, optimizer, scheduler, generator.get_state(), *names)
+                # The epoch's record first: a kill between the two leaves a record the resume
+                # truncates and redoes, never a checkpoint whose epoch has no record.
                 if dist.is_main:
                     self.run.append_metrics(record)
+                self._checkpoint(state, optimizer, scheduler, generator.get_state(), *names)
                 progress.clear()
                 self.log(_format_epoch(record, tc.epochs))
                 self.emit("on_epoch_end", run=self.run, epoch=epoch, metrics=record)

@@ -15,7 +15,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests run on the CPU even where a GPU exists
+# Tests run on the CPU even where a GPU exists, except the `cuda`-marked ones, which run in their
+# own session (`pytest -m cuda`, as scripts/gpu-check.sh does): CUDA_VISIBLE_DEVICES is read once,
+# when CUDA starts, so one process cannot hide the GPU from some tests and show it to others.
+_CUDA_SESSION = False
+
+
+def pytest_configure(config):
+    """Hide CUDA unless the session selects the `cuda` marker (before any test starts CUDA)."""
+    global _CUDA_SESSION
+    markexpr = (config.getoption("markexpr", "") or "").replace(" ", "")
+    _CUDA_SESSION = "cuda" in markexpr and "notcuda" not in markexpr
+    if not _CUDA_SESSION:
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+
 # Tiny tensors: one intra-op thread is fastest, and pytest-xdist workers must not oversubscribe.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -33,3 +47,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} not present")
     return SHARED_DATA
+
+
+def pytest_collection_modifyitems(config, items):
+    """`cuda` tests skip, with the reason, where no GPU is visible to this session."""
+    if not any("cuda" in item.keywords for item in items):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    reason = ("no CUDA device on this machine" if _CUDA_SESSION else
+              "CUDA is hidden from the CPU test session: run `pytest -m cuda tests/cuda` on a GPU machine")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
