@@ -457,7 +457,8 @@ def export_cmd(run_dir, opset, triton_repo, triton_name, triton_max_batch, trito
               help="Largest JSON part of a request (413 beyond): JSON tensors take up to 20x their size "
                    "in memory while decoded; large tensors go as binary data (tritonclient's default).")
 @click.option("--read-timeout-s", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
-              help="Longest wait for a request's headers or body (408 and the connection closed beyond).")
+              help="Each request, headers and body, must arrive within this long of the connection being "
+                   "ready for it (beyond: 408, or the connection closed).")
 @click.option("--idle-timeout-s", type=click.FloatRange(0.1, 3600), default=5.0, show_default=True,
               help="Close a keep-alive connection idle this long.")
 @click.option("--api-key", envvar="ZOO_API_KEY", metavar="KEY",

@@ -81,14 +81,96 @@ class DatasetEntry:
 _PLUGIN_KEYS = {"module", "summary"}
 _MODEL_KEYS = {"plugin", "task", "tasks", "dataset", "summary", "paper", "tags", "defaults", "reference", "smoke"}
 _DATASET_KEYS = {"plugin", "task", "summary"}
+#: Plugin names a manifest may not declare: the core's own tasks are registered under "core".
+_RESERVED_PLUGINS = {"core"}
+
+
+def _table_name(kind: str, name: str) -> str:
+    """``[models.NAME]``, with the name quoted when it is not a bare TOML key (one line always)."""
+    bare = name and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
+    return f"[{kind}.{name if bare else repr(name)}]"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _tables(data: dict, kind: str, origin: str) -> dict[str, dict]:
+    """``data[kind]`` checked to be a table of tables (``[kind.NAME]``), so a manifest's wrong
+    types end in a message naming the file rather than in a TypeError somewhere later."""
+    tables = data.get(kind, {})
+    if not isinstance(tables, dict):
+        raise ZooError(f"{origin}: {kind!r} must be a table of [{kind}.NAME] tables, got {_short(tables)}")
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ZooError(f"{origin}: {_table_name(kind, name)} must be a table, got {_short(table)}")
+    return tables
+
+
+def _field(kind: str, name: str, table: dict, key: str, expected: type, origin: str, default: Any = None):
+    """``table[key]`` if it is of the ``expected`` type (``list`` means a list of strings)."""
+    value = table.get(key, default)
+    if expected is list:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        what = {str: "a string", dict: "a table", list: "a list of strings"}[expected]
+        raise ZooError(f"{origin}: {_table_name(kind, name)} {key} must be {what}, got {_short(value)}")
+    return value
 
 
 def _check_keys(kind: str, name: str, table: dict, allowed: set[str], origin: str) -> None:
     unknown = set(table) - allowed
     if unknown:
         raise ZooError(
-            f"{origin}: [{kind}.{name}] has unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+            f"{origin}: {_table_name(kind, name)} has unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
         )
+
+
+def _plugin_entry(name: str, table: dict, origin: str, source: str) -> PluginEntry:
+    _check_keys("plugins", name, table, _PLUGIN_KEYS, origin)
+    if name in _RESERVED_PLUGINS:
+        raise ZooError(f"{origin}: plugin name {name!r} is reserved for zoo itself; choose another")
+    if "module" not in table:
+        raise ZooError(f"{origin}: {_table_name('plugins', name)} needs a 'module' (the import path)")
+    return PluginEntry(name=name, module=_field("plugins", name, table, "module", str, origin),
+                       summary=_field("plugins", name, table, "summary", str, origin, ""), source=source)
+
+
+def _model_entry(name: str, table: dict, origin: str, source: str) -> ModelEntry:
+    _check_keys("models", name, table, _MODEL_KEYS, origin)
+    tasks = table.get("tasks", table.get("task"))
+    missing = [k for k, v in (("plugin", table.get("plugin")), ("task", tasks),
+                              ("dataset", table.get("dataset"))) if not v]
+    if missing:
+        raise ZooError(f"{origin}: {_table_name('models', name)} is missing {', '.join(missing)}")
+    key = "tasks" if "tasks" in table else "task"  # `tasks` (a list, or one string) wins
+    tasks = _field("models", name, table, key, str if key == "task" or isinstance(tasks, str) else list, origin)
+
+    def get(field_name: str, expected: type, default: Any) -> Any:
+        return _field("models", name, table, field_name, expected, origin, default)
+
+    return ModelEntry(
+        name=name, plugin=get("plugin", str, None), tasks=(tasks,) if isinstance(tasks, str) else tuple(tasks),
+        dataset=get("dataset", str, None), summary=get("summary", str, ""), paper=get("paper", str, ""),
+        tags=tuple(get("tags", list, [])), defaults=get("defaults", dict, {}),
+        reference=get("reference", dict, {}), smoke=get("smoke", dict, {}), source=source,
+    )
+
+
+def _dataset_entry(name: str, table: dict, origin: str, source: str) -> DatasetEntry:
+    _check_keys("datasets", name, table, _DATASET_KEYS, origin)
+    missing = [k for k in ("plugin", "task") if not table.get(k)]
+    if missing:
+        raise ZooError(f"{origin}: {_table_name('datasets', name)} is missing {', '.join(missing)}")
+
+    def get(field_name: str, default: Any) -> Any:
+        return _field("datasets", name, table, field_name, str, origin, default)
+
+    return DatasetEntry(name=name, plugin=get("plugin", None), task=get("task", None),
+                        summary=get("summary", ""), source=source)
 
 
 class Catalogue:
@@ -101,47 +183,38 @@ class Catalogue:
 
     # -- building -------------------------------------------------------------------------
     def add_manifest(self, data: dict[str, Any], origin: str, source: str = "built-in") -> None:
-        """Add the declarations of one parsed manifest; ``origin`` names it in error messages."""
+        """Add the declarations of one parsed manifest; ``origin`` names it in error messages.
+
+        The whole manifest is checked (keys, value types, names already declared) before anything
+        is added, so a rejected manifest leaves the catalogue as it was: a third-party plugin's
+        broken manifest fails that plugin alone.
+        """
+        if not isinstance(data, dict):
+            raise ZooError(f"{origin}: a manifest must be a TOML table, got {_short(data)}")
         unknown = set(data) - {"plugins", "models", "datasets"}
         if unknown:
-            raise ZooError(f"{origin}: unknown top-level table(s) {sorted(unknown)}")
-        for name, table in data.get("plugins", {}).items():
-            _check_keys("plugins", name, table, _PLUGIN_KEYS, origin)
-            if "module" not in table:
-                raise ZooError(f"{origin}: [plugins.{name}] needs a 'module' (the import path)")
-            self._add(self.plugins, "plugin", name, PluginEntry(name=name, source=source, **table), origin)
-        for name, table in data.get("models", {}).items():
-            _check_keys("models", name, table, _MODEL_KEYS, origin)
-            tasks = table.get("tasks", table.get("task"))
-            missing = [k for k, v in (("plugin", table.get("plugin")), ("task", tasks),
-                                      ("dataset", table.get("dataset"))) if not v]
-            if missing:
-                raise ZooError(f"{origin}: [models.{name}] is missing {', '.join(missing)}")
-            entry = ModelEntry(
-                name=name,
-                plugin=table["plugin"],
-                tasks=(tasks,) if isinstance(tasks, str) else tuple(tasks),
-                dataset=table["dataset"],
-                summary=table.get("summary", ""),
-                paper=table.get("paper", ""),
-                tags=tuple(table.get("tags", ())),
-                defaults=table.get("defaults", {}),
-                reference=table.get("reference", {}),
-                smoke=table.get("smoke", {}),
-                source=source,
-            )
-            self._add(self.models, "model", name, entry, origin)
-        for name, table in data.get("datasets", {}).items():
-            _check_keys("datasets", name, table, _DATASET_KEYS, origin)
-            self._add(self.datasets, "dataset", name, DatasetEntry(name=name, source=source, **table), origin)
+            raise ZooError(f"{origin}: unknown top-level table(s) {sorted(unknown)}; "
+                           f"allowed: ['datasets', 'models', 'plugins']")
+        parsed = [
+            (self.plugins, "plugin", {n: _plugin_entry(n, t, origin, source)
+                                      for n, t in _tables(data, "plugins", origin).items()}),
+            (self.models, "model", {n: _model_entry(n, t, origin, source)
+                                    for n, t in _tables(data, "models", origin).items()}),
+            (self.datasets, "dataset", {n: _dataset_entry(n, t, origin, source)
+                                        for n, t in _tables(data, "datasets", origin).items()}),
+        ]
+        for table, kind, entries in parsed:
+            for name in entries:
+                self._check_new(table, kind, name, origin)
+        for table, _, entries in parsed:
+            table.update(entries)
 
     @staticmethod
-    def _add(table: dict, kind: str, name: str, entry: Any, origin: str) -> None:
+    def _check_new(table: dict, kind: str, name: str, origin: str) -> None:
         if name in table:
             raise ZooError(
                 f"{kind} {name!r} is declared twice: by {table[name].source} and by {origin}"
             )
-        table[name] = entry
 
     # -- queries --------------------------------------------------------------------------
     def model(self, name: str) -> ModelEntry:
@@ -196,7 +269,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as err:
+    except RecursionError:
+        raise ZooError(f"{path}: not valid TOML: nested too deeply") from None
+    except ValueError as err:  # TOMLDecodeError, and bytes that are not UTF-8
         raise ZooError(f"{path}: not valid TOML: {err}") from None
 
 
@@ -212,4 +287,6 @@ def load_catalogue() -> Catalogue:
             catalogue.add_manifest(manifest.data, origin=manifest.origin, source=manifest.source)
         except ZooError as err:
             discovery.record_manifest_error(manifest, str(err))
+        except Exception as err:  # noqa: BLE001 - a third-party manifest must never break `zoo list`
+            discovery.record_manifest_error(manifest, f"{manifest.origin}: {type(err).__name__}: {err}")
     return catalogue

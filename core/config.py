@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from zoo.core.errors import ZooError
@@ -26,9 +26,17 @@ from zoo.core.toml_io import dumps_toml, read_toml  # noqa: F401  (re-exported)
 
 
 class Section(BaseModel):
-    """Base of every config table: unknown keys are errors, assignments are validated."""
+    """Base of every config table: unknown keys are errors, assignments are validated, and no
+    number may be NaN or infinite (an infinite lr or tolerance only fails much later)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+#: Largest seed and batch size: seeds go to NumPy too (32-bit); batches beyond this exhaust memory.
+MAX_SEED = 2**32 - 1
+MAX_BATCH = 2**24
+#: An Adam beta: a decay rate in [0, 1).
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class ModelConfig(Section):
@@ -52,8 +60,8 @@ class AugmentConfig(Section):
 class DataConfig(Section):
     name: str = Field(description="Registered dataset name (see `zoo list --datasets`).")
     data_dir: str | None = Field(
-        None, description="Folder with local dataset files; defaults to $ZOO_DATA_DIR, then the "
-        "dataset's standard location.")
+        None, pattern=r"^[^\x00]*$", description="Folder with local dataset files; defaults to "
+        "$ZOO_DATA_DIR, then the dataset's standard location.")
     val_fraction: float = Field(
         0.1, ge=0.0, le=0.5,
         description="Share of the training split held out for validation when the dataset has no "
@@ -69,37 +77,40 @@ class DataConfig(Section):
 class OptimConfig(Section):
     name: Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"] = Field(
         "adam", description="Optimizer.")
-    lr: float = Field(1e-3, gt=0.0, description="Peak learning rate.")
-    weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty (decoupled for adamw).")
+    lr: float = Field(1e-3, gt=0.0, le=1e3, description="Peak learning rate.")
+    weight_decay: float = Field(0.0, ge=0.0, le=1e3, description="L2 penalty (decoupled for adamw).")
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="Momentum (sgd, rmsprop).")
     nesterov: bool = Field(False, description="Nesterov momentum (sgd; needs momentum > 0).")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam(W) betas.")
-    eps: float = Field(1e-8, gt=0.0, description="Numerical stability term.")
+    betas: tuple[Beta, Beta] = Field(
+        (0.9, 0.999), description="Adam(W) decay rates of the gradient's first and second moments, "
+        "each in [0, 1).")
+    eps: float = Field(1e-8, gt=0.0, le=1.0, description="Numerical stability term.")
 
 
 class ScheduleConfig(Section):
     name: Literal["constant", "step", "cosine", "linear"] = Field(
         "constant", description="LR schedule (linear: word2vec's decay from lr to min_lr).")
     warmup_epochs: float = Field(
-        0.0, ge=0.0, description="Linear warm-up from 0 to the peak lr over this many epochs.")
-    step_size: int = Field(10, ge=1, description="step: multiply the lr by gamma every N epochs.")
+        0.0, ge=0.0, le=100_000, description="Linear warm-up from 0 to the peak lr over this many epochs.")
+    step_size: int = Field(10, ge=1, le=100_000, description="step: multiply the lr by gamma every N epochs.")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="step: decay factor.")
-    min_lr: float = Field(0.0, ge=0.0, description="cosine, linear: final learning rate.")
+    min_lr: float = Field(0.0, ge=0.0, le=1e3, description="cosine, linear: final learning rate.")
 
 
 class TrainConfig(Section):
     epochs: int = Field(10, ge=1, le=100_000, description="Number of passes over the training split.")
-    batch_size: int = Field(64, ge=1, description="Training minibatch size.")
-    eval_batch_size: int = Field(4096, ge=1, description="Batch size for validation and test.")
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="Training minibatch size.")
+    eval_batch_size: int = Field(4096, ge=1, le=MAX_BATCH, description="Batch size for validation and test.")
     loss: str | None = Field(
         None, description="Loss of the task (regression: mse | mae); default: the task's first.")
     grad_clip: float | None = Field(None, gt=0.0, description="Clip the gradient norm to this value.")
     early_stopping: int | None = Field(
-        None, ge=1, description="Stop after this many epochs without improving the monitored metric.")
+        None, ge=1, le=100_000,
+        description="Stop after this many epochs without improving the monitored metric.")
     monitor: str | None = Field(
         None, description="Validation metric for best checkpoint and early stopping "
         "(default: the task's main metric).")
-    seed: int = Field(0, ge=0, description="Seed for data split, init, shuffling and dropout.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed for data split, init, shuffling and dropout.")
     deterministic: bool = Field(False, description="Use deterministic algorithms (slower on GPU).")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
                         description="auto = cuda when available, else cpu.")
@@ -121,8 +132,8 @@ class TrainConfig(Section):
 class ExportConfig(Section):
     enabled: bool = Field(True, description="Export model.onnx at the end of training.")
     opset: int = Field(18, ge=17, le=23, description="ONNX opset version.")
-    atol: float = Field(1e-4, gt=0.0, description="Parity check: absolute tolerance.")
-    rtol: float = Field(1e-3, gt=0.0, description="Parity check: relative tolerance.")
+    atol: float = Field(1e-4, gt=0.0, le=1e3, description="Parity check: absolute tolerance.")
+    rtol: float = Field(1e-3, gt=0.0, le=1e3, description="Parity check: relative tolerance.")
 
 
 M = TypeVar("M", bound=ModelConfig)
@@ -163,15 +174,21 @@ def parse_set(item: str) -> dict:
     """
     key, sep, raw = item.partition("=")
     key, raw = key.strip(), raw.strip()
-    if not sep or not _KEY.match(key) or not raw:
+    if not sep or not _KEY.fullmatch(key) or not raw:
         raise ZooError(f"malformed --set {item!r}: expected SECTION.KEY=VALUE, e.g. optim.lr=0.01")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
+    except RecursionError:
+        raise ZooError(f"malformed --set {item!r}: the value is nested too deeply") from None
     except tomllib.TOMLDecodeError:
-        if not _BARE.match(raw):
+        if not _BARE.fullmatch(raw):
             raise ZooError(f"malformed --set {item!r}: {raw!r} is not a TOML value "
                            f"(quote strings: key=\"text\"; lists: key=[1, 2])") from None
         value = raw
+    if "." not in key and not isinstance(value, dict):
+        # `--set model=5`: every top-level key is a table; say how to set one of its keys.
+        raise ZooError(f"malformed --set {item!r}: {key!r} is a config section, not a value; "
+                       f"set one of its keys: {key}.KEY=VALUE")
     out: dict = {}
     node = out
     *parents, last = key.split(".")
@@ -182,18 +199,31 @@ def parse_set(item: str) -> dict:
 
 
 def describe_validation_error(err: ValidationError, model_cls: type[BaseModel], what: str = "config") -> str:
-    """One line per problem: ``train.epochs: Input should be greater than or equal to 1 (got 0)``."""
-    lines = []
+    """One line: ``invalid config: train.epochs: Input should be greater than or equal to 1 (got 0)``;
+    several problems are joined with ``;`` (a CLI error is one line)."""
+    problems = []
     for problem in err.errors():
-        loc = ".".join(str(p) for p in problem["loc"])
+        loc = ".".join(_loc_part(p) for p in problem["loc"])
         message = problem["msg"]
         if problem["type"] == "extra_forbidden":
             valid = _valid_keys(model_cls, problem["loc"][:-1])
             message = "unknown key" + (f"; valid keys: {', '.join(valid)}" if valid else "")
         elif problem["type"] != "missing":
-            message += f" (got {problem.get('input')!r})"
-        lines.append(f"  {loc}: {message}")
-    return f"invalid {what}:\n" + "\n".join(lines)
+            message += f" (got {_short(problem.get('input'))})"
+        problems.append(f"{loc}: {' '.join(message.splitlines())}")
+    count = f" ({len(problems)} problems)" if len(problems) > 1 else ""
+    return f"invalid {what}{count}: " + "; ".join(problems)
+
+
+def _loc_part(part: Any) -> str:
+    # Keys come from user files: quote any that is not a plain name, so the message stays one line.
+    text = str(part)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else repr(text)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _valid_keys(model_cls: type[BaseModel], loc: tuple) -> list[str]:
@@ -227,17 +257,52 @@ def resolve(
     sets: list[str] | tuple[str, ...] = (),
     options: dict | None = None,
 ) -> RunConfig:
-    """Merge all config sources in order and validate the result."""
+    """Merge all config sources in order and validate the result.
+
+    Every malformed input (a section given a scalar, a value of the wrong type or out of bounds,
+    keys nested thousands deep) ends in a one-line :class:`ZooError` naming the source and the key.
+    """
     merged: dict = {"model": {"name": model_name}, "data": {"name": default_dataset}}
-    merged = deep_merge(merged, manifest_defaults)
-    if config_file is not None:
-        from_file = read_toml(config_file)
-        file_model = from_file.get("model", {}).get("name") if isinstance(from_file.get("model"), dict) else None
-        if file_model not in (None, model_name):
-            raise ZooError(f"config file {str(config_file)!r} is for model {file_model!r}, not {model_name!r}")
-        merged = deep_merge(merged, from_file)
-    for item in sets:
-        merged = deep_merge(merged, parse_set(item))
-    merged = deep_merge(merged, options or {})
-    merged["model"]["name"] = model_name
-    return validate(run_config_class(model_config_cls), merged)  # type: ignore[return-value]
+    try:
+        merged = deep_merge(merged, _sections(manifest_defaults, f"the defaults of model {model_name!r}"))
+        if config_file is not None:
+            from_file = _sections(read_toml(config_file), f"config file {str(config_file)!r}")
+            file_model = from_file.get("model", {}).get("name")
+            if file_model not in (None, model_name):
+                raise ZooError(f"config file {str(config_file)!r} is for model {_short(file_model)}, "
+                               f"not {model_name!r}")
+            merged = deep_merge(merged, from_file)
+        for item in sets:
+            merged = deep_merge(merged, parse_set(item))
+        merged = deep_merge(merged, _sections(options or {}, "the command-line options"))
+        merged["model"]["name"] = model_name
+        _check_depth(merged)
+        return validate(run_config_class(model_config_cls), merged)  # type: ignore[return-value]
+    except RecursionError:
+        raise ZooError(f"invalid config: nested more than {MAX_DEPTH} tables or lists deep") from None
+
+
+#: How deep tables and lists may nest in a config: far beyond any real one, and well within what
+#: writing config.toml (recursive) can handle.
+MAX_DEPTH = 32
+
+
+def _check_depth(data: dict) -> None:
+    """ZooError when ``data`` nests deeper than :data:`MAX_DEPTH` (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ZooError(f"invalid config: nested more than {MAX_DEPTH} tables or lists deep")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _sections(data: dict, origin: str) -> dict:
+    """``data`` if each of its known sections (``model``, ``optim``, ...) is a table: ``model = 5``
+    would otherwise replace the whole section and fail far from its cause."""
+    for key in RunConfig.model_fields:
+        if key in data and not isinstance(data[key], dict):
+            raise ZooError(f"{origin}: [{key}] must be a table of options (e.g. {key}.KEY = VALUE), "
+                           f"got {key} = {_short(data[key])}")
+    return data

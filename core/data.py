@@ -10,6 +10,7 @@ lives on the device. Families whose samples are not fixed-size rows (graphs, say
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,27 @@ class DataInfo:
         return size
 
 
+#: While :meth:`Dataset.to` runs: the tensors moved so far, ``id → (tensor, its copy)``.
+_MOVED: ContextVar[dict[int, tuple[torch.Tensor, torch.Tensor]] | None] = ContextVar("zoo_moved", default=None)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """``tensor.to(device)``, made once per distinct tensor while a :meth:`Dataset.to` runs.
+
+    Splits that share a tensor (the node-classification splits of one graph, a validation split
+    that is the test split) then share its device copy too: one copy in device memory instead of
+    one per split, and caches keyed by tensor identity hit across splits. ``Split.to``
+    implementations call it instead of ``tensor.to``; outside ``Dataset.to`` it is ``tensor.to``.
+    """
+    moved = _MOVED.get()
+    if moved is None:
+        return tensor.to(device)
+    entry = moved.get(id(tensor))
+    if entry is None or entry[0] is not tensor:  # the entry keeps `tensor` alive, so its id stays its own
+        entry = moved[id(tensor)] = (tensor, tensor.to(device))
+    return entry[1]
+
+
 class Split:
     """A split of a dataset; subclasses hold tensors and know how to gather a batch."""
 
@@ -64,6 +86,7 @@ class Split:
         raise NotImplementedError
 
     def to(self, device: torch.device | str) -> Split:
+        """This split on ``device``, its tensors moved with :func:`to_device`."""
         raise NotImplementedError
 
     def subset(self, index: torch.Tensor) -> Split:
@@ -105,7 +128,7 @@ class TensorSplit(Split):
         return {name: t.index_select(0, index) for name, t in self.tensors.items()}
 
     def to(self, device: torch.device | str) -> TensorSplit:
-        return TensorSplit(**{name: t.to(device) for name, t in self.tensors.items()})
+        return TensorSplit(**{name: to_device(t, device) for name, t in self.tensors.items()})
 
     def subset(self, index: torch.Tensor) -> TensorSplit:
         index = index.to(self.device)
@@ -151,8 +174,13 @@ class Dataset:
         return Dataset(train=train, val=val, test=test, info=self.info)
 
     def to(self, device: torch.device | str) -> Dataset:
-        return Dataset(train=self.train.to(device), test=self.test.to(device), info=self.info,
-                       val=None if self.val is None else self.val.to(device))
+        """The splits on ``device``; a tensor that several splits share is moved once (:func:`to_device`)."""
+        token = _MOVED.set({})
+        try:
+            return Dataset(train=self.train.to(device), test=self.test.to(device), info=self.info,
+                           val=None if self.val is None else self.val.to(device))
+        finally:
+            _MOVED.reset(token)
 
 
 class Standardize(nn.Module):

@@ -5,6 +5,13 @@ returning values, so the core can validate each registration (and reject duplica
 sources) without plugins changing. Training events are fire-and-forget notifications for loggers
 and trackers. ``export_model`` is ``firstresult``: the first plugin that returns a path wins.
 
+A hook that raises fails its own plugin, never zoo: anything raised (``SystemExit`` and
+``KeyboardInterrupt`` included) by a registration hook marks the plugin failed (``zoo plugins``);
+by a training-event hook, it is reported once as a warning naming the plugin and that hook is
+skipped for the rest of the run, which goes on; by ``export_model`` or ``explain_model``, the
+command ends with exit 2 and ``plugin 'NAME' failed in HOOK: ...``. Raise
+:class:`zoo.core.errors.ZooError` for a problem the user can fix: its message is shown as is.
+
 Implement a hook with :data:`zoo.hookimpl`::
 
     from zoo import hookimpl
@@ -117,6 +124,9 @@ def on_train_start(run: Run, model: torch.nn.Module, config: dict[str, Any],
 @hookspec
 def on_epoch_end(run: Run, epoch: int, metrics: dict[str, float]) -> None:
     """An epoch finished and was evaluated.
+
+    Like every training event, a listener that raises is reported once and skipped from then on;
+    the run goes on (``sys.exit()`` here does not end training).
 
     :param run: the run
     :param epoch: the 1-based epoch number

@@ -6,15 +6,25 @@ pluggy (which checks hook signatures), reject unknown hooks, then call its regis
 with a ``register`` callback bound to the plugin, so every model, dataset and task knows where it
 came from. A plugin that fails anywhere on that path is recorded with its error and skipped; the
 rest keep working.
+
+"Fails" means anything the plugin's code raises, ``SystemExit`` and ``KeyboardInterrupt``
+included: a plugin calling ``sys.exit()`` must not end every zoo command. Only a real Ctrl-C of the
+user (a SIGINT that arrived while the plugin's code ran) still interrupts zoo. The same holds for
+hooks: ``export_model`` and ``explain_model`` failures become a :class:`PluginError` naming the
+plugin; a failing training-event listener is reported once and skipped for the rest of the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
+import signal
+import threading
 import traceback
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -24,6 +34,59 @@ from zoo.core.catalogue import Catalogue, load_catalogue
 from zoo.core.errors import ZooError, did_you_mean
 
 CORE_PLUGIN = "core"
+
+
+class PluginError(ZooError):
+    """A plugin's hook raised something other than a ZooError (``SystemExit`` included)."""
+
+    def __init__(self, plugin: str, hook: str, err: BaseException) -> None:
+        self.plugin, self.hook, self.reason = plugin, hook, _describe(err)
+        super().__init__(f"plugin {plugin!r} failed in {hook}: {self.reason} "
+                         f"(run with --debug for the traceback)")
+
+
+@contextlib.contextmanager
+def _watching_ctrl_c() -> Iterator[list[bool]]:
+    """While plugin code runs, note whether the user pressed Ctrl-C (the yielded list becomes
+    non-empty). A KeyboardInterrupt with no SIGINT behind it was raised by the plugin itself and is
+    its failure; one that follows a real SIGINT must still stop zoo. The previous handler keeps
+    doing its job (the trainer's graceful stop, Python's KeyboardInterrupt)."""
+    pressed: list[bool] = []
+    previous = signal.getsignal(signal.SIGINT)
+    # Signals reach the main thread only, and SIG_IGN / SIG_DFL never raise KeyboardInterrupt.
+    watch = callable(previous) and threading.current_thread() is threading.main_thread()
+    if watch:
+        def note(signum: int, frame: Any) -> None:
+            pressed.append(True)
+            previous(signum, frame)
+
+        signal.signal(signal.SIGINT, note)
+    try:
+        yield pressed
+    finally:
+        if watch:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _guarded(fn: Callable, plugin: str, hook: str, exceptions_too: bool = True) -> Callable:
+    """``fn`` (a plugin's hook, builder or loader) raising a :class:`PluginError` for anything but a
+    ZooError (the plugin's message to the user) or the user's own Ctrl-C. With ``exceptions_too``
+    false only ``SystemExit`` and the like are converted: the core reports a builder's ordinary
+    exceptions itself, saying what it was doing."""
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with _watching_ctrl_c() as pressed:
+            try:
+                return fn(*args, **kwargs)
+            except ZooError:
+                raise
+            except BaseException as err:  # noqa: BLE001 - sys.exit() in a hook is the plugin's failure
+                if (isinstance(err, KeyboardInterrupt) and pressed) or (
+                        isinstance(err, Exception) and not exceptions_too):
+                    raise
+                raise PluginError(plugin, hook, err) from err
+
+    return call
 
 
 @dataclass(frozen=True)
@@ -121,16 +184,20 @@ class _Collector:
             raise self._clash("model", name, self.registry.models[name].plugin, hook)
         if name in self.models:
             raise ZooError(f"plugin {self.plugin!r} ({hook}) registers model {name!r} twice")
+        builder = _guarded(builder, self.plugin, f"the builder of model {name!r}", exceptions_too=False)
         self.models[name] = ModelSpec(name, builder, config_class, self.plugin)
 
     def register_dataset(self, name: str, loader: Callable, options_class: type | None = None) -> None:
         hook = "register_datasets"
+        if not isinstance(name, str) or not name:
+            raise ZooError(f"plugin {self.plugin!r} ({hook}): dataset name must be a non-empty string")
         if not callable(loader):
             raise ZooError(f"plugin {self.plugin!r} ({hook}): loader for {name!r} is not callable")
         if name in self.registry.datasets:
             raise self._clash("dataset", name, self.registry.datasets[name].plugin, hook)
         if name in self.datasets:
             raise ZooError(f"plugin {self.plugin!r} ({hook}) registers dataset {name!r} twice")
+        loader = _guarded(loader, self.plugin, f"the loader of dataset {name!r}", exceptions_too=False)
         self.datasets[name] = DatasetSpec(name, loader, options_class, self.plugin)
 
     def register_task(self, task: Any) -> None:
@@ -160,12 +227,14 @@ class Zoo:
         self.pm.add_hookspecs(hookspecs)
         self.registry = Registry()
         self.status: dict[str, PluginStatus] = {}
+        #: (run path, plugin, hook) of event listeners that failed in that run: skipped from then on.
+        self._muted: set[tuple[Any, str, str]] = set()
 
     # -- loading --------------------------------------------------------------------------
     def load(self) -> Zoo:
         from zoo.core import builtins, discovery
 
-        disabled = {p.strip() for p in os.environ.get("ZOO_DISABLE_PLUGINS", "").split(",") if p.strip()}
+        disabled = discovery.disabled_plugins()
         strict = os.environ.get("ZOO_STRICT_PLUGINS", "") not in ("", "0")
 
         from zoo import __version__
@@ -176,7 +245,7 @@ class Zoo:
         declared = {name for name, *_ in candidates}
         versions = {}
         for ep in discovery.entry_points():
-            versions[ep.name] = ep.dist.version if ep.dist is not None else ""
+            versions[ep.name] = discovery.dist_version(ep)
             if ep.name not in declared:
                 candidates.append((ep.name, ep.value.split(":")[0], discovery._distribution_label(ep), ""))
         for name, module_name, source, version in candidates:
@@ -185,8 +254,9 @@ class Zoo:
                 self.status[name] = PluginStatus(name, module_name, source, version, status="disabled",
                                                  error="disabled by ZOO_DISABLE_PLUGINS")
                 continue
-            if name in discovery.MANIFEST_ERRORS:
+            if name in discovery.MANIFEST_ERRORS and source != "built-in":
                 # A plugin whose manifest is broken is not imported: its declarations are unknown.
+                # (A third-party name clashing with a built-in one must not fail the built-in.)
                 self.status[name] = PluginStatus(name, module_name, source, version, status="failed",
                                                  error=f"manifest: {discovery.MANIFEST_ERRORS[name]}")
             else:
@@ -205,37 +275,46 @@ class Zoo:
 
     def _load_one(self, name: str, module_name: str, source: str, version: str = "",
                   module: Any = None) -> None:
+        """Import, register and collect one plugin; whatever it raises marks it failed."""
         status = self.status[name] = PluginStatus(name, module_name, source, version)
-        try:
-            if module is None:
-                module = importlib.import_module(module_name)
-            unknown = [
-                attr for attr in dir(module)
-                if hasattr(getattr(module, attr, None), "zoo_impl") and attr not in hookspecs.HOOK_NAMES
-            ]
-            if unknown:
-                raise ZooError(
-                    f"implements unknown hook(s) {unknown}; known hooks: {', '.join(hookspecs.HOOK_NAMES)}"
-                )
-            # pluggy checks each hookimpl's argument names against its spec here.
-            self.pm.register(module, name=name)
-            status.hooks = sorted(
-                impl.name for impl in self.pm.get_hookcallers(module) or []
+        with _watching_ctrl_c() as pressed:
+            try:
+                module = importlib.import_module(module_name) if module is None else module
+                self._register(name, module, status)
+            except BaseException as err:  # noqa: BLE001 - a broken plugin must never break the others
+                if isinstance(err, KeyboardInterrupt) and pressed:
+                    raise  # the user's Ctrl-C, not the plugin's doing
+                if module is not None and self.pm.is_registered(module):
+                    self.pm.unregister(module)
+                status.status = "failed"
+                status.error = _describe(err)
+                if os.environ.get("ZOO_DEBUG"):
+                    traceback.print_exc()
+
+    def _register(self, name: str, module: Any, status: PluginStatus) -> None:
+        unknown = [
+            attr for attr in dir(module)
+            if hasattr(getattr(module, attr, None), "zoo_impl") and attr not in hookspecs.HOOK_NAMES
+        ]
+        if unknown:
+            raise ZooError(
+                f"implements unknown hook(s) {unknown}; known hooks: {', '.join(hookspecs.HOOK_NAMES)}"
             )
-            collector = _Collector(self.registry, name)
-            self._call_registration(module, collector)
-            collector.commit()
-            status.models = sorted(collector.models)
-            status.datasets = sorted(collector.datasets)
-            status.tasks = sorted(collector.tasks)
-            status.status = "loaded"
-        except Exception as err:  # noqa: BLE001 - a broken plugin must never break the others
-            if module is not None and self.pm.is_registered(module):
-                self.pm.unregister(module)
-            status.status = "failed"
-            status.error = _describe(err)
-            if os.environ.get("ZOO_DEBUG"):
-                traceback.print_exc()
+        # pluggy checks each hookimpl's argument names against its spec here.
+        self.pm.register(module, name=name)
+        callers = self.pm.get_hookcallers(module) or []
+        status.hooks = sorted(caller.name for caller in callers)
+        collector = _Collector(self.registry, name)
+        self._call_registration(module, collector)
+        collector.commit()
+        for caller in callers:  # from now on, a hook's failure is this plugin's, with its name
+            for impl in caller.get_hookimpls():
+                if impl.plugin is module and not (impl.hookwrapper or impl.wrapper):
+                    impl.function = _guarded(impl.function, name, caller.name)
+        status.models = sorted(collector.models)
+        status.datasets = sorted(collector.datasets)
+        status.tasks = sorted(collector.tasks)
+        status.status = "loaded"
 
     @staticmethod
     def _call_registration(module: Any, collector: _Collector) -> None:
@@ -253,19 +332,37 @@ class Zoo:
                 impl(register=callback)
             except ZooError:
                 raise
-            except Exception as err:
-                raise ZooError(f"{hook_name} raised {type(err).__name__}: {err}") from err
+            except BaseException as err:  # noqa: BLE001 - _load_one lets the user's Ctrl-C through
+                if isinstance(err, KeyboardInterrupt):
+                    raise
+                raise ZooError(f"{hook_name} raised {_describe(err)}") from err
 
     # -- events ---------------------------------------------------------------------------
     def emit(self, hook_name: str, **kwargs: Any) -> None:
-        """Call a training-event hook on every plugin; a failing listener warns, never stops training."""
+        """Call a training-event hook on every plugin; a failing listener never stops training.
+
+        A listener that raises anything (``SystemExit`` and a ``KeyboardInterrupt`` of its own
+        included) is reported once, as a warning naming its plugin, and skipped for the rest of the
+        run: a tracker's bug must neither end a run silently nor flood its log. The user's Ctrl-C
+        goes through to the trainer, which checkpoints and stops.
+        """
+        run_key = getattr(kwargs.get("run"), "path", None)
         caller = getattr(self.pm.hook, hook_name)
         for impl in caller.get_hookimpls():
-            try:
-                impl.function(**{k: kwargs[k] for k in impl.argnames})
-            except Exception as err:  # noqa: BLE001
-                warnings.warn(f"plugin {impl.plugin_name!r} failed in {hook_name}: {_describe(err)}",
-                              stacklevel=2)
+            key = (run_key, impl.plugin_name, hook_name)
+            if key in self._muted:
+                continue
+            arguments = {k: kwargs[k] for k in impl.argnames}
+            with _watching_ctrl_c() as pressed:
+                try:
+                    impl.function(**arguments)
+                except BaseException as err:  # noqa: BLE001 - see the docstring
+                    if isinstance(err, KeyboardInterrupt) and pressed:
+                        raise
+                    self._muted.add(key)
+                    reason = err.reason if isinstance(err, PluginError) else _describe(err)
+                    warnings.warn(f"plugin {impl.plugin_name!r} failed in {hook_name}: {reason}; "
+                                  f"its {hook_name} is skipped for the rest of this run", stacklevel=2)
 
     # -- checks ---------------------------------------------------------------------------
     def declaration_problems(self) -> list[str]:
@@ -299,7 +396,14 @@ class Zoo:
 
 
 def _describe(err: BaseException) -> str:
-    return str(err) if isinstance(err, ZooError) else f"{type(err).__name__}: {err}"
+    """``Type: message`` on one line (``zoo plugins`` rows and CLI errors are one line each)."""
+    try:
+        text = " ".join(str(err).splitlines())
+    except Exception:  # noqa: BLE001 - a plugin's exception may not even print
+        text = "(unprintable error)"
+    if isinstance(err, ZooError):
+        return text
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 @functools.cache

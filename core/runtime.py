@@ -157,12 +157,7 @@ def load_npy(path: Path) -> np.ndarray:
     any shape, and numpy would allocate it before noticing the data is not there (MemoryError)."""
     try:
         with path.open("rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-            if version not in readers:
-                raise ZooError(f"{path}: .npy format version {version} is not supported (1.0 or 2.0: "
-                               "numpy.save of a numeric array)")
-            shape, _, dtype = readers[version](fh)
+            shape, dtype = _npy_header(fh, path)
             claimed, held = math.prod(shape) * dtype.itemsize, os.fstat(fh.fileno()).st_size - fh.tell()
             if claimed > held:
                 raise ZooError(f"{path}: the header claims shape {list(shape)} of {dtype} ({claimed} bytes) "
@@ -175,6 +170,22 @@ def load_npy(path: Path) -> np.ndarray:
         raise ZooError(f"{path}: cannot read it: {err.strerror or err}") from None
     except MemoryError:
         raise ZooError(f"{path}: the array does not fit in memory") from None
+
+
+def _npy_header(fh, path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from an .npy header. numpy's parser of the header (a Python literal) fails
+    on damaged bytes with ValueError, SyntaxError, tokenize.TokenError, ...: all mean the same."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version not in readers:
+            raise ValueError(f"format version {version} is not supported (1.0 or 2.0: numpy.save of a "
+                             f"numeric array)")
+        shape, _, dtype = readers[version](fh)
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise ZooError(f"{path}: not a valid .npy file: {message}") from None
+    return shape, dtype
 
 
 def _to_array(value: Any, path: Path, name: str) -> np.ndarray:

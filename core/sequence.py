@@ -336,8 +336,8 @@ class SequenceTask(Task):
             raise ZooError(f"input {name!r} is not a rectangular array: {err}") from None
         if tokens.size == 0 or (tokens.ndim >= 1 and tokens.shape[-1] == 0):
             raise ZooError(f"input {name!r} is empty: every sequence needs at least one token")
-        if not np.issubdtype(tokens.dtype, np.integer):
-            return  # check_and_cast says "must hold integers"
+        if not np.issubdtype(tokens.dtype, np.integer) or tokens.ndim == 0:
+            return  # check_and_cast says "must hold integers" (or that a scalar has the wrong rank)
         size = len(metadata["onnx_vocabulary"].get("tokens", []))
         if tokens.min() < 0 or tokens.max() >= size:
             raise ZooError(f"token ids must be in [0, {size}) (the model's vocabulary); got ids from "
@@ -346,7 +346,12 @@ class SequenceTask(Task):
         if limit and tokens.shape[-1] > int(limit):
             raise ZooError(f"sequences of {tokens.shape[-1]} tokens; this model takes at most {limit}")
         if "lengths" in data:
-            lengths = np.asarray(data["lengths"])
+            try:
+                lengths = np.asarray(data["lengths"])
+            except ValueError:
+                return  # not rectangular: reported with the input's name when the arrays are built
+            if not np.issubdtype(lengths.dtype, np.integer):
+                return  # check_and_cast says "must hold integers"
             if lengths.size and (lengths.min() < 1 or lengths.max() > tokens.shape[-1]):
                 raise ZooError(f"lengths must be between 1 (no empty sequence) and {tokens.shape[-1]} "
                                f"(the tokens' width); got {lengths.tolist()}")

@@ -19,15 +19,25 @@ Dynamic batching: requests to the same model that arrive within ``max_delay_ms``
 (and agree on every non-batch dimension) are concatenated along the batch axis, run as one
 onnxruntime call of at most ``max_batch`` rows, and split back per request. onnxruntime runs in
 a worker thread so the event loop keeps accepting requests meanwhile.
+
+Hardening, as a server on a shared host needs: every malformed request is a 400 with a one-line
+JSON ``{"error": ...}`` (the connection kept); the body, its JSON part and every decoded tensor
+are bounded before anything is allocated (413); a body that does not arrive within the read
+timeout is a 408, and connections that stall before or between requests are closed; an optional
+bearer token guards everything but ``/v2/health/*`` (401); TLS comes from uvicorn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import json
+import math
 import re
+import socket
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from zoo.core.errors import ZooError
+from zoo.core.runtime import run_model  # numpy and the standard library only: no torch
 
 # KServe v2 / Triton datatypes ↔ numpy
 V2_TO_NUMPY = {
@@ -48,15 +59,20 @@ ONNX_TO_V2 = {
 }
 NUMPY_TO_V2 = {np.dtype(v): k for k, v in V2_TO_NUMPY.items()}
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
+# Decoded JSON tensors take up to ~20x their text in memory (a Python float per number, then the
+# array): the JSON part gets a tighter bound than binary tensor data, which is used in place.
+DEFAULT_MAX_JSON = 8 * 1024 * 1024
+DEFAULT_READ_TIMEOUT = 30.0  # seconds for a request's headers or body to arrive
 TEXT_INPUT = "text"  # the raw-text input of text models (BYTES [N])
 
 
 class RequestError(Exception):
     """A bad request: becomes an HTTP error with a one-line JSON message."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.close = close  # the body was left unread: the connection cannot carry another request
 
 
 def _dims(shape) -> list[int]:
@@ -86,9 +102,11 @@ class Endpoint:
         endpoint.outputs = [{"name": o.name, "datatype": ONNX_TO_V2.get(o.type, o.type), "shape": _dims(o.shape)}
                             for o in session.get_outputs()]
         task_name = endpoint.metadata.get("task")
-        if endpoint.metadata.get("onnx_vocabulary") and task_name and TEXT_INPUT not in \
-                {i["name"] for i in endpoint.inputs}:
-            # Only text models pay for loading the plugins (the task turns text into token ids).
+        indexed = any(i["datatype"].startswith("INT") for i in endpoint.inputs)
+        if task_name and (indexed or endpoint.metadata.get("onnx_vocabulary")):
+            # Only models with index inputs (token ids, a graph's edges) or raw text pay for loading
+            # the plugins: their task checks the indices (an embedding lookup or a gather would
+            # fail inside onnxruntime) and turns text into token ids.
             from zoo.core.api import _loaded_zoo
 
             endpoint.task = _loaded_zoo().registry.tasks.get(task_name)
@@ -96,7 +114,8 @@ class Endpoint:
 
     @property
     def takes_text(self) -> bool:
-        return self.task is not None
+        return (self.task is not None and bool(self.metadata.get("onnx_vocabulary"))
+                and TEXT_INPUT not in {i["name"] for i in self.inputs})
 
     @functools.cached_property
     def batchable(self) -> bool:
@@ -124,11 +143,11 @@ class Endpoint:
         shape = item.get("shape")
         if not (isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int) and shape[0] >= 1):
             raise RequestError(f"input {TEXT_INPUT!r}: shape must be [N] with N >= 1 texts, got {shape!r}")
-        size = (item.get("parameters") or {}).get("binary_data_size")
+        size = _binary_size(item, TEXT_INPUT)
         if size is not None:
-            if not isinstance(size, int) or size < 0 or size > len(binary):
+            if size > len(binary):
                 raise RequestError(f"input {TEXT_INPUT!r}: binary_data_size {size!r} does not match the body")
-            texts = _unpack_bytes(binary[:size])
+            texts = _unpack_bytes(bytes(binary[:size]))
         else:
             texts = item.get("data")
             if not (isinstance(texts, list) and all(isinstance(t, str) for t in texts)):
@@ -150,14 +169,46 @@ class Endpoint:
 
     def predictions(self, outputs: dict[str, np.ndarray], feed: dict[str, np.ndarray]) -> list[str]:
         """``zoo predict``'s answer for each row, JSON-encoded (the BYTES ``prediction`` output)."""
-        answers = self.task.postprocess(outputs, {**self.metadata, "_inputs": feed})
-        return [json.dumps(a) for a in answers]
+        from zoo.core.runtime import json_safe
 
-    def decode(self, body: dict[str, Any], binary: bytes = b"") -> dict[str, np.ndarray]:
+        answers = self.task.postprocess(outputs, {**self.metadata, "_inputs": feed})
+        return [json.dumps(json_safe(a)[0]) for a in answers]
+
+    def wanted_outputs(self, body: dict[str, Any]) -> list[str]:
+        """The output names a (decoded) request asks for, [] for all; checked before the model runs."""
+        requested = body.get("outputs")
+        if requested is None:
+            return []
+        if not (isinstance(requested, list) and all(isinstance(o, dict) and isinstance(o.get("name"), str)
+                                                     for o in requested)):
+            raise RequestError("'outputs' must be a list of objects, each with a string 'name'")
+        wanted = [o["name"] for o in requested]
+        known = {o["name"] for o in self.outputs} | ({"prediction"} if self.is_text_request(body) else set())
+        unknown = sorted(set(wanted) - known)
+        if unknown:
+            raise RequestError(f"unknown output(s) {unknown}; the model has {sorted(known)}")
+        return wanted
+
+    def respond(self, body: dict[str, Any], feed: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
+                wanted: list[str]) -> dict[str, Any]:
+        """The v2 infer response: the wanted outputs as JSON tensors (clients that asked for binary
+        outputs read JSON too), plus ``prediction`` for raw text, and the request's ``id``."""
+        encoded = encode(outputs, wanted)
+        if self.is_text_request(body) and (not wanted or "prediction" in wanted):
+            answers = self.predictions(outputs, feed)
+            encoded.append({"name": "prediction", "datatype": "BYTES", "shape": [len(answers)], "data": answers})
+        response = {"model_name": self.name, "model_version": "1", "outputs": encoded}
+        if "id" in body:
+            response["id"] = body["id"]
+        return response
+
+    def decode(self, body: dict[str, Any], binary: bytes = b"",
+               max_bytes: int = DEFAULT_MAX_BODY) -> dict[str, np.ndarray]:
         """Validate a v2 infer request against the model; returns the arrays to feed.
 
         ``binary`` holds the tensors sent with the binary data extension, in input order, each
-        announced by ``parameters.binary_data_size`` (what tritonclient sends by default).
+        announced by ``parameters.binary_data_size`` (what tritonclient sends by default). A
+        tensor whose shape would take more than ``max_bytes`` is refused before it is built (413).
         """
         if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
             raise RequestError("request body must be a JSON object with an 'inputs' list")
@@ -172,47 +223,82 @@ class Endpoint:
             if not isinstance(item, dict):
                 raise RequestError("each input must be an object with name, shape, datatype and data")
             name = item.get("name")
-            if name not in expected:
+            if not isinstance(name, str) or name not in expected:
                 raise RequestError(f"unknown input {name!r}; model {self.name!r} takes {sorted(expected)}")
-            spec = expected[name]
-            datatype = item.get("datatype")
-            if datatype != spec["datatype"]:
-                raise RequestError(f"input {name!r} has datatype {datatype!r}; the model expects {spec['datatype']}")
-            shape = item.get("shape")
-            if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-                raise RequestError(f"input {name!r}: shape must be a list of non-negative integers")
-            if len(shape) != len(spec["shape"]) or any(e != -1 and e != d for e, d in zip(spec["shape"], shape)):
-                raise RequestError(f"input {name!r} has shape {shape}; the model expects {spec['shape']} (-1 = any)")
-            size = (item.get("parameters") or {}).get("binary_data_size")
-            if size is not None:
-                if not isinstance(size, int) or size < 0 or offset + size > len(binary):
-                    raise RequestError(f"input {name!r}: binary_data_size {size!r} does not match the body")
-                try:
-                    array = np.frombuffer(binary[offset:offset + size], dtype=V2_TO_NUMPY[datatype])
-                except ValueError as err:
-                    raise RequestError(f"input {name!r}: binary data is not {datatype}: {err}") from None
-                offset += size
-            else:
-                try:
-                    array = np.asarray(item.get("data"), dtype=V2_TO_NUMPY[datatype])
-                except (ValueError, TypeError) as err:
-                    raise RequestError(f"input {name!r}: data is not {datatype}: {err}") from None
-            if array.size != int(np.prod(shape)):
-                raise RequestError(f"input {name!r}: {array.size} values do not fill shape {shape}")
-            feed[name] = array.reshape(shape)
+            if name in feed:
+                raise RequestError(f"input {name!r} is given twice")
+            feed[name], offset = self._tensor(item, expected[name], binary, offset, max_bytes)
         missing = sorted(set(expected) - set(feed))
         if missing:
             raise RequestError(f"missing input(s) {missing}")
-        if self.takes_text:  # token ids against the vocabulary and the length limit, as zoo predict does
+        if self.task is not None:  # indices (token ids, edges) against what they index, as zoo predict does
             try:
                 self.task.raw_inputs(feed, self.metadata)
             except ZooError as err:
                 raise RequestError(str(err)) from None
         return feed
 
+    @staticmethod
+    def _tensor(item: dict[str, Any], spec: dict[str, Any], binary: bytes, offset: int,
+                max_bytes: int) -> tuple[np.ndarray, int]:
+        """One input of a request checked against the model's ``spec`` → (the array, the offset
+        past its binary data). The size its shape claims is bounded before any allocation."""
+        name, datatype = spec["name"], item.get("datatype")
+        if datatype != spec["datatype"]:
+            raise RequestError(f"input {name!r} has datatype {datatype!r}; the model expects {spec['datatype']}")
+        if datatype not in V2_TO_NUMPY:
+            raise RequestError(f"input {name!r}: datatype {datatype} is not served (valid: {sorted(V2_TO_NUMPY)})")
+        dtype = np.dtype(V2_TO_NUMPY[datatype])
+        shape = item.get("shape")
+        # type(d) is int: JSON true and false are bools, which isinstance(d, int) would let through
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise RequestError(f"input {name!r}: shape must be a list of non-negative integers, got {shape!r}")
+        if len(shape) != len(spec["shape"]) or any(e != -1 and e != d for e, d in zip(spec["shape"], shape)):
+            raise RequestError(f"input {name!r} has shape {shape}; the model expects {spec['shape']} (-1 = any)")
+        count = math.prod(shape)
+        if count * dtype.itemsize > max_bytes:
+            raise RequestError(f"input {name!r}: shape {shape} of {datatype} takes {count * dtype.itemsize} bytes, "
+                               f"more than the limit of {max_bytes} (--max-body-mb)", 413)
+        size = _binary_size(item, name)
+        if size is not None:
+            if offset + size > len(binary):
+                raise RequestError(f"input {name!r}: binary_data_size {size!r} does not match the body")
+            try:  # a view of the body, not a copy
+                array = np.frombuffer(memoryview(binary)[offset:offset + size], dtype=dtype)
+            except ValueError as err:
+                raise RequestError(f"input {name!r}: binary data is not {datatype}: {err}") from None
+            offset += size
+        else:
+            data = item.get("data")
+            if not isinstance(data, list):
+                raise RequestError(f"input {name!r}: 'data' must be a list of values (or binary data with "
+                                   f"parameters.binary_data_size), got {type(data).__name__}")
+            try:
+                with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: no log line per request
+                    array = np.asarray(data, dtype=dtype)
+            except (ValueError, TypeError, OverflowError, RecursionError) as err:
+                raise RequestError(f"input {name!r}: data is not {datatype}: {err}") from None
+        if array.size != count:
+            raise RequestError(f"input {name!r}: {array.size} values do not fill shape {shape}")
+        return array.reshape(shape), offset
+
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One onnxruntime call; its failures on an input's values are ZooErrors (a 400)."""
         names = [o["name"] for o in self.outputs]
-        return dict(zip(names, self.session.run(names, feed)))
+        return dict(zip(names, run_model(self.session, feed, names)))
+
+
+def _binary_size(item: dict[str, Any], name: str) -> int | None:
+    """An input's ``parameters.binary_data_size``, or None when its data comes as JSON."""
+    parameters = item.get("parameters")
+    if parameters is None:
+        return None
+    if not isinstance(parameters, dict):
+        raise RequestError(f"input {name!r}: parameters must be an object, got {type(parameters).__name__}")
+    size = parameters.get("binary_data_size")
+    if size is not None and (type(size) is not int or size < 0):
+        raise RequestError(f"input {name!r}: binary_data_size must be a non-negative integer, got {size!r}")
+    return size
 
 
 def _unpack_bytes(data: bytes) -> list[str]:
@@ -302,21 +388,33 @@ class Batcher:
                     break
                 group.append(item)
                 rows += item.rows
-            feed = {name: np.concatenate([p.feed[name] for p in group]) for name in first.feed}
-            self.calls += 1
-            try:
-                outputs = await loop.run_in_executor(None, self.endpoint.run, feed)
-            except Exception as err:  # noqa: BLE001 - reported to each waiting request
+            await self._answer(group)
+
+    async def _answer(self, group: list[_Pending]) -> None:
+        """Run a group as one call and hand each request its rows. When the call fails, each
+        request runs alone: one request the model cannot run on fails by itself, not the
+        requests merged with it."""
+        loop = asyncio.get_running_loop()
+        self.calls += 1
+        try:
+            feed = {name: np.concatenate([p.feed[name] for p in group]) for name in group[0].feed}
+            outputs = await loop.run_in_executor(None, self.endpoint.run, feed)
+        except Exception as err:  # noqa: BLE001 - reported to the waiting request(s)
+            if len(group) > 1:
                 for p in group:
-                    if not p.future.done():
-                        p.future.set_exception(RequestError(f"inference failed: {err}", 500))
-                continue
-            start = 0
-            for p in group:
-                part = {k: v[start:start + p.rows] for k, v in outputs.items()}
-                start += p.rows
-                if not p.future.done():
-                    p.future.set_result(part)
+                    await self._answer([p])
+                return
+            if not group[0].future.done():
+                status = 400 if isinstance(err, ZooError) else 500
+                group[0].future.set_exception(RequestError(str(err) if status == 400 else
+                                                           f"inference failed: {err}", status))
+            return
+        start = 0
+        for p in group:
+            part = {k: v[start:start + p.rows] for k, v in outputs.items()}
+            start += p.rows
+            if not p.future.done():
+                p.future.set_result(part)
 
 
 def resolve_targets(targets: list[str]) -> list[tuple[str, Path]]:
@@ -373,13 +471,109 @@ def _json_codec():
     try:
         import orjson
     except ImportError:
-        return json.loads, lambda obj: json.dumps(obj, separators=(",", ":")).encode()
-    return orjson.loads, orjson.dumps
+        return json.loads, _std_dumps
+    return orjson.loads, orjson.dumps  # orjson writes NaN and ±inf as null
+
+
+def _std_dumps(obj: Any) -> bytes:
+    """The standard library's JSON, with NaN and ±inf as null (as orjson writes them): bare NaN
+    is not JSON, and clients' parsers refuse it."""
+    from zoo.core.runtime import json_safe
+
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        return json.dumps(json_safe(obj)[0], separators=(",", ":")).encode()
+
+
+@dataclass
+class Limits:
+    """What one request may take: body bytes and bytes of its JSON part. (The time it may take
+    is bounded per connection, by :class:`_StallGuard`.)"""
+
+    body: int = DEFAULT_MAX_BODY
+    json: int = DEFAULT_MAX_JSON
+
+
+def _header_int(headers: dict[bytes, bytes], name: bytes) -> int | None:
+    value = headers.get(name)
+    # At most 18 digits: int() of thousands of digits is slow, and no body is that large.
+    return int(value) if value is not None and value.isdigit() and len(value) <= 18 else None
+
+
+async def read_request(scope, receive, limits: Limits) -> tuple[bytes, int] | None:
+    """The request body and the length of its JSON part (the rest is binary tensor data), read
+    within ``limits``; None when the client left. Declared sizes are checked before reading, so
+    an oversized body is refused (413) without being received."""
+    headers = dict(scope["headers"])
+    declared = _header_int(headers, b"content-length")
+    split = _header_int(headers, b"inference-header-content-length")
+    json_limit = min(limits.json, limits.body)
+    advice = "; send large tensors as binary data (tritonclient's binary_data=True) or raise --max-json-mb"
+    if declared is not None and declared > limits.body:
+        raise RequestError(f"request body of {declared} bytes exceeds the limit of {limits.body} "
+                           f"(--max-body-mb)", 413, close=True)
+    if (split if split is not None else declared or 0) > json_limit:
+        raise RequestError(f"the JSON part of the request exceeds the limit of {json_limit} bytes{advice}",
+                           413, close=True)
+    limit = limits.body if split is not None else json_limit  # without the header, all is JSON
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(f"request body exceeds the limit of {limit} bytes"
+                               f"{'' if split is not None else advice}", 413, close=True)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return raw, len(raw) if split is None else min(split, len(raw))
+
+
+def parse_json(raw: bytes, loads) -> Any:
+    try:
+        return loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # JSONDecodeError of either codec
+        raise RequestError(f"request body is not JSON: {' '.join(str(err).split())}") from None
+
+
+class _BearerAuth:
+    """ASGI middleware: every request but the health checks (``/v2/health/*``, for load balancers
+    and orchestrators) needs ``Authorization: Bearer KEY``; 401 otherwise."""
+
+    def __init__(self, app, key: str) -> None:
+        self.app, self.key = app, key.encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith("/v2/health/") or self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        payload = json.dumps({"error": "missing or wrong API key: send the header "
+                                       "'Authorization: Bearer KEY'"}).encode()
+        await send({"type": "http.response.start", "status": 401, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+            (b"www-authenticate", b'Bearer realm="zoo"')]})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _allowed(self, scope) -> bool:
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = given.partition(b" ")
+        # compare_digest: the time taken does not tell how much of a guessed key was right
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
 
 
 def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0,
-              max_body: int = DEFAULT_MAX_BODY, log=print, threads: int | None = None):
-    """The ASGI application; models that fail to load are reported and left out."""
+              max_body: int = DEFAULT_MAX_BODY, log=print, threads: int | None = None, *,
+              max_json: int = DEFAULT_MAX_JSON, api_key: str | None = None):
+    """The ASGI application; models that fail to load are reported and left out.
+
+    ``max_body`` and ``max_json`` bound each request (see :class:`Limits`); ``api_key``: every
+    route but ``/v2/health/*`` then needs ``Authorization: Bearer KEY``.
+    """
     try:
         from starlette.applications import Starlette
         from starlette.requests import Request
@@ -389,6 +583,8 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
         raise ZooError("zoo serve needs the serve extra: pip install 'zoo-ml[serve]'") from None
     from zoo import __version__
 
+    if api_key is not None and not api_key.strip():
+        raise ZooError("the API key is empty; give a non-empty --api-key (or ZOO_API_KEY), or none")
     loads, dumps = _json_codec()
 
     endpoints: dict[str, Endpoint] = {}
@@ -405,6 +601,7 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
     if not endpoints:
         raise ZooError("no model could be loaded: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
     batchers = {name: Batcher(e, max_batch, max_delay_ms) for name, e in endpoints.items()}
+    limits = Limits(max_body, max_json)
 
     def error(message: str, status: int) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -454,58 +651,34 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
     async def infer(scope, receive, send):
         """``POST /v2/models/{name}/infer`` as a plain ASGI endpoint: the hot path skips
         Starlette's Request/Response objects (about a tenth of the server's time per request)."""
-        started = time.perf_counter()
+        started, close = time.perf_counter(), False
         try:
             endpoint = endpoints.get(scope["path_params"]["name"])
             if endpoint is None:
                 name = scope["path_params"]["name"]
                 reason = f" (failed to load: {failed[name]})" if name in failed else ""
                 raise RequestError(f"unknown model {name!r}{reason}; serving {sorted(endpoints)}", 404)
-            headers = dict(scope["headers"])
-            declared = headers.get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > max_body:
-                raise RequestError(f"request body of {int(declared)} bytes exceeds the limit of {max_body}", 413)
-            chunks, size = [], 0
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > max_body:
-                    raise RequestError(f"request body exceeds the limit of {max_body} bytes", 413)
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-            raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            header = headers.get(b"inference-header-content-length")
-            split = int(header) if header is not None and header.isdigit() else len(raw)
-            try:
-                body = loads(raw[:split])
-            except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError of either codec
-                raise RequestError(f"request body is not JSON: {err}") from None
-            # Responses are always JSON tensors (clients that asked for binary outputs read JSON too).
-            feed = endpoint.decode(body, raw[split:])
+            request = await read_request(scope, receive, limits)
+            if request is None:
+                return  # the client left
+            raw, split = request
+            body = parse_json(raw[:split], loads)
+            feed = endpoint.decode(body, raw[split:], limits.body)
+            wanted = endpoint.wanted_outputs(body)
             outputs = await batchers[endpoint.name].submit(feed)
-            wanted = [o.get("name") for o in body.get("outputs", []) if isinstance(o, dict)]
-            text = endpoint.is_text_request(body)
-            known = set(outputs) | ({"prediction"} if text else set())
-            unknown = sorted(set(wanted) - known)
-            if unknown:
-                raise RequestError(f"unknown output(s) {unknown}; the model has {sorted(known)}")
-            encoded = encode(outputs, wanted)
-            if text and (not wanted or "prediction" in wanted):
-                answers = endpoint.predictions(outputs, feed)
-                encoded.append({"name": "prediction", "datatype": "BYTES", "shape": [len(answers)], "data": answers})
-            response = {"model_name": endpoint.name, "model_version": "1", "outputs": encoded}
-            if "id" in body:
-                response["id"] = body["id"]
-            status, payload = 200, dumps(response)
+            status, payload = 200, dumps(endpoint.respond(body, feed, outputs, wanted))
         except RequestError as err:
-            status, payload = err.status, dumps({"error": str(err)})
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-            (b"x-zoo-latency-ms", f"{(time.perf_counter() - started) * 1e3:.3f}".encode())]})
+            status, payload, close = err.status, dumps({"error": str(err)}), err.close
+        except ZooError as err:  # the model could not run on the request's values
+            status, payload = 400, dumps({"error": str(err)})
+        except Exception as err:  # noqa: BLE001 - a bug: logged, answered in one line, connection kept
+            log(f"internal error on {scope['path']}: {err!r}\n{traceback.format_exc().rstrip()}")
+            status, payload = 500, dumps({"error": f"internal error ({type(err).__name__}); see the server log"})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                   (b"x-zoo-latency-ms", f"{(time.perf_counter() - started) * 1e3:.3f}".encode())]
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
     routes = [  # inference is routed by _InferRoute, ahead of these
@@ -517,6 +690,8 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
     ]
     app = Starlette(routes=routes)
     app.add_middleware(_InferRoute, infer=infer)
+    if api_key is not None:
+        app.add_middleware(_BearerAuth, key=api_key.strip())  # added last: the outermost layer
     app.state.batchers = batchers
     app.state.failed = failed
     return app
@@ -524,14 +699,153 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
 
 def serve(targets: list[str], host: str = "127.0.0.1", port: int = 8000, max_batch: int = 32,
           max_delay_ms: float = 2.0, max_body: int = DEFAULT_MAX_BODY, log=print,
-          threads: int | None = None) -> None:
+          threads: int | None = None, *, max_json: int = DEFAULT_MAX_JSON, api_key: str | None = None,
+          ssl_certfile: str | None = None, ssl_keyfile: str | None = None, idle_timeout: float = 5.0,
+          read_timeout: float = DEFAULT_READ_TIMEOUT) -> None:
+    """Serve ``targets`` with uvicorn until SIGINT/SIGTERM. A busy port, an unknown host and an
+    unusable certificate are ZooErrors, found before the models load."""
     try:
         import uvicorn
+        from uvicorn.protocols.http.auto import AutoHTTPProtocol
     except ImportError:
         raise ZooError("zoo serve needs the serve extra: pip install 'zoo-ml[serve]'") from None
-    app = build_app(targets, max_batch, max_delay_ms, max_body, log, threads)
-    # uvicorn handles SIGINT/SIGTERM gracefully: stop accepting, finish in-flight requests, exit.
-    # No access log and no X-Forwarded-* rewriting: both cost per request and serve no purpose
-    # on a model server bound to loopback by default.
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
-                access_log=False, proxy_headers=False)
+    _check_tls(ssl_certfile, ssl_keyfile)
+    sock = _listen(host, port)
+    try:
+        app = build_app(targets, max_batch, max_delay_ms, max_body, log, threads, max_json=max_json,
+                        api_key=api_key)
+        scheme = "https" if ssl_certfile else "http"
+        log(f"zoo serve on {scheme}://{host}:{sock.getsockname()[1]}/v2 (Ctrl-C or SIGTERM to stop)")
+        if api_key and not ssl_certfile and host not in ("127.0.0.1", "localhost", "::1"):
+            log("warning: the API key crosses the network in clear text; add --ssl-certfile and --ssl-keyfile")
+        # uvicorn handles SIGINT/SIGTERM gracefully: stop accepting, finish in-flight requests, exit.
+        # No access log and no X-Forwarded-* rewriting: both cost per request and serve no purpose
+        # on a model server bound to loopback by default. No websockets: nothing here speaks them.
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30, access_log=False,
+                                proxy_headers=False, ws="none", timeout_keep_alive=idle_timeout,
+                                http=guarded_protocol(AutoHTTPProtocol, read_timeout),
+                                ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    if not server.started:
+        raise ZooError("zoo serve did not start (see the messages above)")
+
+
+def _check_tls(certfile: str | None, keyfile: str | None) -> None:
+    """The certificate and key load (uvicorn would fail with a traceback, or prompt for the
+    password of an encrypted key)."""
+    if keyfile and not certfile:
+        raise ZooError("--ssl-keyfile needs --ssl-certfile (the certificate the key belongs to)")
+    if not certfile:
+        return
+    import ssl
+
+    def no_password() -> bytes:
+        raise ZooError(f"{keyfile or certfile}: the private key is encrypted; give zoo serve an unencrypted key")
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile, keyfile, password=no_password)
+    except (ssl.SSLError, OSError) as err:
+        why = err.strerror if not isinstance(err, ssl.SSLError) and err.strerror else \
+            f"{err} (expected a PEM certificate and its unencrypted PEM private key)"
+        raise ZooError(f"cannot use --ssl-certfile {certfile}"
+                       f"{f' with --ssl-keyfile {keyfile}' if keyfile else ''}: {why}") from None
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here rather than by uvicorn: a busy port or an unknown host is
+    then a one-line ZooError (exit 2), not uvicorn's startup failure (exit 3, the code zoo gives a
+    non-finite loss)."""
+    sock = None
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                      flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        # As uvicorn does: a restart may bind while the last run's connections are in TIME_WAIT
+        # (on Linux this never lets two servers listen on one port).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as err:  # socket.gaierror included
+        if sock is not None:
+            sock.close()
+        raise ZooError(f"cannot listen on {host}:{port}: {err.strerror or err}; choose another --port "
+                       f"(or --host)") from None
+    return sock
+
+
+MAX_HEAD_BYTES = 64 * 1024  # a request line and headers; a v2 client sends a few hundred bytes
+
+
+class _StallGuard:
+    """A mixin for uvicorn's HTTP protocol (:func:`guarded_protocol`): a connection must deliver
+    each request, headers and body, within ``zoo_timeout`` s of opening or of its last response,
+    and at most ``MAX_HEAD_BYTES`` before its headers end. uvicorn has neither bound: its
+    keep-alive timer stops at the first byte, so a client sending half a request line or half a
+    body held its connection forever, and endless headers took memory and a core (httptools joins
+    the pieces of a header value). One sweep a second checks every connection, rather than a
+    timer per request, which would cost the hot path several microseconds."""
+
+    zoo_timeout = DEFAULT_READ_TIMEOUT
+    _zoo_sweeping = False  # set on the guarded class once its sweep runs
+    _zoo_since, _zoo_cycle, _zoo_head = 0.0, None, 0
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._zoo_ready()
+        cls = type(self)
+        if not cls._zoo_sweeping:
+            cls._zoo_sweeping = True
+            self.loop.call_later(cls._zoo_period(), cls._zoo_sweep, self.loop, self.connections)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._zoo_ready()
+
+    def data_received(self, data: bytes) -> None:
+        before = self.cycle
+        super().data_received(data)
+        if self.cycle is not before or not self._zoo_waiting(before):
+            return  # a request has begun, or these were its body's bytes
+        self._zoo_head += len(data)
+        if self._zoo_head > MAX_HEAD_BYTES and not self.transport.is_closing():
+            self.transport.close()
+
+    def _zoo_ready(self) -> None:
+        """The connection waits for a request: its headers and body have ``zoo_timeout`` s."""
+        self._zoo_since, self._zoo_cycle, self._zoo_head = self.loop.time(), self.cycle, 0
+
+    @staticmethod
+    def _zoo_waiting(cycle) -> bool:
+        return cycle is None or cycle.response_complete
+
+    def _zoo_check(self, now: float) -> None:
+        if now - self._zoo_since <= self.zoo_timeout or self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is self._zoo_cycle and self._zoo_waiting(cycle):
+            self.transport.close()  # no request has begun: half a request line, a body nobody reads
+        elif not self._zoo_waiting(cycle) and cycle.more_body and not cycle.response_started:
+            payload = json.dumps({"error": f"the request did not arrive within {self.zoo_timeout:g} s "
+                                           f"(--read-timeout-s)"}).encode()
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                                 b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(payload), payload))
+            self.transport.close()  # the handler waiting for the body gets a disconnect
+
+    @classmethod
+    def _zoo_period(cls) -> float:
+        return min(1.0, cls.zoo_timeout / 4)
+
+    @classmethod
+    def _zoo_sweep(cls, loop, connections) -> None:
+        now = loop.time()
+        for protocol in list(connections):
+            if isinstance(protocol, cls):
+                protocol._zoo_check(now)
+        loop.call_later(cls._zoo_period(), cls._zoo_sweep, loop, connections)
+
+
+def guarded_protocol(base: type, timeout: float) -> type:
+    """uvicorn's HTTP protocol class ``base`` with :class:`_StallGuard`'s bounds."""
+    return type(f"Guarded{base.__name__}", (_StallGuard, base), {"zoo_timeout": timeout, "_zoo_sweeping": False})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import tomllib
 from pathlib import Path
@@ -18,6 +19,20 @@ def read_toml(path: str | Path) -> dict:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ZooError(f"config file {str(path)!r} is not valid TOML: {err}") from None
+    except RecursionError:
+        raise ZooError(f"config file {str(path)!r} is not valid TOML: nested too deeply") from None
+    except OSError as err:  # no permission, or the file went away since the check
+        raise ZooError(f"config file {str(path)!r} cannot be read: {err.strerror or err}") from None
+
+
+#: Characters a TOML basic string must escape: controls other than tab, the quote and the backslash.
+_ESCAPE = re.compile(r'[\x00-\x08\x0a-\x1f\x7f"\\]')
+_SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\b": "\\b", "\f": "\\f"}
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string that reads back as ``value`` (every control character escaped)."""
+    return '"' + _ESCAPE.sub(lambda m: _SHORT_ESCAPES.get(m[0], f"\\u{ord(m[0]):04x}"), value) + '"'
 
 
 def _toml_value(value: Any) -> str:
@@ -26,7 +41,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        return _toml_string(value)
+    if isinstance(value, (datetime.date, datetime.time)):  # TOML's own date/time literals
+        return value.isoformat()
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -35,7 +52,8 @@ def _toml_value(value: Any) -> str:
 
 
 def _toml_key(key: str) -> str:
-    return key if re.match(r"^[A-Za-z0-9_-]+$", key) else _toml_value(key)
+    # fullmatch: `$` would let a key ending in a newline through unquoted.
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
 
 
 def dumps_toml(data: dict, _prefix: str = "") -> str:

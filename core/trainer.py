@@ -547,7 +547,7 @@ class Trainer:
                     self._non_finite(epoch, state.step)
                 seconds = time.monotonic() - started
                 record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss,
-                                          "lr": optimizer.param_groups[0]["lr"]}
+                                          "lr": optimizer.param_groups[0]["lr"], "steps": state.step}
                 if grad_steps:
                     counted = int(finite_norms)
                     record.update(grad_norm=float(grad_norm_sum) / counted if counted else None,

@@ -133,6 +133,18 @@ def test_predict_rejects_mismatched_inputs(linear_run, tmp_path, payload, needle
     _user_error(run_cli("predict", str(linear_run), "--input", str(path)), needle)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name, content, needle", [
+    ("empty.npy", b"", "not a valid .npy file"),  # was "Aborted!"
+    ("deep.json", b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply"),  # was a RecursionError
+])
+def test_predict_bad_files_are_one_line_in_a_real_process(linear_run, tmp_path, name, content, needle):
+    (tmp_path / name).write_bytes(content)
+    result = run_cli("predict", str(linear_run), "--input", str(tmp_path / name), "--json")
+    _user_error(result, needle)
+    assert result.stderr.count("\n") == 1 and not result.stdout
+
+
 def test_predict_classifier_prints_labels(tmp_path):
     out = tmp_path / "iris"
     assert run_cli("train", "mlp", "--dataset", "iris", "--epochs", "40", "--batch-size", "8", "--out", str(out), "-q",

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from zoo.core.data import DataInfo, Dataset, Split
+from zoo.core.data import DataInfo, Dataset, Split, to_device
 from zoo.core.data import data_dir as resolve_data_dir
 from zoo.core.errors import DataUnavailable, ZooError
 
@@ -49,7 +49,9 @@ class NodeSplit(Split):
         return {"x": self.x, "edge_index": self.edge_index, "y": self.y, "mask": self.mask}
 
     def to(self, device) -> NodeSplit:
-        return NodeSplit(self.x.to(device), self.edge_index.to(device), self.y.to(device), self.mask.to(device))
+        # to_device: within Dataset.to the splits of the graph keep sharing x, edge_index and y
+        return NodeSplit(to_device(self.x, device), to_device(self.edge_index, device), to_device(self.y, device),
+                         to_device(self.mask, device))
 
     def subset(self, index: torch.Tensor) -> NodeSplit:
         return self  # the only sample is the graph itself
@@ -72,7 +74,12 @@ class NodeSplit(Split):
 
 class GraphListSplit(Split):
     """Graphs stored back to back: ``x [ΣN, F]``, ``edge_index [2, ΣE]`` (indices local to each
-    graph), ``node_ptr``/``edge_ptr`` (graph g owns rows ``ptr[g]:ptr[g+1]``), labels ``y [G]``."""
+    graph), ``node_ptr``/``edge_ptr`` (graph g owns rows ``ptr[g]:ptr[g+1]``), labels ``y [G]``.
+
+    A batch is gathered with a fixed handful of tensor ops whatever its size (:meth:`_gather`):
+    the graphs' first rows and sizes live on the device too, and the batch's total node and
+    edge counts, which size the outputs, are summed on the host from a copy of the sizes. No
+    device sync per batch in :meth:`batches`, one in :meth:`batch` (the index's host copy)."""
 
     def __init__(self, x: torch.Tensor, edge_index: torch.Tensor, node_ptr: list[int],
                  edge_ptr: list[int], y: torch.Tensor) -> None:
@@ -80,6 +87,10 @@ class GraphListSplit(Split):
             raise ValueError("node_ptr and edge_ptr need one entry more than there are graphs")
         self.x, self.edge_index, self.y = x, edge_index, y
         self.node_ptr, self.edge_ptr = list(node_ptr), list(edge_ptr)
+        ptr = np.array([self.node_ptr, self.edge_ptr], dtype=np.int64).reshape(2, -1)   # (2, G + 1)
+        self._sizes = np.diff(ptr, axis=1)                                   # host: (2, G) nodes, edges
+        self._starts = torch.as_tensor(ptr[:, :-1], device=y.device)         # device: (2, G) first rows
+        self._counts = torch.as_tensor(self._sizes, device=y.device)         # device: (2, G)
 
     @classmethod
     def from_graphs(cls, graphs: list[tuple[torch.Tensor, torch.Tensor]], y: torch.Tensor) -> GraphListSplit:
@@ -100,20 +111,42 @@ class GraphListSplit(Split):
                 self.edge_index[:, self.edge_ptr[g]:self.edge_ptr[g + 1]])
 
     def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        xs, edges, ids = [], [], []
-        offset = 0
-        for k, g in enumerate(index.tolist()):
-            x, edge_index = self.graph(g)
-            xs.append(x)
-            edges.append(edge_index + offset)                       # local → batch-global indices
-            ids.append(torch.full((x.shape[0],), k, dtype=torch.long, device=x.device))
-            offset += x.shape[0]
-        return {"x": torch.cat(xs), "edge_index": torch.cat(edges, dim=1), "batch": torch.cat(ids),
+        return self._gather(index, index.cpu().numpy())  # one device sync: the ids on the host
+
+    def batches(self, batch_size: int, order: torch.Tensor | None = None, start: int = 0):
+        """:meth:`Split.batches` with ``order`` copied to the host once per epoch (one device sync),
+        so that no batch needs one."""
+        if order is None:
+            order = torch.arange(len(self), device=self.device)
+        host = order.cpu().numpy()
+        for begin in range(start * batch_size, order.shape[0], batch_size):
+            yield self._gather(order[begin:begin + batch_size], host[begin:begin + batch_size])
+
+    def _gather(self, index: torch.Tensor, host_index: np.ndarray) -> dict[str, torch.Tensor]:
+        """Graphs ``index [B]`` (on the device; ``host_index`` the same ids) as one disconnected graph.
+
+        With n_k, e_k the sizes of the k-th graph of the batch, s_k, t_k its first node and edge
+        rows in the split, and o_k = Σ_{l<k} n_l (O_k likewise for edges) its first node in the batch:
+        ``batch`` = k repeated n_k times; batch node o_k + r is split row s_k + r; batch edge O_k + r
+        is split edge t_k + r with its local node ids shifted by o_k. Sizes: ``x [ΣN, F]``,
+        ``edge_index [2, ΣE]``, ``batch [ΣN]``, ``y [B]``.
+        """
+        nodes, edges = (int(total) for total in self._sizes[:, host_index].sum(axis=1))
+        starts, counts = self._starts.index_select(1, index), self._counts.index_select(1, index)  # (2, B)
+        firsts = counts.cumsum(1) - counts                                       # (2, B): o_k, O_k
+        # output_size: the size is known here, so repeat_interleave needs no sync to find it
+        graph_of_node = torch.repeat_interleave(counts[0], output_size=nodes)    # (ΣN,) k per node
+        graph_of_edge = torch.repeat_interleave(counts[1], output_size=edges)    # (ΣE,)
+        shift = starts - firsts                                                  # (2, B): s_k − o_k
+        node_rows = torch.arange(nodes, device=index.device) + shift[0].index_select(0, graph_of_node)
+        edge_cols = torch.arange(edges, device=index.device) + shift[1].index_select(0, graph_of_edge)
+        edge_index = self.edge_index.index_select(1, edge_cols) + firsts[0].index_select(0, graph_of_edge)
+        return {"x": self.x.index_select(0, node_rows), "edge_index": edge_index, "batch": graph_of_node,
                 "y": self.y.index_select(0, index)}
 
     def to(self, device) -> GraphListSplit:
-        return GraphListSplit(self.x.to(device), self.edge_index.to(device), self.node_ptr,
-                              self.edge_ptr, self.y.to(device))
+        return GraphListSplit(to_device(self.x, device), to_device(self.edge_index, device), self.node_ptr,
+                              self.edge_ptr, to_device(self.y, device))
 
     def subset(self, index: torch.Tensor) -> GraphListSplit:
         graphs = [self.graph(g) for g in index.tolist()]

@@ -14,6 +14,8 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from zoo.core.errors import ZooError
 
@@ -31,8 +33,14 @@ def check_graph(x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor |
     """Validate a graph at the boundary (eager only; a no-op while exporting).
 
     Raises :class:`GraphInputError` for: ``x`` not 2-D floating point, ``edge_index`` not int64 of
-    shape ``[2, E]``, indices outside ``[0, N)``, a ``batch`` vector of the wrong length or dtype.
-    Self-loops, duplicate edges, isolated nodes and empty graphs are valid (see the layers' notes).
+    shape ``[2, E]``, indices outside ``[0, N)``, a ``batch`` vector of the wrong length or dtype
+    or with a negative graph id. Self-loops, duplicate edges, isolated nodes and empty graphs are
+    valid (see the layers' notes).
+
+    The values (node indices, graph ids) are read on the host, so they are checked on CPU tensors
+    only, where that costs no device sync (as the transformer's ``check_tokens``): on an
+    accelerator the graphs come from the dataset's loaders, and ``zoo predict`` / ``zoo serve``
+    check raw arrays before the model runs. Shapes and dtypes are checked everywhere.
     """
     if exporting():
         return
@@ -49,24 +57,26 @@ def check_graph(x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor |
         raise GraphInputError(f"edge_index must be int64, got {edge_index.dtype}; cast with "
                               f"edge_index.long()")
     n = x.shape[0]
+    if batch is not None and (batch.dtype != torch.int64 or batch.dim() != 1 or batch.shape[0] != n):
+        raise GraphInputError(f"batch must be int64 of shape [{n}] (one graph id per node), got "
+                              f"{batch.dtype} {tuple(batch.shape)}")
+    if x.device.type != "cpu":
+        return
     if edge_index.numel():
         low, high = int(edge_index.min()), int(edge_index.max())
         if low < 0 or high >= n:
             raise GraphInputError(f"edge_index refers to node {low if low < 0 else high}, but the graph "
                                   f"has {n} nodes (valid indices 0..{n - 1})")
-    if batch is not None:
-        if batch.dtype != torch.int64 or batch.dim() != 1 or batch.shape[0] != n:
-            raise GraphInputError(f"batch must be int64 of shape [{n}] (one graph id per node), got "
-                                  f"{batch.dtype} {tuple(batch.shape)}")
-        if n and int(batch.min()) < 0:
-            raise GraphInputError("batch holds a negative graph id")
+    if batch is not None and n and int(batch.min()) < 0:
+        raise GraphInputError("batch holds a negative graph id")
 
 
 def sparse_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """Dropout drawing random numbers only for the non-zero entries of ``x``.
 
     Same distribution as ``F.dropout`` (a zero stays zero whether dropped or not) but much cheaper
-    on sparse bag-of-words features (Cora: 1.3 % non-zero; Kipf & Welling's sparse dropout).
+    on sparse bag-of-words features (Cora: 1.3 % non-zero; Kipf & Welling's sparse dropout). A
+    dense ``x`` off the CPU takes ``F.dropout``: finding its non-zeros would be a device sync.
     """
     if not training or p == 0.0:
         return x
@@ -74,6 +84,8 @@ def sparse_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Te
         keep = (torch.rand(x.values().shape, device=x.device) >= p).to(x.dtype)
         return torch.sparse_coo_tensor(x.indices(), x.values() * keep / (1.0 - p), x.shape, is_coalesced=True,
                                        check_invariants=False)
+    if x.device.type != "cpu":
+        return F.dropout(x, p, training)
     index = x.nonzero(as_tuple=True)
     values = x[index]
     keep = (torch.rand(values.shape, device=x.device) >= p).to(x.dtype)
@@ -83,31 +95,42 @@ def sparse_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Te
 class SameInputs:
     """Memoise a function of tensors while the very same tensors come back unchanged (identity
     and in-place version counter): full-batch training feeds the same graph every epoch, so
-    per-graph work without parameters is done once. Keeps the last result only."""
+    per-graph work without parameters is done once. Keeps the last result only.
+
+    ``hits`` / ``misses`` count the calls whose tensors were / were not the remembered ones (the
+    train, validation and test splits of one graph share its tensors: ``Dataset.to`` keeps them
+    shared on the device, so the memo hits across splits)."""
 
     _NOT_YET = object()
 
     def __init__(self) -> None:
         self._entry: tuple | None = None
+        self.hits = self.misses = 0
 
     def _same(self, tensors: tuple) -> bool:
         entry = self._entry
-        return (entry is not None and len(entry[0]) == len(tensors)
+        same = (entry is not None and len(entry[0]) == len(tensors)
                 and entry[1] == tuple(t._version for t in tensors)
                 and all(a is b for a, b in zip(entry[0], tensors)))
+        self.hits, self.misses = self.hits + same, self.misses + (not same)
+        return same
+
+    def _compute(self, fn, tensors: tuple):
+        self._entry = (tensors, tuple(t._version for t in tensors), fn(*tensors))
+        return self._entry[2]
 
     def __call__(self, fn, *tensors: torch.Tensor):
         if not self._same(tensors) or self._entry[2] is self._NOT_YET:
-            self._entry = (tensors, tuple(t._version for t in tensors), fn(*tensors))
+            return self._compute(fn, tensors)
         return self._entry[2]
 
     def on_repeat(self, fn, *tensors: torch.Tensor):
         """``fn(*tensors)`` memoised from the second call with the same tensors on; ``None`` the
         first time, for work that pays off only when reused (a one-off input takes the plain path)."""
-        if self._same(tensors):
-            return self(fn, *tensors)
-        self._entry = (tensors, tuple(t._version for t in tensors), self._NOT_YET)
-        return None
+        if not self._same(tensors):
+            self._entry = (tensors, tuple(t._version for t in tensors), self._NOT_YET)
+            return None
+        return self._compute(fn, tensors) if self._entry[2] is self._NOT_YET else self._entry[2]
 
 
 def sparse_features(x: torch.Tensor, row_normalize: bool, max_density: float = 0.1) -> torch.Tensor | None:
@@ -126,6 +149,21 @@ def sparse_features(x: torch.Tensor, row_normalize: bool, max_density: float = 0
         sums = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device).index_add_(0, index[0], values.abs())
         values = values / sums.clamp_min(1e-12).index_select(0, index[0])
     return torch.sparse_coo_tensor(index, values, x.shape, is_coalesced=True, check_invariants=False)
+
+
+def sparse_linear(x: torch.Tensor, lin: nn.Linear) -> torch.Tensor:
+    """``lin(x)``: ``x Wᵀ + b``, ``x [N, F_in]`` → ``[N, F_out]``; a sparse COO ``x``
+    (:func:`sparse_features`) is multiplied in fp32 with autocast off, giving an fp32 output.
+
+    Autocast would run the product in bf16/fp16, which CUDA's sparse matmul does not implement
+    (``addmm_sparse_cuda``); the sparse product is one layer's input projection, cheap in fp32,
+    and the following ops cast its output as autocast asks.
+    """
+    if not x.is_sparse:
+        return lin(x)
+    with torch.autocast(x.device.type, enabled=False):
+        bias = None if lin.bias is None else lin.bias.float()
+        return F.linear(x.float(), lin.weight.float(), bias)
 
 
 def degree(index: torch.Tensor, num_nodes: int, weight: torch.Tensor | None = None,

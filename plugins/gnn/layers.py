@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.plugins.gnn.graph import gcn_norm, random_walk_norm, with_self_loops
+from zoo.plugins.gnn.graph import gcn_norm, random_walk_norm, sparse_linear, with_self_loops
 from zoo.plugins.gnn.message_passing import (
     MessagePassing,
     scatter_max,
@@ -43,7 +43,8 @@ class GCNConv(MessagePassing):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor,
                 norm: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         edge_index, weight = norm if norm is not None else gcn_norm(edge_index, x.shape[0])
-        out = self.propagate(self.lin(x), edge_index, edge_weight=weight)   # transform first: F_out ≤ F_in
+        h = sparse_linear(x, self.lin)                                   # transform first: F_out ≤ F_in
+        out = self.propagate(h, edge_index, edge_weight=weight)
         return out if self.bias is None else out + self.bias
 
 
@@ -176,7 +177,7 @@ class GATConv(MessagePassing):
         n = x.shape[0]
         edge_index, keep = with_self_loops(edge_index, n)
         src, dst = edge_index[0], edge_index[1]
-        h = self.lin(x).view(n, self.heads, self.out_features)              # (N, H, C)
+        h = sparse_linear(x, self.lin).view(n, self.heads, self.out_features)  # (N, H, C)
         a_src = (h * self.att_src).sum(-1)                                   # (N, H)
         a_dst = (h * self.att_dst).sum(-1)                                   # (N, H)
         scores = a_src.index_select(0, src) + a_dst.index_select(0, dst)     # (E, H)

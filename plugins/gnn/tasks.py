@@ -13,11 +13,39 @@ sizes than the traced one.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 
 from zoo.core.data import DataInfo, Split
 from zoo.core.errors import ZooError
 from zoo.core.tasks import Classification
+from zoo.plugins.gnn.graph import GraphInputError
+
+
+def check_graph_arrays(data: Any) -> None:
+    """A graph given as arrays to ``zoo predict`` or ``zoo serve``: every edge must name a node of
+    ``x`` and every graph id in ``batch`` one of ``[0, N)``. The exported graph does not check
+    (onnxruntime would fail in a gather with an opaque message, and a huge graph id would size
+    the pooled output). Rank and dtype are left to the signature checks that follow."""
+    if not (isinstance(data, dict) and "x" in data and "edge_index" in data):
+        return
+    try:
+        x, edges = np.asarray(data["x"]), np.asarray(data["edge_index"])
+        batch = np.asarray(data["batch"]) if "batch" in data else None
+    except ValueError:
+        return  # not rectangular: reported with the input's name when the arrays are built
+    if x.ndim != 2:
+        return
+    n = x.shape[0]
+    for name, ids, what in (("edge_index", edges, "node"), ("batch", batch, "graph id")):
+        if ids is None or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
+            continue
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= n:
+            raise GraphInputError(f"{name} holds {what} {low if low < 0 else high}, but the graph has {n} "
+                                  f"nodes: valid values are {f'0..{n - 1}' if n else 'none'}")
 
 
 def induced_subgraph(x: torch.Tensor, edge_index: torch.Tensor, nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,6 +81,10 @@ class NodeClassification(Classification):
     def metric_sums(self, output, batch, loss_name=None):
         out, masked = self._masked(output, batch)
         return super().metric_sums(out, masked, loss_name)
+
+    def raw_inputs(self, data, metadata):
+        check_graph_arrays(data)
+        return None  # arrays: the usual shape and dtype checks follow
 
     def dynamic_axes(self, info: DataInfo) -> dict[str, dict[int, str]]:
         return {"x": {0: "nodes"}, "edge_index": {1: "edges"}, "logits": {0: "nodes"}}
@@ -94,6 +126,10 @@ class GraphClassification(Classification):
         super().check_info(info)
         if info.extra.get("level") != "graph":
             raise ZooError("graph-classification needs a dataset of many graphs (e.g. mutag)")
+
+    def raw_inputs(self, data, metadata):
+        check_graph_arrays(data)
+        return None  # arrays: the usual shape and dtype checks follow
 
     def dynamic_axes(self, info: DataInfo) -> dict[str, dict[int, str]]:
         return {"x": {0: "nodes"}, "edge_index": {1: "edges"}, "batch": {0: "nodes"},

@@ -179,8 +179,9 @@ class WindowSplit(Split):
     * :meth:`batches` (an epoch of training): word2vec's order of things. Subsampling is drawn
       once per epoch over the whole corpus and the dropped tokens are removed before windowing
       (so a window reaches past them, as in word2vec and gensim); the epoch's centres are the
-      kept training positions in the trainer's order, cut into exactly ``num_batches`` batches
-      of (nearly) equal size. One host sync per epoch (the number of kept tokens). The dynamic
+      kept training positions in the trainer's order, cut into exactly ⌈len(order) / batch_size⌉
+      batches of (nearly) equal size (the order's batches, so a distributed rank, which gets its
+      shard and the per-rank batch size, takes the trainer's steps per epoch). One host sync per epoch (the number of kept tokens). The dynamic
       window b ~ U{1..w} is drawn per centre, as in word2vec, and masks the ``[B, 2w]`` context
       (40 % of its slots are empty on average for w = 5; the CPU kernel skips them). Drawing b
       once per batch instead (``[B, 2b]``, no empty slot: an earlier version) cost quality with
@@ -251,7 +252,9 @@ class WindowSplit(Split):
             yield from super().batches(batch_size, order, start)
             return
         ids, positions = self.ids, self.positions[order]
-        steps = self.num_batches(batch_size)
+        # Batches of this order, not of the split: a distributed rank's order is its shard and
+        # batch_size the per-rank batch, so the trainer's steps per epoch hold on every rank.
+        steps = -(-order.shape[0] // batch_size)
         # The epoch's draws are seeded by the trainer's order, so a resumed epoch (same order,
         # later start) sees the same subsampled corpus and windows.
         seed = hash(tuple(order[:8].tolist())) & 0x7FFF_FFFF_FFFF
@@ -269,7 +272,7 @@ class WindowSplit(Split):
         # word2vec's dynamic window: b ~ U{1..w} for each centre
         reach = (torch.randint(1, w + 1, (n, 1), generator=generator, device=ids.device, dtype=torch.int8)
                  if self.dynamic_window else None)
-        # Exactly num_batches batches, so the lr schedule's steps per epoch hold (torch.tensor_split's
+        # Exactly `steps` batches, so the lr schedule's steps per epoch hold (torch.tensor_split's
         # sizes); a batch may be empty only when fewer tokens than batches survive the subsampling.
         bounds = [step * (n // steps) + min(step, n % steps) for step in range(steps + 1)]
         # The windows of many batches are gathered at once (~64k positions): a handful of tensor

@@ -95,9 +95,12 @@ def _row_gradient(index: torch.Tensor, values: torch.Tensor, like: torch.Tensor,
     """
     index, values = index.reshape(-1), values.reshape(-1, like.shape[1]).to(like.dtype)
     if mean:
-        counts = None if valid is None else valid.reshape(-1).to(values.dtype)
-        hits = torch.bincount(index, weights=counts, minlength=like.shape[0]).clamp(min=1)
-        values = values / hits[index].unsqueeze(1).to(values.dtype)
+        # Integer counts with index_add_: exact and deterministic in any order, and no sync
+        # (bincount reads the largest index on the host to size its output; with weights its CUDA
+        # kernel adds floats atomically, which torch flags as nondeterministic).
+        counts = torch.ones_like(index, dtype=torch.int32) if valid is None else (valid.reshape(-1) != 0).int()
+        hits = torch.zeros(like.shape[0], dtype=torch.int32, device=index.device).index_add_(0, index, counts)
+        values = values / hits.clamp_(min=1).index_select(0, index).unsqueeze(1).to(values.dtype)
     if sparse:
         return torch.sparse_coo_tensor(index.unsqueeze(0), values, like.shape, check_invariants=False)
     return torch.zeros_like(like).index_add_(0, index, values)
@@ -495,7 +498,8 @@ class GloVe(_WordVectors):
         prediction = (self.w(row) * self.w_context(col)).sum(-1) + self.b(row)[:, 0] + self.b_context(col)[:, 0]
         weight = (count / self.x_max).pow(self.alpha).clamp(max=1.0)
         loss = 0.5 * weight * (prediction - count.log()) ** 2
-        return loss.sum(), torch.tensor(float(loss.shape[0]), device=loss.device)
+        # The count as a fill on the device: torch.tensor(...) would copy from the host (a sync) per step
+        return loss.sum(), loss.new_full((), loss.shape[0], dtype=torch.float32)
 
     def embedding_matrix(self) -> torch.Tensor:
         return self.w.weight + self.w_context.weight

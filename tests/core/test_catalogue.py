@@ -101,3 +101,36 @@ def test_manifest_validation_names_the_problem():
     catalogue.add_manifest({"models": {"m": {"plugin": "p", "task": "t", "dataset": "d"}}}, "a.toml")
     with pytest.raises(ZooError, match="declared twice: by built-in and by b.toml"):
         catalogue.add_manifest({"models": {"m": {"plugin": "p", "task": "t", "dataset": "d"}}}, "b.toml")
+
+
+MODEL = {"plugin": "p", "task": "t", "dataset": "d"}
+
+
+@pytest.mark.parametrize("manifest, message", [
+    ({"plugins": 5}, r"x.toml: 'plugins' must be a table of \[plugins.NAME\] tables, got 5"),
+    ({"models": {"m": 5}}, r"\[models.m\] must be a table, got 5"),
+    ({"models": {"m": {**MODEL, "tags": 5}}}, r"\[models.m\] tags must be a list of strings, got 5"),
+    ({"models": {"m": {**MODEL, "tags": ["ok", 1]}}}, r"tags must be a list of strings"),
+    ({"models": {"m": {**MODEL, "task": ["a"]}}}, r"\[models.m\] task must be a string, got \['a'\]"),
+    ({"models": {"m": {**MODEL, "plugin": 5}}}, r"\[models.m\] plugin must be a string, got 5"),
+    ({"models": {"m": {**MODEL, "defaults": "fast"}}}, r"\[models.m\] defaults must be a table"),
+    ({"models": {"m\nx": {**MODEL, "summary": 1}}}, r"\[models.'m\\nx'\] summary must be a string"),
+    ({"plugins": {"p": {"module": 5}}}, r"\[plugins.p\] module must be a string, got 5"),
+    ({"plugins": {"core": {"module": "x"}}}, r"plugin name 'core' is reserved"),
+    ({"datasets": {"d": {"plugin": "p", "task": 5}}}, r"\[datasets.d\] task must be a string, got 5"),
+    ({"datasets": {"d": {"plugin": "p"}}}, r"\[datasets.d\] is missing task"),
+])
+def test_manifest_value_types_are_checked(manifest, message):
+    with pytest.raises(ZooError, match=message) as raised:
+        Catalogue().add_manifest(manifest, "x.toml")
+    assert "\n" not in str(raised.value)
+
+
+def test_a_rejected_manifest_adds_nothing():
+    catalogue = Catalogue()
+    with pytest.raises(ZooError, match="tags must be"):
+        catalogue.add_manifest({"plugins": {"p": {"module": "p"}}, "datasets": {"d": {"plugin": "p", "task": "t"}},
+                                "models": {"m": {**MODEL, "tags": 5}}}, "x.toml")
+    assert (catalogue.plugins, catalogue.models, catalogue.datasets) == ({}, {}, {})
+    catalogue.add_manifest({"plugins": {"p": {"module": "p"}}, "models": {"m": MODEL}}, "y.toml")
+    assert set(catalogue.plugins) == {"p"} and catalogue.models["m"].tasks == ("t",)

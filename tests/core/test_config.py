@@ -85,3 +85,68 @@ def test_schema_has_descriptions_and_bounds():
     text = str(schema)
     assert "Peak learning rate." in text and "exclusiveMinimum" in text
     assert "Width of each hidden layer" in text
+
+
+# -- malformed values: one line, ZooError, never a traceback (issue 18, item 10) ------------------
+
+
+@pytest.mark.parametrize("sets, message", [
+    (("model=5",), r"malformed --set 'model=5': 'model' is a config section, not a value; set one of its keys"),
+    (("optim.betas=[2.0, 3.0]",), r"optim.betas.0: Input should be less than 1 \(got 2.0\); optim.betas.1"),
+    (("optim.betas=[-0.1, 0.5]",), r"optim.betas.0: Input should be greater than or equal to 0"),
+    (("optim.lr=inf",), r"optim.lr: Input should be a finite number"),
+    (("optim.lr=nan",), r"optim.lr: Input should be a finite number"),
+    (("train.seed=99999999999999999999999",), r"train.seed: Input should be less than or equal to 4294967295"),
+    (("train.batch_size=100000000000",), r"train.batch_size: Input should be less than or equal to"),
+    (("data.augment=5",), r"data.augment: Input should be a valid dictionary"),
+    (("optim.lr.x=1",), r"optim.lr: Input should be a valid number"),
+    (("train.epochs=" + "[" * 5000,), r"malformed --set .*nested too deeply"),
+])
+def test_malformed_values_are_one_line_errors(sets, message):
+    with pytest.raises(ZooError, match=message) as raised:
+        api.resolve_config("linear", sets=sets)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("model = 5\n", r"\[model\] must be a table of options \(e.g. model.KEY = VALUE\), got model = 5"),
+    ("optim = [1, 2]\n", r"\[optim\] must be a table of options"),
+    ("[optim]\nbetas = [2.0, 3.0]\n", r"optim.betas.0: Input should be less than 1"),
+    ("[train]\n\"a\\nb\" = 1\n", r"train.'a\\nb': unknown key"),
+    ("[data.options]\n" + "a." * 3000 + "a = 1\n", r"invalid config: nested more than 32 tables or lists deep"),
+    ("x = " + "[" * 5000 + "\n", r"not valid TOML: nested too deeply"),
+])
+def test_malformed_config_files_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ZooError, match=message) as raised:
+        api.resolve_config("linear", config_file=str(path))
+    assert "\n" not in str(raised.value)
+
+
+def test_manifest_defaults_with_a_scalar_section_name_the_model():
+    from zoo.core.config import ModelConfig, resolve
+
+    with pytest.raises(ZooError, match=r"the defaults of model 'm': \[train\] must be a table"):
+        resolve("m", ModelConfig, {"train": 5}, "iris")
+
+
+def test_dumps_toml_escapes_every_control_character():
+    import datetime
+
+    data = {"a\n": {"s": "tab\there \x00 \x1b \x7f \"q\" \\ \r\n", "when": datetime.date(2024, 1, 2)}}
+    assert tomllib.loads(dumps_toml(data)) == data
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ("--set", "model=5"),
+    ("--set", "optim.betas=[2.0,3.0]"),
+    ("--config", "MODEL5"),
+])
+def test_cli_prints_one_error_line_and_exits_2(tmp_path, cli, args):
+    (tmp_path / "model5.toml").write_text("model = 5\n")
+    args = [str(tmp_path / "model5.toml") if a == "MODEL5" else a for a in args]
+    result = cli("config", "linear", *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr

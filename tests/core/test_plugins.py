@@ -208,3 +208,203 @@ def test_datasets_and_tasks_register_through_hooks():
     assert len(zoo.registry.dataset("eight-points").loader(None, None).train) == 8
     clash = _load_module(zoo, "extras2", register_tasks=register_tasks)
     assert clash.status == "failed" and "task 'huber-regression', which plugin 'extras' already" in clash.error
+
+
+# -- whatever a plugin raises is that plugin's failure (issue 18, item 12) ------------------------
+
+
+@pytest.mark.parametrize("name, source, error", [
+    ("exits_0", "import sys; sys.exit(0)\n", "SystemExit: 0"),
+    ("exits_bye", "raise SystemExit('bye')\n", "SystemExit: bye"),
+    ("interrupts", "raise KeyboardInterrupt\n", "KeyboardInterrupt"),
+])
+def test_exit_or_interrupt_at_import_fails_only_that_plugin(tmp_path, monkeypatch, name, source, error):
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    zoo = Zoo(load_catalogue())
+    zoo._load_one(name, name, "test")
+    assert (zoo.status[name].status, zoo.status[name].error) == ("failed", error)
+    assert not zoo.pm.has_plugin(name)
+
+
+def test_exit_in_a_registration_hook_fails_the_plugin():
+    from zoo import hookimpl
+
+    @hookimpl
+    def register_models(register):
+        raise SystemExit(3)
+
+    status = _load_module(Zoo(load_catalogue()), "exits", register_models=register_models)
+    assert (status.status, status.error) == ("failed", "register_models raised SystemExit: 3")
+
+
+def _with_default_sigint():
+    """Python's own SIGINT handler (raise KeyboardInterrupt), as a CLI process has it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can only be set in the main thread")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    return lambda: signal.signal(signal.SIGINT, previous)
+
+
+def test_a_real_ctrl_c_during_a_plugin_import_still_interrupts(tmp_path, monkeypatch):
+    (tmp_path / "slow_import.py").write_text(
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    restore = _with_default_sigint()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Zoo(load_catalogue())._load_one("slow_import", "slow_import", "test")
+    finally:
+        restore()
+
+
+def _listener(epochs: list, failure: BaseException | None = None):
+    """An ``on_epoch_end`` implementation that records each epoch, then raises ``failure``."""
+    from zoo import hookimpl
+
+    @hookimpl
+    def on_epoch_end(run, epoch, metrics):
+        epochs.append(epoch)
+        if failure is not None:
+            raise failure
+
+    return on_epoch_end
+
+
+@pytest.mark.parametrize("failure", [SystemExit(0), KeyboardInterrupt(), RuntimeError("tracker down")])
+def test_a_failing_listener_is_reported_once_and_skipped_for_the_rest_of_the_run(failure, recwarn):
+    from types import SimpleNamespace
+
+    zoo, bad, good = Zoo(load_catalogue()), [], []
+    _load_module(zoo, "bad_tracker", on_epoch_end=_listener(bad, failure))
+    _load_module(zoo, "good_tracker", on_epoch_end=_listener(good))
+    for epoch in (1, 2, 3):
+        zoo.emit("on_epoch_end", run=SimpleNamespace(path="run-a"), epoch=epoch, metrics={})
+    assert good == [1, 2, 3] and bad == [1]
+    messages = [str(w.message) for w in recwarn if "bad_tracker" in str(w.message)]
+    assert len(messages) == 1, messages
+    assert f"plugin 'bad_tracker' failed in on_epoch_end: {type(failure).__name__}" in messages[0]
+    assert "skipped for the rest of this run" in messages[0]
+    zoo.emit("on_epoch_end", run=SimpleNamespace(path="run-b"), epoch=1, metrics={})
+    assert bad == [1, 1]  # a new run hears it again
+
+
+def test_a_real_ctrl_c_inside_a_listener_reaches_the_trainer():
+    import os
+    import signal
+    import time
+    from types import SimpleNamespace
+
+    from zoo import hookimpl
+
+    @hookimpl
+    def on_epoch_end(run, epoch, metrics):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+
+    zoo = Zoo(load_catalogue())
+    _load_module(zoo, "presses_ctrl_c", on_epoch_end=on_epoch_end)
+    restore = _with_default_sigint()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            zoo.emit("on_epoch_end", run=SimpleNamespace(path="r"), epoch=1, metrics={})
+    finally:
+        restore()
+
+
+def test_firstresult_hook_failures_name_the_plugin_and_user_errors_pass():
+    from zoo import hookimpl
+    from zoo.core.plugins import PluginError
+
+    @hookimpl
+    def explain_model(model, model_name, task, sample, info, out_dir):
+        if model_name == "user-error":
+            raise ZooError("install matplotlib to explain this model")
+        raise SystemExit(0)
+
+    zoo = Zoo(load_catalogue())
+    assert _load_module(zoo, "explainer", explain_model=explain_model).status == "loaded"
+    args = dict(model=None, task=None, sample={}, info=None, out_dir=None)
+    with pytest.raises(PluginError, match=r"^plugin 'explainer' failed in explain_model: SystemExit: 0"):
+        zoo.pm.hook.explain_model(model_name="m", **args)
+    with pytest.raises(ZooError, match="^install matplotlib to explain this model$"):
+        zoo.pm.hook.explain_model(model_name="user-error", **args)
+
+
+def test_builders_and_loaders_cannot_exit_zoo():
+    from zoo import hookimpl
+    from zoo.core.config import ModelConfig
+    from zoo.core.plugins import PluginError
+
+    def build(config, info):
+        raise SystemExit(1) if info == "exit" else ValueError("bad width")
+
+    def load(options, data_dir):
+        raise KeyboardInterrupt
+
+    @hookimpl
+    def register_models(register):
+        register("exiting-model", build, ModelConfig)
+
+    @hookimpl
+    def register_datasets(register):
+        register("exiting-data", load)
+
+    zoo = Zoo(load_catalogue())
+    _load_module(zoo, "exiting", register_models=register_models, register_datasets=register_datasets)
+    with pytest.raises(PluginError, match="plugin 'exiting' failed in the builder of model 'exiting-model': "
+                                          "SystemExit: 1"):
+        zoo.registry.model("exiting-model").builder(None, "exit")
+    with pytest.raises(ValueError, match="bad width"):  # ordinary errors: the core says what it was doing
+        zoo.registry.model("exiting-model").builder(None, None)
+    with pytest.raises(PluginError, match="the loader of dataset 'exiting-data': KeyboardInterrupt"):
+        zoo.registry.dataset("exiting-data").loader(None, None)
+
+
+BROKEN_MANIFESTS = {
+    "plugins_is_a_number": ("plugins = 5\n", "'plugins' must be a table of [plugins.NAME] tables, got 5"),
+    "tags_is_a_number": ('[models.tagged]\nplugin = "tags_is_a_number"\ntask = "classification"\n'
+                         'dataset = "iris"\ntags = 5\n', "[models.tagged] tags must be a list of strings, got 5"),
+    "not_toml": ("[models.x\nplugin = 1\n", "not valid TOML"),
+}
+
+
+@pytest.mark.slow
+def test_broken_third_party_plugins_never_stop_other_commands(tmp_path):
+    """Issue 18 (12): exits at import, broken manifests and an exiting listener, all installed at
+    once; `zoo list`, `zoo config`, `zoo plugins` and training work, and disabling helps."""
+    env = make_distribution(tmp_path, "exits_at_import", "import sys\nsys.exit(0)\n")
+    make_distribution(tmp_path, "interrupts_at_import", "raise KeyboardInterrupt\n")
+    for name, (manifest, _) in BROKEN_MANIFESTS.items():
+        make_distribution(tmp_path, name, "", manifest)
+    make_distribution(tmp_path, "exits_in_listener", """
+        import sys
+        from zoo import hookimpl
+
+        @hookimpl
+        def on_epoch_end(run, epoch, metrics):
+            sys.exit(0)
+    """)
+    listed = run_cli("list", env=env)
+    assert listed.returncode == 0 and "linear" in listed.stdout and "Traceback" not in listed.stderr
+    assert run_cli("config", "linear", env=env).returncode == 0
+    plugins = run_cli("plugins", "--json", env=env)
+    assert plugins.returncode == 0, plugins.stderr
+    status = {p["name"]: p for p in json.loads(plugins.stdout)}
+    assert (status["exits_at_import"]["status"], status["exits_at_import"]["error"]) == ("failed", "SystemExit: 0")
+    assert status["interrupts_at_import"]["error"] == "KeyboardInterrupt"
+    for name, (_, error) in BROKEN_MANIFESTS.items():
+        assert status[name]["status"] == "failed" and error in status[name]["error"], status[name]
+    assert status["regression"]["status"] == status["exits_in_listener"]["status"] == "loaded"
+
+    disabled = run_cli("plugins", "--json", env={**env, "ZOO_DISABLE_PLUGINS": ",".join(BROKEN_MANIFESTS)})
+    assert {p["name"]: p["status"] for p in json.loads(disabled.stdout)}["plugins_is_a_number"] == "disabled"
+
+    out = tmp_path / "run"
+    trained = run_cli("train", "linear", "--epochs", "3", "--out", str(out), "-q", env=env)
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads((out / "summary.json").read_text())["status"] == "finished"
+    assert trained.stderr.count("plugin 'exits_in_listener' failed in on_epoch_end: SystemExit: 0") == 1

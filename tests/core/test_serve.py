@@ -45,6 +45,9 @@ def _request(x: np.ndarray, name: str = "x") -> dict:
     return {"inputs": [{"name": name, "shape": list(x.shape), "datatype": "FP32", "data": x.reshape(-1).tolist()}]}
 
 
+OK = {"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}  # one valid input of `linear`
+
+
 def test_health_metadata_and_inference(client):
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").status_code == 200
@@ -69,10 +72,24 @@ def test_health_metadata_and_inference(client):
     ({"nope": 1}, 400, "'inputs' list"),
     ({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}],
       "outputs": [{"name": "bogus"}]}, 400, "unknown output(s) ['bogus']"),
+    # issue 18: each of these was a 500 (a traceback in the log, the connection closed)
+    ({"inputs": [{**OK, "parameters": [1]}]}, 400, "parameters must be an object"),
+    ({"inputs": [{**OK, "parameters": {"binary_data_size": True}}]}, 400, "binary_data_size must be"),
+    ({"inputs": [OK], "outputs": {"name": "prediction"}}, 400, "'outputs' must be a list of objects"),
+    ({"inputs": [OK], "outputs": [{"name": ["prediction"]}]}, 400, "each with a string 'name'"),
+    ({"inputs": [OK], "outputs": ["prediction"]}, 400, "'outputs' must be a list of objects"),
+    ({"inputs": [{**OK, "shape": [True, 2]}]}, 400, "shape must be a list of non-negative integers"),
+    ({"inputs": [{**OK, "shape": [2 ** 40, 2]}]}, 413, "more than the limit of 4096"),
+    ({"inputs": [{**OK, "name": ["x"]}]}, 400, "unknown input ['x']"),
+    ({"inputs": [{**OK, "data": None}]}, 400, "'data' must be a list"),
+    ({"inputs": [{**OK, "data": [[1], [2, 3]]}]}, 400, "data is not FP32"),
+    ({"inputs": [OK, OK]}, 400, "given twice"),
+    ([OK], 400, "'inputs' list"),
 ])
 def test_bad_requests_get_400_and_the_server_keeps_serving(client, body, status, needle):
     response = client.post("/v2/models/linear/infer", json=body)
-    assert response.status_code == status and needle in response.json()["error"]
+    error = response.json()["error"]
+    assert response.status_code == status and needle in error and "\n" not in error, error
     ok = client.post("/v2/models/linear/infer", json=_request(np.zeros((1, 2), np.float32)))
     assert ok.status_code == 200
 
@@ -286,3 +303,355 @@ def test_text_model_with_the_official_triton_client_binary_bytes(text_run):
         answers = [json.loads(p) for p in result.as_numpy("prediction").reshape(-1)]
         assert answers == json.loads(json.dumps(expected))
         assert result.as_numpy("logits").shape == (2, 2)
+
+
+# -- hardening (issue 18): bounds, timeouts, isolation, auth, TLS, a busy port -------------------
+
+
+def _linear_app(runs, **options):
+    from zoo.core.serve import build_app
+
+    return build_app([str(runs / "linear")], max_batch=8, max_delay_ms=5, log=lambda line: None, **options)
+
+
+def _call(app, headers: list, receive) -> list[dict]:
+    """One ``POST /v2/models/linear/infer`` straight through the ASGI app; the messages it sent."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/v2/models/linear/infer", "raw_path": b"/v2/models/linear/infer",
+             "query_string": b"", "root_path": "", "headers": headers, "server": ("zoo", 80),
+             "client": ("test", 1)}
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
+    return sent
+
+
+def test_a_graph_edge_out_of_range_is_a_400(gcn_run):
+    from starlette.testclient import TestClient
+
+    from zoo.core.serve import build_app
+
+    x = np.eye(34, dtype=np.float32)[:3]
+    body = {"inputs": [{"name": "x", "shape": [3, 34], "datatype": "FP32", "data": x.ravel().tolist()},
+                       {"name": "edge_index", "shape": [2, 2], "datatype": "INT64", "data": [0, 7, 1, 0]}]}
+    with TestClient(build_app([str(gcn_run)], log=lambda line: None)) as client:
+        response = client.post("/v2/models/run/infer", json=body)
+        assert response.status_code == 400, response.text
+        assert "edge_index holds node 7, but the graph has 3 nodes" in response.json()["error"]
+        body["inputs"][1]["data"] = [0, 2, 1, 0]
+        assert client.post("/v2/models/run/infer", json=body).json()["outputs"][0]["shape"] == [3, 2]
+
+
+@pytest.fixture(scope="module")
+def gcn_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("serve-gcn") / "run"
+    api.train("gcn", options={"data": {"name": "karate"}, "train": {"epochs": 2, "progress": False,
+                                                                     "device": "cpu"}}, out=str(out), log=None)
+    return out
+
+
+def test_a_huge_json_body_is_refused_before_it_is_read(runs):
+    """60 MB of valid JSON took 1.27 GB and stalled the server for 2.7 s: now its declared size
+    is refused (413, connection closed) and not one byte of it is received."""
+    reads = []
+
+    async def receive():
+        reads.append(1)
+        return {"type": "http.request", "body": b"0," * 1000, "more_body": True}
+
+    sent = _call(_linear_app(runs), [(b"content-length", str(60 * 2 ** 20).encode())], receive)
+    assert sent[0]["status"] == 413 and (b"connection", b"close") in sent[0]["headers"]
+    assert "binary data" in json.loads(sent[1]["body"])["error"] and not reads
+    # Undeclared (chunked): reading stops once the JSON limit is passed.
+    sent = _call(_linear_app(runs, max_json=50_000), [], receive)
+    assert sent[0]["status"] == 413 and len(reads) == 50_000 // 2000 + 1  # 2000-byte chunks
+
+
+def test_large_tensors_go_as_binary_data_past_the_json_limit(runs):
+    from starlette.testclient import TestClient
+
+    x = np.random.default_rng(0).normal(size=(400, 2)).astype(np.float32)
+    with TestClient(_linear_app(runs, max_json=2000)) as client:
+        as_json = client.post("/v2/models/linear/infer", json=_request(x))
+        assert as_json.status_code == 413 and "--max-json-mb" in as_json.json()["error"]
+        header = json.dumps({"inputs": [{"name": "x", "shape": [400, 2], "datatype": "FP32",
+                                         "parameters": {"binary_data_size": x.nbytes}}]}).encode()
+        binary = client.post("/v2/models/linear/infer", content=header + x.tobytes(),
+                             headers={"Inference-Header-Content-Length": str(len(header))})
+        assert binary.status_code == 200, binary.text
+        out = np.array(binary.json()["outputs"][0]["data"]).reshape(-1)
+        assert np.allclose(out, x @ np.array([2.0, -3.4]) + 4.2, atol=5e-3)
+
+
+def test_the_stall_guard_closes_connections_whose_request_does_not_arrive_in_time():
+    """The guard's rules on a stand-in for uvicorn's protocol (test_stalled_connections_are_closed
+    runs them in a real server): each request, headers and body, within the timeout of the
+    connection being ready for it; a 408 for a body that stopped coming; a request being answered
+    is left alone; endless headers are cut at once."""
+    from zoo.core.serve import MAX_HEAD_BYTES, guarded_protocol
+
+    class Transport:
+        closed, written = False, b""
+
+        def is_closing(self):
+            return self.closed
+
+        def close(self):
+            self.closed = True
+
+        def write(self, data):
+            self.written += data
+
+    class Cycle:
+        more_body, response_started, response_complete = True, False, False
+
+    class Protocol:  # what the guard uses of uvicorn's HttpToolsProtocol and H11Protocol
+        def __init__(self, loop):
+            self.loop, self.cycle, self.connections = loop, None, connections
+
+        def connection_made(self, transport):
+            self.transport = transport
+            self.connections.add(self)
+
+        def on_response_complete(self):
+            pass
+
+        def data_received(self, data):
+            if b"\r\n\r\n" in data:  # the headers are complete: a request begins
+                self.cycle = Cycle()
+
+    class Loop:
+        now = 0.0
+
+        def time(self):
+            return self.now
+
+        def call_later(self, delay, callback, *args):
+            self.sweep = lambda: callback(*args)
+
+    loop, connections = Loop(), set()
+    guarded = guarded_protocol(Protocol, 2.0)
+
+    def connect(data=b""):
+        protocol = guarded(loop)
+        protocol.connection_made(Transport())
+        protocol.data_received(data)
+        return protocol
+
+    idle, half_line, half_body = connect(), connect(b"GET /v2/health/li"), connect(b"POST /v2 HTTP/1.1\r\n\r\n{")
+    running = connect(b"POST /v2 HTTP/1.1\r\n\r\n{}")
+    running.cycle.more_body = False  # all arrived: the model is running
+    loop.now = 1.9
+    loop.sweep()
+    assert not any(p.transport.closed for p in connections)
+    loop.now = 2.1
+    loop.sweep()
+    assert idle.transport.closed and half_line.transport.closed and half_body.transport.closed
+    assert half_body.transport.written.startswith(b"HTTP/1.1 408") and b"--read-timeout-s" in half_body.transport.written
+    assert not running.transport.closed and not idle.transport.written
+    running.cycle.response_complete = True
+    running.on_response_complete()  # answered: the clock starts again for the next request
+    loop.sweep()
+    assert not running.transport.closed
+    endless = connect(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * MAX_HEAD_BYTES)
+    assert endless.transport.closed
+
+
+def test_non_finite_outputs_are_json_null(client):
+    from zoo.core.serve import _std_dumps
+
+    response = client.post("/v2/models/linear/infer",
+                           content=b'{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1e39,1]}]}')
+    assert response.status_code == 200 and "NaN" not in response.text and "Infinity" not in response.text
+    assert response.json()["outputs"][0]["data"] == [None]
+    # Without orjson the standard library writes the same.
+    assert json.loads(_std_dumps({"a": [float("nan"), 1.5, float("-inf")]})) == {"a": [None, 1.5, None]}
+
+
+def test_a_request_the_model_cannot_run_fails_alone_in_its_batch():
+    from zoo.core.errors import ZooError
+    from zoo.core.serve import Batcher, RequestError
+
+    class Endpoint:  # a model that cannot run on negative values
+        batchable = True
+
+        def run(self, feed):
+            if (feed["x"] < 0).any():
+                raise ZooError("the model could not run on this input: negative")
+            return {"y": feed["x"] * 2}
+
+    batcher = Batcher(Endpoint(), max_batch=64, max_delay_ms=50)
+
+    async def go():
+        feeds = [{"x": np.full((1, 2), v, np.float32)} for v in (1, -1, 3)]
+        return await asyncio.gather(*[batcher.submit(f) for f in feeds], return_exceptions=True)
+
+    first, bad, third = asyncio.run(go())
+    assert isinstance(bad, RequestError) and bad.status == 400 and "negative" in str(bad)
+    assert first["y"].tolist() == [[2, 2]] and third["y"].tolist() == [[6, 6]]
+
+
+def test_an_api_key_guards_every_route_but_health(runs):
+    from starlette.testclient import TestClient
+
+    from zoo.core.errors import ZooError
+
+    with TestClient(_linear_app(runs, api_key="s3cret")) as client:
+        assert client.get("/v2/health/live").status_code == 200
+        assert client.get("/v2/health/ready").status_code == 200
+        for method, path in [("GET", "/v2"), ("GET", "/v2/models/linear"), ("GET", "/v2/models/stats"),
+                             ("POST", "/v2/models/linear/infer")]:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+                denied = client.request(method, path, json={"inputs": [OK]}, headers=headers)
+                assert denied.status_code == 401 and "API key" in denied.json()["error"]
+                assert denied.headers["www-authenticate"].startswith("Bearer")
+            allowed = client.request(method, path, json={"inputs": [OK]}, headers={"Authorization": "Bearer s3cret"})
+            assert allowed.status_code == 200, (path, allowed.text)
+    with pytest.raises(ZooError, match="API key is empty"):
+        _linear_app(runs, api_key=" ")
+
+
+def test_a_busy_port_and_unusable_tls_files_are_user_errors(tmp_path):
+    from zoo.core.errors import ZooError
+    from zoo.core.serve import serve
+
+    missing = [str(tmp_path / "missing")]  # never loaded: the port and the files are checked first
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ZooError, match=f"cannot listen on 127.0.0.1:{port}: Address already in use"):
+            serve(missing, port=port, log=lambda line: None)
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    with pytest.raises(ZooError, match="expected a PEM certificate"):
+        serve(missing, port=0, ssl_certfile=str(tmp_path / "junk.pem"), log=lambda line: None)
+    with pytest.raises(ZooError, match="--ssl-keyfile needs --ssl-certfile"):
+        serve(missing, port=0, ssl_keyfile=str(tmp_path / "junk.pem"), log=lambda line: None)
+
+
+def _self_signed(folder) -> tuple[str, str]:
+    """A self-signed certificate for localhost and its key (PEM files), by the cryptography
+    package or the openssl command; the test is skipped when neither is there."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        import shutil
+
+        if shutil.which("openssl") is None:
+            pytest.skip("neither the cryptography package nor the openssl command is available")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                        "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key),
+                        "-out", str(cert)], check=True, capture_output=True)
+        return str(cert), str(key)
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now)
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+                   .sign(private, hashes.SHA256()))
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return str(cert), str(key)
+
+
+@contextlib.contextmanager
+def _server(*args, env: dict | None = None, scheme: str = "http", verify=True):
+    """``zoo serve ARGS`` on a free loopback port; yields its base URL once /v2/health/live answers."""
+    import httpx
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", *map(str, args), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    base = f"{scheme}://localhost:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/v2/health/live", verify=verify).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() else "slow"
+                time.sleep(0.2)
+        yield base, port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_https_with_an_api_key_and_the_connection_kept_after_a_bad_request(runs, tmp_path):
+    import http.client
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    with _server(runs / "linear", "--ssl-certfile", cert, "--ssl-keyfile", key, env={"ZOO_API_KEY": "s3cret"},
+                 scheme="https", verify=ssl.create_default_context(cafile=cert)) as (base, port):
+        connection = http.client.HTTPSConnection("localhost", port, context=ssl.create_default_context(cafile=cert))
+        auth = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
+
+        def post(body, headers=auth):
+            connection.request("POST", "/v2/models/linear/infer", json.dumps(body), headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+
+        assert post({"inputs": [OK]}, headers={})[0] == 401
+        status, answer = post({"inputs": [{**OK, "shape": [True, 2]}]})
+        assert status == 400 and "shape" in answer["error"]
+        status, answer = post({"inputs": [OK]})  # same connection: http.client does not reconnect
+        assert status == 200 and np.allclose(answer["outputs"][0]["data"], [4.2 + 2.0 - 6.8], atol=5e-3)
+        connection.close()
+
+
+@pytest.mark.slow
+def test_stalled_connections_are_closed(runs):
+    """200 connections that send half a request line, half a body to infer, or a body a handler
+    does not read: all closed by the server within the read timeout (uvicorn alone kept them)."""
+    with _server(runs / "linear", "--read-timeout-s", "1", "--idle-timeout-s", "1") as (_, port):
+        partial = [b"GET /v2/health/li",
+                   b"POST /v2/models/linear/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"inputs\"",
+                   b"POST /v2 HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{"]
+        sockets = []
+        for i in range(200):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(partial[i % 3])
+            sockets.append(s)
+        time.sleep(2.5)
+        statuses = []
+        for s in sockets:
+            s.settimeout(5)
+            data = b""
+            while chunk := s.recv(65536):  # b"" once the server has closed the connection
+                data += chunk
+            statuses.append(data.split(b" ", 2)[1] if data else b"closed")
+            s.close()
+        assert statuses.count(b"408") == 67 and statuses.count(b"closed") == 67, statuses
+        # Endless headers: closed after 64 KiB, not joined in memory until the read timeout.
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            with pytest.raises(OSError):  # reset or broken pipe, long before 100 MB
+                for _ in range(10_000):
+                    s.sendall(b"a" * 10_000)
+
+
+@pytest.mark.slow
+def test_zoo_serve_on_a_busy_port_exits_2_with_one_line(runs):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = subprocess.run([sys.executable, "-m", "zoo", "serve", str(runs / "linear"), "--port",
+                                 str(taken.getsockname()[1])], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: cannot listen on") and result.stderr.count("\n") == 1

@@ -327,6 +327,34 @@ def test_onnxruntime_rejects_out_of_range_edges(karate_run):
         session.run(None, {"x": x, "edge_index": np.array([[0, 7], [1, 0]], dtype=np.int64)})
 
 
+@pytest.mark.parametrize("edges, needle", [
+    ([[0, 7], [1, 0]], "edge_index holds node 7, but the graph has 3 nodes: valid values are 0..2"),
+    ([[0, -1], [1, 0]], "edge_index holds node -1"),
+])
+def test_predict_refuses_out_of_range_edges_in_one_line(karate_run, tmp_path, edges, needle):
+    """What onnxruntime would report as a gather failure (a traceback in zoo predict, issue 18)."""
+    import re
+
+    from zoo.core import api
+    from zoo.plugins.gnn.graph import GraphInputError
+
+    out, _ = karate_run
+    (tmp_path / "graph.json").write_text(json.dumps({"x": torch.eye(34)[:3].tolist(), "edge_index": edges}))
+    with pytest.raises(GraphInputError, match=re.escape(needle)):
+        api.predict(str(out), str(tmp_path / "graph.json"))
+
+
+def test_graph_arrays_check_edges_and_graph_ids():
+    from zoo.plugins.gnn.graph import GraphInputError
+    from zoo.plugins.gnn.tasks import check_graph_arrays
+
+    x = np.zeros((4, 2), np.float32)
+    check_graph_arrays({"x": x, "edge_index": np.array([[0, 3], [3, 0]]), "batch": np.array([0, 0, 1, 1])})
+    check_graph_arrays({"x": x, "edge_index": [[0, 1], [2]]})  # ragged: left to the shape checks
+    with pytest.raises(GraphInputError, match="batch holds graph id 10"):  # would size the pooled output
+        check_graph_arrays({"x": x, "edge_index": np.zeros((2, 0), np.int64), "batch": np.array([0, 0, 1, 10])})
+
+
 def test_without_validation_split_the_best_checkpoint_has_the_lowest_training_loss(tmp_path):
     # gin trains with data.val_fraction = 0: the trainer then monitors the training loss, which must
     # be minimised even though the task's main metric (accuracy) is maximised.
