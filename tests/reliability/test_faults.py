@@ -60,6 +60,9 @@ def test_sigkill_at_random_points_then_resume_gives_identical_weights(tmp_path):
         proc = _zoo(*ARGS, "--out", str(run))
         kills += _kill_after(proc, rng.uniform(0.3, duration))
         for _ in range(10):  # resume, sometimes killed again, until it finishes
+            summary = run / "summary.json"
+            if summary.exists() and json.loads(summary.read_text()).get("status") == "finished":
+                break  # killed after it had finished: nothing left to resume
             args = ("train", "--resume", str(run), "-q") if (run / "config.toml").exists() else (*ARGS, "--out", str(run))
             proc = _zoo(*args)
             if rng.random() < 0.4 and _kill_after(proc, rng.uniform(0.3, duration)):
