@@ -352,14 +352,19 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
 
 
 def _check_fits(net, checkpoint: dict, path) -> None:
-    """The checkpoint's weights must fit the model built from the config: exit 2 otherwise."""
-    try:
-        net.load_state_dict(checkpoint["model"])
-    except (RuntimeError, KeyError, TypeError) as err:
-        first = str(err).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[:3])[:300]
+    """The checkpoint's weights must fit the model built from the config (same names, same
+    shapes): exit 2 before anything is written, instead of a size-mismatch traceback later.
+    Compares without copying; the caller (or the trainer) loads the weights once."""
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    saved = checkpoint.get("model")
+    got = {k: tuple(v.shape) for k, v in saved.items()} if isinstance(saved, dict) else {}
+    problems = [f"missing {k}" for k in expected if k not in got]
+    problems += [f"unexpected {k}" for k in got if k not in expected]
+    problems += [f"{k}: {got[k]} in the file, {shape} in the model" for k, shape in expected.items()
+                 if k in got and got[k] != shape]
+    if problems:
         raise ZooError(f"the weights in {path} do not fit the model built from the run's config "
-                       f"({detail})") from None
+                       f"({'; '.join(problems[:3])}{'; ...' if len(problems) > 3 else ''})")
 
 
 def _start_summary(entry, task, run_config, device, net, dist) -> dict[str, Any]:
@@ -488,7 +493,9 @@ def load_run(run_dir: str):
     path = run.file(Run.BEST) if run.file(Run.BEST).exists() else run.file(Run.LAST)
     if not path.exists():
         raise ZooError(f"{run_dir} has no checkpoint (train it first)")
-    _check_fits(net, checkpoint_file.load(path), path)
+    checkpoint = checkpoint_file.load(path)
+    _check_fits(net, checkpoint, path)
+    net.load_state_dict(checkpoint["model"])
     return run, entry, run_config, net.eval(), dataset, task, zoo
 
 

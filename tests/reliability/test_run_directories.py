@@ -142,3 +142,14 @@ def test_cli_runs_table_survives_a_damaged_summary(run_copy, cli, tmp_path):
     result = cli("runs", "--root", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "damaged" in result.stdout
+
+
+def test_weights_that_do_not_fit_the_config_are_one_clear_error(run_copy):
+    from zoo.core import checkpoint
+
+    path = run_copy / "checkpoint-best.pt"
+    payload = checkpoint.load(path)
+    payload["model"] = {k: v[..., :1] if v.dim() else v for k, v in payload["model"].items()}
+    path.write_bytes(checkpoint.dumps(payload))
+    with pytest.raises(ZooError, match="do not fit the model.*in the file"):
+        api.load_run(str(run_copy))
