@@ -21,6 +21,21 @@ class DataUnavailable(ZooError):
     """A dataset's files or the package that provides them are missing."""
 
 
+class DataNotFound(DataUnavailable):
+    """A public dataset's files are in none of the data roots (:func:`zoo.core.data.locate`).
+
+    ``dataset`` is its catalogue name and ``looked`` the roots searched, so ``zoo train`` can fetch
+    it into the cache (unless offline) and try again, and the message can name ``zoo data fetch``.
+    """
+
+    def __init__(self, dataset: str, files: list[str], looked: list[str]) -> None:
+        self.dataset, self.files, self.looked = dataset, files, looked
+        missing = files[0] if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more files)"
+        super().__init__(f"dataset {dataset!r}: {missing} not found (looked in {', '.join(looked) or 'nowhere'}); "
+                         f"run `zoo data fetch {dataset}`, or put the files under DIR and pass "
+                         f"--data-dir DIR or set ZOO_DATA_DIR=DIR")
+
+
 class NonFiniteLoss(ZooError):
     """Training produced a NaN or infinite loss."""
 
