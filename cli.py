@@ -519,7 +519,8 @@ def predict(target, input_file, as_json) -> None:
     from zoo.core import api
     from zoo.core.runtime import json_safe
 
-    predictions, _ = api.predict(target, input_file)
+    predictions, metadata = api.predict(target, input_file)
+    click.echo(f"predict: ran on onnxruntime's {metadata['provider']}", err=True)
     if as_json:
         safe, replaced = json_safe(predictions)
         if replaced:

@@ -572,7 +572,8 @@ def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     if not path.is_file():
         raise ZooError(f"{target}: no model.onnx there (train or `zoo export` first)")
     session = make_session(path)
-    metadata = read_metadata(session)
+    # `provider`: what really ran (onnxruntime falls back to the CPU silently; the CLI reports it).
+    metadata = {**read_metadata(session), "provider": session.get_providers()[0]}
     names = [i.name for i in session.get_inputs()]
     task_name = metadata.get("task")
     task = _loaded_zoo().registry.tasks.get(task_name) if task_name else None

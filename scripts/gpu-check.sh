@@ -49,7 +49,7 @@ else
   CNN_ARGS=(--steps 400 --batch-size 128 --warmup 20 --workers 4)
   ONNX_ARGS=(--model mlp --model cnn --model resnet-small --reps 100 --warmup 10)
   W2V_ARGS=(--epochs 3 --models "skipgram,cbow")
-  CAP_TESTS=120; CAP_CNN=60; CAP_ONNX=90; CAP_W2V=150
+  CAP_TESTS=150; CAP_CNN=60; CAP_ONNX=90; CAP_W2V=150
 fi
 
 record() {  # record KEY STATUS SECONDS CAP NOTE: one line of steps.tsv for the report
@@ -229,7 +229,9 @@ main() {
   local device out ok=0
   install_step || ok=1
   device=$(probe)
-  run_step tests "$CAP_TESTS" "$PY" -m pytest -m cuda tests/cuda -q -rs || ok=1
+  # Four at a time where pytest-xdist is there: each test trains in its own process, one GPU holds them.
+  local parallel=(); "$PY" -c "import xdist" 2>/dev/null && parallel=(-n 4)
+  run_step tests "$CAP_TESTS" "$PY" -m pytest -m cuda tests/cuda -q -rs "${parallel[@]}" || ok=1
   case "$device" in
     cuda|cpu) benchmarks "$device" ;;
     *) skip_benchmarks "torch sees no CUDA device (set ZOO_GPU_CHECK_ALLOW_CPU=1 for the CPU fake)"; ok=1 ;;

@@ -52,7 +52,9 @@ def test_cuda_graphs_on_fixed_shapes(tmp_path):
 
 
 def test_deterministic_resume_on_the_gpu_is_exact(tmp_path):
-    args = [*DIGITS, "--set", "train.deterministic=true", "--no-export"]
+    # A constant lr: the default cosine schedule of a 2-epoch run is not the first 2 epochs of a 3-epoch one.
+    args = [*DIGITS, "--set", "train.deterministic=true", "--set", "schedule.name=constant",
+            "--set", "schedule.warmup_epochs=0", "--no-export"]
     _train(tmp_path, "straight", *[a if a != "2" else "3" for a in args])
     _train(tmp_path, "resumed", *args)
     result = run_cli("train", "--resume", str(tmp_path / "resumed"), "--epochs", "3", "-q")
@@ -61,13 +63,22 @@ def test_deterministic_resume_on_the_gpu_is_exact(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL wants one GPU per process: needs 2 GPUs")
 def test_data_parallel_with_nccl(tmp_path):
-    n = min(torch.cuda.device_count(), 2)
+    n = 2
     result = run_cli("train", "mlp", "--dataset", "digits", "--epochs", "1", "--device", "cuda", "-q",
                      "--json", "--nproc-per-node", str(n), "--batch-size", "64", "--out", str(tmp_path / "ddp"))
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["world_size"] == n and len(set(summary["rank_weights_sha256"])) == 1
+
+
+def test_more_processes_than_gpus_is_one_clear_error(tmp_path):
+    n = torch.cuda.device_count() + 1
+    result = run_cli("train", "mlp", "--dataset", "digits", "--epochs", "1", "--device", "cuda", "-q",
+                     "--nproc-per-node", str(n), "--out", str(tmp_path / "ddp"))
+    assert result.returncode != 0
+    assert "has no GPU" in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_resume_with_fewer_visible_gpus_than_saved(tmp_path):
@@ -76,3 +87,63 @@ def test_resume_with_fewer_visible_gpus_than_saved(tmp_path):
     result = run_cli("train", "--resume", str(tmp_path / "r"), "--epochs", "3", "-q",
                      env={"CUDA_VISIBLE_DEVICES": "0"})
     assert result.returncode == 0, result.stderr
+
+
+def _onnxruntime_has_cuda() -> bool:
+    try:
+        import onnxruntime
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+needs_ort_cuda = pytest.mark.skipif(not _onnxruntime_has_cuda(), reason="onnxruntime has no CUDA provider "
+                                    "here (pip install the onnxruntime-gpu built for torch's CUDA major)")
+
+
+@needs_ort_cuda
+def test_parity_is_checked_on_onnxruntime_cuda(tmp_path):
+    """The export's parity check runs on the CUDA provider (TF32 off) and passes."""
+    summary = _train(tmp_path, "r", *DIGITS)
+    assert summary["parity_provider"] == "CUDAExecutionProvider"
+    assert summary["parity"] < 1e-3
+
+
+def _example_input(run_dir, path) -> None:
+    import numpy as np
+    import onnxruntime
+
+    (first,) = onnxruntime.InferenceSession(str(run_dir / "model.onnx"),
+                                            providers=["CPUExecutionProvider"]).get_inputs()
+    shape = [d if isinstance(d, int) else 4 for d in first.shape]
+    np.save(path, np.random.default_rng(0).random(shape, dtype=np.float32) * 16)
+
+
+@needs_ort_cuda
+def test_predict_and_serve_run_on_onnxruntime_cuda(tmp_path):
+    """`zoo predict` reports the CUDA provider it ran on; `zoo serve` loads the model on it."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    _train(tmp_path, "r", *DIGITS)
+    _example_input(tmp_path / "r", tmp_path / "x.npy")
+    result = run_cli("predict", str(tmp_path / "r"), "--input", str(tmp_path / "x.npy"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert "CUDAExecutionProvider" in result.stderr and len(json.loads(result.stdout)) == 4
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "zoo", "serve", str(tmp_path / "r"), "--port", str(port)],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, line = time.monotonic() + 120, ""
+        while time.monotonic() < deadline and "serving" not in line:
+            line = server.stderr.readline()
+            if not line and server.poll() is not None:
+                break
+        assert "serving" in line and "(CUDAExecutionProvider" in line, line
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
