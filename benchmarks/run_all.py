@@ -187,12 +187,13 @@ BENCHMARKS = [
     Bench("cnn", "CNN training throughput vs a DataLoader loop", "cnn_throughput.py",
           ["--steps", "30", "--batch-size", "64", "--warmup", "3"], [], render_cnn, device=True),
     Bench("onnx", "onnxruntime vs torch eager latency, per family", "onnx_latency.py",
-          ["--reps", "10", "--warmup", "2", "--batch", "1", "--batch", "64", "@onnx_quick_models"], [], render_onnx),
+          ["--reps", "10", "--warmup", "2", "--batch", "1", "--batch", "64", "@onnx_quick_models"], [], render_onnx,
+          device=True),
     Bench("pyg", "GNN vs PyTorch Geometric (Cora)", "gnn_vs_pyg.py",
           ["--epochs", "20"], [], render_pyg, needs=["torch_geometric"]),
     Bench("word2vec", "word2vec vs gensim", "word2vec_vs_gensim.py",
           ["--epochs", "1", "--threads", "1"], [], render_word2vec,
-          needs=["gensim"]),
+          needs=["gensim"], device=True),
     Bench("serve", "`zoo serve` load: dynamic batching on vs off", "serve_load.py",
           ["--requests", "2000", "--concurrency", "32"], [], render_serve),
     Bench("attention", "Transformer encoder vs nn.TransformerEncoder; naive vs SDPA attention", "attention.py",
@@ -253,6 +254,14 @@ def _available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def run_one(bench: Bench, full: bool, device: str, timeout: float, workdir: Path) -> tuple[str, str, float]:
     """(status, Markdown body, seconds) of one benchmark."""
     missing = [m for m in bench.needs if not _available(m)]
@@ -265,8 +274,8 @@ def run_one(bench: Bench, full: bool, device: str, timeout: float, workdir: Path
     expanded: list[str] = []
     for arg in args:
         expanded += globals()[arg[1:]]() if arg.startswith("@") else [arg]
-    if bench.device:
-        expanded += ["--device", device]
+    if bench.device:  # "auto" is resolved here: onnx_latency and word2vec take cpu or cuda only
+        expanded += ["--device", _resolve_device(device)]
     out = workdir / f"{bench.key}.json"
     cmd = [sys.executable, str(HERE / bench.script), *expanded]
     if bench.render is not None:

@@ -55,4 +55,36 @@ def run_checks() -> list[Finding]:
                                     f"validate: {err}", False))
         except Exception as err:  # noqa: BLE001 - a config class that cannot make a schema
             findings.append(Finding(spec.plugin, "config", f"model {name!r}: {type(err).__name__}: {err}", False))
-    return findings
+    return findings + runtime_findings()
+
+
+def runtime_findings() -> list[Finding]:
+    """torch and onnxruntime on a GPU: does onnxruntime's CUDA provider match torch's CUDA?
+
+    onnxruntime-gpu 1.27 and later on PyPI are built for CUDA 13 (as torch ≥ 2.11 from PyPI is),
+    1.19–1.26 for CUDA 12: a mismatched pair makes every session fall back to the CPU.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnxruntime") is None:
+        return []
+    import onnxruntime
+    import torch
+
+    if not torch.cuda.is_available():
+        return [Finding("runtime", "gpu", "no CUDA device visible to torch: training and onnxruntime run "
+                        "on the CPU", True)]
+    torch_major = (torch.version.cuda or "").split(".")[0]
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        spec = "onnxruntime-gpu>=1.27" if torch_major == "13" else "onnxruntime-gpu>=1.20,<1.27"
+        return [Finding("runtime", "gpu", f"onnxruntime {onnxruntime.__version__} has no CUDA provider: "
+                        f"pip uninstall -y onnxruntime && pip install '{spec}'", False)]
+    from onnxruntime.capi import build_and_package_info as build
+
+    ort_major = str(getattr(build, "cuda_version", "") or "").split(".")[0]
+    if ort_major and ort_major != torch_major:
+        spec = "onnxruntime-gpu>=1.27" if torch_major == "13" else "onnxruntime-gpu>=1.20,<1.27"
+        return [Finding("runtime", "gpu", f"onnxruntime-gpu {onnxruntime.__version__} is built for CUDA "
+                        f"{build.cuda_version}, torch for CUDA {torch.version.cuda}: pip install '{spec}'", False)]
+    return [Finding("runtime", "gpu", f"torch CUDA {torch.version.cuda}, onnxruntime-gpu "
+                    f"{onnxruntime.__version__} (CUDA {ort_major or '?'}): matched", True)]

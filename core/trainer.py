@@ -81,8 +81,15 @@ def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
 
 
 def build_optimizer(config: OptimConfig, params) -> torch.optim.Optimizer:
+    """The ``optim.name`` optimizer over ``params``.
+
+    Adam and AdamW run fused (one kernel for every parameter's update, instead of a handful per
+    tensor group) when all parameters are floating-point CUDA tensors: on a GPU, small models are
+    bound by kernel launches. Their state dict is the same, so checkpoints move between devices.
+    """
     if config.nesterov and (config.name != "sgd" or config.momentum <= 0):
         raise ZooError("optim.nesterov needs optim.name = 'sgd' and optim.momentum > 0")
+    params = list(params)
     common = {"lr": config.lr, "weight_decay": config.weight_decay}
     if config.name == "sgd":
         return torch.optim.SGD(params, momentum=config.momentum, nesterov=config.nesterov, **common)
@@ -90,9 +97,11 @@ def build_optimizer(config: OptimConfig, params) -> torch.optim.Optimizer:
         return torch.optim.Adagrad(params, eps=config.eps, **common)
     if config.name == "rmsprop":
         return torch.optim.RMSprop(params, momentum=config.momentum, eps=config.eps, **common)
+    fused = {"fused": True} if params and all(
+        isinstance(p, torch.Tensor) and p.is_cuda and p.is_floating_point() for p in params) else {}
     if config.name == "adam":
-        return torch.optim.Adam(params, betas=config.betas, eps=config.eps, **common)
-    return torch.optim.AdamW(params, betas=config.betas, eps=config.eps, **common)
+        return torch.optim.Adam(params, betas=config.betas, eps=config.eps, **common, **fused)
+    return torch.optim.AdamW(params, betas=config.betas, eps=config.eps, **common, **fused)
 
 
 def apply_optim_config(optimizer: torch.optim.Optimizer, scheduler, saved: dict[str, Any] | None,
@@ -446,6 +455,10 @@ class Trainer:
         self._prepare_modules()
         self._preflight()
         module = self.train_module
+        if self.device.type == "cuda" and not tc.deterministic:
+            # cuDNN times its convolution algorithms once per input shape and keeps the fastest:
+            # a win when batches keep one shape, a new search per batch when they do not.
+            torch.backends.cudnn.benchmark = not batch_shapes_vary(train, batch_size)
         optimizer = build_optimizer(self.config.optim, model.parameters())
         steps_per_epoch = distributed.steps_per_epoch(len(train), tc.batch_size, dist.world_size)
         schedule = self.config.schedule
