@@ -457,9 +457,18 @@ def _rows_from_payload(data: Any) -> list[tuple[Any, dict]]:
         data = data["rows"]
     if isinstance(data, dict):
         data = [data]
+    if isinstance(data, list):  # zoo serve sends each row as a JSON-encoded string
+        data = [_parse_row(r) if isinstance(r, str) else r for r in data]
     if not (isinstance(data, list) and data and all(isinstance(r, dict) for r in data)):
         raise OwnDataError("input: expected rows as JSON objects ({column: value}) or a list of them")
     return [(f"row {i + 1}", r) for i, r in enumerate(data)]
+
+
+def _parse_row(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise OwnDataError(f"input: a row is not a JSON object: {err.msg}") from None
 
 
 def _encode_rows(meta: dict, rows: list[tuple[Any, dict]], source: str) -> np.ndarray:
