@@ -72,10 +72,12 @@ def load_data(run_config, entry: ModelEntry):
     dataset_spec = zoo.registry.dataset(name)
     declared = catalogue.datasets.get(name)
     task_name = declared.task if declared is not None else entry.tasks[0]
-    if task_name not in entry.tasks:
+    # A dataset whose options class lists several `tasks` (a user's table) lets its data choose
+    # one (DataInfo.extra["task"]); the check then waits until the data has loaded.
+    serves = getattr(dataset_spec.options_class, "tasks", None) or (task_name,)
+    if not set(serves) & set(entry.tasks):
         raise ZooError(f"model {entry.name!r} is for task(s) {', '.join(entry.tasks)}; dataset {name!r} "
                        f"is a {task_name} dataset")
-    task = zoo.registry.task(task_name)
     options = None
     if dataset_spec.options_class is not None:
         options = validate(dataset_spec.options_class, run_config.data.options,
@@ -84,6 +86,11 @@ def load_data(run_config, entry: ModelEntry):
         raise ZooError(f"dataset {name!r} takes no options, got data.options = {run_config.data.options}")
     dataset = _call_plugin(dataset_spec.plugin, f"loading dataset {name!r}", dataset_spec.loader,
                            options, run_config.data.data_dir)
+    task_name = dataset.info.extra.get("task", task_name)
+    if task_name not in entry.tasks:
+        raise ZooError(f"model {entry.name!r} is for task(s) {', '.join(entry.tasks)}; the data of "
+                       f"dataset {name!r} is for {task_name} (see its options: `zoo config` / docs/data.md)")
+    task = zoo.registry.task(task_name)
     dataset = dataset.prepare(run_config.data.val_fraction, run_config.data.limit, run_config.train.seed)
     task.check_info(dataset.info)
     return dataset, task
@@ -308,6 +315,8 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
             run = Run.create(out, entry.name, force=force)
             stack.enter_context(run.lock())
             run.write_config(run_config.model_dump(mode="json"))
+            if "raw_inputs" in dataset.info.extra:  # how raw input becomes model input (zoo predict)
+                run.write_inputs(dataset.info.extra["raw_inputs"])
             path = str(run.path)
         run = Run(dist.broadcast_object(path))  # only rank 0 writes into it
     net = net.to(device)
@@ -580,13 +589,41 @@ def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     # Raw input (text for token models) is turned into arrays by the task, from the metadata;
     # given arrays, the task checks what the signature cannot (token ids, a graph's edges).
     data = _read_raw(input_file)
-    raw = task.raw_inputs(data, metadata) if task is not None else None
+    raw_meta = read_raw_meta(path)
+    if raw_meta is not None and not (isinstance(data, dict) and data and set(data) <= set(names)):
+        raw = decode_raw(raw_meta, input_file)  # raw rows/text as the run learned to read them
+    else:
+        raw = task.raw_inputs(data, metadata) if task is not None else None
     feed = check_and_cast(session, raw if raw is not None else load_inputs(input_file, names, data))
     outputs = dict(zip([o.name for o in session.get_outputs()], run_model(session, feed)))
     if task is not None:
         return task.postprocess(outputs, {**metadata, "_inputs": feed}), metadata
     first = next(iter(outputs.values()))
     return json.loads(json.dumps(first.tolist())), metadata
+
+
+def read_raw_meta(model_path: Path) -> dict[str, Any] | None:
+    """The run's ``inputs.json`` next to ``model.onnx`` (how its dataset read raw input), or None."""
+    from zoo.core.runs import Run
+    from zoo.core.runtime import read_json
+
+    path = model_path.parent / Run.INPUTS
+    if not path.is_file():
+        return None
+    meta = read_json(path)
+    if not isinstance(meta, dict) or not isinstance(meta.get("kind"), str):
+        raise ZooError(f"{path}: not a zoo inputs.json (no \"kind\")")
+    return meta
+
+
+def decode_raw(meta: dict[str, Any], path_or_payload: Any):
+    """Raw input → model arrays through the decoder registered for ``meta["kind"]`` (the own-data
+    formats of the datasets plugin keep the table of decoders; core knows no kind)."""
+    try:
+        from zoo.plugins.datasets.own import decode_inputs
+    except ImportError as err:
+        raise ZooError(f"raw input of kind {meta.get('kind')!r} needs the datasets plugin: {err}") from None
+    return decode_inputs(meta, path_or_payload)
 
 
 def _read_raw(input_file: str) -> Any:

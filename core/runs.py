@@ -6,6 +6,7 @@
       checkpoint-last.pt     model, optimizer, scheduler, RNG, epoch (resumable)
       checkpoint-best.pt     same, at the best validation epoch
       model.onnx             the parity-checked export
+      inputs.json            own data only: columns, categories, vocabulary (raw input → model input)
       summary.json           model, dataset, status, metrics, onnx, parity, ...
 
 Every file is written atomically (temporary file + ``os.replace``) so an interrupted write never
@@ -63,6 +64,7 @@ class Run:
     LAST = "checkpoint-last.pt"
     BEST = "checkpoint-best.pt"
     ONNX = "model.onnx"
+    INPUTS = "inputs.json"  # how the dataset reads raw input (DataInfo.extra["raw_inputs"])
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -126,6 +128,9 @@ class Run:
         from zoo.core.toml_io import read_toml
 
         return read_toml(self.file(self.CONFIG))
+
+    def write_inputs(self, meta: dict[str, Any]) -> None:
+        atomic_write_text(self.file(self.INPUTS), json.dumps(meta, indent=1))
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         try:

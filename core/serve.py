@@ -9,7 +9,8 @@ Built on Starlette (ASGI) and served by uvicorn; both come with the ``zoo-ml[ser
     GET  /v2/models[/{name}]/stats                 inference_count, execution_count (Triton statistics)
     POST /v2/models/{name}/infer                    JSON (or binary-extension) tensors in, JSON out
 
-Raw text: a model whose ONNX metadata holds a vocabulary (text models) also takes one input
+Raw text: a model whose ONNX metadata holds a vocabulary (text models), or whose run keeps an
+``inputs.json`` (own data: each item a row as a JSON object, or a sentence), also takes one input
 ``text`` of datatype BYTES and shape ``[N]`` (JSON strings, or tritonclient's length-prefixed
 binary BYTES); the server tokenises it exactly as ``zoo predict`` does (the task's
 ``raw_inputs``) and adds a BYTES output ``prediction`` holding ``zoo predict``'s answer per text
@@ -90,6 +91,7 @@ class Endpoint:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     task: Any = None  # the zoo Task of a text model (raw text → arrays, outputs → predictions)
+    raw_meta: dict[str, Any] | None = None  # the run's inputs.json: raw rows/text decoded by its kind
 
     @classmethod
     def load(cls, name: str, path: Path, threads: int | None = None) -> Endpoint:
@@ -103,7 +105,10 @@ class Endpoint:
                             for o in session.get_outputs()]
         task_name = endpoint.metadata.get("task")
         indexed = any(i["datatype"].startswith("INT") for i in endpoint.inputs)
-        if task_name and (indexed or endpoint.metadata.get("onnx_vocabulary")):
+        from zoo.core.api import read_raw_meta
+
+        endpoint.raw_meta = read_raw_meta(path)
+        if task_name and (indexed or endpoint.metadata.get("onnx_vocabulary") or endpoint.raw_meta):
             # Only models with index inputs (token ids, a graph's edges) or raw text pay for loading
             # the plugins: their task checks the indices (an embedding lookup or a gather would
             # fail inside onnxruntime) and turns text into token ids.
@@ -114,7 +119,7 @@ class Endpoint:
 
     @property
     def takes_text(self) -> bool:
-        return (self.task is not None and bool(self.metadata.get("onnx_vocabulary"))
+        return (self.task is not None and bool(self.metadata.get("onnx_vocabulary") or self.raw_meta)
                 and TEXT_INPUT not in {i["name"] for i in self.inputs})
 
     @functools.cached_property
@@ -155,7 +160,12 @@ class Endpoint:
         if len(texts) != shape[0]:
             raise RequestError(f"input {TEXT_INPUT!r}: {len(texts)} texts do not fill shape {shape}")
         try:
-            feed = self.task.raw_inputs(texts, self.metadata)
+            if self.raw_meta is not None:  # own data: rows (JSON objects) or text, by the run's kind
+                from zoo.core.api import decode_raw
+
+                feed = decode_raw(self.raw_meta, texts)
+            else:
+                feed = self.task.raw_inputs(texts, self.metadata)
         except ZooError as err:
             raise RequestError(f"input {TEXT_INPUT!r}: {err}") from None
         if feed is None:

@@ -9,6 +9,9 @@ from its canonical source (checksummed) when ``data.options.download = true`` is
 from __future__ import annotations
 
 from zoo import hookimpl
+from zoo.plugins.datasets.own.pairs import PairsOptions, load_pairs
+from zoo.plugins.datasets.own.table import TableOptions, load_table_dataset
+from zoo.plugins.datasets.own.text import OwnTextOptions, TaggedTextOptions, load_tagged_text, load_text
 from zoo.plugins.datasets.fashion_mnist import FashionMNISTOptions, load_fashion_mnist
 from zoo.plugins.datasets.text import TextOptions, load_atis, load_sst2
 from zoo.plugins.datasets.sklearn_bundles import (
@@ -30,3 +33,7 @@ def register_datasets(register):
     register("fashion-mnist", load_fashion_mnist, FashionMNISTOptions)
     register("sst2", load_sst2, TextOptions)
     register("atis", load_atis, TextOptions)
+    register("table", load_table_dataset, TableOptions)          # the user's own data (own/)
+    register("text", load_text, OwnTextOptions)
+    register("tagged-text", load_tagged_text, TaggedTextOptions)
+    register("pairs", load_pairs, PairsOptions)

@@ -1,0 +1,129 @@
+"""The ``text``, ``tagged-text`` and ``pairs`` own-data formats: loading, bad data (one line:
+file, line, column), raw-input decoding, and a CoNLL file training ``lstm`` as a tagger."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import run_cli
+from zoo.core.errors import ZooError
+from zoo.plugins.datasets.own import decode_inputs
+from zoo.plugins.datasets.own.pairs import PairsOptions, load_pairs
+from zoo.plugins.datasets.own.text import OwnTextOptions, TaggedTextOptions, load_tagged_text, load_text
+
+GOOD, BAD = ["great", "lovely", "fine"], ["awful", "dull", "poor"]
+
+
+def reviews(path, n=30):
+    rows = [f'"a {GOOD[i % 3] if i % 2 else BAD[i % 3]} film, truly",{"pos" if i % 2 else "neg"}' for i in range(n)]
+    path.write_text("text,label\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def conll(path, n=20):
+    sentence = [("fly", "O"), ("to", "O"), ("new", "B-city"), ("york", "I-city"), ("with", "O"), ("ann", "B-person")]
+    path.write_text("-DOCSTART-\tO\n\n" + "".join("".join(f"{w}\t{t}\n" for w, t in sentence) + "\n" for _ in range(n)))
+    return path
+
+
+def test_text_csv_and_jsonl(tmp_path):
+    d = load_text(OwnTextOptions(path=str(reviews(tmp_path / "r.csv"))))
+    assert d.info.class_names == ["neg", "pos"] and len(d.train) + len(d.val) + len(d.test) == 30
+    assert d.train.tensors["tokens"].shape[1] == 5  # a, word, ",", film, truly
+    jsonl = tmp_path / "r.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"body": f"{w} day", "y": k}) for k, w in list(zip("abab", ["x", "y", "x", "y"])) * 3))
+    d = load_text(OwnTextOptions(path=str(jsonl), text_field="body", label_field="y", test_fraction=0.25))
+    assert d.info.num_classes == 2 and d.info.extra["raw_inputs"]["kind"] == "text"
+    arrays = decode_inputs(d.info.extra["raw_inputs"], ["x day", "y"])
+    assert arrays["tokens"].shape == (2, 2) and arrays["lengths"].tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("text,label\n", "no data rows"),
+    ("words,label\nhi,a\n", "line 1, column 'text': no such column"),
+    ("text,label\nhi,a\n,b\n", "line 3, column 'text': empty text"),
+    ("text,label\nhi,a\nho,\n", "line 3, column 'label': empty label"),
+    ("text,label\nhi,a\nho,b,c\n", "line 3: 3 fields, the header has 2 (ragged row)"),
+    ("text,label\nhi,a\nho,c\n", "line 3, column 'label': unknown label 'c'"),
+])
+def test_text_bad_data(tmp_path, content, expected):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(ZooError) as err:
+        load_text(OwnTextOptions(path=str(path), classes=["a", "b"]))
+    assert str(err.value).startswith(str(path)) and expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_text_empty_file_and_class_without_training_sample(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ZooError, match="empty.csv: empty file"):
+        load_text(OwnTextOptions(path=str(empty)))
+    path = tmp_path / "t.csv"
+    path.write_text("text,label,split\n" + "hi there,a,train\nho,b,train\n" * 3 + "odd one,c,test\n")
+    with pytest.raises(ZooError, match=r"t.csv line 8, column 'label': class 'c' has no sample in the training"):
+        load_text(OwnTextOptions(path=str(path), split_column="split"))
+
+
+def test_tagged_text_reads_conll_with_bio_tags(tmp_path):
+    d = load_tagged_text(TaggedTextOptions(path=str(conll(tmp_path / "t.conll"))))
+    assert d.info.class_names == ["O", "B-city", "I-city", "B-person", "I-person"]
+    assert d.train.tensors["tags"][0].tolist() == [0, 0, 1, 2, 0, 3]
+    arrays = decode_inputs(d.info.extra["raw_inputs"], ["fly to new york", "with ann"])
+    assert arrays["lengths"].tolist() == [4, 2]
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("fly\tO\nto\n", "line 2, column 2: no tag"),
+    ("fly\tO\nto\tO\tx\n", "line 2, column 3: 3 columns, earlier lines have 2 (ragged)"),
+    ("fly\tO\nto\tCITY\n", "line 2, column 2: tag 'CITY' is not BIO"),
+    ("fly\tO\n\tO\n", "line 2, column 1: empty token"),
+    ("\n\n", "no sentences"),
+])
+def test_tagged_text_bad_data(tmp_path, content, expected):
+    path = tmp_path / "bad.conll"
+    path.write_text(content)
+    with pytest.raises(ZooError) as err:
+        load_tagged_text(TaggedTextOptions(path=str(path)))
+    assert str(err.value).startswith(str(path)) and expected in str(err.value)
+
+
+def test_pairs_tsv_and_bad_line(tmp_path):
+    path = tmp_path / "p.tsv"
+    path.write_text("source\ttarget\n" + "".join(f"{s}\t{s[::-1]}\n" for s in ["a b c", "b c", "c a", "a"] * 5))
+    d = load_pairs(PairsOptions(path=str(path)))
+    assert d.info.extra["max_target_length"] == 3 and d.info.extra["vocab_size"] == 7  # 4 specials + a b c
+    target = d.train.tensors["target"][0]
+    assert 3 in target.tolist()  # <eos>
+    arrays = decode_inputs(d.info.extra["raw_inputs"], ["a b", "c"])
+    assert arrays["lengths"].tolist() == [2, 1]
+    path.write_text("a b\tb a\nc\n")
+    with pytest.raises(ZooError, match=r"p.tsv line 2: 1 tab-separated fields"):
+        load_pairs(PairsOptions(path=str(path)))
+    path.write_text("a b\tb a\nc\t \n")
+    with pytest.raises(ZooError, match=r"p.tsv line 2, column 'target': empty sequence"):
+        load_pairs(PairsOptions(path=str(path)))
+
+
+@pytest.mark.slow
+def test_conll_trains_lstm_as_a_tagger_and_predicts_raw_sentences(tmp_path):
+    conll(tmp_path / "ner.conll", n=40)
+    run = tmp_path / "run"
+    result = run_cli("train", "lstm", "--dataset", "tagged-text", "--set", "data.options.path=ner.conll",
+                     "--set", "train.epochs=15", "--set", "train.progress=false", "--out", str(run), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["task"] == "sequence-tagging" and summary["metrics"]["slot_f1"] > 0.5
+    (tmp_path / "s.txt").write_text("fly to new york with ann\n")
+    predicted = run_cli("predict", str(run), "--input", "s.txt", "--json", cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    assert len(json.loads(predicted.stdout)[0]) == 6
+
+
+def test_bad_conll_exits_2_before_writing_the_run(tmp_path):
+    (tmp_path / "bad.conll").write_text("fly\tO\nto\tB-city\nnew\n")
+    result = run_cli("train", "lstm", "--dataset", "tagged-text", "--set", "data.options.path=bad.conll",
+                     "--out", "run", cwd=tmp_path)
+    assert result.returncode == 2 and "bad.conll line 3, column 2: no tag" in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and not (tmp_path / "run").exists()
