@@ -468,11 +468,13 @@ def export_cmd(run_dir, opset, triton_repo, triton_name, triton_max_batch, trito
               help="Serve HTTPS with this PEM certificate (chain).")
 @click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False),
               help="The unencrypted PEM private key of --ssl-certfile (if not inside it).")
+@click.option("--max-connections", type=click.IntRange(1, 1 << 20), default=1024, show_default=True,
+              help="Open connections (or requests in flight) beyond which a request is answered 503 at once.")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None,
               help="onnxruntime intra-op threads per model (default: one per core). On a small CPU "
                    "machine 1 leaves a core to the HTTP event loop and serves more requests/s.")
 def serve(targets, host, port, max_batch, max_delay_ms, max_body_mb, max_json_mb, read_timeout_s,
-          idle_timeout_s, api_key, ssl_certfile, ssl_keyfile, threads) -> None:
+          idle_timeout_s, api_key, ssl_certfile, ssl_keyfile, max_connections, threads) -> None:
     """Serve exported models over the Open Inference Protocol (KServe v2, as Triton speaks it).
 
     Malformed requests get a 400 with a one-line JSON error; a busy port is exit 2.
@@ -482,7 +484,8 @@ def serve(targets, host, port, max_batch, max_delay_ms, max_body_mb, max_json_mb
     run_server(list(targets), host, port, max_batch, max_delay_ms, int(max_body_mb * 1024 * 1024),
                log=lambda line: click.echo(line, err=True), threads=threads,
                max_json=int(max_json_mb * 1024 * 1024), api_key=api_key, ssl_certfile=ssl_certfile,
-               ssl_keyfile=ssl_keyfile, idle_timeout=idle_timeout_s, read_timeout=read_timeout_s)
+               ssl_keyfile=ssl_keyfile, idle_timeout=idle_timeout_s, read_timeout=read_timeout_s,
+               max_connections=max_connections)
 
 
 @main.command()

@@ -349,6 +349,9 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
         _record_end(run, summary, previous, status, err, zoo)
         if isinstance(err, TrainingInterrupted):
             raise err from None
+        if isinstance(err, SystemExit):  # zoo never exits mid-run: a plugin's code called sys.exit
+            raise ZooError(f"the {entry.plugin} plugin's code exited (SystemExit {err.code!r}) during the "
+                           f"{summary.get('phase', 'run')}; the run is marked failed in {run.path}") from None
         if isinstance(err, RuntimeError) and "deterministic implementation" in str(err):
             raise ZooError(f"train.deterministic: {str(err).splitlines()[0]}; set train.deterministic = "
                            f"false to train with it") from err

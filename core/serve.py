@@ -711,9 +711,11 @@ def serve(targets: list[str], host: str = "127.0.0.1", port: int = 8000, max_bat
           max_delay_ms: float = 2.0, max_body: int = DEFAULT_MAX_BODY, log=print,
           threads: int | None = None, *, max_json: int = DEFAULT_MAX_JSON, api_key: str | None = None,
           ssl_certfile: str | None = None, ssl_keyfile: str | None = None, idle_timeout: float = 5.0,
-          read_timeout: float = DEFAULT_READ_TIMEOUT) -> None:
+          read_timeout: float = DEFAULT_READ_TIMEOUT, max_connections: int = 1024) -> None:
     """Serve ``targets`` with uvicorn until SIGINT/SIGTERM. A busy port, an unknown host and an
-    unusable certificate are ZooErrors, found before the models load."""
+    unusable certificate are ZooErrors, found before the models load. Beyond ``max_connections``
+    open connections (or requests in flight) a new request is answered 503 at once, so a flood of
+    clients cannot exhaust file descriptors or memory."""
     try:
         import uvicorn
         from uvicorn.protocols.http.auto import AutoHTTPProtocol
@@ -734,7 +736,8 @@ def serve(targets: list[str], host: str = "127.0.0.1", port: int = 8000, max_bat
         config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30, access_log=False,
                                 proxy_headers=False, ws="none", timeout_keep_alive=idle_timeout,
                                 http=guarded_protocol(AutoHTTPProtocol, read_timeout),
-                                ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+                                ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+                                limit_concurrency=max_connections)
         server = uvicorn.Server(config)
         server.run(sockets=[sock])
     finally:

@@ -655,3 +655,21 @@ def test_zoo_serve_on_a_busy_port_exits_2_with_one_line(runs):
                                  str(taken.getsockname()[1])], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: cannot listen on") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_connections_beyond_the_cap_get_503_and_the_server_keeps_serving(runs):
+    """--max-connections 4: with 4 idle connections open, a new request is answered 503 at once;
+    once they close, requests are served again."""
+    import httpx
+
+    with _server(runs / "linear", "--max-connections", "4") as (base, port):
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+        time.sleep(0.5)
+        refused = httpx.post(f"{base}/v2/models/linear/infer", json={"inputs": [OK]}, timeout=10)
+        assert refused.status_code == 503
+        for s in idle:
+            s.close()
+        time.sleep(0.5)
+        served = httpx.post(f"{base}/v2/models/linear/infer", json={"inputs": [OK]}, timeout=10)
+        assert served.status_code == 200

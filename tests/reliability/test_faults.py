@@ -111,3 +111,21 @@ def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays_intact(tmp_path, 
         assert not list(run.glob(".*.tmp"))
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+@pytest.mark.parametrize("where", ["loss", "metric_sums"])
+def test_a_plugin_that_calls_sys_exit_mid_run_is_a_failed_run_and_one_line(tmp_path, monkeypatch, where):
+    """sys.exit inside a task's loss or metrics must not end zoo silently (exit 0, no message)."""
+    from zoo.core import api
+    from zoo.core.errors import ZooError
+    from zoo.core.tasks import Classification
+
+    def exits(*args, **kwargs):
+        raise SystemExit(0)
+
+    monkeypatch.setattr(Classification, where, exits)
+    options = {"train": {"epochs": 1, "progress": False}, "export": {"enabled": False}}
+    with pytest.raises(ZooError, match=r"plugin's code exited \(SystemExit 0\)"):
+        api.train("logistic", options=options, out=str(tmp_path / "r"), log=None)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "failed"
