@@ -9,6 +9,7 @@ and ``zoo list`` use, in-process. The property: the outcome is a valid config or
 from __future__ import annotations
 
 import json
+import os
 import math
 import sys
 import textwrap
@@ -23,7 +24,9 @@ from zoo.core.config import RunConfig
 from zoo.core.errors import ZooError
 from zoo.core.toml_io import _toml_value, dumps_toml
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# ZOO_FUZZ_SCALE=20: twenty times the examples (the measured runs of docs/results.md).
+SCALE = float(os.environ.get("ZOO_FUZZ_SCALE", "1"))
+FUZZ = settings(max_examples=int(150 * SCALE), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # -- strategies ------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -28,7 +29,9 @@ from zoo.core.runtime import json_safe
 pytest.importorskip("starlette")
 
 # database=None: no .hypothesis folder in the working tree; a failure prints its reproduction.
-FUZZ = settings(max_examples=120, deadline=None, database=None,
+# ZOO_FUZZ_SCALE=20: twenty times the examples (the measured runs of docs/results.md).
+SCALE = float(os.environ.get("ZOO_FUZZ_SCALE", "1"))
+FUZZ = settings(max_examples=int(120 * SCALE), deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 MODELS = ("linear", "gcn", "lstm")
 
@@ -229,7 +232,7 @@ def test_v2_bodies_never_get_a_5xx(client, request):
     _check_answer(client.post(f"/v2/models/{model}/infer", content=content, headers=headers))
 
 
-@settings(FUZZ, max_examples=40)
+@settings(FUZZ, max_examples=int(40 * SCALE))
 @given(bad=st.lists(requests(), min_size=1, max_size=4), rows=st.lists(st.integers(1, 3), min_size=2, max_size=4))
 def test_valid_requests_batched_with_malformed_ones_get_their_own_answers(runs, bad, rows):
     """Mixed load on the dynamic batcher: every valid request gets exactly its rows' answers."""
