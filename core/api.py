@@ -316,7 +316,7 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
             stack.enter_context(run.lock())
             run.write_config(run_config.model_dump(mode="json"))
             if "raw_inputs" in dataset.info.extra:  # how raw input becomes model input (zoo predict)
-                run.write_inputs(dataset.info.extra["raw_inputs"])
+                run.write_inputs({"dataset": run_config.data.name, **dataset.info.extra["raw_inputs"]})
             path = str(run.path)
         run = Run(dist.broadcast_object(path))  # only rank 0 writes into it
     net = net.to(device)
@@ -620,13 +620,14 @@ def read_raw_meta(model_path: Path) -> dict[str, Any] | None:
 
 
 def decode_raw(meta: dict[str, Any], path_or_payload: Any):
-    """Raw input → model arrays through the decoder registered for ``meta["kind"]`` (the own-data
-    formats of the datasets plugin keep the table of decoders; core knows no kind)."""
-    try:
-        from zoo.plugins.datasets.own import decode_inputs
-    except ImportError as err:
-        raise ZooError(f"raw input of kind {meta.get('kind')!r} needs the datasets plugin: {err}") from None
-    return decode_inputs(meta, path_or_payload)
+    """Raw input → model arrays through the decoder that the run's dataset registered
+    (``register(name, loader, options, decoder=...)``); core knows no data format."""
+    name = meta.get("dataset")
+    spec = _loaded_zoo().registry.datasets.get(name) if isinstance(name, str) else None
+    if spec is None or spec.decoder is None:
+        raise ZooError(f"the run's inputs.json is for dataset {name!r}, and no installed plugin decodes "
+                       f"raw input for it (pass arrays as .npy or JSON instead)")
+    return spec.decoder(meta, path_or_payload)
 
 
 def _read_raw(input_file: str) -> Any:

@@ -72,7 +72,14 @@ def register_datasets(register: Callable[..., None]) -> None:
     ``None``. A loader whose files or packages are missing raises
     :class:`zoo.core.errors.DataUnavailable` naming what to install or where to put the files.
 
-    :param register: ``register(name: str, loader: Callable, options_class: type | None = None)``
+    A dataset of the user's own files can also give ``decoder(meta, path_or_payload) -> {input
+    name: np.ndarray}``: its loader puts what it learned (columns, categories, vocabulary) in
+    ``info.extra["raw_inputs"]``, the run keeps that as ``inputs.json`` (with the dataset's name),
+    and `zoo predict` (a file path) and `zoo serve` (the request's items) call the decoder with it,
+    so deployed models take raw rows, images or text.
+
+    :param register: ``register(name: str, loader: Callable, options_class: type | None = None,
+        decoder: Callable | None = None)``
 
     Example::
 

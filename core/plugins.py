@@ -107,6 +107,9 @@ class DatasetSpec:
     loader: Callable[..., Any]
     options_class: type | None
     plugin: str
+    #: ``decoder(meta, path_or_payload) -> {input name: array}``: raw input (a file for `zoo predict`,
+    #: the items of a request for `zoo serve`) → model inputs, from the run's ``inputs.json``.
+    decoder: Callable[..., Any] | None = None
 
 
 @dataclass
@@ -187,7 +190,8 @@ class _Collector:
         builder = _guarded(builder, self.plugin, f"the builder of model {name!r}", exceptions_too=False)
         self.models[name] = ModelSpec(name, builder, config_class, self.plugin)
 
-    def register_dataset(self, name: str, loader: Callable, options_class: type | None = None) -> None:
+    def register_dataset(self, name: str, loader: Callable, options_class: type | None = None,
+                         decoder: Callable | None = None) -> None:
         hook = "register_datasets"
         if not isinstance(name, str) or not name:
             raise ZooError(f"plugin {self.plugin!r} ({hook}): dataset name must be a non-empty string")
@@ -197,8 +201,12 @@ class _Collector:
             raise self._clash("dataset", name, self.registry.datasets[name].plugin, hook)
         if name in self.datasets:
             raise ZooError(f"plugin {self.plugin!r} ({hook}) registers dataset {name!r} twice")
+        if decoder is not None and not callable(decoder):
+            raise ZooError(f"plugin {self.plugin!r} ({hook}): decoder for {name!r} is not callable")
         loader = _guarded(loader, self.plugin, f"the loader of dataset {name!r}", exceptions_too=False)
-        self.datasets[name] = DatasetSpec(name, loader, options_class, self.plugin)
+        if decoder is not None:
+            decoder = _guarded(decoder, self.plugin, f"the raw-input decoder of dataset {name!r}", exceptions_too=False)
+        self.datasets[name] = DatasetSpec(name, loader, options_class, self.plugin, decoder)
 
     def register_task(self, task: Any) -> None:
         from zoo.core.tasks import Task

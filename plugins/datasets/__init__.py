@@ -9,6 +9,7 @@ from its canonical source (checksummed) when ``data.options.download = true`` is
 from __future__ import annotations
 
 from zoo import hookimpl
+from zoo.plugins.datasets.own import decode_inputs
 from zoo.plugins.datasets.own.pairs import PairsOptions, load_pairs
 from zoo.plugins.datasets.own.table import TableOptions, load_table_dataset
 from zoo.plugins.datasets.own.text import OwnTextOptions, TaggedTextOptions, load_tagged_text, load_text
@@ -33,7 +34,8 @@ def register_datasets(register):
     register("fashion-mnist", load_fashion_mnist, FashionMNISTOptions)
     register("sst2", load_sst2, TextOptions)
     register("atis", load_atis, TextOptions)
-    register("table", load_table_dataset, TableOptions)          # the user's own data (own/)
-    register("text", load_text, OwnTextOptions)
-    register("tagged-text", load_tagged_text, TaggedTextOptions)
-    register("pairs", load_pairs, PairsOptions)
+    # The user's own data (own/): their runs take raw rows and text in zoo predict / zoo serve.
+    register("table", load_table_dataset, TableOptions, decoder=decode_inputs)
+    register("text", load_text, OwnTextOptions, decoder=decode_inputs)
+    register("tagged-text", load_tagged_text, TaggedTextOptions, decoder=decode_inputs)
+    register("pairs", load_pairs, PairsOptions, decoder=decode_inputs)

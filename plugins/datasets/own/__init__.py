@@ -4,8 +4,8 @@
 
 A loader that can turn raw user input into model inputs puts ``info.extra["raw_inputs"] =
 {"kind": KIND, ...}`` in its DataInfo; the run stores it as ``RUN/inputs.json``, and
-``zoo predict RUN --input FILE`` / ``zoo serve`` decode raw input with the function
-:data:`DECODERS` names for KIND: ``decode_inputs(meta, path_or_payload) -> {name: array}``.
+``zoo predict RUN --input FILE`` / ``zoo serve`` call the decoder these datasets register
+(:func:`decode_inputs`), which picks the function :data:`DECODERS` names for KIND.
 """
 
 from __future__ import annotations
