@@ -112,7 +112,7 @@ def _fetch_file(entry: DatasetEntry, file: DataFile, root: Path, mirror: str | N
     pup = pooch.create(path=root, base_url="", registry={file.path: file.known_hash},
                        urls={file.path: url}, retry_if_failed=RETRIES)
     try:
-        with _quiet_pooch():
+        with _quiet_pooch(), _prune_on_error(root, root / file.path):
             pup.fetch(file.path, processor=_processor(file), downloader=downloader)
     except ValueError as err:  # pooch: the hash does not match (the temporary file is already deleted)
         got = re.search(r"but got (\w+)", str(err))
@@ -121,7 +121,26 @@ def _fetch_file(entry: DatasetEntry, file: DataFile, root: Path, mirror: str | N
     except requests.RequestException as err:
         raise ZooError(f"could not download {url} (dataset {entry.name!r}): {_reason(err)}; "
                        f"{_fix(entry.name)}") from None
-    _check_size(entry, file, root / file.path)
+    _check_size(entry, file, root)
+
+
+@contextlib.contextmanager
+def _prune_on_error(root: Path, target: Path):
+    """Remove the folders pooch made for ``target`` when its fetch fails (empty ones only)."""
+    try:
+        yield
+    except BaseException:
+        _prune(root, target)
+        raise
+
+
+def _prune(root: Path, target: Path) -> None:
+    """Remove the empty folders between ``target`` and ``root`` (``root`` itself stays)."""
+    for parent in target.parents:
+        if parent == root or root not in parent.parents:
+            break
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 def _fix(name: str) -> str:
@@ -144,11 +163,13 @@ def _reason(err: Exception) -> str:
     return f"no connection ({errno.group(0)})" if errno else type(err).__name__
 
 
-def _check_size(entry: DatasetEntry, file: DataFile, path: Path) -> None:
+def _check_size(entry: DatasetEntry, file: DataFile, root: Path) -> None:
     """A declared size guards files without a checksum (a checksum already fixes the size)."""
+    path = root / file.path
     if file.known_hash is None and file.size is not None and path.stat().st_size != file.size:
         got = path.stat().st_size
         path.unlink()
+        _prune(root, path)
         raise ZooError(f"{file.url} (dataset {entry.name!r}): {got} bytes, the declaration says {file.size}; "
                        f"nothing was cached ({_fix(entry.name)})")
 
@@ -338,12 +359,8 @@ def remove(name: str) -> list[Path]:
             if target.is_file() or target.is_symlink():
                 target.unlink()
                 removed.append(target)
-    for target in removed:  # prune emptied folders, deepest first, never the root itself
-        for parent in target.parents:
-            if parent == root or root not in parent.parents:
-                break
-            with contextlib.suppress(OSError):
-                parent.rmdir()
+    for target in removed:  # folders left empty go too, never the root itself
+        _prune(root, target)
     return removed
 
 

@@ -101,7 +101,9 @@ def one_line_error(result, *needles):
 
 
 def files_under(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    """Files and folders under ``root``: a failed fetch leaves neither (not even an empty folder)."""
+    return sorted(str(p.relative_to(root)) + ("" if p.is_file() else "/")
+                  for p in root.rglob("*")) if root.exists() else []
 
 
 # -- fetching ----------------------------------------------------------------------------------
@@ -117,7 +119,7 @@ def test_right_checksum_is_cached_and_located(server, cache, monkeypatch, algori
     assert result.exit_code == 0, result.output + result.stderr
     assert (cache / "toy/a.txt").read_bytes() == body
     assert locate("toy", ["toy/a.txt"]) == cache
-    assert files_under(cache) == ["toy/a.txt"]  # no temporary left behind
+    assert files_under(cache) == ["toy/", "toy/a.txt"]  # no temporary left behind
     assert fetch.verify("toy")[0]["status"] == "ok"
     # A second fetch finds the file intact and downloads nothing.
     assert cli("data", "fetch", "toy").exit_code == 0 and server.requests == ["/toy/a.txt"]
@@ -169,7 +171,7 @@ def test_unverified_file_is_fetched_marked_and_warned_once(server, cache, monkey
     assert result.exit_code == 0, result.stderr
     assert result.stderr.count("no published checksum") == 1
     assert "Downloading" not in result.stderr and "known_hash" not in result.stderr  # pooch's INFO lines
-    assert files_under(cache) == ["toy/a.txt", "toy/b.txt"]
+    assert files_under(cache) == ["toy/", "toy/a.txt", "toy/b.txt"]
     row = fetch.status(load_catalogue().datasets["toy"])
     assert (row["cached"], row["checksums"]) == (True, "unverified")
     assert [r["status"] for r in fetch.verify("toy")] == ["unverified", "unverified"]
@@ -405,4 +407,4 @@ def test_train_fetches_what_is_missing_then_trains(tiny_fashion_mnist, cache, tm
                                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
     assert "fetching fashion-mnist/train-images-idx3-ubyte.gz" in result.stderr  # progress on stderr
     assert "softmax on fashion-mnist" in result.output
-    assert len(files_under(cache)) == 4
+    assert len(files_under(cache)) == 5  # fashion-mnist/ and its four files
