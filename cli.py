@@ -71,7 +71,7 @@ def list_models(pattern, plugin, task, tag, show_datasets, as_json) -> None:
     if show_datasets:
         rows = [d for d in catalogue.datasets.values() if not pattern or pattern in d.name]
         if as_json:
-            _emit_json([vars(d) for d in rows])
+            _emit_json([d.as_dict() for d in rows])
             return
         width = max((len(d.name) for d in rows), default=4)
         for d in rows:
@@ -115,6 +115,121 @@ def info(model, as_json) -> None:
         click.echo("  defaults:")
         for line in dumps_toml(entry.defaults).splitlines():
             click.echo(f"    {line}")
+
+
+# -- public datasets: zoo data (no torch) --------------------------------------------------------
+
+
+@main.group("data")
+def data_group() -> None:
+    """Public datasets: list, fetch into the cache (checksums verified), verify, locate, remove."""
+
+
+@data_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def data_list(as_json) -> None:
+    """Every declared dataset: task, download size, license, cached or not, checksums published or not."""
+    from zoo.core import fetch
+
+    rows = [fetch.status(d) for d in load_catalogue().datasets.values()]
+    if as_json:
+        _emit_json(rows)
+        return
+    width = max((len(r["name"]) for r in rows), default=4)
+    click.echo(f"{'name':<{width}}  {'task':<24}  {'size':>8}  {'license':<12}  {'cached':<6}  checksums")
+    for r in rows:
+        cached = ("yes" if r["cached"] else "no") if r["checksums"] else "-"
+        click.echo(f"{r['name']:<{width}}  {r['task']:<24}  {fetch.human_size(r['size']):>8}  "
+                   f"{r['license'] or '-':<12}  {cached:<6}  {r['checksums'] or '- (no download)'}")
+
+
+@data_group.command("info")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def data_info(name, as_json) -> None:
+    """A dataset's sources, checksums and where they were published, license, citation, cache."""
+    from zoo.core import fetch
+
+    data = fetch.info(name)
+    if as_json:
+        _emit_json(data)
+        return
+    click.echo(f"{data['name']}  ({data['task']}, plugin {data['plugin']})")
+    click.echo(f"  {data['summary']}")
+    for key in ("license", "citation", "homepage"):
+        if data[key]:
+            click.echo(f"  {key + ':':<10}{data[key]}")
+    if not data["files"]:
+        click.echo("  files:    none (generated, or comes with a package)")
+        return
+    click.echo(f"  found:    {data['found'] or 'not found'} (cache: {data['cache']})")
+    for f in data["files"]:
+        checksum = f.get("sha256") and f"sha256:{f['sha256']}" or f.get("md5") and f"md5:{f['md5']}"
+        click.echo(f"  - {f['path']}  ({fetch.human_size(f.get('size'))}, {'cached' if f['cached'] else 'not cached'})")
+        click.echo(f"      url:      {f['url']}")
+        click.echo(f"      checksum: {checksum or 'none published (unverified)'}"
+                   + (f"  from {f['checksum_source']}" if f.get("checksum_source") else ""))
+        if f.get("unpack"):
+            click.echo(f"      unpack:   {f['unpack']} -> {', '.join(f.get('provides', [])) or 'its folder'}")
+
+
+@data_group.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--mirror", metavar="URL|DIR",
+              help="Fetch from this folder (DIR/<path>, laid out like the cache) or base URL instead.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def data_fetch(names, mirror, quiet) -> None:
+    """Download datasets into the cache, checked against their published checksums."""
+    from zoo.core import fetch
+
+    entries = [fetch.declared(n) for n in names]  # every name checked before the first download
+    for entry in entries:
+        root = fetch.fetch(entry.name, mirror=mirror, progress=not quiet)
+        click.echo(f"{entry.name}: {root}")
+
+
+@data_group.command("verify")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def data_verify(name, as_json) -> None:
+    """Re-hash cached files (of NAME, or of every cached dataset) against the published checksums."""
+    from zoo.core import fetch
+
+    rows = fetch.verify(name)
+    if as_json:
+        _emit_json(rows)
+    else:
+        for r in rows:
+            detail = f" (expected {r['expected']}, got {r['got']})" if r["status"] == "mismatch" else (
+                f" ({r['got']})" if r["status"] == "unverified" else "")
+            click.echo(f"{r['dataset']}  {r['path']}  {r['status']}{detail}")
+        if not rows:
+            click.echo("nothing cached", err=True)
+    bad = [r for r in rows if r["status"] in ("mismatch", "missing")]
+    if bad:
+        names = " ".join(dict.fromkeys(r["dataset"] for r in bad))
+        raise ZooError(f"{len(bad)} cached file(s) missing or not matching their checksum "
+                       f"(first: {bad[0]['path']}); run `zoo data fetch {names}`")
+
+
+@data_group.command("path")
+@click.argument("name")
+@click.option("--data-dir", help="Also look in this folder first (as `zoo train --data-dir`).")
+def data_path(name, data_dir) -> None:
+    """The data root holding NAME's files (--data-dir, $ZOO_DATA_DIR, then the cache)."""
+    from zoo.core import fetch
+
+    click.echo(str(fetch.path(name, data_dir)))
+
+
+@data_group.command("rm")
+@click.argument("name")
+def data_rm(name) -> None:
+    """Delete NAME's files from the cache (never from --data-dir or $ZOO_DATA_DIR folders)."""
+    from zoo.core import fetch
+
+    removed = fetch.remove(name)
+    click.echo(f"{name}: removed {len(removed)} file(s) from {fetch.cache_root()}")
 
 
 # -- plugins and configs -----------------------------------------------------------------------
@@ -331,6 +446,8 @@ def config_cmd(model, config_file, sets, schema) -> None:
               "seed and batch size cannot change.")
 @click.option("--force", is_flag=True, help="Use an --out folder that is not empty (and not a run).")
 @click.option("--no-export", is_flag=True, help="Skip the ONNX export.")
+@click.option("--offline", is_flag=True,
+              help="Never download: a public dataset missing locally is an error (also ZOO_OFFLINE=1).")
 @click.option("--log", "loggers", multiple=True, metavar="NAME",
               help="Enable a logger plugin (train.log), e.g. --log tensorboard. Repeatable.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines or progress bar.")
@@ -352,7 +469,7 @@ def config_cmd(model, config_file, sets, schema) -> None:
 @click.option("--rdzv-id", metavar="ID", help="Job id for the rendezvous (default: zoo).")
 @click.pass_context
 def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed, lr, batch_size, out,
-          resume, force, no_export, loggers, quiet, as_json, precision, compile_, compile_mode, nproc_per_node,
+          resume, force, no_export, offline, loggers, quiet, as_json, precision, compile_, compile_mode, nproc_per_node,
           nnodes, node_rank, rdzv_endpoint, rdzv_id) -> None:
     """Train MODEL (or a PLUGIN's first model), test it and export a parity-checked ONNX file.
 
@@ -378,8 +495,11 @@ def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed
     if compile_mode is not None:
         options.setdefault("train", {})["compile_mode"] = compile_mode
     log = None if (quiet or as_json) else (lambda line: click.echo(line, err=True))
-    summary = api.train(model, config_file=config_file, sets=sets, options=options, out=out,
-                        resume=resume, log=log, force=force)
+    from zoo.core.fetch import offline as offline_mode
+
+    with offline_mode(bool(offline)):
+        summary = api.train(model, config_file=config_file, sets=sets, options=options, out=out,
+                            resume=resume, log=log, force=force)
     if summary.get("rank", 0) > 0:  # a torchrun worker other than rank 0: rank 0 reports
         return
     if as_json:

@@ -84,8 +84,7 @@ def load_data(run_config, entry: ModelEntry):
                            what=f"data.options for {name!r}")
     elif run_config.data.options:
         raise ZooError(f"dataset {name!r} takes no options, got data.options = {run_config.data.options}")
-    dataset = _call_plugin(dataset_spec.plugin, f"loading dataset {name!r}", dataset_spec.loader,
-                           options, run_config.data.data_dir)
+    dataset = _load_fetching(dataset_spec, options, run_config.data.data_dir)
     task_name = dataset.info.extra.get("task", task_name)
     if task_name not in entry.tasks:
         raise ZooError(f"model {entry.name!r} is for task(s) {', '.join(entry.tasks)}; the data of "
@@ -94,6 +93,25 @@ def load_data(run_config, entry: ModelEntry):
     dataset = dataset.prepare(run_config.data.val_fraction, run_config.data.limit, run_config.train.seed)
     task.check_info(dataset.info)
     return dataset, task
+
+
+def _load_fetching(dataset_spec, options, data_dir):
+    """The loader's dataset; a public dataset missing from every data root (``DataNotFound``) is
+    fetched into the cache (progress on stderr) and loaded again, unless offline (``--offline``,
+    ``ZOO_OFFLINE=1``) or not declared with files. Each dataset is fetched at most once."""
+    from zoo.core import fetch
+    from zoo.core.errors import DataNotFound
+
+    fetched: set[str] = set()
+    while True:
+        try:
+            return _call_plugin(dataset_spec.plugin, f"loading dataset {dataset_spec.name!r}",
+                                dataset_spec.loader, options, data_dir)
+        except DataNotFound as err:
+            if err.dataset in fetched or not fetch.fetchable(err.dataset) or fetch.is_offline():
+                raise
+            fetch.fetch(err.dataset)
+            fetched.add(err.dataset)
 
 
 def _call_plugin(plugin: str, what: str, fn, *args):

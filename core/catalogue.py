@@ -68,19 +68,71 @@ class ModelEntry:
 
 
 @dataclass(frozen=True)
+class DataFile:
+    """One downloadable file of a public dataset: ``[[datasets.NAME.files]]``.
+
+    ``path`` is where it lands under a data root (the cache has the roots' layout); an archive
+    with ``unpack`` is unpacked into the folder of ``path``, and ``provides`` lists the files the
+    loader needs from it. ``sha256``/``md5`` are checksums as published at ``checksum_source``
+    (never computed by us); with neither, the file is fetched *unverified*.
+    """
+
+    url: str
+    path: str
+    sha256: str = ""
+    md5: str = ""
+    checksum_source: str = ""
+    size: int | None = None
+    unpack: str = ""
+    provides: tuple[str, ...] = ()
+
+    @property
+    def known_hash(self) -> str | None:
+        """pooch's ``known_hash``: ``"sha256:..."``, ``"md5:..."`` or ``None`` (unverified)."""
+        if self.sha256:
+            return f"sha256:{self.sha256}"
+        return f"md5:{self.md5}" if self.md5 else None
+
+    @property
+    def needed(self) -> tuple[str, ...]:
+        """The files a loader reads from this entry (paths relative to a data root)."""
+        if self.provides:
+            return self.provides
+        if self.unpack == "gz":
+            return (self.path.removesuffix(".gz"),)
+        return (self.path,)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items() if v not in ("", (), None)}
+
+
+@dataclass(frozen=True)
 class DatasetEntry:
-    """A dataset declared in a manifest: ``[datasets.NAME]``."""
+    """A dataset declared in a manifest: ``[datasets.NAME]``; ``files`` are what ``zoo data
+    fetch`` downloads (none for generated data and package bundles)."""
 
     name: str
     plugin: str
     task: str
     summary: str = ""
     source: str = "built-in"
+    license: str = ""
+    citation: str = ""
+    homepage: str = ""
+    files: tuple[DataFile, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in vars(self).items() if k != "files"}
+        data["files"] = [f.as_dict() for f in self.files]
+        return data
 
 
 _PLUGIN_KEYS = {"module", "summary"}
 _MODEL_KEYS = {"plugin", "task", "tasks", "dataset", "summary", "paper", "tags", "defaults", "reference", "smoke"}
-_DATASET_KEYS = {"plugin", "task", "summary"}
+_DATASET_KEYS = {"plugin", "task", "summary", "license", "citation", "homepage", "files"}
+_FILE_KEYS = {"url", "path", "sha256", "md5", "checksum_source", "size", "unpack", "provides"}
+_UNPACK = ("zip", "tar.gz", "tar", "gz")
+_HEX = {"sha256": 64, "md5": 32}
 #: Plugin names a manifest may not declare: the core's own tasks are registered under "core".
 _RESERVED_PLUGINS = {"core"}
 
@@ -169,8 +221,52 @@ def _dataset_entry(name: str, table: dict, origin: str, source: str) -> DatasetE
     def get(field_name: str, default: Any) -> Any:
         return _field("datasets", name, table, field_name, str, origin, default)
 
+    files = table.get("files", [])
+    if not isinstance(files, list):
+        raise ZooError(f"{origin}: {_table_name('datasets', name)} files must be an array of tables "
+                       f"([[datasets.{name}.files]]), got {_short(files)}")
     return DatasetEntry(name=name, plugin=get("plugin", None), task=get("task", None),
-                        summary=get("summary", ""), source=source)
+                        summary=get("summary", ""), source=source, license=get("license", ""),
+                        citation=get("citation", ""), homepage=get("homepage", ""),
+                        files=tuple(_data_file(name, i, f, origin) for i, f in enumerate(files)))
+
+
+def _data_file(dataset: str, index: int, table: Any, origin: str) -> DataFile:
+    """One ``[[datasets.NAME.files]]`` table, checked: the message names the dataset, the file's
+    position and the key."""
+    where = f"{origin}: {_table_name('datasets', dataset)} files[{index}]"
+    if not isinstance(table, dict):
+        raise ZooError(f"{where} must be a table, got {_short(table)}")
+    unknown = set(table) - _FILE_KEYS
+    if unknown:
+        raise ZooError(f"{where} has unknown key(s) {sorted(unknown)}; allowed: {sorted(_FILE_KEYS)}")
+    for key in ("url", "path"):
+        if not isinstance(table.get(key), str) or not table[key]:
+            raise ZooError(f"{where} needs {key} (a string), got {_short(table.get(key))}")
+    path = table["path"]
+    if path.startswith("/") or ".." in path.split("/") or "\\" in path:
+        raise ZooError(f"{where} path must be relative to a data root with '/' and no '..', got {path!r}")
+    for key in ("sha256", "md5", "checksum_source", "unpack"):
+        if not isinstance(table.get(key, ""), str):
+            raise ZooError(f"{where} {key} must be a string, got {_short(table[key])}")
+    for key, length in _HEX.items():
+        value = table.get(key, "")
+        if value and (len(value) != length or any(c not in "0123456789abcdefABCDEF" for c in value)):
+            raise ZooError(f"{where} {key} must be {length} hex digits, got {_short(value)}")
+    size = table.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise ZooError(f"{where} size must be a number of bytes, got {_short(size)}")
+    unpack = table.get("unpack", "")
+    if unpack and unpack not in _UNPACK:
+        raise ZooError(f"{where} unpack must be one of {', '.join(_UNPACK)}, got {unpack!r}")
+    provides = table.get("provides", [])
+    if not (isinstance(provides, list) and all(isinstance(p, str) and p for p in provides)):
+        raise ZooError(f"{where} provides must be a list of paths, got {_short(provides)}")
+    if provides and not unpack:
+        raise ZooError(f"{where} provides needs unpack (the files come out of an archive)")
+    return DataFile(url=table["url"], path=path, sha256=table.get("sha256", "").lower(),
+                    md5=table.get("md5", "").lower(), checksum_source=table.get("checksum_source", ""),
+                    size=size, unpack=unpack, provides=tuple(provides))
 
 
 class Catalogue:

@@ -230,52 +230,7 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def cache_root() -> Path:
-    """Where ``zoo data fetch`` keeps public datasets: ``$ZOO_CACHE_DIR``, else the user's cache
-    directory (platformdirs: ``~/.cache/zoo/data`` on Linux). Its layout is the data roots' layout
-    (``planetoid/ind.cora.x``, ``sst2/train.tsv``, ...), so any root can stand in for any other."""
-    env = os.environ.get("ZOO_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("zoo")) / "data"
-
-
-def data_roots(configured: str | None = None) -> list[Path]:
-    """The folders searched for a public dataset's files, first match wins: ``--data-dir`` /
-    ``data.data_dir``, ``$ZOO_DATA_DIR``, the cache (:func:`cache_root`). None hides the next: a
-    root without the dataset's files is passed over. System packages (``/usr/share/datasets``)
-    are per-dataset extras given to :func:`locate`."""
-    roots: list[Path] = []
-    if configured:
-        base = Path(configured).expanduser()
-        if not base.is_dir():
-            from zoo.core.errors import DataUnavailable
-
-            raise DataUnavailable(f"data directory {configured!r} does not exist")
-        roots.append(base)
-    env = os.environ.get("ZOO_DATA_DIR")
-    if env:
-        roots.append(Path(env).expanduser())
-    roots.append(cache_root())
-    return roots
-
-
-def locate(dataset: str, files: list[str], configured: str | None = None,
-           system: tuple[Path, ...] = ()) -> Path:
-    """The first root (of :func:`data_roots`, then ``system``) that holds every one of ``files``
-    (paths relative to a root, e.g. ``["planetoid/ind.cora.x", ...]``).
-
-    Raises :class:`~zoo.core.errors.DataNotFound` naming the dataset and the roots searched.
-    """
-    from zoo.core.errors import DataNotFound
-
-    roots = [*data_roots(configured), *system]
-    for root in roots:
-        if all((root / name).is_file() for name in files):
-            return root
-    raise DataNotFound(dataset, files, [str(root) for root in roots])
+from zoo.core.roots import cache_root, data_roots, locate  # noqa: E402,F401 - re-exported (torch-free module)
 
 
 def data_dir(configured: str | None, subdir: str, default: str | Path | None = None) -> Path | None:

@@ -171,3 +171,56 @@ def test_non_finite_loss_through_the_cli(tmp_path):
     result = run_cli("train", "linear", "--lr", "1e3", "--out", str(tmp_path / "r"))
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert "non-finite training loss" in result.stderr and "checkpoint-last.pt" in result.stderr
+
+
+# -- zoo data ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["data", "list"], ["data", "info", "fashion-mnist"]])
+def test_data_commands_do_not_import_torch(tmp_path, args):
+    import subprocess
+    import sys
+
+    code = ("import sys; from zoo.cli import main\n"
+            f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY', [m for m in ('torch', 'onnx', 'pydantic', 'pooch', 'requests') if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**__import__("os").environ, "ZOO_CACHE_DIR": str(tmp_path)})
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_data_list_shows_size_license_cache_and_checksums(tmp_path):
+    result = run_cli("data", "list", env={"ZOO_CACHE_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert rows["fashion-mnist"].split()[2:] == ["30.9", "MB", "MIT", "no", "verified"]
+    assert rows["iris"].endswith("- (no download)")
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["data", "fetch", "fashon-mnist"], ["unknown dataset 'fashon-mnist'", "did you mean: fashion-mnist"]),
+    (["data", "path", "fashion-mnist"], ["'fashion-mnist'", "zoo data fetch fashion-mnist"]),
+    (["data", "fetch", "fashion-mnist", "--mirror", "EMPTY"],
+     ["has no fashion-mnist/train-images-idx3-ubyte.gz", "http://fashion-mnist.s3-website"]),
+    (["data", "verify", "fashion-mnist"], ["missing or not matching", "zoo data fetch fashion-mnist"]),
+])
+def test_data_errors_are_one_line(tmp_path, args, needles):
+    (tmp_path / "empty").mkdir()
+    args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
+    result = run_cli(*args, env={"ZOO_CACHE_DIR": str(tmp_path / "cache"), "ZOO_DATA_DIR": ""})
+    _user_error(result, *needles)
+    assert result.stderr.count("\n") == 1
+
+
+def test_data_fetch_from_a_mirror_folder_checks_the_published_md5(tmp_path):
+    """Fashion-MNIST's declared md5s are the published ones: bytes that are not the canonical
+    files (here: made-up ones) are refused, and nothing reaches the cache."""
+    mirror = tmp_path / "mirror" / "fashion-mnist"
+    mirror.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (mirror / name).write_bytes(b"not the real file")
+    cache = tmp_path / "cache"
+    result = run_cli("data", "fetch", "fashion-mnist", "--mirror", str(mirror.parent), env={"ZOO_CACHE_DIR": str(cache)})
+    _user_error(result, "checksum mismatch", "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d")
+    assert not any(p.is_file() for p in cache.rglob("*"))
