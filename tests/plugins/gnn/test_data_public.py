@@ -78,29 +78,7 @@ def test_planetoid_damaged_file_is_one_line(roots):
         load_planetoid(None, None, dataset="citeseer")
 
 
-def write_tu(folder, name: str, labels: bool = True, attributes: bool = False, graphs: int = 6) -> None:
-    """``graphs`` triangles and paths (classes 1 / -1 alternating), 3 nodes each, in TU format."""
-    folder.mkdir(parents=True, exist_ok=True)
-    edges, indicator, graph_labels, node_labels, attrs = [], [], [], [], []
-    for g in range(graphs):
-        first = 3 * g + 1
-        pairs = [(0, 1), (1, 2)] + ([(2, 0)] if g % 2 == 0 else [])
-        for a, b in pairs:
-            edges += [f"{first + a}, {first + b}", f"{first + b}, {first + a}"]
-        indicator += [str(g + 1)] * 3
-        graph_labels.append("1" if g % 2 == 0 else "-1")
-        node_labels += ["2", "3", "5"]
-        attrs += [f"{0.5 * g},{g}.0"] * 3
-    files = {"A": edges, "graph_indicator": indicator, "graph_labels": graph_labels}
-    if labels:
-        files["node_labels"] = node_labels
-    if attributes:
-        files["node_attributes"] = attrs
-    for table, lines in files.items():
-        (folder / f"{name}_{table}.txt").write_text("\n".join(lines) + "\n")
-
-
-def test_tu_declared_name_with_labels(roots):
+def test_tu_declared_name_with_labels(roots, write_tu):
     write_tu(roots / "tu" / "MUTAG", "MUTAG")
     data = load_tu(TUOptions(folds=3), None)                              # mutag is the default
     assert len(data.train) + len(data.test) == 6 and len(data.test) == 2
@@ -111,7 +89,7 @@ def test_tu_declared_name_with_labels(roots):
     assert edge_index.max() < 3                                          # local ids
 
 
-def test_tu_attributes_appended_and_optional(roots):
+def test_tu_attributes_appended_and_optional(roots, write_tu):
     write_tu(roots / "tu" / "ENZYMES", "ENZYMES", attributes=True)
     data = load_tu(TUOptions(folds=3), None, dataset="enzymes")
     assert data.info.input_shape == (4 + 2,)
@@ -120,7 +98,7 @@ def test_tu_attributes_appended_and_optional(roots):
     assert plain.info.input_shape == (4,)
 
 
-def test_tu_without_node_labels_gets_degree_features(roots):
+def test_tu_without_node_labels_gets_degree_features(roots, write_tu):
     write_tu(roots / "tu" / "IMDB-BINARY", "IMDB-BINARY", labels=False)
     data = load_tu(TUOptions(folds=3), None, dataset="imdb-binary")
     assert data.info.input_shape == (3,)                                  # degrees 0..2 (max 2)
@@ -131,7 +109,7 @@ def test_tu_without_node_labels_gets_degree_features(roots):
             assert torch.equal(x.argmax(1), degree)
 
 
-def test_any_tu_name_and_its_missing_message(roots):
+def test_any_tu_name_and_its_missing_message(roots, write_tu):
     write_tu(roots / "tu" / "TOY", "TOY")
     data = load_tu(TUOptions(name="TOY", folds=2), None, dataset="mutag")
     assert data.info.extra["tu_name"] == "TOY"
@@ -151,7 +129,7 @@ def test_any_tu_name_and_its_missing_message(roots):
     ("node_labels", "1\n2\n", r"TOY_node_labels\.txt, line 3: 2 lines, but the graph indicator lists 18 nodes"),
     ("graph_labels", "", r"TOY_graph_labels\.txt: the file is empty"),
 ])
-def test_tu_bad_files_are_one_line(roots, table, content, message):
+def test_tu_bad_files_are_one_line(roots, write_tu, table, content, message):
     folder = roots / "tu" / "TOY"
     write_tu(folder, "TOY")
     (folder / f"TOY_{table}.txt").write_text(content)
