@@ -136,3 +136,15 @@ def test_tu_bad_files_are_one_line(roots, write_tu, table, content, message):
     with pytest.raises(GraphFileError, match=message) as err:
         load_tu(TUOptions(name="TOY", folds=2), None)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["citeseer", "pubmed"])
+def test_zoo_train_gcn_on_planetoid_files_under_zoo_data_dir(cli, tmp_path, name):
+    write_planetoid(tmp_path / "data", name)
+    out = tmp_path / "run"
+    result = cli("train", "gcn", "--dataset", name, "--set", "train.epochs=2", "--out", str(out), "--device", "cpu",
+                 env={"ZOO_DATA_DIR": str(tmp_path / "data"), "ZOO_CACHE_DIR": str(tmp_path / "cache"),
+                      "ZOO_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    assert f"gcn on {name}" in result.stdout and (out / "model.onnx").is_file()
