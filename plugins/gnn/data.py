@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from zoo.core.data import DataInfo, Dataset, Split, locate, to_device
 from zoo.core.errors import DataNotFound, DataUnavailable, ZooError
+from zoo.plugins.gnn.files import GraphFileError, at
 from zoo.plugins.gnn.tu import read_tu
 
 PLANETOID_URL = "https://github.com/kimiyoung/planetoid/raw/master/data"   # ind.{name}.{x,y,...}
@@ -377,17 +378,20 @@ def load_tu(options: TUOptions | None, data_dir: str | None, dataset: str = "mut
 
 
 def folded(graphs: list[tuple[torch.Tensor, torch.Tensor]], y: torch.Tensor, class_names: list[str],
-           o, extra: dict, where: str) -> Dataset:
-    """Graphs split into ``o.folds`` stratified folds, fold ``o.fold`` the test split; every class
-    needs a training graph (``where`` names the labels' file in that error)."""
+           o, extra: dict, where: str, lines: list[int] | None = None, column: str | int = 1) -> Dataset:
+    """Graphs split into ``o.folds`` stratified folds, fold ``o.fold`` the test split. Every class
+    needs a training graph: the error names the labels' file ``where``, the ``lines[g]`` of the
+    class's first graph (default: line g + 1) and ``column``."""
     fold = stratified_folds(y, o.folds, o.fold_seed)
     test_ids = (fold == o.fold).nonzero().view(-1)
     train_ids = (fold != o.fold).nonzero().view(-1)
     lacking = sorted(set(range(len(class_names))) - set(y[train_ids].tolist()))
     if lacking:
-        raise ZooError(f"{where}: class {class_names[lacking[0]]!r} has no training graph with folds="
-                       f"{o.folds}, fold={o.fold} (it has {int((y == lacking[0]).sum())} graph(s)); add "
-                       "graphs of that class or choose another fold")
+        first = int((y == lacking[0]).nonzero()[0])
+        raise GraphFileError(f"{at(where, lines[first] if lines else first + 1, column)}: class "
+                             f"{class_names[lacking[0]]!r} has no training graph with folds={o.folds}, fold={o.fold} "
+                             f"(it has {int((y == lacking[0]).sum())} graph(s)); add graphs of that class or "
+                             "choose another fold")
     pick = lambda ids: GraphListSplit.from_graphs([graphs[i] for i in ids.tolist()], y[ids])  # noqa: E731
     info = DataInfo(input_shape=(graphs[0][0].shape[1],), num_classes=len(class_names), class_names=class_names,
                     extra={"level": "graph", "num_graphs": len(graphs), "fold": o.fold, "folds": o.folds, **extra})

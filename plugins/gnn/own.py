@@ -18,7 +18,8 @@ not used: the zoo's GNNs take unweighted graphs.
 
     {"edges": [[0, 1], [1, 2]], "x": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "y": "active"}
 
-(``x`` may be left out on every line: one-hot degrees are used, as for TU sets without labels).
+(``x`` may be left out on every line: one-hot degrees are used, as for TU sets without labels, and
+the node count is ``num_nodes`` or the largest node number in ``edges`` plus one).
 Graphs are split into stratified folds like the TU benchmarks.
 
 Every malformed input is one line naming the file, the line and the column (exit 2).
@@ -229,17 +230,19 @@ def load_graphs(options: GraphsOptions, data_dir: str | None = None) -> Dataset:
         name = options.name or find_tu_name(path)
         graphs, y, classes, made_of = read_tu(path, name, node_attributes=options.node_attributes)
         where = path / f"{name}_graph_labels.txt"
+        lines, column = None, 1
     elif path.is_file():
-        graphs, y, classes, made_of = read_jsonl(path, directed=options.directed)
-        where = path
+        graphs, y, classes, made_of, lines = read_jsonl(path, directed=options.directed)
+        where, column = path, "y"
     else:
         raise GraphFileError(f"{path}: no such file or folder (data.options.path: a TU folder or a JSONL file)")
-    return folded(graphs, y, classes, options, {"features": made_of}, where=str(where))
+    return folded(graphs, y, classes, options, {"features": made_of}, where=str(where), lines=lines, column=column)
 
 
 def read_jsonl(path: Path, directed: bool = False
-               ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor, list[str], dict]:
-    """Graphs of a JSONL file (one ``{"edges", "x", "y"}`` object a line) as :func:`read_tu` returns them."""
+               ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor, list[str], dict, list[int]]:
+    """Graphs of a JSONL file (one ``{"edges", "x", "y"}`` object a line) as :func:`read_tu` returns
+    them, plus the line of each graph."""
     raw = []  # (line, edges [2, e], x [n, F] or None, n, label)
     with open(path, encoding="utf-8") as handle:
         for line, text in enumerate(handle, start=1):
@@ -268,7 +271,7 @@ def read_jsonl(path: Path, directed: bool = False
         made_of["degree"] = top + 1
     classes = _sorted_labels({r[4] for r in raw})
     class_of = {c: i for i, c in enumerate(classes)}
-    return graphs, torch.tensor([class_of[r[4]] for r in raw]), classes, made_of
+    return graphs, torch.tensor([class_of[r[4]] for r in raw]), classes, made_of, [r[0] for r in raw]
 
 
 def _jsonl_graph(path: Path, line: int, text: str):
@@ -296,7 +299,9 @@ def _jsonl_graph(path: Path, line: int, text: str):
         raise fail(path, line, "edges", "expected a list of [source, target] pairs of node numbers")
     edge_index = torch.tensor(edges, dtype=torch.long).t().reshape(2, -1)
     if x is None:
-        n = int(record.get("num_nodes", int(edge_index.max()) + 1 if edges else 0))
+        n = record.get("num_nodes", int(edge_index.max()) + 1 if edges else 0)
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise fail(path, line, "num_nodes", f"{n!r} is not a number of nodes")
     if n == 0:
         raise fail(path, line, "x", "a graph needs at least one node")
     bad = ((edge_index < 0) | (edge_index >= n)).any(0).nonzero()

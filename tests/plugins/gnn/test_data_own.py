@@ -136,7 +136,7 @@ def test_graphs_jsonl_bad_lines(tmp_path, line, message):
 def test_graphs_class_without_training_graph(tmp_path):
     good = '{"edges": [[0, 1]], "x": [[1], [2]], "y": "a"}'
     (tmp_path / "g.jsonl").write_text(f"{good}\n{good}\n" + good.replace('"a"', '"lonely"') + "\n")
-    with pytest.raises(Exception, match=r"g\.jsonl: class 'lonely' has no training graph"):
+    with pytest.raises(GraphFileError, match=r"g\.jsonl, line 3, column 'y': class 'lonely' has no training graph"):
         load_graphs(GraphsOptions(path=str(tmp_path / "g.jsonl"), folds=2, fold=0))
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(GraphFileError, match=r"empty\.jsonl: the file is empty"):
