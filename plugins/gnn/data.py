@@ -382,6 +382,9 @@ def folded(graphs: list[tuple[torch.Tensor, torch.Tensor]], y: torch.Tensor, cla
     """Graphs split into ``o.folds`` stratified folds, fold ``o.fold`` the test split. Every class
     needs a training graph: the error names the labels' file ``where``, the ``lines[g]`` of the
     class's first graph (default: line g + 1) and ``column``."""
+    if len(class_names) < 2:
+        raise GraphFileError(f"{at(where, None, column)}: {len(class_names)} class(es) "
+                             f"({', '.join(class_names)}): classification needs at least two")
     fold = stratified_folds(y, o.folds, o.fold_seed)
     test_ids = (fold == o.fold).nonzero().view(-1)
     train_ids = (fold != o.fold).nonzero().view(-1)

@@ -149,6 +149,9 @@ def _read_nodes(path: Path, o: GraphOptions) -> dict:
     if not index:
         raise GraphFileError(f"{path}: no nodes (only a header)")
     classes = _sorted_labels({label for label, _ in labels if label})
+    if len(classes) < 2:
+        raise fail(path, None, o.label_column, f"{len(classes)} class(es) ({', '.join(classes)}): "
+                   "classification needs at least two")
     class_of = {label: i for i, label in enumerate(classes)}
     y = torch.tensor([class_of.get(label, -1) for label, _ in labels], dtype=torch.long)
     return {"index": index, "x": torch.tensor(x, dtype=torch.float32) if features else None, "y": y,

@@ -73,6 +73,7 @@ def test_graph_without_features_gets_node_ids(tmp_path):
     (NODES.replace("b,0.0,1.0", "b,0.0"), EDGES, r"nodes\.csv, line 3: 4 fields, the header has 5"),
     (NODES.replace("label", "class"), EDGES, r"nodes\.csv, line 1, column 'label': missing column"),
     (NODES.replace("b,0.0", "a,0.0"), EDGES, r"nodes\.csv, line 3, column 'id': node 'a' again"),
+    (NODES.replace("dog", "cat"), EDGES, r"nodes\.csv, column 'label': 1 class\(es\) \(cat\): classification needs"),
     (NODES, EDGES.replace("1.0", "heavy"), r"edges\.csv, line 2, column 'weight': 'heavy' is not a number"),
 ])
 def test_graph_bad_data_is_one_line(tmp_path, nodes, edges, message):
