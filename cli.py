@@ -159,6 +159,9 @@ def data_info(name, as_json) -> None:
     for key in ("license", "citation", "homepage"):
         if data[key]:
             click.echo(f"  {key + ':':<10}{data[key]}")
+    if ref := data.get("reference"):
+        click.echo(f"  reference: {ref.get('model', '')} {ref.get('metric', '')} {ref.get('value', '')} "
+                   f"({ref.get('source', '')})")
     if not data["files"]:
         click.echo("  files:    none (generated, or comes with a package)")
         return

@@ -120,6 +120,8 @@ class DatasetEntry:
     citation: str = ""
     homepage: str = ""
     files: tuple[DataFile, ...] = ()
+    #: the published result on it: ``{model, metric, value, source}`` (``zoo data info`` shows it)
+    reference: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in vars(self).items() if k != "files"}
@@ -129,7 +131,8 @@ class DatasetEntry:
 
 _PLUGIN_KEYS = {"module", "summary"}
 _MODEL_KEYS = {"plugin", "task", "tasks", "dataset", "summary", "paper", "tags", "defaults", "reference", "smoke"}
-_DATASET_KEYS = {"plugin", "task", "summary", "license", "citation", "homepage", "files"}
+# reference: the published result on this dataset, {model, metric, value, source} (or a list of them).
+_DATASET_KEYS = {"plugin", "task", "summary", "license", "citation", "homepage", "files", "reference"}
 _FILE_KEYS = {"url", "path", "sha256", "md5", "checksum_source", "size", "unpack", "provides"}
 _UNPACK = ("zip", "tar.gz", "tar", "gz")
 _HEX = {"sha256": 64, "md5": 32}
@@ -228,7 +231,8 @@ def _dataset_entry(name: str, table: dict, origin: str, source: str) -> DatasetE
     return DatasetEntry(name=name, plugin=get("plugin", None), task=get("task", None),
                         summary=get("summary", ""), source=source, license=get("license", ""),
                         citation=get("citation", ""), homepage=get("homepage", ""),
-                        files=tuple(_data_file(name, i, f, origin) for i, f in enumerate(files)))
+                        files=tuple(_data_file(name, i, f, origin) for i, f in enumerate(files)),
+                        reference=_field("datasets", name, table, "reference", dict, origin, {}))
 
 
 def _data_file(dataset: str, index: int, table: Any, origin: str) -> DataFile:

@@ -8,14 +8,18 @@ plain tensors, so every model exports to ONNX with dynamic node and edge counts.
 
 from __future__ import annotations
 
+from functools import partial
+
 from zoo import hookimpl
 from zoo.plugins.gnn.data import (
+    TU_DATASETS,
     PlanetoidOptions,
     TUOptions,
     load_karate,
     load_planetoid,
     load_tu,
 )
+from zoo.plugins.gnn.own import GraphOptions, GraphsOptions, load_graph, load_graphs
 from zoo.plugins.gnn.models import MODELS, make_builder
 from zoo.plugins.gnn.tasks import GraphClassification, NodeClassification
 
@@ -28,9 +32,13 @@ def register_tasks(register):
 
 @hookimpl
 def register_datasets(register):
-    register("cora", load_planetoid, PlanetoidOptions)
-    register("mutag", load_tu, TUOptions)
+    for name in ("cora", "citeseer", "pubmed"):
+        register(name, partial(load_planetoid, dataset=name), PlanetoidOptions)
+    for name in TU_DATASETS:
+        register(name, partial(load_tu, dataset=name), TUOptions)
     register("karate", load_karate, None)
+    register("graph", load_graph, GraphOptions)      # the user's own: node table + edge list
+    register("graphs", load_graphs, GraphsOptions)   # the user's own: TU folder or JSONL
 
 
 @hookimpl

@@ -8,26 +8,26 @@ Two kinds of split:
 - :class:`GraphListSplit` — many small graphs, graph classification: ``batch(index)`` concatenates
   the chosen graphs into one disconnected graph (node indices offset) with a ``batch`` vector.
 
-Loaders read local copies (``--data-dir`` / ``$ZOO_DATA_DIR`` / ``../shared/data``); the canonical
-download addresses are kept here (``PLANETOID_URL``, ``TU_URL``) with :func:`download` for
-machines that can reach them.
+The public sets are found with :func:`zoo.core.data.locate` (``--data-dir``, ``$ZOO_DATA_DIR``, the
+cache that ``zoo data fetch`` fills) in the data-root layout: ``planetoid/ind.NAME.*`` and
+``tu/NAME/NAME_*.txt``. Their sources are declared in ``registry.toml``. The user's own graphs
+(``graph``, ``graphs``) are read by :mod:`zoo.plugins.gnn.own`.
 """
 
 from __future__ import annotations
 
 import pickle
-import urllib.request
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from zoo.core.data import DataInfo, Dataset, Split, to_device
-from zoo.core.data import data_dir as resolve_data_dir
-from zoo.core.errors import DataUnavailable, ZooError
+from zoo.core.data import DataInfo, Dataset, Split, locate, to_device
+from zoo.core.errors import DataNotFound, DataUnavailable, ZooError
+from zoo.plugins.gnn.files import GraphFileError, at
+from zoo.plugins.gnn.tu import read_tu
 
 PLANETOID_URL = "https://github.com/kimiyoung/planetoid/raw/master/data"   # ind.{name}.{x,y,...}
 TU_URL = "https://www.chrsmrrs.com/graphkerneldatasets"                     # {NAME}.zip
@@ -174,23 +174,6 @@ def coalesce(edge_index: torch.Tensor, num_nodes: int, undirected: bool = True,
     return torch.stack([key % num_nodes, key // num_nodes])
 
 
-def _where(options_dir: str | None, configured: str | None, sub: str) -> Path | None:
-    """``data.options.data_dir`` or ``data.data_dir``, ``$ZOO_DATA_DIR``, then ``../shared/data/SUB``
-    relative to the current directory and to the project checkout."""
-    found = resolve_data_dir(options_dir or configured, sub, Path("..") / "shared" / "data" / sub)
-    if found is None and not (options_dir or configured):
-        beside_checkout = Path(__file__).resolve().parents[3] / "shared" / "data" / sub
-        found = beside_checkout if beside_checkout.is_dir() else None
-    return found
-
-
-def download(url: str, target: Path) -> Path:
-    """Fetch ``url`` to ``target`` (machines with internet only; loaders never call it implicitly)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    urllib.request.urlretrieve(url, target)  # noqa: S310 - fixed https addresses above
-    return target
-
-
 # -- Planetoid --------------------------------------------------------------------------------
 
 
@@ -237,46 +220,60 @@ def _read_pickle(path: Path):
                        f"{str(err)[:150]})") from None
 
 
+PLANETOID_PARTS = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
+
+
+def planetoid_files(name: str) -> list[str]:
+    """The eight files of Planetoid set ``name``, as paths under a data root."""
+    return [f"planetoid/ind.{name}.{part}" for part in PLANETOID_PARTS]
+
+
 class PlanetoidOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field("cora", pattern=r"^[a-z]+$", description="Planetoid dataset: cora, citeseer, pubmed.")
-    data_dir: str | None = Field(None, description="Folder with ind.NAME.* (overrides data.data_dir).")
+    name: str | None = Field(None, pattern=r"^(cora|citeseer|pubmed)$",
+                             description="Planetoid set: cora, citeseer or pubmed (default: the dataset chosen).")
+    data_dir: str | None = Field(None, description="A data root holding planetoid/ind.NAME.* (overrides data.data_dir).")
 
 
-def load_planetoid(options: PlanetoidOptions | None, data_dir: str | None) -> Dataset:
+def load_planetoid(options: PlanetoidOptions | None, data_dir: str | None, dataset: str = "cora") -> Dataset:
     """Planetoid split (Yang et al. 2016): 20 labelled nodes per class for training, 500 for
-    validation, 1000 for test; features as given (binary bag of words for Cora)."""
-    o = options or PlanetoidOptions()
-    folder = _where(o.data_dir, data_dir, "planetoid")
-    parts = ["x", "y", "tx", "ty", "allx", "ally", "graph", "test.index"]
-    if folder is None or not all((folder / f"ind.{o.name}.{p}").is_file() for p in parts):
-        raise DataUnavailable(
-            f"Planetoid files ind.{o.name}.{{{','.join(parts)}}} not found (looked in --data-dir, "
-            f"$ZOO_DATA_DIR/planetoid, ../shared/data/planetoid); get them from {PLANETOID_URL}")
-    x, y, tx, ty, allx, ally, graph = (_read_pickle(folder / f"ind.{o.name}.{p}") for p in parts[:-1])
-    test_index = np.loadtxt(folder / f"ind.{o.name}.test.index", dtype=np.int64).reshape(-1)
+    validation, 1000 for test; features as given (binary bag of words for Cora and CiteSeer,
+    TF-IDF for PubMed).
+
+    CiteSeer has 15 isolated papers that are in the graph but in no split, so ``tx``/``ty`` skip
+    them: as in Kipf's and PyG's loaders, they get zero features and labels (class 0, never scored)
+    at their place in the test id range. Sizes: Cora 2,708 nodes / 10,556 directed edges, CiteSeer
+    3,327 / 9,104, PubMed 19,717 / 88,648 (PyG's counts).
+    """
+    name = (options.name if options and options.name else None) or dataset
+    root = locate(name, planetoid_files(name), (options.data_dir if options else None) or data_dir)
+    folder = root / "planetoid"
+    x, y, tx, ty, allx, ally, graph = (_read_pickle(folder / f"ind.{name}.{p}") for p in PLANETOID_PARTS[:-1])
+    test_index = _read_test_index(folder / f"ind.{name}.test.index")
     test_sorted = np.sort(test_index)
-    if o.name == "citeseer":  # isolated test nodes missing from tx/ty: pad with zeros
-        full = np.arange(test_sorted.min(), test_sorted.max() + 1)
-        tx_ext = np.zeros((len(full), tx.shape[1]), dtype=np.float32)
-        tx_ext[test_sorted - test_sorted.min()] = tx.toarray()
-        ty_ext = np.zeros((len(full), ty.shape[1]), dtype=ty.dtype)
-        ty_ext[test_sorted - test_sorted.min()] = ty
-        tx, ty = tx_ext, ty_ext
     dense = lambda m: m.toarray() if hasattr(m, "toarray") else np.asarray(m)  # noqa: E731
-    features = np.vstack([dense(allx), dense(tx)]).astype(np.float32)
-    labels = np.vstack([ally, ty])
-    features[test_index] = features[test_sorted]      # tx rows are in sorted order: restore ids
+    tx, ty = dense(tx), np.asarray(ty)
+    span = int(test_sorted.max() - test_sorted.min()) + 1
+    if span > len(test_sorted):  # isolated test-range nodes missing from tx/ty (CiteSeer): pad with zeros
+        tx_full = np.zeros((span, tx.shape[1]), dtype=np.float32)
+        ty_full = np.zeros((span, ty.shape[1]), dtype=ty.dtype)
+        tx_full[test_sorted - test_sorted.min()], ty_full[test_sorted - test_sorted.min()] = tx, ty
+        tx, ty = tx_full, ty_full
+    features = np.vstack([dense(allx), tx]).astype(np.float32)
+    labels = np.vstack([np.asarray(ally), ty])
+    # tx row k sits at row test_sorted[k]; it belongs to node test_index[k] (the file's order)
+    features[test_index] = features[test_sorted]
     labels[test_index] = labels[test_sorted]
     n = features.shape[0]
     pairs = [(src, dst) for src, nbrs in graph.items() for dst in nbrs if dst < n and src < n]
     edge_index = coalesce(torch.tensor(pairs, dtype=torch.long).t(), n)
     masks = {}
-    for name, nodes in (("train", range(len(y))), ("val", range(len(y), len(y) + 500)),
-                        ("test", test_index)):
+    val = np.arange(len(y), min(len(y) + 500, len(ally)))  # the 500 nodes after the training ones
+    for split, nodes in (("train", np.arange(len(y))), ("val", val),
+                         ("test", test_index)):
         mask = torch.zeros(n, dtype=torch.bool)
-        mask[torch.as_tensor(np.asarray(list(nodes)), dtype=torch.long)] = True
-        masks[name] = mask
+        mask[torch.from_numpy(nodes.astype(np.int64))] = True
+        masks[split] = mask
     x_t = torch.from_numpy(features)
     y_t = torch.from_numpy(labels.argmax(1).astype(np.int64))
     base = NodeSplit(x_t, edge_index, y_t, masks["train"])
@@ -285,16 +282,38 @@ def load_planetoid(options: PlanetoidOptions | None, data_dir: str | None) -> Da
     return Dataset(train=base, val=base.with_mask(masks["val"]), test=base.with_mask(masks["test"]), info=info)
 
 
+def _read_test_index(path: Path) -> np.ndarray:
+    """``ind.NAME.test.index``: one node id per line."""
+    from zoo.plugins.gnn.files import numeric_table
+
+    return numeric_table(path, columns=1)[:, 0]
+
+
 # -- TU graph kernel benchmarks ---------------------------------------------------------------
 
+#: Catalogue name → (TU name, the optional tables it publishes). The loader asks `locate` for these
+#: files, so a partial copy is passed over rather than read with different features.
+TU_DATASETS = {
+    "mutag": ("MUTAG", ("node_labels",)),
+    "enzymes": ("ENZYMES", ("node_labels", "node_attributes")),
+    "proteins": ("PROTEINS", ("node_labels", "node_attributes")),
+    "nci1": ("NCI1", ("node_labels",)),
+    "imdb-binary": ("IMDB-BINARY", ()),
+}
 
-class TUOptions(BaseModel):
+
+def tu_files(name: str, optional: tuple[str, ...] = ()) -> list[str]:
+    """The tables TU set ``name`` needs, as paths under a data root (``tu/NAME/NAME_A.txt``, ...)."""
+    return [f"tu/{name}/{name}_{table}.txt" for table in ("A", "graph_indicator", "graph_labels", *optional)]
+
+
+class FoldOptions(BaseModel):
+    """Stratified k-fold cross-validation of a graph classification set (TU sets, ``graphs``)."""
+
     model_config = ConfigDict(extra="forbid")
-    name: str = Field("MUTAG", pattern=r"^[A-Za-z0-9_-]+$", description="TU dataset name (folder and file prefix).")
     folds: int = Field(10, ge=2, le=100, description="k of the stratified k-fold cross-validation.")
     fold: int = Field(0, ge=0, description="Which fold is the test split (0 .. folds-1).")
     fold_seed: int = Field(0, ge=0, description="Seed of the fold assignment (independent of train.seed).")
-    data_dir: str | None = Field(None, description="Folder holding NAME/NAME_A.txt ... (overrides data.data_dir).")
     test_as_val: bool = Field(
         False, description="Xu et al. 2019 protocol: the test fold is also the validation split, so "
         "metrics.jsonl holds the per-epoch test-fold accuracy (select one epoch on the mean over folds; "
@@ -305,6 +324,15 @@ class TUOptions(BaseModel):
         if self.fold >= self.folds:
             raise ValueError(f"fold must be < folds ({self.folds}), got {self.fold}")
         return self
+
+
+class TUOptions(FoldOptions):
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+$",
+                             description="TU dataset name as published (MUTAG, DD, COLLAB, ...; default: the "
+                             "dataset chosen). Its files are looked for in tu/NAME/ under the data roots.")
+    node_attributes: bool = Field(True, description="Append the published node attributes (NAME_node_attributes.txt) "
+                                  "to the one-hot node labels.")
+    data_dir: str | None = Field(None, description="A data root holding tu/NAME/NAME_A.txt ... (overrides data.data_dir).")
 
 
 def stratified_folds(y: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
@@ -320,74 +348,58 @@ def stratified_folds(y: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
     return fold
 
 
-def read_tu(folder: Path, name: str) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor, int]:
-    """Graphs ``[(x, edge_index)]`` (local indices), labels ``[G]`` and the number of classes.
-
-    Node features: one-hot node labels, plus ``_node_attributes`` when present; a dataset with
-    neither gets a constant feature.
-    """
-    def table(suffix: str, dtype=np.int64, required: bool = True) -> np.ndarray | None:
-        path = folder / f"{name}_{suffix}.txt"
-        if not path.is_file():
-            if required:
-                raise DataUnavailable(f"{path} not found; TU datasets are at {TU_URL}/{name}.zip")
-            return None
-        return np.loadtxt(path, delimiter=",", dtype=dtype, ndmin=2)
-
-    edges = table("A") - 1                                     # 1-based global node ids
-    graph_of = table("graph_indicator").reshape(-1) - 1
-    graph_labels = table("graph_labels").reshape(-1)
-    node_labels = table("node_labels", required=False)
-    attributes = table("node_attributes", np.float32, required=False)
-    n = graph_of.shape[0]
-    features = []
-    if node_labels is not None:
-        labels = node_labels[:, 0]
-        labels = labels - labels.min()
-        features.append(np.eye(int(labels.max()) + 1, dtype=np.float32)[labels])
-    if attributes is not None:
-        features.append(attributes)
-    x_all = torch.from_numpy(np.hstack(features)) if features else torch.ones(n, 1)
-    classes, y = np.unique(graph_labels, return_inverse=True)
-    num_graphs = len(graph_labels)
-    starts = np.searchsorted(graph_of, np.arange(num_graphs + 1))       # nodes are grouped by graph
-    edge_graph = graph_of[edges[:, 0]]
-    graphs = []
-    for g in range(num_graphs):
-        lo, hi = int(starts[g]), int(starts[g + 1])
-        local = torch.from_numpy(edges[edge_graph == g] - lo).t().contiguous()
-        graphs.append((x_all[lo:hi], coalesce(local, hi - lo, undirected=True)))
-    return graphs, torch.from_numpy(y.astype(np.int64)), len(classes)
+def _find_tu(o: TUOptions, data_dir: str | None, dataset: str) -> tuple[Path, str]:
+    """``(folder holding NAME_A.txt ..., NAME)`` for a declared TU set or any TU name."""
+    declared = {tu.upper(): key for key, (tu, _) in TU_DATASETS.items()}
+    name = o.name or TU_DATASETS[dataset][0]
+    key = declared.get(name.upper())
+    name = TU_DATASETS[key][0] if key else name
+    optional = TU_DATASETS[key][1] if key else ()
+    try:
+        root = locate(key or name.lower(), tu_files(name, optional), o.data_dir or data_dir)
+    except DataNotFound as err:
+        if key is not None:
+            raise
+        # Not declared in the catalogue, so `zoo data fetch` cannot get it: say where it comes from.
+        raise DataUnavailable(f"TU dataset {name!r}: tu/{name}/{name}_A.txt not found (looked in "
+                              f"{', '.join(err.looked)}); download {TU_URL}/{name}.zip and unzip it "
+                              f"into DIR/tu/, then pass --data-dir DIR or set ZOO_DATA_DIR=DIR") from None
+    return root / "tu" / name, name
 
 
-def load_tu(options: TUOptions | None, data_dir: str | None) -> Dataset:
+def load_tu(options: TUOptions | None, data_dir: str | None, dataset: str = "mutag") -> Dataset:
     """A TU dataset as k folds: fold ``options.fold`` is the test split, the rest is training
     (``data.val_fraction`` of it held out for validation)."""
     o = options or TUOptions()
-    base = _where(o.data_dir, data_dir, "tu")
-    folder = None
-    for candidate in ([base / o.name, base] if base is not None else []):
-        if (candidate / f"{o.name}_A.txt").is_file():
-            folder = candidate
-    if folder is None:
-        raise DataUnavailable(f"TU dataset {o.name} not found (looked for {o.name}/{o.name}_A.txt under "
-                              f"--data-dir, $ZOO_DATA_DIR/tu, ../shared/data/tu); download "
-                              f"{TU_URL}/{o.name}.zip and unzip it there")
-    graphs, y, num_classes = read_tu(folder, o.name)
+    folder, name = _find_tu(o, data_dir, dataset)
+    graphs, y, class_names, made_of = read_tu(folder, name, node_attributes=o.node_attributes)
+    return folded(graphs, y, class_names, o, {"tu_name": name, "features": made_of},
+                  where=f"{folder / (name + '_graph_labels.txt')}")
+
+
+def folded(graphs: list[tuple[torch.Tensor, torch.Tensor]], y: torch.Tensor, class_names: list[str],
+           o, extra: dict, where: str, lines: list[int] | None = None, column: str | int = 1) -> Dataset:
+    """Graphs split into ``o.folds`` stratified folds, fold ``o.fold`` the test split. Every class
+    needs a training graph: the error names the labels' file ``where``, the ``lines[g]`` of the
+    class's first graph (default: line g + 1) and ``column``."""
+    if len(class_names) < 2:
+        raise GraphFileError(f"{at(where, None, column)}: {len(class_names)} class(es) "
+                             f"({', '.join(class_names)}): classification needs at least two")
     fold = stratified_folds(y, o.folds, o.fold_seed)
     test_ids = (fold == o.fold).nonzero().view(-1)
     train_ids = (fold != o.fold).nonzero().view(-1)
+    lacking = sorted(set(range(len(class_names))) - set(y[train_ids].tolist()))
+    if lacking:
+        first = int((y == lacking[0]).nonzero()[0])
+        raise GraphFileError(f"{at(where, lines[first] if lines else first + 1, column)}: class "
+                             f"{class_names[lacking[0]]!r} has no training graph with folds={o.folds}, fold={o.fold} "
+                             f"(it has {int((y == lacking[0]).sum())} graph(s)); add graphs of that class or "
+                             "choose another fold")
     pick = lambda ids: GraphListSplit.from_graphs([graphs[i] for i in ids.tolist()], y[ids])  # noqa: E731
-    info = DataInfo(input_shape=(graphs[0][0].shape[1],), num_classes=num_classes,
-                    class_names=None, extra={"level": "graph", "num_graphs": len(graphs), "fold": o.fold,
-                                             "folds": o.folds})
+    info = DataInfo(input_shape=(graphs[0][0].shape[1],), num_classes=len(class_names), class_names=class_names,
+                    extra={"level": "graph", "num_graphs": len(graphs), "fold": o.fold, "folds": o.folds, **extra})
     test = pick(test_ids)
     return Dataset(train=pick(train_ids), test=test, info=info, val=test if o.test_as_val else None)
-
-
-def extract_zip(archive: Path, target: Path) -> None:
-    with zipfile.ZipFile(archive) as z:
-        z.extractall(target)
 
 
 # -- karate club ------------------------------------------------------------------------------
@@ -418,6 +430,6 @@ def load_karate(options: None, data_dir: str | None) -> Dataset:
     return Dataset(train=base, val=base.with_mask(masks["val"]), test=base.with_mask(masks["test"]), info=info)
 
 
-__all__ = ["GraphListSplit", "NodeSplit", "PlanetoidOptions", "TUOptions", "coalesce", "download",
-           "extract_zip", "load_karate", "load_planetoid", "load_tu", "read_tu", "stratified_folds",
-           "ZooError"]
+__all__ = ["GraphListSplit", "NodeSplit", "PlanetoidOptions", "TU_DATASETS", "TUOptions", "coalesce", "folded",
+           "load_karate", "load_planetoid", "load_tu", "planetoid_files", "read_tu", "stratified_folds", "tu_files",
+           "FoldOptions", "ZooError"]

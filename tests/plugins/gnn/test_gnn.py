@@ -278,9 +278,10 @@ def test_missing_data_is_a_clear_error(tmp_path, monkeypatch):
     from zoo.plugins.gnn.data import PlanetoidOptions, TUOptions
 
     monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
-    with pytest.raises(DataUnavailable, match="kimiyoung/planetoid"):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(DataUnavailable, match="zoo data fetch cora"):
         load_planetoid(PlanetoidOptions(data_dir=str(tmp_path)), None)
-    with pytest.raises(DataUnavailable, match="MUTAG.zip"):
+    with pytest.raises(DataUnavailable, match="zoo data fetch mutag"):
         load_tu(TUOptions(data_dir=str(tmp_path)), None)
 
 
