@@ -9,6 +9,7 @@ from its canonical source (checksummed) when ``data.options.download = true`` is
 from __future__ import annotations
 
 from zoo import hookimpl
+from zoo.plugins.datasets.own import images as own_images
 from zoo.plugins.datasets.fashion_mnist import FashionMNISTOptions, load_fashion_mnist
 from zoo.plugins.datasets.text import TextOptions, load_atis, load_sst2
 from zoo.plugins.datasets.sklearn_bundles import (
@@ -30,3 +31,4 @@ def register_datasets(register):
     register("fashion-mnist", load_fashion_mnist, FashionMNISTOptions)
     register("sst2", load_sst2, TextOptions)
     register("atis", load_atis, TextOptions)
+    own_images.register_datasets(register)  # image-folder (the hookimpl of own/images.py)
