@@ -114,7 +114,7 @@ def _stratified(files: dict[str, list[Path]], fractions: tuple[float, ...], seed
     parts: list[list[tuple[Path, int]]] = [[] for _ in range(len(fractions) + 1)]
     for label, (name, paths) in enumerate(files.items()):
         order = rng.permutation(len(paths))
-        sizes = [int(round(len(paths) * f)) for f in fractions]
+        sizes = [int(len(paths) * f + 0.5) for f in fractions]  # rounded half up
         n_train = len(paths) - sum(sizes)
         if n_train < 1:
             raise ImageDataError(f"{where / name}: class {name!r} has no training sample ({len(paths)} "
