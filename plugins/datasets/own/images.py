@@ -85,7 +85,7 @@ class ImageSplit(TensorSplit):
 # -- finding the files --------------------------------------------------------------------------
 
 
-def _images_in(folder: Path) -> list[Path]:
+def _images_in(folder: Path) -> list[str]:
     """PNG/JPEG files anywhere below ``folder``, sorted (hidden files and folders skipped).
 
     ``os.walk`` rather than ``Path.rglob``: a third of the load time of 10,000 small PNGs went to
@@ -96,10 +96,10 @@ def _images_in(folder: Path) -> list[Path]:
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found += [os.path.join(parent, n) for n in names
                   if not n.startswith(".") and n.lower().endswith(SUFFIXES)]
-    return [Path(p) for p in sorted(found)]
+    return sorted(found)  # strings: 10,000 Path objects cost megabytes
 
 
-def scan_classes(folder: Path) -> dict[str, list[Path]]:
+def scan_classes(folder: Path) -> dict[str, list[str]]:
     """``{class name: its image files}`` for the class sub-folders of ``folder``, sorted by name.
 
     Raises :class:`ImageDataError` when ``folder`` has no class sub-folders or a class folder
@@ -117,11 +117,11 @@ def scan_classes(folder: Path) -> dict[str, list[Path]]:
     return found
 
 
-def _stratified(files: dict[str, list[Path]], fractions: tuple[float, ...], seed: int,
-                where: Path) -> list[list[tuple[Path, int]]]:
+def _stratified(files: dict[str, list[str]], fractions: tuple[float, ...], seed: int,
+                where: Path) -> list[list[tuple[str, int]]]:
     """Each class's files cut into ``1 + len(fractions)`` parts (train first), seeded."""
     rng = np.random.default_rng(seed)
-    parts: list[list[tuple[Path, int]]] = [[] for _ in range(len(fractions) + 1)]
+    parts: list[list[tuple[str, int]]] = [[] for _ in range(len(fractions) + 1)]
     for label, (name, paths) in enumerate(files.items()):
         order = rng.permutation(len(paths))
         sizes = [int(len(paths) * f + 0.5) for f in fractions]  # rounded half up
@@ -136,7 +136,7 @@ def _stratified(files: dict[str, list[Path]], fractions: tuple[float, ...], seed
     return parts
 
 
-def plan_splits(options: ImageFolderOptions) -> tuple[list[str], list[list[tuple[Path, int]]]]:
+def plan_splits(options: ImageFolderOptions) -> tuple[list[str], list[list[tuple[str, int]]]]:
     """Class names and the (file, label) lists of train, val and test."""
     root = Path(options.path).expanduser()
     if not root.is_dir():
@@ -152,7 +152,7 @@ def plan_splits(options: ImageFolderOptions) -> tuple[list[str], list[list[tuple
                                           options.seed, root / "train")
     train, val = _stratified(classes, (options.val_fraction,), options.seed, root / "train")
     index = {name: i for i, name in enumerate(classes)}
-    test: list[tuple[Path, int]] = []
+    test: list[tuple[str, int]] = []
     for name, paths in scan_classes(root / "test").items():
         if name not in index:
             raise ImageDataError(f"{root / 'test' / name}: class {name!r} has no training sample "
@@ -173,7 +173,7 @@ def _pillow():
     return Image
 
 
-def read_image(source: Path | bytes, channels: int, size: tuple[int, int] | None,
+def read_image(source: str | Path | bytes, channels: int, size: tuple[int, int] | None,
                name: str | Path) -> np.ndarray:
     """One image as ``uint8 [H, W, C]`` (``[H, W]`` for one channel), resized to ``size`` (H, W).
 
@@ -197,7 +197,7 @@ def read_image(source: Path | bytes, channels: int, size: tuple[int, int] | None
         raise ImageDataError(f"{name}: unreadable or corrupt image ({reason})") from None
 
 
-def decode_images(files: list[Path], channels: int, size: tuple[int, int] | None) -> np.ndarray:
+def decode_images(files: list[str], channels: int, size: tuple[int, int] | None) -> np.ndarray:
     """All ``files`` decoded into one preallocated ``uint8 [N, C, H, W]`` array.
 
     Without ``size`` every image must have the first one's height and width. Only one decoded
@@ -273,7 +273,7 @@ def decode_inputs(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.nd
     :returns: ``{"x": float32 [N, C, H, W]}`` of pixel / 255, every image resized to ``size``
     """
     size, channels = tuple(meta["size"]), int(meta["channels"])
-    sources: list[tuple[Path | bytes, str | Path]] = []
+    sources: list[tuple[str | Path | bytes, str | Path]] = []
     items = path_or_payload if isinstance(path_or_payload, list) else [path_or_payload]
     for item in items:
         if isinstance(item, (bytes, bytearray)):
