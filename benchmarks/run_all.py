@@ -151,6 +151,12 @@ def render_compile(d: dict) -> str:
             + _table(["model", "mode", "ms / step", "eager / this (speed-up)", "warm-up s", "note"], rows) + note)
 
 
+def render_data_loading(d: dict) -> str:
+    from data_loading import render  # benchmarks/ is on sys.path: run_all.py runs as a script
+
+    return render(d)
+
+
 # -- the benchmarks ---------------------------------------------------------------------------
 
 
@@ -200,6 +206,8 @@ BENCHMARKS = [
           ["--steps", "2", "--repeats", "1", "--lengths", "128", "512"], [], render_attention, device=True),
     Bench("compile", "Training step: eager vs torch.compile (vs CUDA graphs on GPU)", "compile_speed.py",
           ["--steps", "10", "--warmup", "3", "--batch-size", "64"], [], render_compile, device=True),
+    Bench("data", "Own data loading: zoo table / image-folder vs pandas.read_csv / ImageFolder + DataLoader",
+          "data_loading.py", ["--quick"], [], render_data_loading, needs=["pandas", "PIL"]),
     Bench("onnx-gnn", "GNN-sized inputs: onnxruntime vs torch eager", "onnx_latency_gnn.py", None, []),
     Bench("scatter", "Sum-aggregation formulations (design study)", "gnn_scatter_formulations.py", None, []),
     Bench("gnn-accuracy", "GNN accuracy over seeds/folds", "gnn_results.py", None, []),

@@ -13,6 +13,8 @@ from zoo.plugins.datasets.own import decode_inputs
 from zoo.plugins.datasets.own.pairs import PairsOptions, load_pairs
 from zoo.plugins.datasets.own.table import TableOptions, load_table_dataset
 from zoo.plugins.datasets.own.text import OwnTextOptions, TaggedTextOptions, load_tagged_text, load_text
+from zoo.plugins.datasets.own.images import ImageFolderOptions, load_image_folder
+from zoo.plugins.datasets.own.images import decode_inputs as decode_images
 from zoo.plugins.datasets.fashion_mnist import FashionMNISTOptions, load_fashion_mnist
 from zoo.plugins.datasets.text import TextOptions, load_atis, load_sst2
 from zoo.plugins.datasets.sklearn_bundles import (
@@ -39,3 +41,4 @@ def register_datasets(register):
     register("text", load_text, OwnTextOptions, decoder=decode_inputs)
     register("tagged-text", load_tagged_text, TaggedTextOptions, decoder=decode_inputs)
     register("pairs", load_pairs, PairsOptions, decoder=decode_inputs)
+    register("image-folder", load_image_folder, ImageFolderOptions, decoder=decode_images)
