@@ -85,12 +85,10 @@ def make_images(folder: Path, count: int, side: int, seed: int = 0) -> Path:
 
 
 def load_zoo_table(path: str) -> str:
-    from zoo.plugins.datasets.own import table
+    """The whole `table` dataset: parse, split, one-hot and standardise (pandas only parses)."""
+    from zoo.plugins.datasets.own.table import TableOptions, load_table_dataset
 
-    options_class = getattr(table, "TableOptions", None)
-    fields = {"path": path, "target": "target"}
-    options = options_class(**fields) if options_class is not None else fields
-    data = table.load_table(options, None)
+    data = load_table_dataset(TableOptions(path=path, target="target"), None)
     return f"{len(data.train) + len(data.test) + (len(data.val) if data.val is not None else 0)} rows"
 
 
