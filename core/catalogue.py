@@ -80,7 +80,7 @@ class DatasetEntry:
 
 _PLUGIN_KEYS = {"module", "summary"}
 _MODEL_KEYS = {"plugin", "task", "tasks", "dataset", "summary", "paper", "tags", "defaults", "reference", "smoke"}
-_DATASET_KEYS = {"plugin", "task", "summary"}
+_DATASET_KEYS = {"plugin", "task", "summary", "license", "citation", "homepage", "files", "reference"}  # files etc.: parsed by core.fetch
 #: Plugin names a manifest may not declare: the core's own tasks are registered under "core".
 _RESERVED_PLUGINS = {"core"}
 
