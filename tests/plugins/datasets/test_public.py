@@ -285,3 +285,35 @@ def test_bad_atis_tags_name_file_and_line(roots):
 def test_atis_missing_is_data_not_found(roots):
     with pytest.raises(DataNotFound, match="zoo data fetch atis"):
         text.load_atis(None, None)
+
+
+# -- declarations -------------------------------------------------------------------------------
+
+def _declared(name: str) -> dict:
+    import tomllib
+
+    from zoo.core.catalogue import __file__ as catalogue_file
+
+    registry = Path(catalogue_file).resolve().parents[1] / "registry.toml"
+    return tomllib.loads(registry.read_text(encoding="utf-8"))["datasets"][name]
+
+
+@pytest.mark.parametrize("name, load", [
+    ("mnist", lambda: mnist.load_mnist(None, None)),
+    ("fashion-mnist", lambda: fashion_mnist.load_fashion_mnist(None, None)),
+    ("cifar10", lambda: cifar10.load_cifar10(None, None)),
+    ("sst2", lambda: text.load_sst2(None, None)),
+    ("atis", lambda: text.load_atis(None, None)),
+])
+def test_declared_files_provide_what_the_loader_asks_for(roots, name, load):
+    """`zoo data fetch NAME` (the registry's files) brings every file the loader then looks for;
+    checksums come with the page they were taken from."""
+    entry = _declared(name)
+    provided = set()
+    for f in entry["files"]:
+        provided.update(f.get("provides") or [f["path"].removesuffix(".gz") if f.get("unpack") == "gz" else f["path"]])
+        assert ("md5" in f or "sha256" in f) <= ("checksum_source" in f), f
+    with pytest.raises(DataNotFound) as err:
+        load()
+    assert err.value.dataset == name and set(err.value.files) <= provided
+    assert entry["license"] and entry["citation"] and entry["homepage"]
