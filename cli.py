@@ -136,11 +136,11 @@ def data_list(as_json) -> None:
         _emit_json(rows)
         return
     width = max((len(r["name"]) for r in rows), default=4)
-    click.echo(f"{'name':<{width}}  {'task':<24}  {'size':>8}  {'license':<12}  {'cached':<6}  checksums")
+    click.echo(f"{'name':<{width}}  {'task':<24}  {'size':>8}  {'license':<16}  {'cached':<6}  checksums")
     for r in rows:
         cached = ("yes" if r["cached"] else "no") if r["checksums"] else "-"
         click.echo(f"{r['name']:<{width}}  {r['task']:<24}  {fetch.human_size(r['size']):>8}  "
-                   f"{r['license'] or '-':<12}  {cached:<6}  {r['checksums'] or '- (no download)'}")
+                   f"{_clip(r['license'] or '-', 16):<16}  {cached:<6}  {r['checksums'] or '- (no download)'}")
 
 
 @data_group.command("info")
@@ -655,6 +655,11 @@ def predict(target, input_file, as_json) -> None:
         return
     for i, p in enumerate(predictions):
         click.echo(f"{i}\t{json.dumps(p) if not isinstance(p, str) else p}")
+
+
+def _clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters with an ellipsis (the whole of it is in ``zoo data info``)."""
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _print_ranked(rows) -> None:

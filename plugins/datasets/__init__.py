@@ -1,9 +1,9 @@
-"""Shared datasets: scikit-learn's bundled sets, Fashion-MNIST and the text sets
-(SST-2, ATIS) of the sequence families, used by several families.
+"""Shared datasets: scikit-learn's bundled sets, the image sets (MNIST, Fashion-MNIST, CIFAR-10)
+and the text sets (SST-2, ATIS) of the sequence families, used by several families.
 
-Every loader reads local data only. Missing files or packages raise
-:class:`~zoo.core.errors.DataUnavailable` with what to install; Fashion-MNIST can also be fetched
-from its canonical source (checksummed) when ``data.options.download = true`` is set explicitly.
+Loaders read local files only, found with :func:`zoo.core.data.locate`; the files of the public
+sets are declared (URL, published checksum) in ``registry.toml``, and a missing one raises
+:class:`~zoo.core.errors.DataNotFound`, on which ``zoo train`` fetches it into the cache.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from zoo.plugins.datasets.own.table import TableOptions, load_table_dataset
 from zoo.plugins.datasets.own.text import OwnTextOptions, TaggedTextOptions, load_tagged_text, load_text
 from zoo.plugins.datasets.own.images import ImageFolderOptions, load_image_folder
 from zoo.plugins.datasets.own.images import decode_inputs as decode_images
-from zoo.plugins.datasets.fashion_mnist import FashionMNISTOptions, load_fashion_mnist
-from zoo.plugins.datasets.text import TextOptions, load_atis, load_sst2
+from zoo.plugins.datasets.cifar10 import CIFAR10Options, load_cifar10
+from zoo.plugins.datasets.fashion_mnist import load_fashion_mnist
+from zoo.plugins.datasets.idx import IDXOptions
+from zoo.plugins.datasets.mnist import load_mnist
+from zoo.plugins.datasets.text import SST2Options, TextOptions, load_atis, load_sst2
 from zoo.plugins.datasets.sklearn_bundles import (
     load_breast_cancer,
     load_diabetes,
@@ -33,8 +36,10 @@ def register_datasets(register):
     register("iris", load_iris)
     register("wine", load_wine)
     register("digits", load_digits)
-    register("fashion-mnist", load_fashion_mnist, FashionMNISTOptions)
-    register("sst2", load_sst2, TextOptions)
+    register("fashion-mnist", load_fashion_mnist, IDXOptions)
+    register("mnist", load_mnist, IDXOptions)
+    register("cifar10", load_cifar10, CIFAR10Options)
+    register("sst2", load_sst2, SST2Options)
     register("atis", load_atis, TextOptions)
     # The user's own data (own/): their runs take raw rows and text in zoo predict / zoo serve.
     register("table", load_table_dataset, TableOptions, decoder=decode_inputs)

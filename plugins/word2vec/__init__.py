@@ -10,7 +10,7 @@ embedding.
 Hooks implemented here:
 
 * ``register_tasks``: the ``embedding`` task;
-* ``register_datasets``: ``wiki-sample``, ``lee`` and ``text-file`` (any text file by path);
+* ``register_datasets``: ``wiki-sample``, ``lee``, ``text8`` and ``text-file`` (any text file by path);
 * ``register_models``: ``skipgram``, ``cbow``, ``glove``;
 * ``export_model``: the deployable form is the lookup ids → L2-normalised vectors, not ``forward``;
 * ``on_train_start`` / ``on_train_end``: let the CPU kernel of skip-gram and CBOW apply word2vec's
@@ -24,7 +24,7 @@ from __future__ import annotations
 import weakref
 
 from zoo import hookimpl
-from zoo.plugins.word2vec.corpus import CorpusOptions, load_lee, load_text_file, load_wiki_sample
+from zoo.plugins.word2vec.corpus import CorpusOptions, load_lee, load_text8, load_text_file, load_wiki_sample
 from zoo.plugins.word2vec.models import (
     CBOWConfig,
     GloVeConfig,
@@ -51,6 +51,7 @@ def register_tasks(register):
 def register_datasets(register):
     register("wiki-sample", load_wiki_sample, CorpusOptions)
     register("lee", load_lee, CorpusOptions)
+    register("text8", load_text8, CorpusOptions)
     register("text-file", load_text_file, CorpusOptions)
 
 

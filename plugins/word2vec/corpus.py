@@ -35,8 +35,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from zoo.core.data import DataInfo, Dataset, Split
-from zoo.core.data import data_dir as resolve_data_dir
+from zoo.core.data import DataInfo, Dataset, Split, locate
 from zoo.core.errors import DataUnavailable, ZooError
 
 _SIMPLE = re.compile(r"[^\W\d_]+", re.UNICODE)
@@ -77,14 +76,45 @@ def tokenize(line: str, tokenizer: str) -> list[str]:
     return line.split()
 
 
+#: Longest piece of a line read at once (bytes). A longer line (text8 is one 100 MB line) is cut
+#: at a space into documents of about this size: windows do not cross the cut, as word2vec and
+#: gensim cut text8 into 1,000- and 10,000-word sentences; memory stays bounded.
+MAX_LINE_BYTES = 1 << 20
+
+
+def _pieces(fh, limit: int) -> Iterator[tuple[bytes, bool]]:
+    """``(piece, ends_line)`` of a binary file: whole lines, long lines cut after a space."""
+    carry = b""
+    while True:
+        chunk = fh.readline(limit)
+        if not chunk:
+            if carry:
+                yield carry, True
+            return
+        raw, carry = carry + chunk, b""
+        if chunk.endswith(b"\n") or len(chunk) < limit:  # the line ends here (or the file does)
+            yield raw, True
+            continue
+        cut = max(raw.rfind(b" "), raw.rfind(b"\t"))
+        if cut < 0:  # no space in `limit` bytes: read on (a single token that long is rare)
+            carry = raw
+            continue
+        yield raw[:cut + 1], False
+        carry = raw[cut + 1:]
+
+
 def iter_documents(path: str | Path, tokenizer: str = "whitespace",
                    max_tokens: int | None = None) -> Iterator[list[str]]:
-    """Yield the token list of each non-empty line, streaming; stop after ``max_tokens`` tokens."""
+    """Yield the token list of each non-empty line, streaming; stop after ``max_tokens`` tokens.
+
+    A line longer than :data:`MAX_LINE_BYTES` is yielded in several documents (cut at spaces).
+    """
     path = Path(path)
     seen = 0
     offset = 0
+    number = 1
     with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
+        for raw, ends_line in _pieces(fh, MAX_LINE_BYTES):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
@@ -92,6 +122,7 @@ def iter_documents(path: str | Path, tokenizer: str = "whitespace",
                                f"file offset {offset + err.start}); convert the file to UTF-8, e.g. "
                                f"`iconv -f latin1 -t utf-8`") from None
             offset += len(raw)
+            number += ends_line
             tokens = tokenize(line, tokenizer)
             if not tokens:
                 continue
@@ -358,24 +389,18 @@ def cooccurrence(ids: torch.Tensor, docs: torch.Tensor, vocab_size: int, window:
 
 # -- loaders ---------------------------------------------------------------------------------
 
-_SHARED_TEXT = Path(__file__).resolve().parents[3] / "shared" / "data" / "text"
-
-
-def find_text_file(filename: str | None, options: CorpusOptions, configured_dir: str | None) -> Path:
-    """The corpus file: ``options.path`` if given, else ``filename`` in the text data folder."""
+def find_text_file(dataset: str, relative: str | None, options: CorpusOptions, configured_dir: str | None) -> Path:
+    """The corpus file: ``options.path`` if given, else ``relative`` (e.g. ``text/text8``) under the
+    first data root that holds it (:func:`zoo.core.data.locate`: ``--data-dir``, ``$ZOO_DATA_DIR``,
+    the cache), raising :class:`~zoo.core.errors.DataNotFound` for ``dataset`` when none does."""
     if options.path is not None:
         path = Path(options.path).expanduser()
         if not path.is_file():
             raise DataUnavailable(f"data.options.path {str(path)!r} does not exist or is not a file")
         return path
-    if filename is None:
+    if relative is None:
         raise ZooError("dataset 'text-file' needs a file: --set data.options.path=PATH/TO/corpus.txt")
-    for default in (Path.cwd() / ".." / "shared" / "data" / "text", _SHARED_TEXT):
-        folder = resolve_data_dir(configured_dir, "text", default)
-        if folder is not None and (folder / filename).is_file():
-            return folder / filename
-    raise DataUnavailable(f"{filename} not found: put it in DATA_DIR/text/ and pass --data-dir DATA_DIR "
-                          f"(or set ZOO_DATA_DIR), or point data.options.path at a copy")
+    return locate(dataset, [relative], configured_dir) / relative
 
 
 def load_corpus(path: Path, options: CorpusOptions) -> Dataset:
@@ -418,17 +443,18 @@ def load_corpus(path: Path, options: CorpusOptions) -> Dataset:
     return Dataset(train=train, test=test, info=info)
 
 
-def _loader(filename: str | None, tokenizer: str | None = None):
+def _loader(dataset: str, relative: str | None, tokenizer: str | None = None):
     def load(options: CorpusOptions | None, data_dir: str | None) -> Dataset:
         options = options or CorpusOptions()
         if tokenizer is not None and "tokenizer" not in options.model_fields_set:
             options = options.model_copy(update={"tokenizer": tokenizer})
-        return load_corpus(find_text_file(filename, options, data_dir), options)
+        return load_corpus(find_text_file(dataset, relative, options, data_dir), options)
 
-    load.__doc__ = f"Load {filename or 'any text file (data.options.path)'} as a word2vec corpus."
+    load.__doc__ = f"Load {relative or 'any text file (data.options.path)'} as a word2vec corpus."
     return load
 
 
-load_wiki_sample = _loader("wiki-sample.txt")
-load_lee = _loader("lee_background.cor", tokenizer="simple")
-load_text_file = _loader(None)
+load_wiki_sample = _loader("wiki-sample", "text/wiki-sample.txt")
+load_lee = _loader("lee", "text/lee_background.cor", tokenizer="simple")
+load_text8 = _loader("text8", "text/text8")
+load_text_file = _loader("text-file", None)

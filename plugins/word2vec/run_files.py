@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.core.data import unwrap
-from zoo.plugins.word2vec.corpus import _SHARED_TEXT
+from zoo.core.data import locate, unwrap
+from zoo.core.errors import DataNotFound
 from zoo.plugins.word2vec.evaluate import VECTORS_FILE, WordVectors, evaluate_all, json_safe, write_eval
 
 
@@ -27,13 +27,12 @@ def word_vectors(model: torch.nn.Module) -> WordVectors:
 
 
 def evaluation_folder(data_dir: str | None) -> Path | None:
-    from zoo.core.data import data_dir as resolve
-
-    for default in (Path.cwd() / ".." / "shared" / "data" / "text", _SHARED_TEXT):
-        folder = resolve(data_dir, "text", default)
-        if folder is not None and (folder / "wordsim353.tsv").is_file():
-            return folder
-    return None
+    """The ``text/`` folder of the first data root holding ``text/wordsim353.tsv`` (the word
+    similarity and analogy files sit beside it), or ``None``: the evaluation is optional."""
+    try:
+        return locate("word2vec-evaluation", ["text/wordsim353.tsv"], data_dir) / "text"
+    except DataNotFound:
+        return None
 
 
 def finish_run(run, model: torch.nn.Module, summary: dict) -> dict:

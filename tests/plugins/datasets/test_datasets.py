@@ -1,15 +1,14 @@
-"""Shared datasets: shapes, statistics, the IDX reader and the checksummed download path."""
+"""Shared datasets: Fashion-MNIST shapes and statistics, scikit-learn bundles (the public sets' search
+order and bad files: test_public.py)."""
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import struct
 
 import numpy as np
 import pytest
 import torch
-from zoo.core.errors import DataUnavailable
 from zoo.plugins.datasets import fashion_mnist as fm
 from zoo.plugins.datasets.sklearn_bundles import (
     load_breast_cancer,
@@ -25,8 +24,11 @@ def _write_idx(path, array: np.ndarray) -> None:
 
 
 @pytest.fixture
-def tiny_fashion(tmp_path):
-    """A 6 + 4 sample stand-in with the real file names and format."""
+def tiny_fashion(tmp_path, monkeypatch):
+    """A 6 + 4 sample stand-in with the real file names and format (no other root searched)."""
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(fm, "SYSTEM_ROOTS", ())
     folder = tmp_path / "fashion-mnist"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -44,31 +46,6 @@ def test_fashion_mnist_from_a_data_dir(tiny_fashion):
     assert data.info.class_names[9] == "Ankle boot" and data.info.input_mean.shape == (1, 1, 1)
     flat = fm.load_fashion_mnist(fm.FashionMNISTOptions(flatten=True), str(tiny_fashion))
     assert flat.train.tensors["x"].shape == (6, 784)
-
-
-def test_missing_and_truncated_files_are_clear_errors(tmp_path, tiny_fashion):
-    with pytest.raises(DataUnavailable, match="data directory .*nowhere' does not exist"):
-        fm.load_fashion_mnist(None, str(tmp_path / "nowhere"))
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DataUnavailable, match="apt-get install dataset-fashion-mnist"):
-        fm.load_fashion_mnist(None, str(tmp_path / "empty"))
-    path = tiny_fashion / "fashion-mnist" / "train-labels-idx1-ubyte.gz"
-    with gzip.open(path, "wb") as fh:
-        fh.write(bytes([0, 0, 8, 1]) + struct.pack(">I", 100) + b"\x01\x02")
-    with pytest.raises(DataUnavailable, match="truncated"):
-        fm.load_fashion_mnist(None, str(tiny_fashion))
-
-
-def test_download_verifies_checksums(tiny_fashion, tmp_path):
-    source = tiny_fashion / "fashion-mnist"
-    sums = {name: hashlib.md5((source / name).read_bytes()).hexdigest() for name in fm.FILES}
-    dest = fm.download(tmp_path / "dl", base_url=source.as_uri() + "/", checksums=sums)
-    assert sorted(p.name for p in dest.iterdir()) == sorted(fm.FILES)
-    wrong = dict(sums, **{"t10k-labels-idx1-ubyte.gz": "0" * 32})
-    with pytest.raises(DataUnavailable, match="checksum mismatch for t10k-labels"):
-        fm.download(tmp_path / "dl2", base_url=source.as_uri() + "/", checksums=wrong)
-    assert not (tmp_path / "dl2" / "t10k-labels-idx1-ubyte.gz").exists()
-    assert not list((tmp_path / "dl2").glob("*.part"))
 
 
 def test_sklearn_bundles_have_a_fixed_test_split():
