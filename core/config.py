@@ -342,8 +342,13 @@ def _check_explicit_options(dataset: str, options_class, explicit: dict, sources
     given = explicit.get("data", {}).get("options")
     if not isinstance(given, dict) or not given:
         return
-    valid = sorted(getattr(options_class, "model_fields", {})) if options_class is not None else []
-    wrong = [str(k) for k in given if k not in valid]
+    if options_class is not None and (not hasattr(options_class, "model_fields")
+                                      or options_class.model_config.get("extra") == "allow"):
+        return  # not a schema whose keys we can list, or one that takes any key: the loader checks
+    fields = options_class.model_fields if options_class is not None else {}
+    valid = sorted(fields)
+    accepted = {*fields, *(f.alias for f in fields.values() if f.alias)}
+    wrong = [str(k) for k in given if k not in accepted]
     if not wrong:
         return
     by = sorted({sources.get(k, "the command line") for k in wrong})

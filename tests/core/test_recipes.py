@@ -218,3 +218,21 @@ def test_info_and_list_show_recipes():
     assert info.exit_code == 0 and "recipe for --dataset adding-problem:" in info.output
     listed = runner.invoke(main, ["list", "lstm"])
     assert "[recipes: adding-problem, atis]" in listed.output
+
+
+def test_explicit_option_check_follows_the_options_class():
+    from pydantic import BaseModel, ConfigDict
+
+    class Loose(BaseModel):
+        model_config = ConfigDict(extra="allow")
+
+    class Aliased(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        size: int = Field(1, alias="Size")
+
+    for cls, key in ((Loose, "anything"), (Aliased, "Size"), (Aliased, "size")):
+        config = cfg.resolve("m", _Model, {}, "a", sets=(f"data.options.{key}=2",),
+                             option_classes={"a": cls})
+        assert config.data.options == {key: 2}
+    with pytest.raises(ZooError, match=r"data.options sise \(from --set\) do not fit dataset 'a'; it takes: size"):
+        cfg.resolve("m", _Model, {}, "a", sets=("data.options.sise=2",), option_classes={"a": Aliased})
