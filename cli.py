@@ -86,7 +86,8 @@ def list_models(pattern, plugin, task, tag, show_datasets, as_json) -> None:
         return
     width = max(len(m.name) for m in models)
     for m in models:
-        click.echo(f"{m.name:<{width}}  {m.plugin:<11} {'/'.join(m.tasks):<26} {m.summary}")
+        recipes = f" [recipes: {', '.join(m.recipes)}]" if m.recipes else ""
+        click.echo(f"{m.name:<{width}}  {m.plugin:<11} {'/'.join(m.tasks):<26} {m.summary}{recipes}")
 
 
 @main.command()
@@ -114,6 +115,12 @@ def info(model, as_json) -> None:
 
         click.echo("  defaults:")
         for line in dumps_toml(entry.defaults).splitlines():
+            click.echo(f"    {line}")
+    for dataset, recipe in entry.recipes.items():  # merged over the defaults for --dataset DATASET
+        from zoo.core.toml_io import dumps_toml
+
+        click.echo(f"  recipe for --dataset {dataset}:")
+        for line in dumps_toml(recipe).splitlines():
             click.echo(f"    {line}")
 
 

@@ -43,8 +43,10 @@ def resolve_config(model: str, config_file: str | None = None, sets: tuple[str, 
     entry = load_catalogue().resolve_trainable(model)
     zoo = _loaded_zoo(entry)
     spec = zoo.registry.model(entry.name)
+    option_classes = {name: d.options_class for name, d in zoo.registry.datasets.items()}
     run_config = cfg.resolve(entry.name, spec.config_class, entry.defaults, entry.dataset,
-                             config_file=config_file, sets=sets, options=options)
+                             config_file=config_file, sets=sets, options=options,
+                             recipes=entry.recipes, option_classes=option_classes)
     return entry, spec, run_config
 
 

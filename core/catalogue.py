@@ -38,6 +38,8 @@ class ModelEntry:
     ``defaults`` holds per-model overrides of the config sections (``model``, ``data``, ``optim``,
     ``schedule``, ``train``, ``export``); ``reference`` the published result we compare against;
     ``smoke`` further overrides (tiny sizes) used by the per-model tests in ``tests/``.
+    ``recipes`` maps a dataset to overrides of the same shape as ``defaults``, merged over them
+    when that dataset is chosen (``[models.NAME.recipes.DATASET]``; see :mod:`zoo.core.config`).
     """
 
     name: str
@@ -50,6 +52,7 @@ class ModelEntry:
     defaults: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
     smoke: dict[str, Any] = field(default_factory=dict)
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = "built-in"
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,6 +66,7 @@ class ModelEntry:
             "tags": list(self.tags),
             "defaults": self.defaults,
             "reference": self.reference,
+            "recipes": self.recipes,
             "source": self.source,
         }
 
@@ -130,7 +134,10 @@ class DatasetEntry:
 
 
 _PLUGIN_KEYS = {"module", "summary"}
-_MODEL_KEYS = {"plugin", "task", "tasks", "dataset", "summary", "paper", "tags", "defaults", "reference", "smoke"}
+_MODEL_KEYS = {"plugin", "task", "tasks", "dataset", "summary", "paper", "tags", "defaults", "reference", "smoke",
+               "recipes"}
+#: The config sections a model's ``defaults`` and recipes may override.
+_SECTIONS = {"model", "data", "optim", "schedule", "train", "export"}
 # reference: the published result on this dataset, {model, metric, value, source} (or a list of them).
 _DATASET_KEYS = {"plugin", "task", "summary", "license", "citation", "homepage", "files", "reference"}
 _FILE_KEYS = {"url", "path", "sha256", "md5", "checksum_source", "size", "unpack", "provides"}
@@ -144,6 +151,11 @@ def _table_name(kind: str, name: str) -> str:
     """``[models.NAME]``, with the name quoted when it is not a bare TOML key (one line always)."""
     bare = name and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
     return f"[{kind}.{name if bare else repr(name)}]"
+
+
+def _recipe_name(model: str, dataset: str) -> str:
+    """``[models.lstm.recipes.atis]`` (names quoted as in :func:`_table_name`)."""
+    return f"{_table_name('models', model)[:-1]}.recipes.{_table_name('_', dataset)[3:]}"
 
 
 def _short(value: Any) -> str:
@@ -211,8 +223,28 @@ def _model_entry(name: str, table: dict, origin: str, source: str) -> ModelEntry
         name=name, plugin=get("plugin", str, None), tasks=(tasks,) if isinstance(tasks, str) else tuple(tasks),
         dataset=get("dataset", str, None), summary=get("summary", str, ""), paper=get("paper", str, ""),
         tags=tuple(get("tags", list, [])), defaults=get("defaults", dict, {}),
-        reference=get("reference", dict, {}), smoke=get("smoke", dict, {}), source=source,
+        reference=get("reference", dict, {}), smoke=get("smoke", dict, {}),
+        recipes=_recipes(name, get("recipes", dict, {}), origin), source=source,
     )
+
+
+def _recipes(model: str, recipes: dict, origin: str) -> dict[str, dict]:
+    """``[models.NAME.recipes.DATASET]`` tables checked for shape: config sections only, each a
+    table, and no ``data.name`` (the table's name is the dataset). The values are checked against
+    the model's config schema when it is resolved (``zoo doctor``, ``zoo train``)."""
+    for dataset, recipe in recipes.items():
+        here = _recipe_name(model, dataset)
+        if not isinstance(recipe, dict):
+            raise ZooError(f"{origin}: {here} must be a table, got {_short(recipe)}")
+        unknown = set(recipe) - _SECTIONS
+        if unknown:
+            raise ZooError(f"{origin}: {here} has unknown key(s) {sorted(unknown)}; allowed: {sorted(_SECTIONS)}")
+        for section, table in recipe.items():
+            if not isinstance(table, dict):
+                raise ZooError(f"{origin}: {here} {section} must be a table, got {_short(table)}")
+        if "name" in recipe.get("data", {}):
+            raise ZooError(f"{origin}: {here} sets data.name; the recipe's table name is its dataset")
+    return recipes
 
 
 def _dataset_entry(name: str, table: dict, origin: str, source: str) -> DatasetEntry:
@@ -306,8 +338,23 @@ class Catalogue:
         for table, kind, entries in parsed:
             for name in entries:
                 self._check_new(table, kind, name, origin)
+        self._check_recipe_datasets(parsed[1][2], {**self.datasets, **parsed[2][2]}, origin)
         for table, _, entries in parsed:
             table.update(entries)
+
+    @staticmethod
+    def _check_recipe_datasets(models: dict[str, ModelEntry], datasets: dict[str, DatasetEntry],
+                               origin: str) -> None:
+        """Each recipe names a declared dataset (this manifest's or one declared before) of a task
+        the model takes: a recipe nobody can select is a typo."""
+        for model in models.values():
+            for name in model.recipes:
+                where = _recipe_name(model.name, name)
+                if name not in datasets:
+                    raise ZooError(f"{origin}: {where}: " + did_you_mean(name, datasets, "dataset"))
+                if datasets[name].task not in model.tasks:
+                    raise ZooError(f"{origin}: {where}: dataset {name!r} is a {datasets[name].task} dataset; "
+                                   f"model {model.name!r} is for {', '.join(model.tasks)}")
 
     @staticmethod
     def _check_new(table: dict, kind: str, name: str, origin: str) -> None:

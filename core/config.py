@@ -10,7 +10,12 @@ A run's config has one table per concern::
     [export]    ONNX export and its parity check
 
 Merge order, later wins: class defaults < the model's ``defaults`` in its manifest
+< the model's recipe for the chosen dataset (``[models.NAME.recipes.DATASET]``)
 < ``--config FILE.toml`` < ``--set a.b=value`` < explicit options (``--epochs`` ...).
+
+Choosing another dataset (``--dataset``, ``data.name``) replaces the default one *with its
+options*: the defaults' ``data.options`` were written for the model's default dataset and carry
+over only to a dataset that takes the very same options (wiki-sample → text-file).
 """
 
 from __future__ import annotations
@@ -256,30 +261,101 @@ def resolve(
     config_file: str | Path | None = None,
     sets: list[str] | tuple[str, ...] = (),
     options: dict | None = None,
+    recipes: dict[str, dict] | None = None,
+    option_classes: dict[str, type[BaseModel] | None] | None = None,
 ) -> RunConfig:
     """Merge all config sources in order and validate the result.
+
+    Args:
+        recipes: the model's recipes, ``{dataset: {section: {key: value}}}``; the chosen
+            dataset's one is merged over ``manifest_defaults``.
+        option_classes: ``{dataset: options class or None}`` of the registered datasets. With it,
+            the defaults' ``data.options`` follow the dataset only when both take the same class,
+            and explicit ``data.options`` (config file, ``--set``, options) that the chosen dataset
+            does not take are an error naming them. Without it (no plugins loaded) the defaults'
+            options stay with the default dataset alone and nothing is checked here.
 
     Every malformed input (a section given a scalar, a value of the wrong type or out of bounds,
     keys nested thousands deep) ends in a one-line :class:`ZooError` naming the source and the key.
     """
-    merged: dict = {"model": {"name": model_name}, "data": {"name": default_dataset}}
     try:
-        merged = deep_merge(merged, _sections(manifest_defaults, f"the defaults of model {model_name!r}"))
-        if config_file is not None:
-            from_file = _sections(read_toml(config_file), f"config file {str(config_file)!r}")
-            file_model = from_file.get("model", {}).get("name")
-            if file_model not in (None, model_name):
-                raise ZooError(f"config file {str(config_file)!r} is for model {_short(file_model)}, "
-                               f"not {model_name!r}")
-            merged = deep_merge(merged, from_file)
-        for item in sets:
-            merged = deep_merge(merged, parse_set(item))
-        merged = deep_merge(merged, _sections(options or {}, "the command-line options"))
+        explicit, sources = _explicit_layers(model_name, config_file, sets, options)
+        dataset = explicit.get("data", {}).get("name", default_dataset)
+        defaults = _sections(manifest_defaults, f"the defaults of model {model_name!r}")
+        if not _options_carry(default_dataset, dataset, option_classes):
+            defaults = _without_data_options(defaults)
+        recipe = _sections((recipes or {}).get(dataset, {}) if isinstance(dataset, str) else {},
+                           f"the recipe of model {model_name!r} for dataset {dataset!r}")
+        merged: dict = {"model": {"name": model_name}, "data": {"name": default_dataset}}
+        for layer in (defaults, recipe, explicit):
+            merged = deep_merge(merged, layer)
         merged["model"]["name"] = model_name
         _check_depth(merged)
+        if option_classes is not None and isinstance(dataset, str) and dataset in option_classes:
+            _check_explicit_options(dataset, option_classes[dataset], explicit, sources)
         return validate(run_config_class(model_config_cls), merged)  # type: ignore[return-value]
     except RecursionError:
         raise ZooError(f"invalid config: nested more than {MAX_DEPTH} tables or lists deep") from None
+
+
+def _explicit_layers(model_name: str, config_file, sets, options) -> tuple[dict, dict[str, str]]:
+    """What the user said, merged: config file < ``--set`` < options; and, for each
+    ``data.options`` key, where it came from (for error messages)."""
+    explicit: dict = {}
+    sources: dict[str, str] = {}
+    layers: list[tuple[dict, str]] = []
+    if config_file is not None:
+        from_file = _sections(read_toml(config_file), f"config file {str(config_file)!r}")
+        file_model = from_file.get("model", {}).get("name")
+        if file_model not in (None, model_name):
+            raise ZooError(f"config file {str(config_file)!r} is for model {_short(file_model)}, "
+                           f"not {model_name!r}")
+        layers.append((from_file, f"config file {str(config_file)!r}"))
+    layers += [(parse_set(item), "--set") for item in sets]
+    layers.append((_sections(options or {}, "the command-line options"), "the command-line options"))
+    for layer, source in layers:
+        data_options = layer.get("data", {}).get("options") if isinstance(layer.get("data"), dict) else None
+        if isinstance(data_options, dict):
+            sources.update(dict.fromkeys(map(str, data_options), source))
+        explicit = deep_merge(explicit, layer)
+    return explicit, sources
+
+
+def _options_carry(default_dataset: str, dataset: Any, option_classes: dict | None) -> bool:
+    """Whether the defaults' ``data.options`` (written for ``default_dataset``) apply to ``dataset``."""
+    if dataset == default_dataset:
+        return True
+    if option_classes is None or not isinstance(dataset, str) or dataset not in option_classes:
+        return False
+    cls = option_classes[dataset]
+    return cls is not None and cls is option_classes.get(default_dataset)
+
+
+def _without_data_options(defaults: dict) -> dict:
+    if not isinstance(defaults.get("data"), dict) or "options" not in defaults["data"]:
+        return defaults
+    return {**defaults, "data": {k: v for k, v in defaults["data"].items() if k != "options"}}
+
+
+def _check_explicit_options(dataset: str, options_class, explicit: dict, sources: dict[str, str]) -> None:
+    """ZooError naming the ``data.options`` keys given explicitly that ``dataset`` does not take."""
+    given = explicit.get("data", {}).get("options")
+    if not isinstance(given, dict) or not given:
+        return
+    if options_class is not None and (not hasattr(options_class, "model_fields")
+                                      or options_class.model_config.get("extra") == "allow"):
+        return  # not a schema whose keys we can list, or one that takes any key: the loader checks
+    fields = options_class.model_fields if options_class is not None else {}
+    valid = sorted(fields)
+    accepted = {*fields, *(f.alias for f in fields.values() if f.alias)}
+    wrong = [str(k) for k in given if k not in accepted]
+    if not wrong:
+        return
+    by = sorted({sources.get(k, "the command line") for k in wrong})
+    given_by = f"data.options {', '.join(_loc_part(k) for k in wrong)} (from {' and '.join(by)})"
+    if not valid:
+        raise ZooError(f"{given_by}: dataset {dataset!r} takes no options")
+    raise ZooError(f"{given_by} do not fit dataset {dataset!r}; it takes: {', '.join(valid)}")
 
 
 #: How deep tables and lists may nest in a config: far beyond any real one, and well within what

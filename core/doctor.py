@@ -55,7 +55,28 @@ def run_checks() -> list[Finding]:
                                     f"validate: {err}", False))
         except Exception as err:  # noqa: BLE001 - a config class that cannot make a schema
             findings.append(Finding(spec.plugin, "config", f"model {name!r}: {type(err).__name__}: {err}", False))
+        findings += _recipe_findings(zoo, entry, spec)
     return findings + runtime_findings()
+
+
+def _recipe_findings(zoo, entry, spec) -> list[Finding]:
+    """Each of the model's recipes resolved as ``--dataset DATASET`` would, its ``data.options``
+    validated by the dataset: a broken recipe is found here, not by the user who picks it."""
+    from zoo.core import config as cfg
+    from zoo.core.errors import ZooError
+
+    findings = []
+    for dataset in entry.recipes:
+        try:
+            run_config = cfg.resolve(entry.name, spec.config_class, entry.defaults, entry.dataset,
+                                     recipes=entry.recipes, options={"data": {"name": dataset}})
+            options_class = getattr(zoo.registry.datasets.get(dataset), "options_class", None)
+            if options_class is not None:
+                cfg.validate(options_class, run_config.data.options, what=f"data.options for {dataset!r}")
+        except ZooError as err:
+            findings.append(Finding(spec.plugin, "recipes", f"model {entry.name!r}: the recipe for "
+                                    f"{dataset!r} does not validate: {err}", False))
+    return findings
 
 
 def runtime_findings() -> list[Finding]:
