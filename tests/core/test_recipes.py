@@ -61,7 +61,7 @@ def test_explicit_options_that_do_not_fit_are_an_error_naming_them(sets, named):
     with pytest.raises(ZooError) as err:
         api.resolve_config("jordan", sets=("data.name=sst2", *sets))
     message = str(err.value)
-    assert named in message and "it takes: max_length" in message and "\n" not in message
+    assert named in message and "it takes: " in message and "max_length" in message and "\n" not in message
 
 
 def test_explicit_options_from_a_config_file_name_the_file(tmp_path):
