@@ -158,7 +158,7 @@ class RunConfig(Section, Generic[M]):
 # -- merging ---------------------------------------------------------------------------------
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$")
-_BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/+-]*$")
+_BARE = re.compile(r"^[A-Za-z_./~][A-Za-z0-9_.:/+~@-]*$")  # words and paths: adam, cuda:0, ./houses.csv, ~/data
 
 
 def deep_merge(base: dict, override: dict) -> dict:
