@@ -23,6 +23,7 @@ FIXTURE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"
 # own session (`pytest -m cuda`, as scripts/gpu-check.sh does): CUDA_VISIBLE_DEVICES is read once,
 # when CUDA starts, so one process cannot hide the GPU from some tests and show it to others.
 _CUDA_SESSION = False
+_CACHE: str | None = None  # this process's empty ZOO_CACHE_DIR, removed at the end of the session
 
 
 def pytest_configure(config):
@@ -45,8 +46,6 @@ def _isolate_data() -> None:
     _CACHE = tempfile.mkdtemp(prefix="zoo-test-cache-")
     os.environ["ZOO_CACHE_DIR"] = _CACHE
 
-
-_CACHE: str | None = None
 
 
 def pytest_unconfigure(config):
