@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,12 +15,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# Tiny stand-ins for every public dataset, in the real formats and the data-root layout
+# (tests/fixtures/make_fixtures.py writes them). Tests never read ../shared or the network.
+FIXTURE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"
 
 # Tests run on the CPU even where a GPU exists, except the `cuda`-marked ones, which run in their
 # own session (`pytest -m cuda`, as scripts/gpu-check.sh does): CUDA_VISIBLE_DEVICES is read once,
 # when CUDA starts, so one process cannot hide the GPU from some tests and show it to others.
 _CUDA_SESSION = False
+_CACHE: str | None = None  # this process's empty ZOO_CACHE_DIR, removed at the end of the session
 
 
 def pytest_configure(config):
@@ -28,6 +33,24 @@ def pytest_configure(config):
     _CUDA_SESSION = "cuda" in markexpr and "notcuda" not in markexpr
     if not _CUDA_SESSION:
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+    _isolate_data()
+
+
+def _isolate_data() -> None:
+    """Every test, and every `zoo` subprocess it starts, finds public datasets in the fixtures
+    (``ZOO_DATA_DIR``) and caches into an empty folder of its own (``ZOO_CACHE_DIR``): a
+    developer's ZOO_DATA_DIR or download cache never leaks in. Set before collection, so module
+    imports and session fixtures see it too; tests that need other roots monkeypatch them."""
+    global _CACHE
+    os.environ["ZOO_DATA_DIR"] = str(FIXTURE_DATA)
+    _CACHE = tempfile.mkdtemp(prefix="zoo-test-cache-")
+    os.environ["ZOO_CACHE_DIR"] = _CACHE
+
+
+
+def pytest_unconfigure(config):
+    if _CACHE is not None:
+        shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 # Tiny tensors: one intra-op thread is fastest, and pytest-xdist workers must not oversubscribe.
@@ -43,10 +66,9 @@ def cli():
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder {SHARED_DATA} not present")
-    return SHARED_DATA
+def data_root() -> Path:
+    """The fixture data root (what ``ZOO_DATA_DIR`` points at during the tests)."""
+    return FIXTURE_DATA
 
 
 def pytest_collection_modifyitems(config, items):

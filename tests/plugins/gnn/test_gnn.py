@@ -1,6 +1,7 @@
 """GNN family: message passing, spectral maths, layers, bad inputs, loaders, ONNX graph inputs.
 
-Graphs are built by hand (a few nodes); the data tests skip when ../shared/data is absent.
+Graphs are built by hand (a few nodes); the loaders read the tiny Cora and MUTAG stand-ins in
+tests/fixtures/data (``$ZOO_DATA_DIR`` in the tests).
 """
 
 from __future__ import annotations
@@ -257,18 +258,26 @@ def test_unpickler_refuses_code():
     assert array.tolist() == [0, 1, 2]
 
 
-def test_cora_planetoid_split(shared_data):
-    data = load_planetoid(None, str(shared_data))
-    assert data.train.x.shape == (2708, 1433) and data.info.num_classes == 7
-    assert data.train.edge_index.shape == (2, 10556)                     # as in PyG (no loops, no dups)
-    assert [int(s.mask.sum()) for s in (data.train, data.val, data.test)] == [140, 500, 1000]
-    assert not (data.train.mask & data.test.mask).any()
+def test_cora_planetoid_split(data_root):
+    # the fixture: 710 nodes, 70 words, 7 classes; 10 per class train, 500 val, 140 test
+    data = load_planetoid(None, str(data_root))
+    assert data.train.x.shape == (710, 70) and data.info.num_classes == 7
+    assert data.train.edge_index.shape == (2, 2786)                      # no loops, no duplicates
+    assert [int(s.mask.sum()) for s in (data.train, data.val, data.test)] == [70, 500, 140]
+    assert not (data.train.mask & data.test.mask).any() and not (data.val.mask & data.test.mask).any()
+    # tx/ty rows follow test.index (shuffled): restored, the test nodes keep their neighbours'
+    # classes (the fixture's homophily, 0.86; rows left in file order give about 0.6)
+    src, dst = data.train.edge_index
+    assert (data.train.y[src] == data.train.y[dst]).float().mean() > 0.8
+    assert data.train.y[data.test.mask].bincount().tolist() == [20] * 7
 
 
-def test_mutag_folds(shared_data):
-    tests = [load_tu(load_tu.__globals__["TUOptions"](fold=f), str(shared_data)) for f in (0, 9)]
-    assert len(tests[0].train) + len(tests[0].test) == 188
+def test_mutag_folds(data_root):
+    tests = [load_tu(load_tu.__globals__["TUOptions"](fold=f), str(data_root)) for f in (0, 9)]
+    assert len(tests[0].train) + len(tests[0].test) == 40                # the fixture's 40 molecules
     assert tests[0].info.input_shape == (7,) and tests[0].info.num_classes == 2
+    assert [len(t.test) for t in tests] == [4, 4]                        # stratified: 2 + 2 per fold
+    assert not set(tests[0].test.y.tolist()) ^ {0, 1}
     with pytest.raises(Exception, match="fold must be"):
         load_tu.__globals__["TUOptions"](fold=10)
 

@@ -98,7 +98,7 @@ def test_gradient_norms_are_logged_per_epoch(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def sst2_run(tmp_path_factory, shared_data):
+def sst2_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sst2") / "run"
     entry = load_catalogue().models["lstm"]
     api.train("lstm", options=quick_options(entry), out=str(out), log=None)

@@ -95,7 +95,7 @@ def test_vit_patches_and_pooling():
 
 
 @pytest.fixture(scope="module")
-def sst2_run(tmp_path_factory, shared_data):
+def sst2_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sst2") / "run"
     entry = load_catalogue().models["transformer-classifier"]
     api.train("transformer-classifier", options=quick_options(entry, data={"options": {"max_length": 16}}),
