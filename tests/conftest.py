@@ -45,6 +45,9 @@ def _isolate_data() -> None:
     os.environ["ZOO_DATA_DIR"] = str(FIXTURE_DATA)
     _CACHE = tempfile.mkdtemp(prefix="zoo-test-cache-")
     os.environ["ZOO_CACHE_DIR"] = _CACHE
+    # No test reaches the network: a dataset without a fixture is a one-line error, not a download.
+    # The fetch tests unset it and serve their files from a local http.server.
+    os.environ["ZOO_OFFLINE"] = "1"
 
 
 
