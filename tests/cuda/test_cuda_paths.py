@@ -147,3 +147,45 @@ def test_predict_and_serve_run_on_onnxruntime_cuda(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# One model of each family on its fixture dataset (tests/fixtures/data, ZOO_DATA_DIR in conftest):
+# the device paths that digits does not reach (token batches, graph batches, sparse embeddings,
+# uint8 image folders, own tables), trained and exported on the GPU.
+FAMILIES = [
+    ("lstm", ["--dataset", "sst2"]),
+    ("gcn", ["--dataset", "cora"]),
+    ("gin", ["--dataset", "mutag"]),
+    ("skipgram", ["--dataset", "wiki-sample"]),
+    ("transformer-tagger", ["--dataset", "atis"]) ,
+    ("cnn", ["--dataset", "fashion-mnist"]),
+]
+
+
+@pytest.mark.parametrize("model,args", FAMILIES, ids=[m for m, _ in FAMILIES])
+def test_each_family_trains_and_exports_on_the_gpu(tmp_path, model, args):
+    summary = _train(tmp_path, model, model, *args, "--epochs", "2", "--device", "cuda", "-q", "--json")
+    assert summary["device"].startswith("cuda") and summary["status"] == "finished"
+    assert summary.get("parity") is None or summary["parity"] < 1e-3
+
+
+def test_own_image_folder_and_table_on_the_gpu(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    for label, value in (("dark", 40), ("light", 210)):
+        folder = tmp_path / "images" / label
+        folder.mkdir(parents=True)
+        for i in range(30):
+            pixels = np.clip(np.random.default_rng(i).normal(value, 20, (16, 16)), 0, 255).astype("uint8")
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    summary = _train(tmp_path, "img", "cnn", "--dataset", "image-folder", "--set",
+                     f"data.options.path={tmp_path / 'images'}", "--epochs", "3", "--device", "cuda", "-q", "--json")
+    assert summary["device"].startswith("cuda") and summary["metrics"]["accuracy"] > 0.8
+    rows = ["size,colour,price"] + [f"{s},{c},{3 * s + (5 if c == 'red' else 0)}"
+                                     for s in range(60) for c in ("red", "blue")]
+    (tmp_path / "houses.csv").write_text("\n".join(rows) + "\n")
+    summary = _train(tmp_path, "table", "mlp", "--dataset", "table", "--set",
+                     f"data.options.path={tmp_path / 'houses.csv'}", "--set", "data.options.target=price",
+                     "--epochs", "20", "--device", "cuda", "-q", "--json")
+    assert summary["device"].startswith("cuda") and summary["status"] == "finished"
