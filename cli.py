@@ -42,6 +42,19 @@ def _emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+def _warn_broken_manifests() -> None:
+    """One stderr line per third-party plugin whose manifest is broken (its models are missing)."""
+    from zoo.core import discovery
+
+    import os
+
+    load_catalogue()  # reads (and records the errors of) every manifest
+    if os.environ.get("RANK", "0") != "0":
+        return  # a distributed worker other than the first: one warning per run, not per process
+    for line in discovery.manifest_warnings():
+        click.echo(f"warning: {line}", err=True)
+
+
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zoo")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
@@ -68,6 +81,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 def list_models(pattern, plugin, task, tag, show_datasets, as_json) -> None:
     """List the models (or datasets) of the catalogue, optionally filtered."""
     catalogue = load_catalogue()
+    _warn_broken_manifests()
     if show_datasets:
         rows = [d for d in catalogue.datasets.values() if not pattern or pattern in d.name]
         if as_json:
@@ -385,12 +399,25 @@ def doctor(as_json) -> None:
 @click.option("--dir", "directory", default=".", type=click.Path(file_okay=False),
               help="Where to create the zoo-NAME folder.")
 def new_plugin(name, directory) -> None:
-    """Write a pip-installable plugin package zoo-NAME (manifest, model, dataset, tests, README)."""
+    """Write a pip-installable plugin package zoo-NAME (manifest, model, dataset, tests, README).
+
+    NAME may use dashes or underscores: `my-family` gives the distribution zoo-my-family and the
+    module zoo_my_family.
+    """
+    import shlex
+
+    from zoo.core.scaffold import PluginNames
     from zoo.core.scaffold import new_plugin as scaffold
 
     root = scaffold(name, directory)
-    click.echo(f"created {root}")
-    click.echo(f"next: pip install -e {root} && zoo list --plugin {name} && pytest {root}/tests")
+    names = PluginNames.derive(name)
+    click.echo(f"created {root}: distribution {names.distribution}, module {names.module}, plugin "
+               f"(entry point) {names.plugin}, model {names.model}, dataset {names.dataset}")
+    where = shlex.quote(str(root) if root.is_absolute() else f"./{root}")  # pip: a path, not a name
+    click.echo("next steps:")
+    for step in (f"pip install -e {where}", f"zoo list --plugin {shlex.quote(names.plugin)}",
+                 f"pytest {shlex.quote(str(root / 'tests'))}", f"zoo train {names.model} --out runs/{names.model}"):
+        click.echo(f"  {step}")
 
 
 def _train_options(epochs, dataset, device, seed, lr, batch_size, data_dir, no_export, quiet) -> dict:
@@ -493,6 +520,7 @@ def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed
         from zoo.core.distributed import launch
 
         ctx.exit(launch(_worker_argv(ctx), nproc_per_node, nnodes, node_rank, rdzv_endpoint, rdzv_id))
+    _warn_broken_manifests()
     if nnodes > 1 or node_rank is not None or rdzv_endpoint or rdzv_id:
         raise ZooError("--nnodes/--node-rank/--rdzv-endpoint/--rdzv-id need --nproc-per-node")
     options = _train_options(epochs, dataset, device, seed, lr, batch_size, data_dir, no_export, quiet)

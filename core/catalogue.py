@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.core import discovery
 from zoo.core.errors import ZooError, did_you_mean
 
 REGISTRY_PATH = Path(__file__).resolve().parent.parent / "registry.toml"
@@ -351,7 +352,8 @@ class Catalogue:
             for name in model.recipes:
                 where = _recipe_name(model.name, name)
                 if name not in datasets:
-                    raise ZooError(f"{origin}: {where}: " + did_you_mean(name, datasets, "dataset"))
+                    raise ZooError(f"{origin}: {where}: " + did_you_mean(name, datasets, "dataset",
+                                                                         listed_by="zoo list --datasets"))
                 if datasets[name].task not in model.tasks:
                     raise ZooError(f"{origin}: {where}: dataset {name!r} is a {datasets[name].task} dataset; "
                                    f"model {model.name!r} is for {', '.join(model.tasks)}")
@@ -372,7 +374,7 @@ class Catalogue:
             if entry is not None and entry.plugin != plugin:
                 raise ZooError(f"model {name!r} belongs to plugin {entry.plugin!r}, not {plugin!r}")
         if name not in self.models:
-            raise ZooError(did_you_mean(name, self.models, "model"))
+            raise ZooError(discovery.explain_unknown(name, did_you_mean(name, self.models, "model")))
         return self.models[name]
 
     def resolve_trainable(self, name: str) -> ModelEntry:
@@ -385,11 +387,12 @@ class Catalogue:
                 raise ZooError(f"plugin {name!r} declares no models")
             return models[0]
         with_models = {m.plugin for m in self.models.values()}
-        raise ZooError(did_you_mean(name, [*self.models, *with_models], "model or plugin"))
+        raise ZooError(discovery.explain_unknown(name, did_you_mean(name, [*self.models, *with_models],
+                                                                    "model or plugin")))
 
     def dataset(self, name: str) -> DatasetEntry:
         if name not in self.datasets:
-            raise ZooError(did_you_mean(name, self.datasets, "dataset"))
+            raise ZooError(did_you_mean(name, self.datasets, "dataset", listed_by="zoo list --datasets"))
         return self.datasets[name]
 
     def models_of(self, plugin: str) -> list[ModelEntry]:

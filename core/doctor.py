@@ -55,8 +55,23 @@ def run_checks() -> list[Finding]:
                                     f"validate: {err}", False))
         except Exception as err:  # noqa: BLE001 - a config class that cannot make a schema
             findings.append(Finding(spec.plugin, "config", f"model {name!r}: {type(err).__name__}: {err}", False))
+        findings += _default_dataset_findings(zoo, catalogue, entry, spec)
         findings += _recipe_findings(zoo, entry, spec)
     return findings + runtime_findings()
+
+
+def _default_dataset_findings(zoo, catalogue, entry, spec) -> list[Finding]:
+    """The model's default dataset (``dataset =`` in its manifest) must be declared or registered:
+    otherwise a plain ``zoo train MODEL`` can only fail."""
+    from zoo.core.errors import did_you_mean
+
+    name = entry.dataset
+    if name in zoo.registry.datasets or name in catalogue.datasets:
+        return []
+    known = {*zoo.registry.datasets, *catalogue.datasets}
+    return [Finding(spec.plugin, "dataset", f"model {entry.name!r}: default dataset {name!r} is neither declared "
+                    f"in a manifest nor registered by a plugin: "
+                    + did_you_mean(name, known, "dataset", listed_by="zoo list --datasets"), False)]
 
 
 def _recipe_findings(zoo, entry, spec) -> list[Finding]:

@@ -54,12 +54,21 @@ class ExportError(ZooError):
     exit_code = 4
 
 
-def did_you_mean(name: str, choices: Iterable[str], what: str) -> str:
-    """``unknown model 'mpl'; did you mean: mlp? (valid: linear, logistic, mlp, softmax)``."""
-    choices = sorted(choices)
+#: More valid names than this and the message points to the command that lists them.
+LONGEST_LIST = 20
+
+
+def did_you_mean(name: str, choices: Iterable[str], what: str, listed_by: str = "zoo list") -> str:
+    """``unknown model 'mpl'; did you mean: mlp? (valid: linear, logistic, mlp, softmax)``.
+
+    Each valid name appears once; when there are more than :data:`LONGEST_LIST`, the message
+    says how many and which command lists them (``listed_by``) instead of a cut-off list.
+    """
+    choices = sorted(set(choices))
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
     message = f"unknown {what} {name!r}"
     if close:
         message += f"; did you mean: {', '.join(close)}?"
-    shown = ", ".join(choices[:30]) + (", ..." if len(choices) > 30 else "")
-    return message + f" (valid: {shown})"
+    if len(choices) > LONGEST_LIST:
+        return message + f" (valid: {len(choices)} names; `{listed_by}` shows them)"
+    return message + f" (valid: {', '.join(choices)})"

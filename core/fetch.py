@@ -59,7 +59,7 @@ def declared(name: str) -> DatasetEntry:
     """The catalogue entry of dataset ``name``; unknown names are a ZooError with suggestions."""
     datasets = load_catalogue().datasets
     if name not in datasets:
-        raise ZooError(did_you_mean(name, datasets, "dataset"))
+        raise ZooError(did_you_mean(name, datasets, "dataset", listed_by="zoo data list"))
     return datasets[name]
 
 

@@ -145,21 +145,22 @@ class Registry:
 
     def dataset(self, name: str) -> DatasetSpec:
         if name not in self.datasets:
-            raise ZooError(did_you_mean(name, self.datasets, "dataset"))
+            raise ZooError(did_you_mean(name, self.datasets, "dataset", listed_by="zoo list --datasets"))
         return self.datasets[name]
 
     def task(self, name: str):
         if name not in self.tasks:
-            raise ZooError(did_you_mean(name, self.tasks, "task"))
+            raise ZooError(did_you_mean(name, self.tasks, "task", listed_by="zoo plugins"))
         return self.tasks[name]
 
 
 class _Collector:
     """The ``register`` callbacks handed to one plugin. Validates, then commits all-or-nothing."""
 
-    def __init__(self, registry: Registry, plugin: str) -> None:
+    def __init__(self, registry: Registry, plugin: str, catalogue: Catalogue | None = None) -> None:
         self.registry = registry
         self.plugin = plugin
+        self.catalogue = catalogue or Catalogue()  # who declares which name
         self.models: dict[str, ModelSpec] = {}
         self.datasets: dict[str, DatasetSpec] = {}
         self.tasks: dict[str, Any] = {}
@@ -169,6 +170,15 @@ class _Collector:
             f"plugin {self.plugin!r} ({hook}) registers {kind} {name!r}, "
             f"which plugin {existing_plugin!r} already registered; rename one of them"
         )
+
+    def _check_owner(self, kind: str, name: str, declared: dict, hook: str) -> None:
+        """A name declared in a manifest belongs to its declarer: another plugin registering it
+        fails on its own, whichever of the two loads first (the declarer never loses its name)."""
+        owner = getattr(declared.get(name), "plugin", self.plugin)
+        if owner != self.plugin:
+            raise ZooError(f"plugin {self.plugin!r} ({hook}) registers {kind} {name!r}, which plugin "
+                           f"{owner!r} declares; rename it and declare the new name in the "
+                           f"[{kind}s] of {self.plugin!r}'s own manifest")
 
     def register_model(self, name: str, builder: Callable, config_class: type) -> None:
         from zoo.core.config import ModelConfig
@@ -183,6 +193,7 @@ class _Collector:
                 f"plugin {self.plugin!r} ({hook}): config class for {name!r} must subclass "
                 f"zoo.ModelConfig, got {config_class!r}"
             )
+        self._check_owner("model", name, self.catalogue.models, hook)
         if name in self.registry.models:
             raise self._clash("model", name, self.registry.models[name].plugin, hook)
         if name in self.models:
@@ -197,6 +208,7 @@ class _Collector:
             raise ZooError(f"plugin {self.plugin!r} ({hook}): dataset name must be a non-empty string")
         if not callable(loader):
             raise ZooError(f"plugin {self.plugin!r} ({hook}): loader for {name!r} is not callable")
+        self._check_owner("dataset", name, self.catalogue.datasets, hook)
         if name in self.registry.datasets:
             raise self._clash("dataset", name, self.registry.datasets[name].plugin, hook)
         if name in self.datasets:
@@ -312,7 +324,7 @@ class Zoo:
         self.pm.register(module, name=name)
         callers = self.pm.get_hookcallers(module) or []
         status.hooks = sorted(caller.name for caller in callers)
-        collector = _Collector(self.registry, name)
+        collector = _Collector(self.registry, name, self.catalogue)
         self._call_registration(module, collector)
         collector.commit()
         for caller in callers:  # from now on, a hook's failure is this plugin's, with its name

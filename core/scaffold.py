@@ -7,26 +7,51 @@ a builder with a docstring and shapes, a dataset hook example, and tests that pa
 
 from __future__ import annotations
 
-import keyword
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from zoo.core.errors import ZooError
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Lower-case words joined by single '-' or '_': `shapes`, `my-family`, `my_family2`.
+_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 
 
-def _files(name: str, zoo_version: str) -> dict[str, str]:
-    module = f"zoo_{name}"
-    model = f"{name.replace('_', '-')}-mlp"
-    dataset = f"{name.replace('_', '-')}-blobs"
+@dataclass(frozen=True)
+class PluginNames:
+    """Every name ``zoo new-plugin NAME`` derives from NAME.
+
+    ``zoo new-plugin my-family`` gives the plugin (entry-point) name ``my-family``, the
+    distribution ``zoo-my-family`` (what ``pip install`` and PyPI call it), the import package
+    ``zoo_my_family``, the model ``my-family-mlp`` and the dataset ``my-family-blobs``.
+    """
+
+    plugin: str
+    distribution: str
+    module: str
+    model: str
+    dataset: str
+
+    @classmethod
+    def derive(cls, name: str) -> PluginNames:
+        if not _NAME.match(name):
+            raise ZooError(f"plugin name {name!r} must be lower-case letters and digits, words joined by '-' "
+                           f"or '_', starting with a letter (e.g. my-family: distribution zoo-my-family, "
+                           f"module zoo_my_family)")
+        dashed = name.replace("_", "-")
+        return cls(plugin=name, distribution=f"zoo-{dashed}", module=f"zoo_{name.replace('-', '_')}",
+                   model=f"{dashed}-mlp", dataset=f"{dashed}-blobs")
+
+
+def _files(names: PluginNames, zoo_version: str) -> dict[str, str]:
+    name, module, model, dataset = names.plugin, names.module, names.model, names.dataset
     return {
         "pyproject.toml": f'''[build-system]
 requires = ["setuptools>=68"]
 build-backend = "setuptools.build_meta"
 
 [project]
-name = "zoo-{name.replace('_', '-')}"
+name = "{names.distribution}"
 version = "0.1.0"
 description = "A zoo plugin: {name} models"
 readme = "README.md"
@@ -38,7 +63,7 @@ test = ["pytest>=8"]
 
 # The entry point is how zoo finds the plugin; zoo.toml next to the module declares its models.
 [project.entry-points.zoo]
-{name} = "{module}"
+"{name}" = "{module}"
 
 [tool.setuptools]
 packages = ["{module}"]
@@ -176,7 +201,7 @@ def test_model_trains_and_exports(tmp_path):
     assert summary["metrics"]["accuracy"] > 0.5
     assert summary["parity"] <= 1e-4
 ''',
-        "README.md": f'''# zoo-{name.replace('_', '-')}
+        "README.md": f'''# {names.distribution}
 
 A [zoo](https://pypi.org/project/zoo-ml/) plugin. Install it next to zoo and its models appear in
 `zoo list` and train with `zoo train`:
@@ -196,16 +221,18 @@ zoo predict runs/{model} --input sample.json
 
 
 def new_plugin(name: str, directory: str | Path = ".") -> Path:
-    """Write the package ``zoo-NAME`` into ``directory``; returns its folder."""
-    if not _NAME.match(name) or keyword.iskeyword(name):
-        raise ZooError(f"plugin name {name!r} must be lower-case letters, digits and '_', starting with a "
-                       f"letter (it becomes the module zoo_{name})")
+    """Write the package of plugin ``name`` (see :class:`PluginNames`) into ``directory``.
+
+    Returns:
+        The package's folder, ``directory/zoo-NAME`` (dashes for underscores).
+    """
     from zoo import __version__
 
-    root = Path(directory) / f"zoo-{name.replace('_', '-')}"
+    names = PluginNames.derive(name)
+    root = Path(directory) / names.distribution
     if root.exists() and any(root.iterdir()):
         raise ZooError(f"{root} already exists and is not empty")
-    for relative, text in _files(name, __version__).items():
+    for relative, text in _files(names, __version__).items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

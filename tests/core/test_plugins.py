@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def make_distribution(root: Path, name: str, module_source: str, manifest: str |
         (package / "zoo.toml").write_text(textwrap.dedent(manifest))
         records.append(f"{name}/zoo.toml,,")
     (info / "RECORD").write_text("\n".join(records) + "\n")
-    return {"PYTHONPATH": str(root)}
+    # In front of, not instead of, the caller's PYTHONPATH (which may be where the zoo under test is).
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
 
 
 def test_plugin_that_raises_on_import_is_recorded_and_the_rest_works(tmp_path):
@@ -408,3 +410,131 @@ def test_broken_third_party_plugins_never_stop_other_commands(tmp_path):
     assert trained.returncode == 0, trained.stderr
     assert json.loads((out / "summary.json").read_text())["status"] == "finished"
     assert trained.stderr.count("plugin 'exits_in_listener' failed in on_epoch_end: SystemExit: 0") == 1
+
+
+# -- a declared name belongs to its declarer (issue 20, point 7) -------------------------------
+
+
+def _catalogue_declaring(plugin: str, model: str, dataset: str):
+    from zoo.core.catalogue import Catalogue
+
+    catalogue = Catalogue()
+    catalogue.add_manifest({"plugins": {plugin: {"module": plugin}},
+                            "datasets": {dataset: {"plugin": plugin, "task": "classification"}},
+                            "models": {model: {"plugin": plugin, "task": "classification", "dataset": dataset}}},
+                           origin="test.toml", source="test")
+    return catalogue
+
+
+@pytest.mark.parametrize("squatter_first", [True, False])
+@pytest.mark.parametrize("kind", ["model", "dataset"])
+def test_registering_a_name_another_plugin_declares_fails_only_the_registrant(kind, squatter_first):
+    from torch import nn
+    from zoo import hookimpl
+    from zoo.core.config import ModelConfig
+
+    def loader(options, data_dir):
+        raise AssertionError("never loaded")
+
+    def hooks(model: str, dataset: str) -> dict:
+        if kind == "model":
+            return {"register_models": hookimpl(lambda register: register(model, lambda c, i: nn.Identity(),
+                                                                          ModelConfig))}
+        return {"register_datasets": hookimpl(lambda register: register(dataset, loader))}
+
+    zoo = Zoo(_catalogue_declaring("owner", "owned-net", "owned-data"))
+    load = [("squatter", hooks("owned-net", "owned-data")), ("owner", hooks("owned-net", "owned-data"))]
+    for name, plugin_hooks in load if squatter_first else load[::-1]:
+        _load_module(zoo, name, **plugin_hooks)
+    assert zoo.status["owner"].status == "loaded", zoo.status["owner"].error
+    assert zoo.status["squatter"].status == "failed"
+    name = "owned-net" if kind == "model" else "owned-data"
+    assert f"registers {kind} {name!r}, which plugin 'owner' declares" in zoo.status["squatter"].error
+    table = zoo.registry.models if kind == "model" else zoo.registry.datasets
+    assert table[name].plugin == "owner"
+
+
+# -- broken manifests are visible (issue 20, point 8) -------------------------------------------
+
+MISDECLARED = {
+    "misspelt": """
+        [models.misspelt-net]
+        plugin = "misspelt"
+        task = "classification"
+        dataset = "iris"
+        sumary = "a typo"
+    """,
+    "bad_toml": """
+        [models.bad-toml-net]
+        plugin = "bad_toml"
+        task = "classification"
+        dataset = "iris
+    """,
+    "no_task": """
+        [models.no-task-net]
+        plugin = "no_task"
+        dataset = "iris"
+    """,
+}
+
+
+def test_each_broken_manifest_is_one_warning_line_and_its_model_names_it(tmp_path):
+    for name, manifest in MISDECLARED.items():
+        env = make_distribution(tmp_path, name, "", manifest)
+    listed = run_cli("list", env=env)
+    assert listed.returncode == 0 and "linear" in listed.stdout, listed.stderr
+    warnings = [line for line in listed.stderr.splitlines() if line.startswith("warning: plugin ")]
+    assert len(warnings) == 3 and listed.stderr.count("\n") == 3, listed.stderr
+    for name, line in zip(sorted(MISDECLARED), warnings):
+        assert line.startswith(f"warning: plugin {name}: manifest error") and line.endswith("; see zoo plugins")
+    assert "sumary" in listed.stderr and "task" in listed.stderr
+
+    for model, plugin in (("bad-toml-net", "bad_toml"), ("misspelt-net", "misspelt"), ("no-task-net", "no_task")):
+        trained = run_cli("train", model, "--epochs", "1", env=env)
+        assert trained.returncode == 2 and "Traceback" not in trained.stderr
+        error = trained.stderr.splitlines()[-1]
+        assert error.startswith(f"error: model {model!r} comes from plugin {plugin!r}, which failed to load: its "
+                                f"manifest is broken"), error
+        assert f"warning: plugin {plugin}: manifest error" in trained.stderr
+    unknown = run_cli("train", "nowhere-net", env=env)
+    assert unknown.returncode == 2
+    assert "plugins with a broken manifest: bad_toml, misspelt, no_task" in unknown.stderr.splitlines()[-1]
+
+
+def test_valid_lists_are_deduplicated_and_point_to_zoo_list_when_long():
+    from zoo.core.errors import LONGEST_LIST, did_you_mean
+
+    assert did_you_mean("cnx", ["cnn", "cnn", "mlp"], "model") == \
+        "unknown model 'cnx'; did you mean: cnn? (valid: cnn, mlp)"
+    many = [f"m{k}" for k in range(LONGEST_LIST + 5)] * 2
+    message = did_you_mean("zz", many, "dataset", listed_by="zoo list --datasets")
+    assert message == f"unknown dataset 'zz' (valid: {LONGEST_LIST + 5} names; `zoo list --datasets` shows them)"
+    out = run_cli("train", "cnnn")
+    assert out.returncode == 2
+    assert "cnn, cnn" not in out.stderr and "..." not in out.stderr and "`zoo list`" in out.stderr
+
+
+# -- zoo doctor checks each model's default dataset (issue 20, point 9) -------------------------
+
+
+def test_doctor_fails_a_model_whose_default_dataset_does_not_exist(tmp_path):
+    source = """
+        from torch import nn
+        from zoo import hookimpl, ModelConfig
+
+        @hookimpl
+        def register_models(register):
+            register("lost-net", lambda config, info: nn.Identity(), ModelConfig)
+    """
+    manifest = """
+        [models.lost-net]
+        plugin = "lost"
+        task = "classification"
+        dataset = "no-such-data"
+    """
+    env = make_distribution(tmp_path, "lost", source, manifest)
+    doctor = run_cli("doctor", env=env)
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    failed = [line for line in doctor.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and "lost" in failed[0] and "default dataset 'no-such-data'" in failed[0]
+    assert "all checks passed" not in doctor.stderr
