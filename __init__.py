@@ -23,6 +23,7 @@ _LAZY = {
     "ModelSpec": "zoo.core.plugins",
     "DatasetSpec": "zoo.core.plugins",
     "ZooError": "zoo.core.errors",
+    "RunContext": "zoo.core.context",
 }
 
 __all__ = ["__version__", "hookimpl", *_LAZY]

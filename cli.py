@@ -6,6 +6,7 @@ Module-level imports are limited to click and the TOML catalogue, so ``zoo list`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import traceback
@@ -17,7 +18,38 @@ from zoo.core.errors import ZooError
 
 
 class ZooGroup(click.Group):
-    """Turns ZooError into a one-line message and its exit code; ``--debug`` shows tracebacks."""
+    """Turns ZooError into a one-line message and its exit code; ``--debug`` shows tracebacks.
+
+    Also the home of plugin commands (``register_commands``): ``zoo --help`` lists the commands
+    declared in manifests (``[commands.NAME]``) without importing any plugin; ``zoo NAME`` loads
+    the plugins and takes the command from its plugin's hook (:mod:`zoo.core.commands`).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from zoo.core.commands import declared
+
+        return sorted({*self.commands, *declared()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        from zoo.core import commands
+
+        if name not in commands.declared():
+            return None
+        return commands.load(name, set(self.commands))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``zoo --help``: plugin commands from their declarations only."""
+        from zoo.core.commands import declared, help_stub
+
+        plugin = declared()
+        listed = [(n, self.commands.get(n) or help_stub(plugin[n])) for n in self.list_commands(ctx)]
+        listed = [(n, c) for n, c in listed if not c.hidden]
+        if listed:
+            limit = formatter.width - 6 - max(len(n) for n, _ in listed)
+            with formatter.section("Commands"):
+                formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in listed])
 
     def invoke(self, ctx: click.Context):
         try:
@@ -266,7 +298,10 @@ def plugins(as_json) -> None:
     from zoo.core.plugins import get_zoo
 
     zoo = get_zoo()
-    rows = [vars(s) for s in zoo.status.values()]
+    catalogue = load_catalogue()
+    declared = {s.name: {kind: [n for n, e in getattr(catalogue, kind).items() if e.plugin == s.name]
+                         for kind in ("loggers", "commands")} for s in zoo.status.values()}
+    rows = [{**vars(s), **declared[s.name]} for s in zoo.status.values()]
     if as_json:
         _emit_json(rows)
         return
@@ -275,7 +310,8 @@ def plugins(as_json) -> None:
         click.echo(f"{s.name:<{width}}  {s.status:<8}  {s.version:<8}  {s.source}")
         if s.status == "loaded":
             for label, items in (("models", s.models), ("datasets", s.datasets), ("tasks", s.tasks),
-                                 ("hooks", s.hooks)):
+                                 ("loggers", declared[s.name]["loggers"]),
+                                 ("commands", declared[s.name]["commands"]), ("hooks", s.hooks)):
                 if items:
                     click.echo(f"{'':<{width}}  {label}: {', '.join(items)}")
             for problem in s.problems:
@@ -486,7 +522,8 @@ def config_cmd(model, config_file, sets, schema) -> None:
 @click.option("--offline", is_flag=True,
               help="Never download: a public dataset missing locally is an error (also ZOO_OFFLINE=1).")
 @click.option("--log", "loggers", multiple=True, metavar="NAME",
-              help="Enable a logger plugin (train.log), e.g. --log tensorboard. Repeatable.")
+              help="train.log: enable a declared logger ([loggers.NAME] of a plugin), e.g. --log "
+              "tensorboard or --log mlflow (`zoo plugins` lists them). Repeatable.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines or progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON at the end.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
@@ -525,6 +562,8 @@ def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed
         raise ZooError("--nnodes/--node-rank/--rdzv-endpoint/--rdzv-id need --nproc-per-node")
     options = _train_options(epochs, dataset, device, seed, lr, batch_size, data_dir, no_export, quiet)
     if loggers:
+        for name in loggers:  # a typo is exit 2 at once, before any plugin or torch is loaded
+            load_catalogue().logger(name)
         options.setdefault("train", {})["log"] = list(loggers)
     if precision is not None:
         options.setdefault("train", {})["precision"] = precision
@@ -535,7 +574,8 @@ def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed
     log = None if (quiet or as_json) else (lambda line: click.echo(line, err=True))
     from zoo.core.fetch import offline as offline_mode
 
-    with offline_mode(bool(offline)):
+    # stdout is this command's output (the --json summary): whatever the run prints goes to stderr.
+    with offline_mode(bool(offline)), contextlib.redirect_stdout(sys.stderr):
         summary = api.train(model, config_file=config_file, sets=sets, options=options, out=out,
                             resume=resume, log=log, force=force)
     if summary.get("rank", 0) > 0:  # a torchrun worker other than rank 0: rank 0 reports
@@ -697,35 +737,6 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def _print_ranked(rows) -> None:
-    for word, score in rows:
-        click.echo(f"{word}\t{score:.4f}")
-
-
-@main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click.argument("word")
-@click.option("--topn", type=int, default=10, show_default=True, help="How many neighbours.")
-def similar(run_dir, word, topn) -> None:
-    """Nearest neighbours of WORD (cosine) in the word vectors of RUN_DIR."""
-    from zoo.core import api
-
-    _print_ranked(api.query(run_dir, "similar", [word], topn))
-
-
-@main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click.argument("a")
-@click.argument("b")
-@click.argument("c")
-@click.option("--topn", type=int, default=5, show_default=True, help="How many answers.")
-def analogy(run_dir, a, b, c, topn) -> None:
-    """A is to B as C is to ?  (3CosAdd: nearest to B - A + C in RUN_DIR's word vectors)."""
-    from zoo.core import api
-
-    _print_ranked(api.query(run_dir, "analogy", [a, b, c], topn))
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
@@ -743,8 +754,9 @@ def reference_markdown() -> str:
         title = " ".join(["zoo", *path])
         parts.append(f"## `{title}`\n\n```\n{result.output.rstrip()}\n```\n")
         if isinstance(command, click.Group):
-            for name in sorted(command.commands):
-                walk(command.commands[name], [*path, name])
+            ctx = click.Context(command, info_name=title)
+            for name in command.list_commands(ctx):  # plugin commands (register_commands) too
+                walk(command.get_command(ctx, name), [*path, name])
 
     walk(main, [])
     return "\n".join(parts)

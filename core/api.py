@@ -10,6 +10,7 @@ parsing and rendering and the same flow is usable from Python::
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import platform
 import signal
@@ -48,6 +49,18 @@ def resolve_config(model: str, config_file: str | None = None, sets: tuple[str, 
                              config_file=config_file, sets=sets, options=options,
                              recipes=entry.recipes, option_classes=option_classes)
     return entry, spec, run_config
+
+
+def check_loggers(names, zoo=None) -> None:
+    """Each ``train.log`` name (``--log NAME``) must be a declared logger (``[loggers.NAME]``)
+    whose plugin is loaded: a typo is exit 2 with the valid names, never silently ignored."""
+    catalogue = load_catalogue()
+    for name in names:
+        entry = catalogue.logger(name)
+        status = zoo.status.get(entry.plugin) if zoo is not None else None
+        if zoo is not None and (status is None or status.status != "loaded"):
+            reason = f"{status.status}: {status.error}" if status else "not installed"
+            raise ZooError(f"logger {name!r} needs plugin {entry.plugin!r}, which is {reason}")
 
 
 def config_schema(model: str) -> dict[str, Any]:
@@ -302,12 +315,14 @@ def _train(model, *, config_file, sets, options, out, resume, log, dist, force=F
             entry, spec, run_config = resolve_config(model, sets=sets, options=options,
                                                      config_file=config_file)
             run = None
+        check_loggers(run_config.train.log, _loaded_zoo())
         return _run_training(entry, spec, run_config, run, checkpoint, previous, out, force, log, dist, stack)
 
 
 def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force, log, dist, stack):
     """Data, model and run directory set up, then fit, test, export; the summary written whatever happens."""
     from zoo.core import distributed
+    from zoo.core.context import RunContext
     from zoo.core.precision import Precision
     from zoo.core.runs import Run
     from zoo.core.trainer import Trainer, resolve_device
@@ -345,7 +360,10 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
     log(f"{entry.name} ({entry.plugin}) on {run_config.data.name}: {len(dataset.train)} train / "
         f"{len(dataset.val) if dataset.val is not None else 0} val / {len(dataset.test)} test, "
         f"{summary['parameters']:,} parameters, device {device}, run {run.path}")
-    trainer = Trainer(net, task, data_on_device, run_config, run, device, emit=zoo.emit, log=log, dist=dist)
+    ctx = RunContext(run, run_config.model_dump(mode="json"), entry.name, run_config.data.name,
+                     entry.plugin, task.name, dist.rank, dist.world_size, resumed=checkpoint is not None)
+    emit = functools.partial(zoo.emit, ctx=ctx)  # every event knows its run
+    trainer = Trainer(net, task, data_on_device, run_config, run, device, emit=emit, log=log, dist=dist)
     try:
         with _sigterm_as_interrupt():
             result = trainer.fit(checkpoint)
@@ -366,7 +384,7 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
                 f"interrupted during the {summary.get('phase', 'run')}; the trained weights are kept: "
                 f"`zoo train --resume {run.path}` finishes the test and export")
         summary.update(wall_seconds=round(time.time() - started, 3))
-        _record_end(run, summary, previous, status, err, zoo)
+        _record_end(run, summary, previous, status, err, emit)
         if isinstance(err, TrainingInterrupted):
             raise err from None
         if isinstance(err, SystemExit):  # zoo never exits mid-run: a plugin's code called sys.exit
@@ -379,7 +397,7 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
     summary.pop("phase", None)
     summary["wall_seconds"] = round(time.time() - started, 3)
     run.write_summary(summary)
-    zoo.emit("on_train_end", run=run, summary=summary)
+    emit("on_train_end", run=run, summary=summary)
     return summary
 
 
@@ -449,7 +467,7 @@ def _finish(summary, result, run, net, task, dataset, data_on_device, run_config
         log("note: plots skipped (pip install matplotlib to get loss/metric/lr PNGs in the run)")
 
 
-def _record_end(run, summary, previous, status, err, zoo) -> None:
+def _record_end(run, summary, previous, status, err, emit) -> None:
     """Write the summary of a run that did not finish, without destroying earlier results: a
     resume of a finished run that fails keeps the finished summary and notes the failure."""
     error = str(err) or type(err).__name__
@@ -462,7 +480,7 @@ def _record_end(run, summary, previous, status, err, zoo) -> None:
         record = {**summary, "status": status, "error": error}
     try:
         run.write_summary(record)
-        zoo.emit("on_train_end", run=run, summary=record)
+        emit("on_train_end", run=run, summary=record)
     except Exception:  # noqa: BLE001 - the original error is what the user must see
         pass
 
@@ -544,20 +562,6 @@ def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
                         "parity_shapes": result.checked_shapes, "parity_provider": result.provider})
         run.write_summary(summary)
     return summary
-
-
-def query(run_dir: str, kind: str, words: list[str], topn: int = 10) -> list[tuple[str, float]]:
-    """``zoo similar`` / ``zoo analogy``: ask the task of a finished run (ranked (word, score) pairs)."""
-    from zoo.core.runs import Run
-
-    run = Run.open(run_dir)
-    task_name = run.read_summary().get("task")
-    if task_name is None:
-        model_name = run.read_config().get("model", {}).get("name")
-        task_name = load_catalogue().model(model_name).tasks[0]
-    if topn < 1:
-        raise ZooError(f"--topn must be ≥ 1, got {topn}")
-    return _loaded_zoo().registry.task(task_name).query(str(run.path), kind, list(words), topn)
 
 
 def explain(run_dir: str, index: int = 0, out: str | None = None) -> dict[str, Any]:

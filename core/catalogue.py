@@ -33,6 +33,21 @@ class PluginEntry:
 
 
 @dataclass(frozen=True)
+class NamedEntry:
+    """A command or a logger declared in a manifest: ``[commands.NAME]``, ``[loggers.NAME]``.
+
+    Declared as data so that ``zoo --help`` lists a plugin's commands and ``zoo train --log NAME``
+    is checked without importing any plugin (nor torch); the plugin's code provides the behaviour
+    (``register_commands``, its training-event hooks).
+    """
+
+    name: str
+    plugin: str
+    summary: str = ""
+    source: str = "built-in"
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A model declared in a manifest: ``[models.NAME]``.
 
@@ -207,6 +222,14 @@ def _plugin_entry(name: str, table: dict, origin: str, source: str) -> PluginEnt
                        summary=_field("plugins", name, table, "summary", str, origin, ""), source=source)
 
 
+def _named_entry(kind: str, name: str, table: dict, origin: str, source: str) -> NamedEntry:
+    _check_keys(kind, name, table, {"plugin", "summary"}, origin)
+    if not table.get("plugin"):
+        raise ZooError(f"{origin}: {_table_name(kind, name)} is missing plugin")
+    return NamedEntry(name=name, plugin=_field(kind, name, table, "plugin", str, origin),
+                      summary=_field(kind, name, table, "summary", str, origin, ""), source=source)
+
+
 def _model_entry(name: str, table: dict, origin: str, source: str) -> ModelEntry:
     _check_keys("models", name, table, _MODEL_KEYS, origin)
     tasks = table.get("tasks", table.get("task"))
@@ -313,6 +336,8 @@ class Catalogue:
         self.plugins: dict[str, PluginEntry] = {}
         self.models: dict[str, ModelEntry] = {}
         self.datasets: dict[str, DatasetEntry] = {}
+        self.commands: dict[str, NamedEntry] = {}
+        self.loggers: dict[str, NamedEntry] = {}
 
     # -- building -------------------------------------------------------------------------
     def add_manifest(self, data: dict[str, Any], origin: str, source: str = "built-in") -> None:
@@ -324,10 +349,10 @@ class Catalogue:
         """
         if not isinstance(data, dict):
             raise ZooError(f"{origin}: a manifest must be a TOML table, got {_short(data)}")
-        unknown = set(data) - {"plugins", "models", "datasets"}
+        unknown = set(data) - {"plugins", "models", "datasets", "commands", "loggers"}
         if unknown:
             raise ZooError(f"{origin}: unknown top-level table(s) {sorted(unknown)}; "
-                           f"allowed: ['datasets', 'models', 'plugins']")
+                           f"allowed: ['commands', 'datasets', 'loggers', 'models', 'plugins']")
         parsed = [
             (self.plugins, "plugin", {n: _plugin_entry(n, t, origin, source)
                                       for n, t in _tables(data, "plugins", origin).items()}),
@@ -335,6 +360,9 @@ class Catalogue:
                                     for n, t in _tables(data, "models", origin).items()}),
             (self.datasets, "dataset", {n: _dataset_entry(n, t, origin, source)
                                         for n, t in _tables(data, "datasets", origin).items()}),
+            *[(getattr(self, kind), kind[:-1], {n: _named_entry(kind, n, t, origin, source)
+                                                for n, t in _tables(data, kind, origin).items()})
+              for kind in ("commands", "loggers")],
         ]
         for table, kind, entries in parsed:
             for name in entries:
@@ -394,6 +422,12 @@ class Catalogue:
         if name not in self.datasets:
             raise ZooError(did_you_mean(name, self.datasets, "dataset", listed_by="zoo list --datasets"))
         return self.datasets[name]
+
+    def logger(self, name: str) -> NamedEntry:
+        """The logger ``--log NAME`` enables; unknown → ZooError listing the declared ones."""
+        if name not in self.loggers:
+            raise ZooError(did_you_mean(name, self.loggers, "logger"))
+        return self.loggers[name]
 
     def models_of(self, plugin: str) -> list[ModelEntry]:
         return [m for m in self.models.values() if m.plugin == plugin]

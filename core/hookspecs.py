@@ -30,7 +30,9 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from pathlib import Path
 
+    import click
     import torch
+    from zoo.core.context import RunContext
     from zoo.core.runs import Run
     from zoo.core.tasks import Task
 
@@ -107,11 +109,18 @@ def register_tasks(register: Callable[..., None]) -> None:
 
 
 # -- training events ------------------------------------------------------------------------
+#
+# Every event fires for every run in the process, whatever its model, on rank 0 only. Each gets
+# ``ctx`` (a :class:`zoo.core.context.RunContext`: run directory, resolved config, model, dataset,
+# plugin, task, rank, world size, enabled loggers, a per-run ``state`` dict): a plugin that acts
+# on its own models checks ``ctx.plugin`` or ``ctx.model_name``, a logger ``ctx.logs_to(NAME)``.
+# pluggy passes only the arguments an implementation names, so older ones without ``ctx`` work.
+# Whatever a hook prints goes to stderr: stdout belongs to the command (``zoo train --json``).
 
 
 @hookspec
 def on_train_start(run: Run, model: torch.nn.Module, config: dict[str, Any],
-                   optimizer: torch.optim.Optimizer) -> None:
+                   optimizer: torch.optim.Optimizer, ctx: RunContext) -> None:
     """Training is about to start (or resume).
 
     :param run: the run directory and its metadata (``run.path``, ``run.name``)
@@ -119,17 +128,19 @@ def on_train_start(run: Run, model: torch.nn.Module, config: dict[str, Any],
     :param config: the resolved config as a plain dict (the content of ``config.toml``)
     :param optimizer: the optimizer that will step it (its param groups carry the scheduled
         lr; an implementation that does not need it leaves the argument out, as pluggy allows)
+    :param ctx: the run context (which run this is, and a ``state`` dict for the plugin)
 
     Example::
 
         @hookimpl
-        def on_train_start(run, model, config):
-            print(f"training {config['model']['name']} into {run.path}")
+        def on_train_start(ctx, model):
+            if ctx.plugin == "shapes":
+                print(f"training {ctx.model_name} on {ctx.dataset_name} into {ctx.path}")
     """
 
 
 @hookspec
-def on_epoch_end(run: Run, epoch: int, metrics: dict[str, float]) -> None:
+def on_epoch_end(run: Run, epoch: int, metrics: dict[str, float], ctx: RunContext) -> None:
     """An epoch finished and was evaluated.
 
     Like every training event, a listener that raises is reported once and skipped from then on;
@@ -138,23 +149,26 @@ def on_epoch_end(run: Run, epoch: int, metrics: dict[str, float]) -> None:
     :param run: the run
     :param epoch: the 1-based epoch number
     :param metrics: ``train_loss``, ``val_*`` metrics, ``lr`` and ``epoch_seconds``
+    :param ctx: the run context
 
     Example::
 
         @hookimpl
-        def on_epoch_end(run, epoch, metrics):
-            writer.add_scalar("val/loss", metrics["val_loss"], epoch)
+        def on_epoch_end(ctx, epoch, metrics):
+            if ctx.logs_to("my-logger"):
+                ctx.state["my-logger"].add_scalar("val/loss", metrics["val_loss"], epoch)
     """
 
 
 @hookspec
-def on_checkpoint_saved(run: Run, path: Path, epoch: int, best: bool) -> None:
+def on_checkpoint_saved(run: Run, path: Path, epoch: int, best: bool, ctx: RunContext) -> None:
     """A checkpoint was written atomically.
 
     :param run: the run
     :param path: the checkpoint file (``checkpoint-last.pt`` or ``checkpoint-best.pt``)
     :param epoch: the epoch it holds (completed epochs)
     :param best: whether it is the best so far on the monitored validation metric
+    :param ctx: the run context
 
     Example::
 
@@ -166,17 +180,46 @@ def on_checkpoint_saved(run: Run, path: Path, epoch: int, best: bool) -> None:
 
 
 @hookspec
-def on_train_end(run: Run, summary: dict[str, Any]) -> None:
+def on_train_end(run: Run, summary: dict[str, Any], ctx: RunContext) -> None:
     """The run ended; ``summary`` is what ``summary.json`` holds (``status`` says how it ended).
 
     :param run: the run
     :param summary: ``model``, ``dataset``, ``status``, ``metrics`` (test), ``onnx``, ``parity``, ...
+    :param ctx: the run context (``ctx.state`` still holds what the plugin kept in it)
 
     Example::
 
         @hookimpl
         def on_train_end(run, summary):
             print(summary["status"], summary["metrics"])
+    """
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add a plugin's own subcommands to ``zoo`` (as simonw/llm's hook of the same name).
+
+    ``cli`` is a :class:`click.Group`; add commands with ``@cli.command()`` or
+    ``cli.add_command``. Each command's name must be declared in the plugin's manifest under
+    ``[commands.NAME]`` (``plugin`` and a one-line ``summary``): ``zoo --help`` lists the declared
+    commands from the manifest without importing any plugin, and only ``zoo NAME ...`` loads the
+    plugins and calls this hook. A name of a core command (``train``, ``list``, ...) is refused.
+    Raise :class:`zoo.core.errors.ZooError` for the user's mistakes (one line, exit 2).
+
+    :param cli: the group to add commands to
+
+    Example::
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command()
+            @click.argument("run_dir")
+            def hello(run_dir):
+                # a docstring here is the command's --help
+                click.echo(f"hello {run_dir}")
     """
 
 
@@ -252,6 +295,7 @@ HOOK_NAMES = (
     "on_epoch_end",
     "on_checkpoint_saved",
     "on_train_end",
+    "register_commands",
     "export_model",
     "explain_model",
 )

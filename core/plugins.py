@@ -21,6 +21,7 @@ import functools
 import importlib
 import os
 import signal
+import sys
 import threading
 import traceback
 import warnings
@@ -68,6 +69,12 @@ def _watching_ctrl_c() -> Iterator[list[bool]]:
             signal.signal(signal.SIGINT, previous)
 
 
+def _to_stderr() -> contextlib.AbstractContextManager:
+    """Plugin code runs with ``print`` going to stderr: stdout is the command's output (``zoo
+    train --json``, ``zoo predict --json``), which a hook's chatter must never corrupt."""
+    return contextlib.redirect_stdout(sys.stderr)
+
+
 def _guarded(fn: Callable, plugin: str, hook: str, exceptions_too: bool = True) -> Callable:
     """``fn`` (a plugin's hook, builder or loader) raising a :class:`PluginError` for anything but a
     ZooError (the plugin's message to the user) or the user's own Ctrl-C. With ``exceptions_too``
@@ -75,7 +82,7 @@ def _guarded(fn: Callable, plugin: str, hook: str, exceptions_too: bool = True) 
     exceptions itself, saying what it was doing."""
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
-        with _watching_ctrl_c() as pressed:
+        with _watching_ctrl_c() as pressed, _to_stderr():
             try:
                 return fn(*args, **kwargs)
             except ZooError:
@@ -297,7 +304,7 @@ class Zoo:
                   module: Any = None) -> None:
         """Import, register and collect one plugin; whatever it raises marks it failed."""
         status = self.status[name] = PluginStatus(name, module_name, source, version)
-        with _watching_ctrl_c() as pressed:
+        with _watching_ctrl_c() as pressed, _to_stderr():
             try:
                 module = importlib.import_module(module_name) if module is None else module
                 self._register(name, module, status)
@@ -364,7 +371,9 @@ class Zoo:
         A listener that raises anything (``SystemExit`` and a ``KeyboardInterrupt`` of its own
         included) is reported once, as a warning naming its plugin, and skipped for the rest of the
         run: a tracker's bug must neither end a run silently nor flood its log. The user's Ctrl-C
-        goes through to the trainer, which checkpoints and stops.
+        goes through to the trainer, which checkpoints and stops. Every event gets ``ctx`` (a
+        :class:`zoo.core.context.RunContext`) among its arguments; what a listener prints goes to
+        stderr.
         """
         run_key = getattr(kwargs.get("run"), "path", None)
         caller = getattr(self.pm.hook, hook_name)
@@ -373,7 +382,7 @@ class Zoo:
             if key in self._muted:
                 continue
             arguments = {k: kwargs[k] for k in impl.argnames}
-            with _watching_ctrl_c() as pressed:
+            with _watching_ctrl_c() as pressed, _to_stderr():
                 try:
                     impl.function(**arguments)
                 except BaseException as err:  # noqa: BLE001 - see the docstring

@@ -97,14 +97,6 @@ class Task:
         first = outputs[self.output_names[0]]
         return first.tolist()
 
-    def query(self, run_dir: str, kind: str, words: list[str], topn: int = 10) -> list[tuple[str, float]]:
-        """Answer a query about a trained run (``zoo similar``, ``zoo analogy``): ranked (item, score).
-
-        Tasks whose runs hold something to look up (word vectors, say) override this; the
-        default says the task answers none.
-        """
-        raise ZooError(f"runs of task {self.name!r} do not answer {kind!r} queries")
-
 
 def _sum(t: torch.Tensor) -> torch.Tensor:
     return t.detach().float().sum()

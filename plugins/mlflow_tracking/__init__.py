@@ -1,10 +1,11 @@
 """MLflow tracking, built only on zoo's public training-event hooks.
 
-Enabled per run with ``zoo train ... --log mlflow`` (``train.log = ["mlflow"]``). Logs the resolved
-config as params, every epoch metric with its epoch as the step, the test metrics, and the run's
-``model.onnx`` (plus ``summary.json``) as artifacts. The tracking URI is ``$MLFLOW_TRACKING_URI``
-or, by default, a local file store ``mlruns/`` next to the run directory. Needs ``mlflow-skinny``
-(``zoo-ml[mlflow]``).
+A declared logger (``[loggers.mlflow]`` in ``registry.toml``), enabled per run with
+``zoo train ... --log mlflow`` (``train.log = ["mlflow"]``); the client and the MLflow run id
+live in the run's ``ctx.state``. Logs the resolved config as params, every epoch metric with its
+epoch as the step, the test metrics, and the run's ``model.onnx`` (plus ``summary.json``) as
+artifacts. The tracking URI is ``$MLFLOW_TRACKING_URI`` or, by default, a local file store
+``mlruns/`` next to the run directory. Needs ``mlflow-skinny`` (``zoo-ml[mlflow]``).
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
 
 from zoo import hookimpl
 from zoo.core.toml_io import flatten
 
 NAME = "mlflow"
-_active: dict[str, Any] = {}  # run path → (client, mlflow run id)
 
 
 def tracking_uri(run_path: Path) -> str:
@@ -31,27 +30,27 @@ def tracking_uri(run_path: Path) -> str:
 
 
 @hookimpl
-def on_train_start(run, model, config):
-    if NAME not in config.get("train", {}).get("log", []):
+def on_train_start(ctx):
+    if not ctx.logs_to(NAME):
         return
     try:
         from mlflow.tracking import MlflowClient
     except ImportError:
         warnings.warn("--log mlflow needs MLflow: pip install 'zoo-ml[mlflow]'", stacklevel=2)
         return
-    client = MlflowClient(tracking_uri(run.path))
+    client = MlflowClient(tracking_uri(ctx.path))
     experiment = client.get_experiment_by_name("zoo")
     experiment_id = experiment.experiment_id if experiment else client.create_experiment("zoo")
-    tracked = client.create_run(experiment_id, run_name=run.name,
-                                tags={"zoo.model": config["model"]["name"], "zoo.run_dir": str(run.path)})
-    for key, value in flatten(config).items():
+    tracked = client.create_run(experiment_id, run_name=ctx.run.name,
+                                tags={"zoo.model": ctx.model_name, "zoo.run_dir": str(ctx.path)})
+    for key, value in flatten(ctx.config).items():
         client.log_param(tracked.info.run_id, key, str(value)[:500])
-    _active[str(run.path)] = (client, tracked.info.run_id)
+    ctx.state[NAME] = (client, tracked.info.run_id)
 
 
 @hookimpl
-def on_epoch_end(run, epoch, metrics):
-    active = _active.get(str(run.path))
+def on_epoch_end(ctx, epoch, metrics):
+    active = ctx.state.get(NAME)
     if active is None:
         return
     client, run_id = active
@@ -61,8 +60,8 @@ def on_epoch_end(run, epoch, metrics):
 
 
 @hookimpl
-def on_train_end(run, summary):
-    active = _active.pop(str(run.path), None)
+def on_train_end(ctx, summary):
+    active = ctx.state.pop(NAME, None)
     if active is None:
         return
     client, run_id = active
@@ -70,7 +69,7 @@ def on_train_end(run, summary):
         if isinstance(value, (int, float)):
             client.log_metric(run_id, f"test_{name}", float(value))
     for name in ("model.onnx", "summary.json"):
-        if (run.path / name).exists():
-            client.log_artifact(run_id, str(run.path / name))
+        if (ctx.path / name).exists():
+            client.log_artifact(run_id, str(ctx.path / name))
     status = {"finished": "FINISHED", "interrupted": "KILLED"}.get(summary.get("status"), "FAILED")
     client.set_terminated(run_id, status=status)

@@ -1,6 +1,8 @@
 """TensorBoard logging, built only on zoo's public training-event hooks.
 
-Enabled per run with ``zoo train ... --log tensorboard`` (``train.log = ["tensorboard"]``). Writes
+A declared logger (``[loggers.tensorboard]`` in ``registry.toml``), enabled per run with
+``zoo train ... --log tensorboard`` (``train.log = ["tensorboard"]``): each hook returns at once
+unless ``ctx.logs_to("tensorboard")``, and the writer lives in the run's ``ctx.state``. Writes
 event files into ``RUN_DIR/tensorboard``: every epoch metric as a scalar (``train/loss``,
 ``val/accuracy``, ``lr``, ...) and, at the end, the hyper-parameters with the test metrics.
 View with ``tensorboard --logdir runs``. Needs the ``tensorboard`` package (``zoo-ml[tensorboard]``).
@@ -9,23 +11,16 @@ View with ``tensorboard --logdir runs``. Needs the ``tensorboard`` package (``zo
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 from zoo import hookimpl
 from zoo.core.toml_io import flatten
 
 NAME = "tensorboard"
-_writers: dict[str, Any] = {}
-_configs: dict[str, dict] = {}
-
-
-def _enabled(config: dict) -> bool:
-    return NAME in config.get("train", {}).get("log", [])
 
 
 @hookimpl
-def on_train_start(run, model, config):
-    if not _enabled(config):
+def on_train_start(ctx):
+    if not ctx.logs_to(NAME):
         return
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -33,14 +28,12 @@ def on_train_start(run, model, config):
         warnings.warn("--log tensorboard needs the tensorboard package: pip install 'zoo-ml[tensorboard]'",
                       stacklevel=2)
         return
-    key = str(run.path)
-    _writers[key] = SummaryWriter(log_dir=str(run.path / "tensorboard"))
-    _configs[key] = config
+    ctx.state[NAME] = SummaryWriter(log_dir=str(ctx.path / "tensorboard"))
 
 
 @hookimpl
-def on_epoch_end(run, epoch, metrics):
-    writer = _writers.get(str(run.path))
+def on_epoch_end(ctx, epoch, metrics):
+    writer = ctx.state.get(NAME)
     if writer is None:
         return
     for name, value in metrics.items():
@@ -52,14 +45,12 @@ def on_epoch_end(run, epoch, metrics):
 
 
 @hookimpl
-def on_train_end(run, summary):
-    key = str(run.path)
-    writer = _writers.pop(key, None)
-    config = _configs.pop(key, {})
+def on_train_end(ctx, summary):
+    writer = ctx.state.pop(NAME, None)
     if writer is None:
         return
     metrics = {f"test/{k}": v for k, v in (summary.get("metrics") or {}).items() if isinstance(v, (int, float))}
-    sections = flatten({k: config.get(k, {}) for k in ("model", "optim", "schedule", "train")})
+    sections = flatten({k: ctx.config.get(k, {}) for k in ("model", "optim", "schedule", "train")})
     hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in sections.items()}
     if metrics:
         writer.add_hparams(hparams, metrics, run_name=".")

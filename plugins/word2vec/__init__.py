@@ -21,8 +21,6 @@ Hooks implemented here:
 
 from __future__ import annotations
 
-import weakref
-
 from zoo import hookimpl
 from zoo.plugins.word2vec.corpus import CorpusOptions, load_lee, load_text8, load_text_file, load_wiki_sample
 from zoo.plugins.word2vec.models import (
@@ -36,10 +34,7 @@ from zoo.plugins.word2vec.models import (
 from zoo.plugins.word2vec.task import EmbeddingTask
 
 MODELS = ("skipgram", "cbow", "glove")
-
-# Models being trained, by run directory: on_train_end receives the run but not the model, and
-# the model then holds the best weights (the trainer reloads them before testing).
-_TRAINING: dict[str, weakref.ref] = {}
+NAME = "word2vec"
 
 
 @hookimpl
@@ -80,28 +75,34 @@ def export_model(model, task, model_name, path, opset):
 
 
 @hookimpl
-def on_train_start(run, model, config, optimizer):
-    if config.get("model", {}).get("name") not in MODELS:
+def on_train_start(ctx, model, config, optimizer):
+    if ctx.model_name not in MODELS:
         return
-    _TRAINING[str(run.path)] = weakref.ref(model)
+    # on_train_end gets the run but not the model, which then holds the best weights (the
+    # trainer reloads them before testing): keep it for this run.
+    ctx.state[NAME] = model
     if hasattr(model, "attach_sgd"):
         # The CPU kernel steps the tables itself where plain SGD would (SkipGram.attach_sgd).
-        import torch.distributed as dist
-
         train = config["train"]
         exclusive = (train.get("grad_clip") is None and train.get("precision", "fp32") == "fp32"
-                     and not train.get("compile") and not (dist.is_available() and dist.is_initialized()))
+                     and not train.get("compile") and ctx.world_size == 1)
         model.attach_sgd(optimizer, train.get("loss"), exclusive)
 
 
 @hookimpl
-def on_train_end(run, summary):
-    ref = _TRAINING.pop(str(run.path), None)
-    model = None if ref is None else ref()
+def on_train_end(ctx, run, summary):
+    model = ctx.state.pop(NAME, None)
     if hasattr(model, "attach_sgd"):
         model.attach_sgd(None)
-    if summary.get("model") not in MODELS or summary.get("status") != "finished" or model is None:
+    if ctx.model_name not in MODELS or summary.get("status") != "finished" or model is None:
         return
     from zoo.plugins.word2vec.run_files import finish_run
 
     finish_run(run, model, summary)
+
+
+@hookimpl
+def register_commands(cli):
+    from zoo.plugins.word2vec.commands import add_commands
+
+    add_commands(cli)

@@ -71,18 +71,3 @@ class EmbeddingTask(Task):
 
     def postprocess(self, outputs: dict[str, np.ndarray], metadata: dict[str, Any]) -> list[Any]:
         return outputs["vectors"].tolist()
-
-    # -- queries on a trained run (``zoo similar`` / ``zoo analogy``) ------------------------
-    def query(self, run_dir: str, kind: str, words: list[str], topn: int = 10) -> list[tuple[str, float]]:
-        from zoo.plugins.word2vec.evaluate import WordVectors
-
-        vectors = WordVectors.from_run(run_dir)
-        if kind == "similar":
-            if len(words) != 1:
-                raise ZooError("similar takes one word")
-            return vectors.most_similar(words[0], topn=topn)
-        if kind == "analogy":
-            if len(words) != 3:
-                raise ZooError("analogy takes three words: a b c (a is to b as c is to ?)")
-            return vectors.analogy(*words, topn=topn)
-        raise ZooError(f"the embedding task answers 'similar' and 'analogy' queries, not {kind!r}")

@@ -1,4 +1,5 @@
-"""``zoo similar`` / ``zoo analogy`` and bad input at the command line: one-line errors, exit code 2.
+"""``zoo similar`` / ``zoo analogy`` (the word2vec plugin's own commands, added through its
+``register_commands`` hook) and bad input at the command line: one-line errors, exit code 2.
 
 The query commands run in-process (click's CliRunner: no interpreter start per call); the bad
 corpus runs ``python -m zoo`` as a user would.
@@ -52,7 +53,9 @@ def test_similar_on_a_run_of_another_task(zoo_cli, tmp_path):
     (tmp_path / "summary.json").write_text('{"task": "regression"}')
     result = cli("similar", str(tmp_path), "cat")
     assert result.returncode == 2
-    assert "runs of task 'regression' do not answer 'similar' queries" in result.stderr
+    assert "is a run of 'linear'; `zoo similar` needs a run of skipgram, cbow, glove" in result.stderr
+    result = cli("similar", str(tmp_path), "cat", "--topn", "0")
+    assert result.returncode == 2 and "--topn" in result.stderr
 
 
 def test_bad_corpus_at_the_command_line(cli, write_corpus, tmp_path):
