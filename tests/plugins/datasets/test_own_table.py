@@ -1,18 +1,35 @@
 """The ``table`` own-data format: parsing, encoding, bad data (one line: file, line, column),
-and train → ONNX → ``zoo predict`` on raw rows."""
+and train → ONNX → ``zoo predict`` on raw rows.
+
+The tests that load a file run twice (the ``parser`` fixture): with pyarrow's reader
+(``table_arrow``, where pyarrow is installed) and with the csv module (``table.FAST_CSV = False``);
+``test_parsers_agree_*`` check that both give the same arrays, bit for bit.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
 from helpers import run_cli
 from zoo.core.errors import ZooError
-from zoo.plugins.datasets.own import decode_inputs
-from zoo.plugins.datasets.own.table import TableOptions, load_table, load_table_dataset
+from zoo.plugins.datasets.own import decode_inputs, table, table_arrow
+from zoo.plugins.datasets.own.table import TableOptions, column_stats, load_table, load_table_dataset
 
 CITIES = {"paris": 100_000, "lyon": 50_000, "nice": 70_000}
+PARSERS = ["pyarrow", "csv module"]
+both = pytest.mark.parametrize("parser", PARSERS, indirect=True)
+
+
+@pytest.fixture
+def parser(request, monkeypatch):
+    """``"pyarrow"``: the fast path (skipped without pyarrow); ``"csv module"``: FAST_CSV off."""
+    if request.param == "pyarrow":
+        pytest.importorskip("pyarrow")
+    monkeypatch.setattr(table, "FAST_CSV", request.param == "pyarrow")
+    return request.param
 
 
 def houses(path, n=60):
@@ -25,14 +42,16 @@ def houses(path, n=60):
     return path
 
 
-def test_numeric_and_categorical_columns(tmp_path):
+@both
+def test_numeric_and_categorical_columns(tmp_path, parser):
     t = load_table(houses(tmp_path / "h.csv"), "price")
     assert t.numeric_names == ["area", "rooms"] and t.categorical_names == ["city"]
     assert t.numeric.shape == (60, 2) and t.numeric.dtype == np.float32 and t.labels is None
-    assert t.categories["city"] == ["paris", "lyon", "nice"] and t.lines[0] == 2
+    assert t.categories["city"] == ["paris", "lyon", "nice"] and t.lines[0] == 2 and t.parser == parser
 
 
-def test_dataset_standardises_numbers_and_one_hots_categories(tmp_path):
+@both
+def test_dataset_standardises_numbers_and_one_hots_categories(tmp_path, parser):
     d = load_table_dataset(TableOptions(path=str(houses(tmp_path / "h.csv")), target="price"))
     assert d.info.extra["task"] == "regression" and d.info.output_dim == 1
     assert d.info.extra["feature_names"] == ["area", "rooms", "city=lyon", "city=nice", "city=paris"]
@@ -43,7 +62,8 @@ def test_dataset_standardises_numbers_and_one_hots_categories(tmp_path):
     assert len(d.train) + len(d.val) + len(d.test) == 60 and len(d.test) == 12
 
 
-def test_split_is_seeded_and_a_split_column_decides(tmp_path):
+@both
+def test_split_is_seeded_and_a_split_column_decides(tmp_path, parser):
     path = houses(tmp_path / "h.csv")
     a = load_table_dataset(TableOptions(path=str(path), target="price", seed=1)).test.tensors["y"]
     b = load_table_dataset(TableOptions(path=str(path), target="price", seed=1)).test.tensors["y"]
@@ -55,7 +75,8 @@ def test_split_is_seeded_and_a_split_column_decides(tmp_path):
     assert len(d.test) == 12 and d.val is None and "part" not in d.info.extra["feature_names"]
 
 
-def test_classification_for_text_labels_and_unknown_category_is_zeros(tmp_path):
+@both
+def test_classification_for_text_labels_and_unknown_category_is_zeros(tmp_path, parser):
     path = tmp_path / "c.csv"
     path.write_text("size,colour,kind\n" + "".join(f"{i},{'red' if i % 2 else 'blue'},{'a' if i % 2 else 'b'}\n"
                                                    for i in range(30)))
@@ -78,8 +99,16 @@ def test_classification_for_text_labels_and_unknown_category_is_zeros(tmp_path):
     ("a,b,price\n1,2,3\n4,5\n", "line 3: 2 fields, the header has 3 (ragged row)"),
     ("a,b,price\n1,2,3\n4,5,\n", "line 3, column 'price': empty target value"),
     ("a,b,price\n1,2,3\n4,inf,6\n", "line 3, column 'b': inf is not a finite number"),
+    ("a,b,price\n1,2,3\n4,nan,6\n", "line 3, column 'b': nan is not a finite number"),
+    ("a,b,price\n1,2\n", "line 2: 2 fields, the header has 3 (ragged row)"),
+    ("a,b,price\n1,2,3\n\n4,x,6\n", "line 4, column 'b': 'x' is not a number"),
+    ("a,b,price\r\n1,2,3\r\n4,5,inf\r\n", "line 3, column 'price': inf is not a finite number"),
+    ("a,b,price\r1,2,3\r4,5,inf\r", "line 3, column 'price': inf is not a finite number"),
+    ('a,b,price\n1,"2\n",3\n4,5,inf\n', "line 4, column 'price': inf is not a finite number"),
+    ("a,b,price\n1,2,3\n4,5,1e999\n", "line 3, column 'price': inf is not a finite number"),
 ])
-def test_bad_data_names_file_line_and_column(tmp_path, content, expected):
+@both
+def test_bad_data_names_file_line_and_column(tmp_path, parser, content, expected):
     path = tmp_path / "bad.csv"
     path.write_text(content)
     with pytest.raises(ZooError) as err:
@@ -88,7 +117,28 @@ def test_bad_data_names_file_line_and_column(tmp_path, content, expected):
     assert "\n" not in message and message.startswith(str(path)) and expected in message
 
 
-def test_a_class_with_no_training_sample_and_an_unknown_label(tmp_path):
+@both
+def test_errors_after_blank_lines_and_quoted_line_breaks_name_the_right_line(tmp_path, parser):
+    path = tmp_path / "q.csv"
+    path.write_text('a,note,price\n1,"two\nlines",3\n\n2,ok,4\n4,ok,inf\n')
+    with pytest.raises(ZooError, match=r"q.csv line 6, column 'price': inf is not a finite number"):
+        load_table(path, "price", features=["a"])
+    path.write_text("a,note,kind,part\n" + "".join(f"{i},n,{'xy'[i % 2]},train\n" for i in range(8))
+                    + '8,"two\nlines",x,test\n\n9,n,z,test\n')
+    with pytest.raises(ZooError, match=r"line 13, column 'kind': class 'z' has no sample in the training"):
+        load_table_dataset(TableOptions(path=str(path), target="kind", features=["a"], split_column="part"))
+
+
+@both
+def test_bytes_that_are_not_utf8_in_a_column_not_used(tmp_path, parser):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"x,note,y\n1,ok,2\n3,caf\xe9,4\n")
+    with pytest.raises(ZooError, match=r"latin1.csv line 3: not UTF-8 text"):
+        load_table(path, "y", features=["x"])
+
+
+@both
+def test_a_class_with_no_training_sample_and_an_unknown_label(tmp_path, parser):
     path = tmp_path / "c.csv"
     rows = "".join(f"{i},{'a' if i % 2 else 'b'},{'test' if i % 4 == 0 else 'train'}\n" for i in range(20))
     path.write_text("x,y,part\n" + rows + "99,z,test\n")
@@ -98,19 +148,22 @@ def test_a_class_with_no_training_sample_and_an_unknown_label(tmp_path):
         load_table_dataset(TableOptions(path=str(path), target="y", classes=["a", "b"]))
 
 
-def test_parquet_without_pyarrow_is_one_line(tmp_path):
-    try:
-        import pyarrow  # noqa: F401
-        pytest.skip("pyarrow is installed")
-    except ImportError:
-        pass
+def test_parquet_without_pyarrow_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow → ImportError
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     path = tmp_path / "t.parquet"
     path.write_bytes(b"PAR1")
     with pytest.raises(ZooError, match=r"t.parquet: reading Parquet needs pyarrow: pip install 'zoo-ml\[parquet\]'"):
         load_table(path, "y")
 
 
-def test_decode_rows_errors_name_row_and_column(tmp_path):
+def test_csv_without_pyarrow_is_read_by_the_csv_module(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    assert load_table(houses(tmp_path / "h.csv"), "price").parser == "csv module"
+
+
+@both
+def test_decode_rows_errors_name_row_and_column(tmp_path, parser):
     d = load_table_dataset(TableOptions(path=str(houses(tmp_path / "h.csv")), target="price"))
     meta = d.info.extra["raw_inputs"]
     rows = tmp_path / "rows.csv"
