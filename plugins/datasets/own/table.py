@@ -191,6 +191,7 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None,
             raise fail(p, reader.line_num, None, f"not valid CSV: {err}") from None
 
 
+@np.errstate(over="ignore")  # a number beyond float32 becomes inf: reported by _check_finite
 def _parse(p, reader, bound, target, features, categorical, split_column, task) -> Table:
     header = next(reader, None)
     if header is None:

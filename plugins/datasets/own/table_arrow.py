@@ -180,6 +180,7 @@ class _Arrays:
             self.arrays[name] = np.empty((2 * (self.n + m), *old.shape[1:]), old.dtype)
             self.arrays[name][:self.n] = old[:self.n]
 
+    @np.errstate(over="ignore")  # beyond float32: inf, reported by _check_finite as in the csv path
     def add(self, batch: dict) -> None:
         m = len(batch[self.target])
         self._reserve(m)

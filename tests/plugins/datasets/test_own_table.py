@@ -13,6 +13,9 @@ import sys
 
 import numpy as np
 import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from helpers import run_cli
 from zoo.core.errors import ZooError
 from zoo.plugins.datasets.own import decode_inputs, table, table_arrow
@@ -203,3 +206,109 @@ def test_bad_csv_exits_2_before_writing_the_run(tmp_path):
                      "--set", "data.options.target=price", "--out", "run", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert "bad.csv line 3, column 'a'" in result.stderr and not (tmp_path / "run").exists()
+
+
+# -- the two parsers agree ----------------------------------------------------------------------
+
+def _parse_both(monkeypatch, path, target, **options):
+    """(pyarrow's table, the csv module's table) of one file."""
+    pytest.importorskip("pyarrow")
+    monkeypatch.setattr(table, "FAST_CSV", True)
+    fast = load_table(path, target, **options)
+    monkeypatch.setattr(table, "FAST_CSV", False)
+    return fast, load_table(path, target, **options)
+
+
+def _assert_same(fast, slow):
+    for name in ["numeric", "target", "split"]:
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert (a is None and b is None) or (a.dtype == b.dtype and a.tobytes() == b.tobytes()), name
+    assert fast.codes.keys() == slow.codes.keys()
+    assert all(fast.codes[c].tobytes() == slow.codes[c].tobytes() for c in fast.codes)
+    assert (fast.numeric_names, fast.categorical_names, fast.categories, fast.labels, fast.first_line) == \
+        (slow.numeric_names, slow.categorical_names, slow.categories, slow.labels, slow.first_line)
+    assert list(fast.lines) == list(slow.lines)
+
+
+AGREE = {  # name: (file bytes, target, options, whether pyarrow reads it: else the csv module does)
+    "spaces, quotes, signs, blank lines at the end": (
+        b'x,city,kind\n 1.5 ," paris",a\n+.5,"lyon, fr", b\n1e5,paris ,a\n-0,"say ""hi""",b \n\n\n',
+        "kind", {}, True),
+    "CRLF and a byte order mark": ("\ufeffx,c,y\r\n1,a,2\r\n3,b,4\r\n5,a,6".encode(), "y", {}, True),
+    "lone CR": (b"x,c,y\r1,a,2\r3,b,4\r", "y", {}, True),
+    "rounding to float32 as numpy does": (
+        b"x,y\n1.000000059604644775390625000000001,0.1\n3.4028235e38,1e-46\n0.30000001192092896,7\n", "y", {}, True),
+    "UTF-8 and a repeated name in columns not used": (
+        "x,junk,junk,y\n1,café,ü,2\n3,naïve,ß,4\n".encode(), "y", {"features": ["x"]}, True),
+    "split names in any case, numbers as categories": (
+        b"x,zip,part,y\n1,75001,Train,a\n2,69001, test ,b\n3,75001,dev,a\n4,06000,VALIDATION,b\n5,75001,train,b\n",
+        "y", {"split_column": "part", "categorical": ["zip"]}, True),
+    "numeric labels as classes": (b"x,y\n1,0\n2,1\n3,0\n", "y", {"task": "classification"}, True),
+    "blank line between rows": (b"x,c,y\n1,a,2\n\n3,b,4\n", "y", {}, False),
+    "quoted line break in a column not used": (b'x,n,y\n1,"a\nb",2\n3,c,4\n', "y", {"features": ["x"]}, False),
+    "a number Python reads but not pyarrow": (b"x,y\n1_000,2\n3,4\n", "y", {}, False),
+    "a tab-separated file": (b"x\tc\ty\n1\ta b\t2\n3\tc\t4\n", "y", {}, True),
+}
+
+
+@pytest.mark.parametrize("name", AGREE)
+def test_parsers_agree_on_odd_but_valid_files(tmp_path, monkeypatch, name):
+    content, target, options, fast_path = AGREE[name]
+    path = tmp_path / ("t.tsv" if b"\t" in content else "t.csv")
+    path.write_bytes(content)
+    fast, slow = _parse_both(monkeypatch, path, target, **options)
+    assert fast.parser == ("pyarrow" if fast_path else "csv module") and slow.parser == "csv module"
+    _assert_same(fast, slow)
+
+
+def test_parsers_agree_across_record_batches_and_give_the_same_dataset(tmp_path, monkeypatch):
+    """Small batches; categories first seen late; rows that get shorter (the arrays grow)."""
+    monkeypatch.setattr(table_arrow, "BLOCK", 1024)
+    rng = np.random.default_rng(3)
+    rows = [f"{rng.normal():.6f},{'x' * 300},{'ab'[i % 2]},{i % 3}" for i in range(40)]
+    rows += [f"{rng.normal():.3f},-,{'abcdefg'[min(6, i // 450)]},{i % 3}" for i in range(3000)]
+    path = tmp_path / "long.csv"
+    path.write_text("v,pad,c,y\n" + "\n".join(rows) + "\n")
+    fast, slow = _parse_both(monkeypatch, path, "y", features=["v", "c"], task="classification")
+    assert fast.parser == "pyarrow" and fast.first_line["c"]["g"] == slow.first_line["c"]["g"] == 2 + 40 + 2700
+    _assert_same(fast, slow)
+    datasets = []
+    for fast_csv in (True, False):
+        monkeypatch.setattr(table, "FAST_CSV", fast_csv)
+        datasets.append(load_table_dataset(TableOptions(path=str(path), target="y", features=["v", "c"])))
+    a, b = datasets
+    for split in ("train", "val", "test"):
+        for key in ("x", "y"):
+            assert torch.equal(getattr(a, split).tensors[key], getattr(b, split).tensors[key])
+    assert torch.equal(a.info.input_mean, b.info.input_mean) and torch.equal(a.info.input_std, b.info.input_std)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.floats(allow_nan=False, allow_infinity=False, width=64),
+                               st.sampled_from(["a", " a", "b ", "c", '"c"', '"d,e"']),
+                               st.integers(-3, 3)), min_size=1, max_size=80),
+       style=st.sampled_from(["repr", ".3e", ".17g", ".2f"]))
+def test_parsers_agree_on_generated_tables(tmp_path, monkeypatch, rows, style):
+    monkeypatch.setattr(table_arrow, "BLOCK", 256)
+    lines = [f"{x!r}" if style == "repr" else f"{x:{style}}" for x, _, _ in rows]
+    body = "".join(f"{v},{c},{y}\n" for v, (_, c, y) in zip(lines, rows))
+    path = tmp_path / "g.csv"
+    path.write_text("v,c,y\n" + body)
+    outcomes = []
+    for fast_csv in (True, False):  # a table each, or the same error (a float64 beyond float32: inf)
+        monkeypatch.setattr(table, "FAST_CSV", fast_csv)
+        try:
+            outcomes.append(load_table(path, "y"))
+        except ZooError as err:
+            outcomes.append(str(err))
+    if isinstance(outcomes[1], str):
+        assert outcomes[0] == outcomes[1]
+    else:
+        _assert_same(*outcomes)
+
+
+def test_column_stats_match_numpy():
+    x = (np.random.default_rng(0).normal(size=(150_001, 3)) * [1, 0.1, 5] + [0, 1e4, -3]).astype(np.float32)
+    mean, std = column_stats(x)
+    assert np.allclose(mean, x.mean(0, dtype=np.float64), rtol=1e-12, atol=1e-9)
+    assert np.allclose(std, x.std(0, dtype=np.float64), rtol=1e-9)
