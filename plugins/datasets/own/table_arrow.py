@@ -54,8 +54,8 @@ def read(p: Path, target, features, categorical, split_column, task, columns_fro
         return None
     try:
         header, first = _head(p)
-        size, lines = _scan(p)
         cols = columns_from(p, header, target, features, categorical, split_column, task, first)
+        size, lines = _scan(p, every_column=len(set(cols.index.values())) == len(header))
         arrays = _read(p, size, cols, header, target, split_column)
         if lines is not None and lines != len(arrays) + 1:
             raise _Fallback  # a quoted field spans lines: row i is not on line i + 2
@@ -79,23 +79,31 @@ def _head(p: Path) -> tuple[list[str], list[str]]:
         raise _Fallback from None
 
 
-def _scan(p: Path) -> tuple[int, int | None]:
+def _scan(p: Path, every_column: bool) -> tuple[int, int | None]:
     """``(size, lines)``: the bytes before the blank lines at the end of the file (not read: the
-    csv module skips them), and the number of lines, counted only where the file has a quote
-    character (without one, every line is one row). Falls back on bytes that are not UTF-8: the
-    csv module stops at them, in any column."""
+    csv module skips them), and the number of lines where it must be counted (else ``None``).
+
+    Where some columns are not used, pyarrow does not look at them, so the whole file is read
+    here: bytes that are not UTF-8 fall back (the csv module stops at them, in any column), and
+    the lines are counted where the file has a quote character (a quoted field may span lines;
+    without a quote, every line is one row). Where every column is used, pyarrow checks the
+    UTF-8 of each value and :meth:`_Arrays._code` falls back on a value with a line break, so
+    only the end of the file is read.
+    """
     decoder = codecs.getincrementaldecoder("utf-8")()
-    quoted, tail, chunks = False, b"", []
-    try:
-        with p.open("rb") as f:
+    quoted, tail = False, b""
+    with p.open("rb") as f:
+        if every_column:
+            f.seek(max(0, p.stat().st_size - 4096))
+        try:
             while chunk := f.read(1 << 22):
-                if not chunk.isascii():
+                if not (every_column or chunk.isascii()):
                     decoder.decode(chunk)
-                quoted = quoted or b'"' in chunk
+                quoted = quoted or (not every_column and b'"' in chunk)
                 tail = (tail + chunk[-4096:])[-4096:]
             decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        raise _Fallback from None
+        except UnicodeDecodeError:
+            raise _Fallback from None
     body = tail.rstrip(b"\r\n")
     if not body:
         raise _Fallback  # blank lines at the end longer than 4 KiB: left to the csv module

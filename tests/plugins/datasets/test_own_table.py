@@ -246,6 +246,7 @@ AGREE = {  # name: (file bytes, target, options, whether pyarrow reads it: else 
     "numeric labels as classes": (b"x,y\n1,0\n2,1\n3,0\n", "y", {"task": "classification"}, True),
     "blank line between rows": (b"x,c,y\n1,a,2\n\n3,b,4\n", "y", {}, False),
     "quoted line break in a column not used": (b'x,n,y\n1,"a\nb",2\n3,c,4\n', "y", {"features": ["x"]}, False),
+    "quoted line break in a category": (b'x,c,y\n1,"a\nb",2\n3,c,4\n', "y", {}, False),
     "a number Python reads but not pyarrow": (b"x,y\n1_000,2\n3,4\n", "y", {}, False),
     "a tab-separated file": (b"x\tc\ty\n1\ta b\t2\n3\tc\t4\n", "y", {}, True),
 }
