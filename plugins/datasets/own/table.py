@@ -13,12 +13,16 @@ Task
     ``task = "auto"``: classification when the target's first value is not a number, else
     regression; ``"classification"`` reads the target as labels even when they are numbers.
 
-Memory
-    The file is parsed in one streaming pass (csv module) into arrays preallocated from an upper
-    bound on the row count (its newline count): numbers go into one float32 ``[rows, numeric
-    columns]`` array, categories into one int32 code array per column; no list of rows or of
-    strings is ever held. The model's input matrix is then built in split order, so train, val
-    and test are views of it.
+Parsing and memory
+    With pyarrow installed (``pip install 'zoo-ml[parquet]'``), a CSV/TSV is parsed by its C++
+    reader (:mod:`~zoo.plugins.datasets.own.table_arrow`: record batches, on pyarrow's threads,
+    capped by ``OMP_NUM_THREADS``), which gives the same arrays bit for bit and leaves every file it
+    cannot vouch for, bad data included, to the csv module below, so errors are worded the same.
+    Without it, or with ``FAST_CSV = False``, one streaming pass of the csv module fills arrays
+    preallocated from an upper bound on the row count (its line ends). Either way numbers go
+    into one float32 ``[rows, numeric columns]`` array, categories into one int32 code array per
+    column; no list of rows or of strings is ever held. The model's input matrix is then built
+    in split order, a block of rows at a time, so train, val and test are views of it.
 
 The run keeps the columns, categories and classes in ``DataInfo.extra["raw_inputs"]`` (kind
 ``table``): :func:`decode_inputs` turns raw rows (CSV, JSON objects) into the model's ``x``.
@@ -354,8 +358,10 @@ def load_table_dataset(options: TableOptions, data_dir: str | None = None) -> Da
     t = load_table(o.path, o.target, o.features, o.categorical, o.split_column, o.task)
     order, n_train, n_val = split_order(len(t), t.split, o.val_fraction, o.test_fraction, o.seed, o.path)
     train_rows = order[:n_train]
-    categories = {c: sorted({t.categories[c][k] for k in np.unique(t.codes[c][train_rows])})
-                  for c in t.categorical_names}
+    categories = {}
+    for c in t.categorical_names:  # the categories of the training rows
+        seen = np.bincount(t.codes[c].take(train_rows), minlength=len(t.categories[c]))
+        categories[c] = sorted(t.categories[c][k] for k in np.flatnonzero(seen))
     x = encode_matrix(t, categories, order)
     del t.numeric  # the parsed numbers are in x now
     info = _info(t, o, categories, x[:n_train], order, n_train)

@@ -208,8 +208,10 @@ class _Arrays:
         index = _numpy(values.indices, np.int32)
         words = [v.strip() for v in values.dictionary.to_pylist()]
         if any(w not in mapping for w in words):
-            present, first = np.unique(index, return_index=True)
-            for k, i in sorted(zip(first.tolist(), present.tolist())):
+            first = np.full(len(words), len(index), dtype=np.int64)  # each word's first row
+            np.minimum.at(first, index, np.arange(len(index)))
+            present = np.flatnonzero(first < len(index))
+            for k, i in sorted(zip(first[present].tolist(), present.tolist())):
                 word = words[i]
                 if not word or "\n" in word or "\r" in word:
                     raise _Fallback  # empty: the csv module names its line; a line break: see _scan
