@@ -8,8 +8,9 @@ The files are generated (seeded) into ``--workdir`` (a temporary folder by defau
 already there: a CSV with 8 numeric columns, a categorical one (5 levels) and a 3-class target,
 and a folder of RGB PNGs, one sub-folder per class (10 classes). Each loader then runs in a fresh
 interpreter so its peak RSS (``resource.getrusage(...).ru_maxrss``) is its own; the table shows
-the seconds of the load call, the peak RSS of the process, and the peak growth over the RSS after
-imports (what loading itself cost, without torch's, pandas' or pyarrow's import).
+the seconds of the load call (wall, and CPU over all threads: steadier on a shared machine), the
+peak RSS of the process, and the peak growth over the RSS after imports (what loading itself
+cost, without torch's, pandas' or pyarrow's import).
 ``OMP_NUM_THREADS`` (1 unless set) also caps pyarrow's threads.
 
 Loaders compared (goal: zoo ≤ 1.2× the peer's time and memory):
@@ -201,11 +202,12 @@ def measure(kind: str, path: str) -> dict:
             if not module.endswith("?"):
                 raise
     before = _peak_mb()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     what = LOADERS[kind](path)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak = _peak_mb()
-    return {"loader": kind, "seconds": seconds, "peak_mb": peak, "load_mb": peak - before, "what": what}
+    return {"loader": kind, "seconds": seconds, "cpu_s": cpu, "peak_mb": peak, "load_mb": peak - before,
+            "what": what}
 
 
 def run_child(kind: str, path: Path, timeout: float) -> dict:
@@ -266,8 +268,9 @@ def render(report: dict) -> str:
     lines = [f"{report['rows']:,}-row CSV; {report['images']:,} PNGs of {report['side']}×{report['side']}×3; "
              f"fresh interpreter per loader, OMP_NUM_THREADS={report.get('threads', '1')} "
              "(goal zoo / peer ≤ 1.2).", "",
-             "| loader | seconds | peak RSS MB | load MB (peak − after imports) | zoo / peer: time, load MB | what |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| loader | seconds | CPU s | peak RSS MB | load MB (peak − after imports) "
+             "| zoo / peer: time, load MB (CPU) | what |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     shown = set()
     for ours, peers in PAIRS:
         for kind in (ours, *peers):
@@ -276,16 +279,26 @@ def render(report: dict) -> str:
             shown.add(kind)
             r = by[kind]
             if "error" in r:
-                lines.append(f"| {kind} | - | - | - | - | not measured: {r['error']} |")
+                lines.append(f"| {kind} | - | - | - | - | - | not measured: {r['error']} |")
                 continue
             ratio = "peer"
             if kind == ours:
                 ratio = "; ".join(f"vs {p}: {r['seconds'] / by[p]['seconds']:.2f}, "
-                                  f"{r['load_mb'] / max(by[p]['load_mb'], 1e-9):.2f}"
+                                  f"{r['load_mb'] / max(by[p]['load_mb'], 1e-9):.2f}" + _cpu_ratio(r, by[p])
                                   for p in peers if "error" not in by[p]) or "-"
-            lines.append(f"| {kind} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | {r['load_mb']:.0f} | {ratio} "
-                         f"| {r['what']} |")
+            cpu = f"{r['cpu_s']:.2f}" if "cpu_s" in r else "-"
+            lines.append(f"| {kind} | {r['seconds']:.2f} | {cpu} | {r['peak_mb']:.0f} | {r['load_mb']:.0f} "
+                         f"| {ratio} | {r['what']} |")
     return "\n".join(lines)
+
+
+
+def _cpu_ratio(ours: dict, peer: dict) -> str:
+    """`` (CPU 1.10)``: the ratio of CPU seconds (all threads), steadier than the wall time on a
+    shared machine, but not the goal: a loader on several cores spends more CPU than wall time."""
+    if "cpu_s" not in ours or "cpu_s" not in peer:
+        return ""
+    return f" (CPU {ours['cpu_s'] / max(peer['cpu_s'], 1e-9):.2f})"
 
 
 if __name__ == "__main__":
