@@ -8,12 +8,16 @@ The files are generated (seeded) into ``--workdir`` (a temporary folder by defau
 already there: a CSV with 8 numeric columns, a categorical one (5 levels) and a 3-class target,
 and a folder of RGB PNGs, one sub-folder per class (10 classes). Each loader then runs in a fresh
 interpreter so its peak RSS (``resource.getrusage(...).ru_maxrss``) is its own; the table shows
-the seconds of the load call, the peak RSS of the process, and the peak growth over the RSS after
-imports (what loading itself cost, without torch's or pandas' import).
+the seconds of the load call (wall, and CPU over all threads: steadier on a shared machine), the
+peak RSS of the process, and the peak growth over the RSS after imports (what loading itself
+cost, without torch's, pandas' or pyarrow's import).
+``OMP_NUM_THREADS`` (1 unless set) also caps pyarrow's threads.
 
 Loaders compared (goal: zoo ≤ 1.2× the peer's time and memory):
 
-- zoo ``table`` (``zoo.plugins.datasets.own.table.load_table``) vs ``pandas.read_csv``;
+- zoo ``table`` (``load_table_dataset``: parse, split, one-hot, standardise; the target read as
+  classes) vs ``pandas.read_csv`` (parse only); ``zoo-table`` parses with pyarrow where it is
+  installed, ``zoo-table-csv`` with the csv module (zoo without the ``parquet`` extra);
 - zoo ``image-folder`` (all images decoded into one uint8 array) vs torchvision's
   ``ImageFolder`` + ``ToTensor`` through a ``DataLoader`` (batch 256, one pass; the torchvision
   recipe). Where torchvision cannot be imported (its PyPI wheels are built against CUDA torch),
@@ -85,11 +89,29 @@ def make_images(folder: Path, count: int, side: int, seed: int = 0) -> Path:
 
 
 def load_zoo_table(path: str) -> str:
-    """The whole `table` dataset: parse, split, one-hot and standardise (pandas only parses)."""
-    from zoo.plugins.datasets.own.table import TableOptions, load_table_dataset
+    """The whole `table` dataset: parse, split, one-hot and standardise (pandas only parses);
+    says which parser ran (pyarrow's, or the csv module where pyarrow is missing)."""
+    from zoo.plugins.datasets.own import table
 
-    data = load_table_dataset(TableOptions(path=path, target="target"), None)
-    return f"{len(data.train) + len(data.test) + (len(data.val) if data.val is not None else 0)} rows"
+    parsers, load = [], table.load_table
+
+    def load_table(*args, **kwargs):
+        t = load(*args, **kwargs)
+        parsers.append(t.parser)
+        return t
+
+    table.load_table = load_table
+    data = table.load_table_dataset(table.TableOptions(path=path, target="target", task="classification"))
+    n = len(data.train) + len(data.test) + (len(data.val) if data.val is not None else 0)
+    return f"{n} rows, parsed by {', '.join(parsers)}"
+
+
+def load_zoo_table_csv(path: str) -> str:
+    """The same with pyarrow's reader turned off: the csv-module path (zoo without the extra)."""
+    from zoo.plugins.datasets.own import table
+
+    table.FAST_CSV = False
+    return load_zoo_table(path)
 
 
 def load_pandas(path: str) -> str:
@@ -154,13 +176,15 @@ def load_torchvision(path: str, keep: bool = False) -> str:
     return f"{n} images, one pass{', batches kept' if keep else ''}; {which}"
 
 
-LOADERS = {"zoo-table": load_zoo_table, "pandas": load_pandas,
+LOADERS = {"zoo-table": load_zoo_table, "zoo-table-csv": load_zoo_table_csv, "pandas": load_pandas,
            "zoo-images": load_zoo_images, "torchvision": load_torchvision,
            "torchvision-kept": lambda path: load_torchvision(path, keep=True)}
-IMPORTS = {"zoo-table": ["torch", "zoo.plugins.datasets.own.table"], "pandas": ["pandas"],
+IMPORTS = {"zoo-table": ["torch", "zoo.plugins.datasets.own.table", "pyarrow.csv?"],
+           "zoo-table-csv": ["torch", "zoo.plugins.datasets.own.table"], "pandas": ["pandas"],
            "zoo-images": ["torch", "PIL.Image", "zoo.plugins.datasets.own.images"],
            "torchvision": ["torch", "PIL.Image"], "torchvision-kept": ["torch", "PIL.Image"]}
-PAIRS = (("zoo-table", ("pandas",)), ("zoo-images", ("torchvision", "torchvision-kept")))
+PAIRS = (("zoo-table", ("pandas",)), ("zoo-table-csv", ("pandas",)),
+         ("zoo-images", ("torchvision", "torchvision-kept")))
 
 
 def _peak_mb() -> float:
@@ -171,14 +195,19 @@ def measure(kind: str, path: str) -> dict:
     """Import, then time one load; runs inside the child interpreter."""
     import importlib
 
-    for module in IMPORTS[kind]:
-        importlib.import_module(module)
+    for module in IMPORTS[kind]:  # "name?": imported where installed (pyarrow: zoo's fast CSV path)
+        try:
+            importlib.import_module(module.rstrip("?"))
+        except ImportError:
+            if not module.endswith("?"):
+                raise
     before = _peak_mb()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     what = LOADERS[kind](path)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak = _peak_mb()
-    return {"loader": kind, "seconds": seconds, "peak_mb": peak, "load_mb": peak - before, "what": what}
+    return {"loader": kind, "seconds": seconds, "cpu_s": cpu, "peak_mb": peak, "load_mb": peak - before,
+            "what": what}
 
 
 def run_child(kind: str, path: Path, timeout: float) -> dict:
@@ -220,12 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data ready in {time.perf_counter() - started:.1f} s: {csv_path} "
               f"({csv_path.stat().st_size / 1e6:.0f} MB), {folder}", file=sys.stderr)
         results = []
-        for kind, path in (("zoo-table", csv_path), ("pandas", csv_path), ("zoo-images", folder),
+        for kind, path in (("zoo-table", csv_path), ("zoo-table-csv", csv_path), ("pandas", csv_path), ("zoo-images", folder),
                            ("torchvision", folder), ("torchvision-kept", folder)):
             runs = [run_child(kind, path, args.timeout) for _ in range(args.repeats)]
             ok = [r for r in runs if "error" not in r]
             results.append(min(ok, key=lambda r: r["seconds"]) if ok else runs[0])
-    report = {"rows": rows, "images": images, "side": args.side, "results": results}
+    report = {"rows": rows, "images": images, "side": args.side, "results": results,
+              "threads": os.environ.get("OMP_NUM_THREADS", "1")}
     print(render(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
@@ -236,23 +266,39 @@ def render(report: dict) -> str:
     """The Markdown table: each zoo loader next to its peer, with zoo / peer ratios."""
     by = {r["loader"]: r for r in report["results"]}
     lines = [f"{report['rows']:,}-row CSV; {report['images']:,} PNGs of {report['side']}×{report['side']}×3; "
-             "fresh interpreter per loader, OMP_NUM_THREADS=1 (goal zoo / peer ≤ 1.2).", "",
-             "| loader | seconds | peak RSS MB | load MB (peak − after imports) | zoo / peer: time, load MB | what |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             f"fresh interpreter per loader, OMP_NUM_THREADS={report.get('threads', '1')} "
+             "(goal zoo / peer ≤ 1.2).", "",
+             "| loader | seconds | CPU s | peak RSS MB | load MB (peak − after imports) "
+             "| zoo / peer: time, load MB (CPU) | what |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    shown = set()
     for ours, peers in PAIRS:
         for kind in (ours, *peers):
+            if kind in shown or kind not in by:  # a peer shown once; a report from before a loader existed
+                continue
+            shown.add(kind)
             r = by[kind]
             if "error" in r:
-                lines.append(f"| {kind} | - | - | - | - | not measured: {r['error']} |")
+                lines.append(f"| {kind} | - | - | - | - | - | not measured: {r['error']} |")
                 continue
             ratio = "peer"
             if kind == ours:
                 ratio = "; ".join(f"vs {p}: {r['seconds'] / by[p]['seconds']:.2f}, "
-                                  f"{r['load_mb'] / max(by[p]['load_mb'], 1e-9):.2f}"
+                                  f"{r['load_mb'] / max(by[p]['load_mb'], 1e-9):.2f}" + _cpu_ratio(r, by[p])
                                   for p in peers if "error" not in by[p]) or "-"
-            lines.append(f"| {kind} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | {r['load_mb']:.0f} | {ratio} "
-                         f"| {r['what']} |")
+            cpu = f"{r['cpu_s']:.2f}" if "cpu_s" in r else "-"
+            lines.append(f"| {kind} | {r['seconds']:.2f} | {cpu} | {r['peak_mb']:.0f} | {r['load_mb']:.0f} "
+                         f"| {ratio} | {r['what']} |")
     return "\n".join(lines)
+
+
+
+def _cpu_ratio(ours: dict, peer: dict) -> str:
+    """`` (CPU 1.10)``: the ratio of CPU seconds (all threads), steadier than the wall time on a
+    shared machine, but not the goal: a loader on several cores spends more CPU than wall time."""
+    if "cpu_s" not in ours or "cpu_s" not in peer:
+        return ""
+    return f" (CPU {ours['cpu_s'] / max(peer['cpu_s'], 1e-9):.2f})"
 
 
 if __name__ == "__main__":

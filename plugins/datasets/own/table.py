@@ -13,12 +13,16 @@ Task
     ``task = "auto"``: classification when the target's first value is not a number, else
     regression; ``"classification"`` reads the target as labels even when they are numbers.
 
-Memory
-    The file is parsed in one streaming pass (csv module) into arrays preallocated from an upper
-    bound on the row count (its newline count): numbers go into one float32 ``[rows, numeric
-    columns]`` array, categories into one int32 code array per column; no list of rows or of
-    strings is ever held. The model's input matrix is then built in split order, so train, val
-    and test are views of it.
+Parsing and memory
+    With pyarrow installed (``pip install 'zoo-ml[parquet]'``), a CSV/TSV is parsed by its C++
+    reader (:mod:`~zoo.plugins.datasets.own.table_arrow`: record batches, on pyarrow's threads,
+    capped by ``OMP_NUM_THREADS``), which gives the same arrays bit for bit and leaves every file it
+    cannot vouch for, bad data included, to the csv module below, so errors are worded the same.
+    Without it, or with ``FAST_CSV = False``, one streaming pass of the csv module fills arrays
+    preallocated from an upper bound on the row count (its line ends). Either way numbers go
+    into one float32 ``[rows, numeric columns]`` array, categories into one int32 code array per
+    column; no list of rows or of strings is ever held. The model's input matrix is then built
+    in split order, a block of rows at a time, so train, val and test are views of it.
 
 The run keeps the columns, categories and classes in ``DataInfo.extra["raw_inputs"]`` (kind
 ``table``): :func:`decode_inputs` turns raw rows (CSV, JSON objects) into the model's ``x``.
@@ -48,6 +52,9 @@ from zoo.plugins.datasets.own.common import (
     split_codes,
     split_order,
 )
+
+#: Parse CSV/TSV with pyarrow (``table_arrow``) when it is importable; False: always the csv module.
+FAST_CSV = True
 
 
 class TableOptions(BaseModel):
@@ -82,6 +89,7 @@ class Table:
     :param codes: per categorical column, ``[N]`` int32 codes into ``categories[name]``
     :param first_line: per categorical column (and the target), value → line it first appears on
     :param target: ``[N]`` float32 (regression) or int32 codes into ``labels``
+    :param lines: the line each row ends on (a ``range`` where row ``i`` is line ``i + 2``)
     """
 
     path: Path
@@ -95,21 +103,36 @@ class Table:
     target: np.ndarray
     labels: list[str] | None = None      # None: a numeric (regression) target
     split: np.ndarray | None = None      # int8 codes 0 train, 1 val, 2 test
-    lines: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    lines: np.ndarray | range = field(default_factory=lambda: np.empty(0, np.int64))  # row → line
+    parser: str = "csv module"          # or "pyarrow" (table_arrow: the same table, faster)
 
     def __len__(self) -> int:
         return len(self.target)
 
 
 def _line_bound(path: Path) -> int:
-    """An upper bound on the number of data rows: the file's newline count (+1 for a last line
-    without one); quoted fields spanning lines only make it looser."""
-    count, last = 0, b"\n"
+    """An upper bound on the number of data rows: the file's line ends (``\\n``, ``\\r\\n`` or a
+    lone ``\\r``, as the csv module reads them) + 1 for a last line without one; quoted fields
+    spanning lines only make it looser."""
+    count = 1
     with path.open("rb") as f:
         while chunk := f.read(1 << 22):
             count += chunk.count(b"\n")
-            last = chunk[-1:]
-    return count + (last != b"\n")
+            if b"\r" in chunk:  # a \r\n cut by the chunk boundary counts twice: still a bound
+                count += chunk.count(b"\r") - chunk.count(b"\r\n")
+    return count
+
+
+def _bad_utf8_line(path: Path) -> int:
+    """The first line holding bytes that are not UTF-8 (the decoder reads ahead: its position
+    does not say)."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1
 
 
 class _Columns:
@@ -155,17 +178,24 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None,
     p = check_file(path)
     if p.suffix.lower() in (".parquet", ".pq"):
         return _load_parquet(p, target, features, list(categorical), split_column, task)
+    if FAST_CSV:
+        from zoo.plugins.datasets.own import table_arrow
+
+        fast = table_arrow.read(p, target, features, list(categorical), split_column, task, _Columns)
+        if fast is not None:
+            return fast
     bound = _line_bound(p)
     with open_text(p) as f:
         reader = csv.reader(f, delimiter=delimiter(p))
         try:
             return _parse(p, reader, bound, target, features, list(categorical), split_column, task)
         except UnicodeDecodeError as err:
-            raise fail(p, reader.line_num + 1, None, f"not UTF-8 text ({err.reason})") from None
+            raise fail(p, _bad_utf8_line(p), None, f"not UTF-8 text ({err.reason})") from None
         except csv.Error as err:
             raise fail(p, reader.line_num, None, f"not valid CSV: {err}") from None
 
 
+@np.errstate(over="ignore")  # a number beyond float32 becomes inf: reported by _check_finite
 def _parse(p, reader, bound, target, features, categorical, split_column, task) -> Table:
     header = next(reader, None)
     if header is None:
@@ -174,6 +204,8 @@ def _parse(p, reader, bound, target, features, categorical, split_column, task) 
     first = next(rows, None)
     if first is None:
         raise fail(p, message="no data rows (only a header)")
+    if len(first) != len(header):  # before the first row decides the column types
+        raise fail(p, reader.line_num, None, f"{len(first)} fields, the header has {len(header)} (ragged row)")
     cols = _Columns(p, header, target, features, categorical, split_column, task, first)
     numeric = np.empty((bound, len(cols.numeric)), dtype=np.float32)
     num_idx = [cols.index[c] for c in cols.numeric]
@@ -326,8 +358,10 @@ def load_table_dataset(options: TableOptions, data_dir: str | None = None) -> Da
     t = load_table(o.path, o.target, o.features, o.categorical, o.split_column, o.task)
     order, n_train, n_val = split_order(len(t), t.split, o.val_fraction, o.test_fraction, o.seed, o.path)
     train_rows = order[:n_train]
-    categories = {c: sorted({t.categories[c][k] for k in np.unique(t.codes[c][train_rows])})
-                  for c in t.categorical_names}
+    categories = {}
+    for c in t.categorical_names:  # the categories of the training rows
+        seen = np.bincount(t.codes[c].take(train_rows), minlength=len(t.categories[c]))
+        categories[c] = sorted(t.categories[c][k] for k in np.flatnonzero(seen))
     x = encode_matrix(t, categories, order)
     del t.numeric  # the parsed numbers are in x now
     info = _info(t, o, categories, x[:n_train], order, n_train)
@@ -340,22 +374,48 @@ def load_table_dataset(options: TableOptions, data_dir: str | None = None) -> Da
     return Dataset(train=train, val=val if n_val else None, test=test, info=info)
 
 
+#: Rows per block when the matrix is built and its statistics taken: the temporaries stay ~2 MB.
+BLOCK_ROWS = 1 << 16
+
+
 def encode_matrix(t: Table, categories: dict[str, list[str]], order: np.ndarray) -> np.ndarray:
     """``[N, numeric + Σ categories]`` float32 in ``order``: numbers as parsed, then one one-hot
     block per categorical column (all zeros for a category outside ``categories``)."""
-    width = len(t.numeric_names) + sum(len(v) for v in categories.values())
+    k = len(t.numeric_names)
+    width = k + sum(len(v) for v in categories.values())
     x = np.zeros((len(order), width), dtype=np.float32)
-    for j in range(len(t.numeric_names)):  # column by column: one column of temporary memory
-        x[:, j] = t.numeric[order, j]
-    offset = len(t.numeric_names)
+    luts, offsets, offset = [], [], k
     for c in t.categorical_names:
         position = {v: i for i, v in enumerate(categories[c])}
-        lut = np.array([position.get(v, -1) for v in t.categories[c]], dtype=np.int64)
-        pos = lut[t.codes[c][order]]
-        rows = np.nonzero(pos >= 0)[0]
-        x[rows, offset + pos[rows]] = 1.0
+        luts.append(np.array([position.get(v, -1) for v in t.categories[c]], dtype=np.int64))
+        offsets.append(offset)
         offset += len(categories[c])
+    numbers = np.empty((min(BLOCK_ROWS, len(order)), k), dtype=np.float32)
+    for start in range(0, len(order), BLOCK_ROWS):  # whole rows gathered, a block at a time
+        rows = order[start:start + BLOCK_ROWS]
+        block = x[start:start + len(rows)]
+        # np.take into a buffer: several times faster than fancy indexing (mode="clip": no checks)
+        block[:, :k] = np.take(t.numeric, rows, axis=0, out=numbers[:len(rows)], mode="clip")
+        for c, lut, at in zip(t.categorical_names, luts, offsets):
+            pos = lut.take(t.codes[c].take(rows))
+            hit = np.arange(len(rows)) if pos.min(initial=0) >= 0 else np.nonzero(pos >= 0)[0]
+            block.reshape(-1)[hit * width + at + pos[hit]] = 1.0  # flat indices: one-hot
     return x
+
+
+def column_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (float64) of each column of ``x`` ``[N, k]`` in one pass: two
+    passes within each block of rows, blocks merged with Chan et al.'s update (as robust as two
+    passes over ``x``; ``x.std(dtype=float64)`` would hold an ``[N, k]`` float64 copy)."""
+    mean, m2, n = np.zeros(x.shape[1]), np.zeros(x.shape[1]), 0
+    for start in range(0, len(x), BLOCK_ROWS):
+        block = x[start:start + BLOCK_ROWS].astype(np.float64)
+        size, block_mean = len(block), block.mean(axis=0)
+        block -= block_mean
+        delta, n = block_mean - mean, n + size
+        mean += delta * size / n
+        m2 += np.einsum("ij,ij->j", block, block) + delta ** 2 * (n - size) * size / n
+    return mean, np.sqrt(m2 / max(n, 1))
 
 
 def _info(t: Table, o: TableOptions, categories, x_train: np.ndarray, order, n_train) -> DataInfo:
@@ -363,8 +423,7 @@ def _info(t: Table, o: TableOptions, categories, x_train: np.ndarray, order, n_t
     mean = np.zeros(x_train.shape[1], dtype=np.float64)
     std = np.ones(x_train.shape[1], dtype=np.float64)
     if k:
-        mean[:k] = x_train[:, :k].mean(axis=0, dtype=np.float64)
-        spread = x_train[:, :k].std(axis=0, dtype=np.float64)
+        mean[:k], spread = column_stats(x_train[:, :k])
         std[:k] = np.where(spread > 0, spread, 1.0)  # a constant column passes through centred
     names = [*t.numeric_names] + [f"{c}={v}" for c in t.categorical_names for v in categories[c]]
     columns = [{"name": c, "type": "numeric"} for c in t.numeric_names] + [

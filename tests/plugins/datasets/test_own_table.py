@@ -1,18 +1,38 @@
 """The ``table`` own-data format: parsing, encoding, bad data (one line: file, line, column),
-and train → ONNX → ``zoo predict`` on raw rows."""
+and train → ONNX → ``zoo predict`` on raw rows.
+
+The tests that load a file run twice (the ``parser`` fixture): with pyarrow's reader
+(``table_arrow``, where pyarrow is installed) and with the csv module (``table.FAST_CSV = False``);
+``test_parsers_agree_*`` check that both give the same arrays, bit for bit.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from helpers import run_cli
 from zoo.core.errors import ZooError
-from zoo.plugins.datasets.own import decode_inputs
-from zoo.plugins.datasets.own.table import TableOptions, load_table, load_table_dataset
+from zoo.plugins.datasets.own import decode_inputs, table, table_arrow
+from zoo.plugins.datasets.own.table import TableOptions, column_stats, load_table, load_table_dataset
 
 CITIES = {"paris": 100_000, "lyon": 50_000, "nice": 70_000}
+PARSERS = ["pyarrow", "csv module"]
+both = pytest.mark.parametrize("parser", PARSERS, indirect=True)
+
+
+@pytest.fixture
+def parser(request, monkeypatch):
+    """``"pyarrow"``: the fast path (skipped without pyarrow); ``"csv module"``: FAST_CSV off."""
+    if request.param == "pyarrow":
+        pytest.importorskip("pyarrow")
+    monkeypatch.setattr(table, "FAST_CSV", request.param == "pyarrow")
+    return request.param
 
 
 def houses(path, n=60):
@@ -25,14 +45,16 @@ def houses(path, n=60):
     return path
 
 
-def test_numeric_and_categorical_columns(tmp_path):
+@both
+def test_numeric_and_categorical_columns(tmp_path, parser):
     t = load_table(houses(tmp_path / "h.csv"), "price")
     assert t.numeric_names == ["area", "rooms"] and t.categorical_names == ["city"]
     assert t.numeric.shape == (60, 2) and t.numeric.dtype == np.float32 and t.labels is None
-    assert t.categories["city"] == ["paris", "lyon", "nice"] and t.lines[0] == 2
+    assert t.categories["city"] == ["paris", "lyon", "nice"] and t.lines[0] == 2 and t.parser == parser
 
 
-def test_dataset_standardises_numbers_and_one_hots_categories(tmp_path):
+@both
+def test_dataset_standardises_numbers_and_one_hots_categories(tmp_path, parser):
     d = load_table_dataset(TableOptions(path=str(houses(tmp_path / "h.csv")), target="price"))
     assert d.info.extra["task"] == "regression" and d.info.output_dim == 1
     assert d.info.extra["feature_names"] == ["area", "rooms", "city=lyon", "city=nice", "city=paris"]
@@ -43,7 +65,8 @@ def test_dataset_standardises_numbers_and_one_hots_categories(tmp_path):
     assert len(d.train) + len(d.val) + len(d.test) == 60 and len(d.test) == 12
 
 
-def test_split_is_seeded_and_a_split_column_decides(tmp_path):
+@both
+def test_split_is_seeded_and_a_split_column_decides(tmp_path, parser):
     path = houses(tmp_path / "h.csv")
     a = load_table_dataset(TableOptions(path=str(path), target="price", seed=1)).test.tensors["y"]
     b = load_table_dataset(TableOptions(path=str(path), target="price", seed=1)).test.tensors["y"]
@@ -55,7 +78,8 @@ def test_split_is_seeded_and_a_split_column_decides(tmp_path):
     assert len(d.test) == 12 and d.val is None and "part" not in d.info.extra["feature_names"]
 
 
-def test_classification_for_text_labels_and_unknown_category_is_zeros(tmp_path):
+@both
+def test_classification_for_text_labels_and_unknown_category_is_zeros(tmp_path, parser):
     path = tmp_path / "c.csv"
     path.write_text("size,colour,kind\n" + "".join(f"{i},{'red' if i % 2 else 'blue'},{'a' if i % 2 else 'b'}\n"
                                                    for i in range(30)))
@@ -78,8 +102,16 @@ def test_classification_for_text_labels_and_unknown_category_is_zeros(tmp_path):
     ("a,b,price\n1,2,3\n4,5\n", "line 3: 2 fields, the header has 3 (ragged row)"),
     ("a,b,price\n1,2,3\n4,5,\n", "line 3, column 'price': empty target value"),
     ("a,b,price\n1,2,3\n4,inf,6\n", "line 3, column 'b': inf is not a finite number"),
+    ("a,b,price\n1,2,3\n4,nan,6\n", "line 3, column 'b': nan is not a finite number"),
+    ("a,b,price\n1,2\n", "line 2: 2 fields, the header has 3 (ragged row)"),
+    ("a,b,price\n1,2,3\n\n4,x,6\n", "line 4, column 'b': 'x' is not a number"),
+    ("a,b,price\r\n1,2,3\r\n4,5,inf\r\n", "line 3, column 'price': inf is not a finite number"),
+    ("a,b,price\r1,2,3\r4,5,inf\r", "line 3, column 'price': inf is not a finite number"),
+    ('a,b,price\n1,"2\n",3\n4,5,inf\n', "line 4, column 'price': inf is not a finite number"),
+    ("a,b,price\n1,2,3\n4,5,1e999\n", "line 3, column 'price': inf is not a finite number"),
 ])
-def test_bad_data_names_file_line_and_column(tmp_path, content, expected):
+@both
+def test_bad_data_names_file_line_and_column(tmp_path, parser, content, expected):
     path = tmp_path / "bad.csv"
     path.write_text(content)
     with pytest.raises(ZooError) as err:
@@ -88,7 +120,28 @@ def test_bad_data_names_file_line_and_column(tmp_path, content, expected):
     assert "\n" not in message and message.startswith(str(path)) and expected in message
 
 
-def test_a_class_with_no_training_sample_and_an_unknown_label(tmp_path):
+@both
+def test_errors_after_blank_lines_and_quoted_line_breaks_name_the_right_line(tmp_path, parser):
+    path = tmp_path / "q.csv"
+    path.write_text('a,note,price\n1,"two\nlines",3\n\n2,ok,4\n4,ok,inf\n')
+    with pytest.raises(ZooError, match=r"q.csv line 6, column 'price': inf is not a finite number"):
+        load_table(path, "price", features=["a"])
+    path.write_text("a,note,kind,part\n" + "".join(f"{i},n,{'xy'[i % 2]},train\n" for i in range(8))
+                    + '8,"two\nlines",x,test\n\n9,n,z,test\n')
+    with pytest.raises(ZooError, match=r"line 13, column 'kind': class 'z' has no sample in the training"):
+        load_table_dataset(TableOptions(path=str(path), target="kind", features=["a"], split_column="part"))
+
+
+@both
+def test_bytes_that_are_not_utf8_in_a_column_not_used(tmp_path, parser):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"x,note,y\n1,ok,2\n3,caf\xe9,4\n")
+    with pytest.raises(ZooError, match=r"latin1.csv line 3: not UTF-8 text"):
+        load_table(path, "y", features=["x"])
+
+
+@both
+def test_a_class_with_no_training_sample_and_an_unknown_label(tmp_path, parser):
     path = tmp_path / "c.csv"
     rows = "".join(f"{i},{'a' if i % 2 else 'b'},{'test' if i % 4 == 0 else 'train'}\n" for i in range(20))
     path.write_text("x,y,part\n" + rows + "99,z,test\n")
@@ -98,19 +151,22 @@ def test_a_class_with_no_training_sample_and_an_unknown_label(tmp_path):
         load_table_dataset(TableOptions(path=str(path), target="y", classes=["a", "b"]))
 
 
-def test_parquet_without_pyarrow_is_one_line(tmp_path):
-    try:
-        import pyarrow  # noqa: F401
-        pytest.skip("pyarrow is installed")
-    except ImportError:
-        pass
+def test_parquet_without_pyarrow_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow → ImportError
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     path = tmp_path / "t.parquet"
     path.write_bytes(b"PAR1")
     with pytest.raises(ZooError, match=r"t.parquet: reading Parquet needs pyarrow: pip install 'zoo-ml\[parquet\]'"):
         load_table(path, "y")
 
 
-def test_decode_rows_errors_name_row_and_column(tmp_path):
+def test_csv_without_pyarrow_is_read_by_the_csv_module(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    assert load_table(houses(tmp_path / "h.csv"), "price").parser == "csv module"
+
+
+@both
+def test_decode_rows_errors_name_row_and_column(tmp_path, parser):
     d = load_table_dataset(TableOptions(path=str(houses(tmp_path / "h.csv")), target="price"))
     meta = d.info.extra["raw_inputs"]
     rows = tmp_path / "rows.csv"
@@ -150,3 +206,110 @@ def test_bad_csv_exits_2_before_writing_the_run(tmp_path):
                      "--set", "data.options.target=price", "--out", "run", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert "bad.csv line 3, column 'a'" in result.stderr and not (tmp_path / "run").exists()
+
+
+# -- the two parsers agree ----------------------------------------------------------------------
+
+def _parse_both(monkeypatch, path, target, **options):
+    """(pyarrow's table, the csv module's table) of one file."""
+    pytest.importorskip("pyarrow")
+    monkeypatch.setattr(table, "FAST_CSV", True)
+    fast = load_table(path, target, **options)
+    monkeypatch.setattr(table, "FAST_CSV", False)
+    return fast, load_table(path, target, **options)
+
+
+def _assert_same(fast, slow):
+    for name in ["numeric", "target", "split"]:
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert (a is None and b is None) or (a.dtype == b.dtype and a.tobytes() == b.tobytes()), name
+    assert fast.codes.keys() == slow.codes.keys()
+    assert all(fast.codes[c].tobytes() == slow.codes[c].tobytes() for c in fast.codes)
+    assert (fast.numeric_names, fast.categorical_names, fast.categories, fast.labels, fast.first_line) == \
+        (slow.numeric_names, slow.categorical_names, slow.categories, slow.labels, slow.first_line)
+    assert list(fast.lines) == list(slow.lines)
+
+
+AGREE = {  # name: (file bytes, target, options, whether pyarrow reads it: else the csv module does)
+    "spaces, quotes, signs, blank lines at the end": (
+        b'x,city,kind\n 1.5 ," paris",a\n+.5,"lyon, fr", b\n1e5,paris ,a\n-0,"say ""hi""",b \n\n\n',
+        "kind", {}, True),
+    "CRLF and a byte order mark": ("\ufeffx,c,y\r\n1,a,2\r\n3,b,4\r\n5,a,6".encode(), "y", {}, True),
+    "lone CR": (b"x,c,y\r1,a,2\r3,b,4\r", "y", {}, True),
+    "rounding to float32 as numpy does": (
+        b"x,y\n1.000000059604644775390625000000001,0.1\n3.4028235e38,1e-46\n0.30000001192092896,7\n", "y", {}, True),
+    "UTF-8 and a repeated name in columns not used": (
+        "x,junk,junk,y\n1,café,ü,2\n3,naïve,ß,4\n".encode(), "y", {"features": ["x"]}, True),
+    "split names in any case, numbers as categories": (
+        b"x,zip,part,y\n1,75001,Train,a\n2,69001, test ,b\n3,75001,dev,a\n4,06000,VALIDATION,b\n5,75001,train,b\n",
+        "y", {"split_column": "part", "categorical": ["zip"]}, True),
+    "numeric labels as classes": (b"x,y\n1,0\n2,1\n3,0\n", "y", {"task": "classification"}, True),
+    "blank line between rows": (b"x,c,y\n1,a,2\n\n3,b,4\n", "y", {}, False),
+    "quoted line break in a column not used": (b'x,n,y\n1,"a\nb",2\n3,c,4\n', "y", {"features": ["x"]}, False),
+    "quoted line break in a category": (b'x,c,y\n1,"a\nb",2\n3,c,4\n', "y", {}, False),
+    "a number Python reads but not pyarrow": (b"x,y\n1_000,2\n3,4\n", "y", {}, False),
+    "a tab-separated file": (b"x\tc\ty\n1\ta b\t2\n3\tc\t4\n", "y", {}, True),
+}
+
+
+@pytest.mark.parametrize("name", AGREE)
+def test_parsers_agree_on_odd_but_valid_files(tmp_path, monkeypatch, name):
+    content, target, options, fast_path = AGREE[name]
+    path = tmp_path / ("t.tsv" if b"\t" in content else "t.csv")
+    path.write_bytes(content)
+    fast, slow = _parse_both(monkeypatch, path, target, **options)
+    assert fast.parser == ("pyarrow" if fast_path else "csv module") and slow.parser == "csv module"
+    _assert_same(fast, slow)
+
+
+def test_parsers_agree_across_record_batches_and_give_the_same_dataset(tmp_path, monkeypatch):
+    """Small batches; categories first seen late; rows that get shorter (the arrays grow)."""
+    monkeypatch.setattr(table_arrow, "BLOCK", 1024)
+    rng = np.random.default_rng(3)
+    rows = [f"{rng.normal():.6f},{'x' * 300},{'ab'[i % 2]},{i % 3}" for i in range(40)]
+    rows += [f"{rng.normal():.3f},-,{'abcdefg'[min(6, i // 450)]},{i % 3}" for i in range(3000)]
+    path = tmp_path / "long.csv"
+    path.write_text("v,pad,c,y\n" + "\n".join(rows) + "\n")
+    fast, slow = _parse_both(monkeypatch, path, "y", features=["v", "c"], task="classification")
+    assert fast.parser == "pyarrow" and fast.first_line["c"]["g"] == slow.first_line["c"]["g"] == 2 + 40 + 2700
+    _assert_same(fast, slow)
+    datasets = []
+    for fast_csv in (True, False):
+        monkeypatch.setattr(table, "FAST_CSV", fast_csv)
+        datasets.append(load_table_dataset(TableOptions(path=str(path), target="y", features=["v", "c"])))
+    a, b = datasets
+    for split in ("train", "val", "test"):
+        for key in ("x", "y"):
+            assert torch.equal(getattr(a, split).tensors[key], getattr(b, split).tensors[key])
+    assert torch.equal(a.info.input_mean, b.info.input_mean) and torch.equal(a.info.input_std, b.info.input_std)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.floats(allow_nan=False, allow_infinity=False, width=64),
+                               st.sampled_from(["a", " a", "b ", "c", '"c"', '"d,e"']),
+                               st.integers(-3, 3)), min_size=1, max_size=80),
+       style=st.sampled_from(["repr", ".3e", ".17g", ".2f"]))
+def test_parsers_agree_on_generated_tables(tmp_path, monkeypatch, rows, style):
+    monkeypatch.setattr(table_arrow, "BLOCK", 256)
+    lines = [f"{x!r}" if style == "repr" else f"{x:{style}}" for x, _, _ in rows]
+    body = "".join(f"{v},{c},{y}\n" for v, (_, c, y) in zip(lines, rows))
+    path = tmp_path / "g.csv"
+    path.write_text("v,c,y\n" + body)
+    outcomes = []
+    for fast_csv in (True, False):  # a table each, or the same error (a float64 beyond float32: inf)
+        monkeypatch.setattr(table, "FAST_CSV", fast_csv)
+        try:
+            outcomes.append(load_table(path, "y"))
+        except ZooError as err:
+            outcomes.append(str(err))
+    if isinstance(outcomes[1], str):
+        assert outcomes[0] == outcomes[1]
+    else:
+        _assert_same(*outcomes)
+
+
+def test_column_stats_match_numpy():
+    x = (np.random.default_rng(0).normal(size=(150_001, 3)) * [1, 0.1, 5] + [0, 1e4, -3]).astype(np.float32)
+    mean, std = column_stats(x)
+    assert np.allclose(mean, x.mean(0, dtype=np.float64), rtol=1e-12, atol=1e-9)
+    assert np.allclose(std, x.std(0, dtype=np.float64), rtol=1e-9)
