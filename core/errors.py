@@ -49,9 +49,14 @@ class TrainingInterrupted(ZooError):
 
 
 class ExportError(ZooError):
-    """The ONNX export or its parity check failed; no model.onnx was left behind."""
+    """The ONNX export or its parity check failed; no model.onnx was left behind.
+
+    Raised by ``zoo train`` after the run's summary is written (training and test finished,
+    ``export: failed``): then ``summary`` is that summary.
+    """
 
     exit_code = 4
+    summary: dict | None = None
 
 
 def did_you_mean(name: str, choices: Iterable[str], what: str) -> str:
