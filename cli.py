@@ -349,7 +349,8 @@ def runs(ctx, root, model, sort_by, as_json) -> None:
     table = [[r["run"], r["model"], r["dataset"], (r["started"] or "-").replace("T", " ")[:16], r["status"],
               str(r["epochs"]), str(r["device"] or "-"),
               f"{r['wall_seconds']:.1f}" if r["wall_seconds"] else "-",
-              f"{r['parity']:.1e}" if r["parity"] is not None else "-",
+              f"{r['parity']:.1e}" if r["parity"] is not None else
+              "export failed" if r.get("export") == "failed" else "-",
               *[f"{r['metrics'][k]:.4f}" if k in r["metrics"] else "-" for k in keys]] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
     for line in [header, *table]:
@@ -374,6 +375,8 @@ def runs_show(run_dir, as_json) -> None:
         return
     click.echo(f"{row['run']}: {row['model']} on {row['dataset']} ({row['status']}, {row['epochs']} epochs)")
     click.echo("test: " + "  ".join(f"{k} {v:.4f}" for k, v in row["metrics"].items()))
+    if row.get("export") == "failed":
+        click.echo(f"export: failed: {run.read_summary().get('export_error', '')} (see {run.path / 'export.log'})")
     for record in row["history"]:
         click.echo("  " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
     click.echo("files: " + ", ".join(row["files"]))
@@ -485,16 +488,15 @@ def _train_options(epochs, dataset, device, seed, lr, batch_size, data_dir, no_e
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override, e.g. optim.lr=0.01.")
 @click.option("--schema", is_flag=True, help="Print the JSON schema of the config instead.")
 def config_cmd(model, config_file, sets, schema) -> None:
-    """Print MODEL's resolved config as TOML (defaults < --config < --set)."""
+    """Print MODEL's resolved config as TOML (defaults < --config < --set), with its dataset's options."""
     from zoo.core import api
 
     if schema:
-        _emit_json(api.config_schema(model))
+        _emit_json(api.config_schema(model, config_file=config_file, sets=sets))
         return
     from zoo.core.toml_io import dumps_toml
 
-    _, _, run_config = api.resolve_config(model, config_file=config_file, sets=sets)
-    click.echo(dumps_toml(run_config.model_dump(mode="json")), nl=False)
+    click.echo(dumps_toml(api.show_config(model, config_file=config_file, sets=sets)), nl=False)
 
 
 # -- training, export, prediction ---------------------------------------------------------------

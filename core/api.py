@@ -63,12 +63,26 @@ def check_loggers(names, zoo=None) -> None:
             raise ZooError(f"logger {name!r} needs plugin {entry.plugin!r}, which is {reason}")
 
 
-def config_schema(model: str) -> dict[str, Any]:
-    from zoo.core.config import run_config_class
+def show_config(model: str, config_file: str | None = None, sets: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``zoo config MODEL``: the resolved config, its ``[data.options]`` validated by the dataset
+    and filled with the dataset's defaults."""
+    from zoo.core.config import with_dataset_options
 
-    entry = load_catalogue().resolve_trainable(model)
-    spec = _loaded_zoo(entry).registry.model(entry.name)
-    return run_config_class(spec.config_class).model_json_schema()
+    _, _, run_config = resolve_config(model, config_file=config_file, sets=sets)
+    dataset = _loaded_zoo().registry.datasets.get(run_config.data.name)
+    config = run_config.model_dump(mode="json")
+    return config if dataset is None else with_dataset_options(config, dataset.options_class)
+
+
+def config_schema(model: str, config_file: str | None = None, sets: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The JSON schema of MODEL's config, with the options of its dataset (the default one, or
+    ``data.name`` as set)."""
+    from zoo.core.config import run_config_schema
+
+    _, spec, run_config = resolve_config(model, config_file=config_file, sets=sets)
+    dataset = _loaded_zoo().registry.datasets.get(run_config.data.name)
+    return run_config_schema(spec.config_class, dataset.options_class if dataset else None,
+                             run_config.data.name)
 
 
 def load_data(run_config, entry: ModelEntry):
@@ -398,6 +412,8 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
     summary["wall_seconds"] = round(time.time() - started, 3)
     run.write_summary(summary)
     emit("on_train_end", run=run, summary=summary)
+    if summary.get("export") == "failed":
+        raise _export_failed(summary, run)
     return summary
 
 
@@ -449,13 +465,9 @@ def _finish(summary, result, run, net, task, dataset, data_on_device, run_config
         summary["learned"] = inner.learned_parameters()
     log("test " + "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
     if run_config.export.enabled:
-        exported = export_model(run, net.cpu(), task, dataset, run_config, entry, zoo)
-        summary.update({"onnx": str(exported.path), "parity": exported.parity,
-                        "parity_shapes": exported.checked_shapes, "parity_provider": exported.provider})
-        log(f"exported {exported.path} (parity max |Δ| {exported.parity:.2e} at shapes "
-            f"{exported.checked_shapes})")
+        _export_into(summary, run, net, task, dataset, run_config, entry, zoo, log)
     else:
-        summary.update({"onnx": None, "parity": None})
+        summary.update({"onnx": None, "parity": None, "export": "disabled"})
     summary["phase"] = "plots"
     plots = write_plots(run)
     if isinstance(task, Classification) and dataset.info.num_classes:
@@ -465,6 +477,44 @@ def _finish(summary, result, run, net, task, dataset, data_on_device, run_config
     summary["plots"] = [p.name for p in plots]
     if not plots:
         log("note: plots skipped (pip install matplotlib to get loss/metric/lr PNGs in the run)")
+
+
+def _export_into(summary, run, net, task, dataset, run_config, entry, zoo, log) -> None:
+    """Export the trained model and record the outcome in ``summary`` (``export``: ok | failed).
+
+    A failed export is recorded, not raised: the run trained and tested, and its summary keeps
+    the metrics with ``export: failed`` and the reason in one line (the exporter's console
+    output and traceback are in ``RUN/export.log``). :func:`_export_failed` raises it once the
+    summary is written. A Ctrl-C still interrupts the run (resumable).
+    """
+    from zoo.core.export import failure_reason
+
+    try:
+        exported = export_model(run, net.cpu(), task, dataset, run_config, entry, zoo)
+    except TrainingInterrupted:
+        raise
+    except Exception as err:  # noqa: BLE001 - the exporter's or a plugin's: the run's results stay
+        reason = str(err) if isinstance(err, ZooError) else f"ONNX export failed: {failure_reason(err)}"
+        summary.update({"onnx": None, "parity": None, "export": "failed", "export_error": reason})
+        return
+    summary.update({"onnx": str(exported.path), "parity": exported.parity, "export": "ok",
+                    "parity_shapes": exported.checked_shapes, "parity_provider": exported.provider})
+    log(f"exported {exported.path} (parity max |Δ| {exported.parity:.2e} at shapes "
+        f"{exported.checked_shapes})")
+
+
+def _export_failed(summary, run) -> ExportError:
+    """The error (exit 4) of a run whose training and test finished but whose export failed;
+    ``err.summary`` is the run's summary, metrics included."""
+    from zoo.core.runs import Run
+
+    err = ExportError(
+        f"{summary['model']} trained and tested (metrics in {run.file(Run.SUMMARY)}), but its export "
+        f"failed: {summary['export_error']}; the exporter's output is in {run.file(Run.EXPORT_LOG)}. "
+        f"Make forward exportable or give the model an `export_model` hook (docs/plugins.md), then "
+        f"`zoo export {run.path}`; or train with --set export.enabled=false")
+    err.summary = summary
+    return err
 
 
 def _record_end(run, summary, previous, status, err, emit) -> None:
@@ -522,7 +572,7 @@ def export_model(run, net, task, dataset, run_config, entry, zoo, opset: int | N
 
     examples = task.export_inputs(dataset.test.to("cpu"))
     return export_onnx(net, task, examples, task.dynamic_axes(info), run.file(run.ONNX), opset=opset,
-                       atol=ec.atol, rtol=ec.rtol, metadata=metadata,
+                       atol=ec.atol, rtol=ec.rtol, metadata=metadata, log=run.file(run.EXPORT_LOG),
                        override=override if zoo.pm.hook.export_model.get_hookimpls() else None)
 
 
@@ -553,12 +603,16 @@ def reexport(run_dir: str, opset: int | None = None) -> dict[str, Any]:
     """``zoo export RUN_DIR``: rebuild the model from the best checkpoint and export it again."""
     run, entry, run_config, net, dataset, task, zoo = load_run(run_dir)
     with run.lock():
-        result = export_model(run, net, task, dataset, run_config, entry, zoo, opset=opset)
+        try:
+            result = export_model(run, net, task, dataset, run_config, entry, zoo, opset=opset)
+        except ExportError as err:
+            raise ExportError(f"{err}; the exporter's output is in {run.file(run.EXPORT_LOG)}") from err
         try:
             summary = run.read_summary()
         except ZooError:
             summary = {"model": entry.name, "dataset": run_config.data.name}  # damaged: rebuilt
-        summary.update({"onnx": str(result.path), "parity": result.parity,
+        summary.pop("export_error", None)
+        summary.update({"onnx": str(result.path), "parity": result.parity, "export": "ok",
                         "parity_shapes": result.checked_shapes, "parity_provider": result.provider})
         run.write_summary(summary)
     return summary

@@ -253,6 +253,68 @@ def run_config_class(model_config_cls: type[ModelConfig]) -> type[RunConfig]:
     return RunConfig[model_config_cls]  # type: ignore[valid-type]
 
 
+# -- the dataset's options (``zoo config``) ---------------------------------------------------
+
+
+def _is_schema(options_class: Any) -> bool:
+    """Whether ``options_class`` is a pydantic model whose keys are known (not ``extra="allow"``)."""
+    return (isinstance(options_class, type) and issubclass(options_class, BaseModel)
+            and options_class.model_config.get("extra") != "allow")
+
+
+def dataset_options(options_class: type[BaseModel] | None, given: dict, dataset: str) -> dict:
+    """``data.options`` as the dataset reads them: validated by its options class, every default
+    filled in (what ``zoo config`` shows under ``[data.options]``).
+
+    Args:
+        options_class: the class the dataset registered (``None``: it takes no options).
+        given: the resolved ``data.options``.
+        dataset: the dataset's name, for messages.
+
+    A wrong key or value is a one-line :class:`ZooError` naming it (and the valid keys). Options
+    that are required and not given (a user's ``table`` needs ``path``) are left out instead:
+    the config is still worth showing, and ``zoo train`` names them.
+    """
+    if options_class is None:
+        if given:
+            raise ZooError(f"data.options {', '.join(map(str, given))}: dataset {dataset!r} takes no options")
+        return {}
+    if not _is_schema(options_class):
+        return dict(given)
+    what = f"data.options for {dataset!r}"
+    try:
+        return options_class.model_validate(given).model_dump(mode="json")
+    except ValidationError as err:
+        if any(problem["type"] != "missing" for problem in err.errors()):
+            raise ZooError(describe_validation_error(err, options_class, what)) from None
+    defaults = {name: field.get_default(call_default_factory=True)
+                for name, field in options_class.model_fields.items() if not field.is_required()}
+    return {**options_class.model_construct(**defaults).model_dump(mode="json", include=set(defaults)),
+            **given}
+
+
+def with_dataset_options(config: dict, options_class: type[BaseModel] | None) -> dict:
+    """A resolved config (``RunConfig.model_dump(mode="json")``) with :func:`dataset_options`."""
+    data = config["data"]
+    return {**config, "data": {**data, "options": dataset_options(options_class, data.get("options") or {},
+                                                                  data["name"])}}
+
+
+def run_config_schema(model_config_cls: type[ModelConfig], options_class: type[BaseModel] | None = None,
+                      dataset: str | None = None) -> dict[str, Any]:
+    """The JSON schema of a run's config (``zoo config MODEL --schema``), with ``data.options``
+    described by the dataset's options class instead of a free-form table."""
+    base = run_config_class(model_config_cls)
+    if not _is_schema(options_class):
+        return base.model_json_schema()
+    from pydantic import create_model
+
+    about = f"Options of dataset {dataset!r}." if dataset else "Options of the dataset."
+    data_cls = create_model("DataConfig", __base__=DataConfig,
+                            options=(options_class, Field(default_factory=dict, description=about)))
+    return create_model(base.__name__, __base__=base, data=(data_cls, ...)).model_json_schema()
+
+
 def resolve(
     model_name: str,
     model_config_cls: type[ModelConfig],

@@ -49,9 +49,14 @@ class TrainingInterrupted(ZooError):
 
 
 class ExportError(ZooError):
-    """The ONNX export or its parity check failed; no model.onnx was left behind."""
+    """The ONNX export or its parity check failed; no model.onnx was left behind.
+
+    Raised by ``zoo train`` after the run's summary is written (training and test finished,
+    ``export: failed``): then ``summary`` is that summary.
+    """
 
     exit_code = 4
+    summary: dict | None = None
 
 
 #: More valid names than this and the message points to the command that lists them.

@@ -11,11 +11,16 @@ failure leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import json
 import logging
 import os
+import re
+import sys
+import sysconfig
 import tempfile
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +45,57 @@ def _as_tuple(output: Any) -> tuple[torch.Tensor, ...]:
     return tuple(output) if isinstance(output, (tuple, list)) else (output,)
 
 
+# Where the exporter's console output goes while an export runs (the run's export.log, or a
+# buffer that is dropped); nested captures (an ``export_model`` hook calling export_module) share it.
+_console: contextvars.ContextVar[Any] = contextvars.ContextVar("zoo_export_console", default=None)
+
+
+@contextlib.contextmanager
+def captured_console(sink: Any = None):
+    """Send what the block prints to ``sys.stdout`` and ``sys.stderr`` to ``sink``.
+
+    The exporter dumps graphs, progress lines and advice on the console (30 lines of FX graph for
+    a data-dependent ``.item()``); they belong in a log, not in the CLI's output, whose stdout may
+    be JSON. Inside an outer capture, the outer sink is used.
+
+    Args:
+        sink (file-like, optional): an open text file; by default the outer capture's sink, or a
+            buffer that is dropped.
+    """
+    sink = sink or _console.get() or io.StringIO()
+    token = _console.set(sink)
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            yield sink
+    finally:
+        _console.reset(token)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failure_reason(err: BaseException) -> str:
+    """One line that says why an exporter failed: the root cause's type and first line, and
+    where in the model's code it happened (the innermost frame outside torch).
+
+    ``torch.onnx.export`` wraps the real error (``GuardOnDataDependentSymNode: Could not guard on
+    data-dependent expression ...``) in 15 lines of advice ending "Refer to the full stack trace
+    above"; the whole of it goes to the export log, this line to the user.
+    """
+    root = err
+    while root.__cause__ is not None:
+        root = root.__cause__
+    lines = [line.strip() for line in _ANSI.sub("", str(root)).splitlines() if line.strip()]
+    reason = f"{type(root).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    # Frames of torch, the standard library and zoo's core are machinery, not the model's code.
+    machinery = (str(Path(torch.__file__).parent), sysconfig.get_paths()["stdlib"],
+                 str(Path(__file__).parent), "<")
+    frames = [f for f in traceback.extract_tb(root.__traceback__) if not f.filename.startswith(machinery)]
+    if frames:
+        reason += f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})"
+    return reason if len(reason) <= 400 else reason[:397] + "..."
+
+
 def export_module(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
                   input_names: tuple[str, ...], output_names: tuple[str, ...],
                   axes: dict[str, dict[int, str]], opset: int) -> None:
@@ -60,7 +116,7 @@ def export_module(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     for logger in loggers:
         logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), captured_console() as console:
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module, args, str(path),
@@ -72,8 +128,10 @@ def export_module(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
                 external_data=False,
                 verbose=False,
             )
-    except Exception as err:  # noqa: BLE001 - any exporter failure becomes a clear error
-        raise ExportError(f"ONNX export failed: {type(err).__name__}: {str(err)[:2000]}") from err
+    except Exception as err:  # noqa: BLE001 - any exporter failure becomes a one-line error
+        # The whole story (torch's advice, the chained traceback) goes to the console's sink.
+        traceback.print_exception(err, file=console)
+        raise ExportError(f"ONNX export failed: {failure_reason(err)}") from err
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
@@ -120,16 +178,34 @@ def frozen_axes(onnx_model, axes: dict[str, dict[int, str]]) -> list[str]:
 def export_onnx(model: nn.Module, task: Task, example_inputs: list[tuple[torch.Tensor, ...]],
                 axes: dict[str, dict[int, str]], path: str | Path, *, opset: int = 18,
                 atol: float = 1e-4, rtol: float = 1e-3, metadata: dict[str, Any] | None = None,
-                override=None) -> ExportResult:
+                override=None, log: str | Path | None = None) -> ExportResult:
     """Export ``model`` to ``path`` and verify it; raises ExportError (no file left) on failure.
 
     :param example_inputs: the first tuple is traced; every tuple is checked for parity
     :param override: ``callable(model, path) -> Path | None`` (the ``export_model`` hook)
+    :param log: a file for everything the exporter and the override print, and the whole of a
+        failure (a run's ``export.log``); without it that output is dropped
     """
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(open(log, "w", encoding="utf-8")) if log is not None else None
+        console = stack.enter_context(captured_console(sink))
+        try:
+            return _export_verified(model, task, example_inputs, axes, Path(path), opset, atol, rtol,
+                                    metadata, override)
+        except ExportError as err:
+            print(f"error: {err}", file=console)  # the exporter's own traceback is above it
+            raise
+        except BaseException as err:
+            traceback.print_exception(err, file=console)
+            raise
+
+
+def _export_verified(model, task, example_inputs, axes, path: Path, opset, atol, rtol, metadata,
+                     override) -> ExportResult:
+    """:func:`export_onnx` inside its console capture."""
     import onnx
     from zoo.core.runtime import make_session
 
-    path = Path(path)
     model = model.eval().to("cpu")
     inputs = [tuple(t.detach().cpu() for t in args) for args in example_inputs]
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".export-", suffix=".onnx")
@@ -148,7 +224,8 @@ def export_onnx(model: nn.Module, task: Task, example_inputs: list[tuple[torch.T
         try:
             onnx.checker.check_model(str(tmp), full_check=True)
         except Exception as err:  # noqa: BLE001
-            raise ExportError(f"onnx.checker rejected the export: {err}") from err
+            traceback.print_exception(err, file=sys.stderr)  # (the console capture)
+            raise ExportError(f"onnx.checker rejected the export: {failure_reason(err)}") from err
         session = make_session(tmp, exact=True)  # float32 on CUDA too: no TF32
         input_names = [i.name for i in session.get_inputs()]
         worst = 0.0

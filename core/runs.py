@@ -6,6 +6,7 @@
       checkpoint-last.pt     model, optimizer, scheduler, RNG, epoch (resumable)
       checkpoint-best.pt     same, at the best validation epoch
       model.onnx             the parity-checked export
+      export.log             what the exporter printed, and the whole of an export failure
       inputs.json            own data only: columns, categories, vocabulary (raw input → model input)
       summary.json           model, dataset, status, metrics, onnx, parity, ...
 
@@ -65,6 +66,7 @@ class Run:
     BEST = "checkpoint-best.pt"
     ONNX = "model.onnx"
     INPUTS = "inputs.json"  # how the dataset reads raw input (DataInfo.extra["raw_inputs"])
+    EXPORT_LOG = "export.log"  # the exporter's console output (graph dumps, its traceback)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -304,7 +306,7 @@ def describe(run: Run) -> dict[str, Any]:
     except ZooError as err:
         return {"run": run.name, "path": str(run.path), "model": None, "dataset": None, "started": None,
                 "epochs": None, "status": "damaged", "device": None, "wall_seconds": None,
-                "parity": None, "metrics": {}, "error": str(err)}
+                "parity": None, "export": None, "metrics": {}, "error": str(err)}
     records = run.read_metrics()
     return {
         "run": run.name,
@@ -317,6 +319,7 @@ def describe(run: Run) -> dict[str, Any]:
         "device": summary.get("device"),
         "wall_seconds": summary.get("wall_seconds"),
         "parity": summary.get("parity"),
+        "export": summary.get("export"),  # ok | failed | disabled (None: an older run)
         "metrics": summary.get("metrics") or {},
     }
 

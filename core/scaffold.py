@@ -177,29 +177,29 @@ def load_blobs(options: BlobsOptions | None, data_dir) -> Dataset:
                     class_names=[f"blob-{k}" for k in range(o.classes)])
     return Dataset(train=TensorSplit(x=x[:cut], y=y[:cut]), test=TensorSplit(x=x[cut:], y=y[cut:]), info=info)
 ''',
-        "tests/test_plugin.py": f'''"""The plugin is discovered, declared == registered, and its model trains and exports."""
+        "tests/test_plugin.py": f'''"""The plugin is discovered, declared == registered, and its model trains and exports.
+
+``zoo.testing`` is zoo's test API for plugins (see zoo's docs/plugins.md, "Testing a plugin").
+"""
 
 from __future__ import annotations
 
-from zoo.core import api
-from zoo.core.catalogue import load_catalogue
-from zoo.core.plugins import get_zoo
+from zoo import testing
 
 
 def test_plugin_is_loaded_and_declarations_match():
-    zoo = get_zoo()
-    assert zoo.status["{name}"].status == "loaded", zoo.status["{name}"].error
-    assert zoo.status["{name}"].problems == []
-    assert "{model}" in load_catalogue().models
-    assert zoo.registry.models["{model}"].plugin == "{name}"
+    testing.check_plugin("{name}")  # what `zoo doctor` checks, for this plugin
 
 
 def test_model_trains_and_exports(tmp_path):
-    summary = api.train("{model}", options={{"train": {{"epochs": 5, "progress": False}}}},
-                        out=str(tmp_path / "run"), log=None)
+    summary = testing.train("{model}", epochs=5, out=tmp_path / "run")
     assert summary["status"] == "finished"
     assert summary["metrics"]["accuracy"] > 0.5
     assert summary["parity"] <= 1e-4
+
+
+def test_a_fresh_model_exports_with_parity():
+    assert testing.check_parity("{model}")["parity"] <= 1e-4
 ''',
         "README.md": f'''# {names.distribution}
 

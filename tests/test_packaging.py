@@ -31,6 +31,7 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
 def test_wheel_has_every_plugin_and_the_registry(wheel):
     names = set(wheel.namelist())
     assert "zoo/registry.toml" in names and "zoo/cli.py" in names and "zoo/__init__.py" in names
+    assert "zoo/testing.py" in names  # the test API for plugin authors (zoo.testing)
     for source in [*ROOT.glob("core/*.py"), *ROOT.glob("plugins/**/*.py")]:
         assert f"zoo/{source.relative_to(ROOT).as_posix()}" in names, f"{source} missing from the wheel"
     assert not any(n.startswith("zoo/tests/") for n in names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -71,7 +72,8 @@ def test_scaffolded_plugin_installs_lists_trains_exports(tmp_path):
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                           "--target", str(site), str(root)], capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stderr
-    env = {"PYTHONPATH": str(site)}
+    # The zoo under test (a worktree on PYTHONPATH) is imported, not the installed zoo-ml.
+    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
     listed = run_cli("list", "--plugin", "shapes", env=env)
     assert listed.returncode == 0 and "shapes-mlp" in listed.stdout
@@ -125,7 +127,8 @@ def test_broken_plugins_are_each_reported_and_the_rest_unaffected(site, tmp_path
     """, MANIFEST.format(model="raiser", name="builder_raises"))
     install_fake(site, "bad_manifest", GOOD.format(model="bm"), "[models.bm\nplugin = 1\n")
     install_fake(site, "fine", GOOD.format(model="fine-model"), MANIFEST.format(model="fine-model", name="fine"))
-    env = {"PYTHONPATH": str(site)}
+    # The zoo under test (a worktree on PYTHONPATH) is imported, not the installed zoo-ml.
+    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
     status = _status(site)
     assert status["imports_badly"]["status"] == "failed"
