@@ -28,7 +28,8 @@ def main() -> None:
     from zoo.core.export import export_module
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        raise SystemExit("onnxruntime has no CUDA provider here")
+        print("Skipped: onnxruntime has no CUDA provider here (a GPU and onnxruntime-gpu are needed).")
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for trial in range(args.trials):

@@ -209,6 +209,8 @@ BENCHMARKS = [
     Bench("data", "Own data loading: zoo table / image-folder vs pandas.read_csv / ImageFolder + DataLoader",
           "data_loading.py", ["--quick"], [], render_data_loading, needs=["pandas", "PIL"]),
     Bench("onnx-gnn", "GNN-sized inputs: onnxruntime vs torch eager", "onnx_latency_gnn.py", None, []),
+    Bench("tf32", "onnxruntime CUDA with and without TF32 vs float32 torch (GPU and onnxruntime-gpu only)",
+          "ort_tf32_parity.py", None, []),
     Bench("scatter", "Sum-aggregation formulations (design study)", "gnn_scatter_formulations.py", None, []),
     Bench("gnn-accuracy", "GNN accuracy over seeds/folds", "gnn_results.py", None, []),
 ]

@@ -671,7 +671,8 @@ def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     # given arrays, the task checks what the signature cannot (token ids, a graph's edges).
     data = _read_raw(input_file)
     raw_meta = read_raw_meta(path)
-    if raw_meta is not None and not (isinstance(data, dict) and data and set(data) <= set(names)):
+    arrays = Path(input_file).suffix == ".npy" or (isinstance(data, dict) and data and set(data) <= set(names))
+    if raw_meta is not None and not arrays:  # model arrays (.npy, {input: list}) need no decoding
         raw = decode_raw(raw_meta, input_file)  # raw rows/text as the run learned to read them
     else:
         raw = task.raw_inputs(data, metadata) if task is not None else None

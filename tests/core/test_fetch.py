@@ -337,11 +337,16 @@ def test_bad_file_declarations_name_dataset_and_key(file, message):
 
 
 def test_fashion_mnist_declares_the_published_md5s():
-    from zoo.plugins.datasets import fashion_mnist
+    from zoo.plugins.datasets import idx
 
     entry = load_catalogue().dataset("fashion-mnist")
     declared = {Path(f.path).name: f.md5 for f in entry.files}
-    assert declared == fashion_mnist.FILES
+    # zalandoresearch/fashion-mnist README, "Get the Data"
+    assert declared == {"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+                        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+                        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"}
+    assert set(declared) == set(idx.FILES)  # what the loader reads
     assert all(f.checksum_source and f.path.startswith("fashion-mnist/") for f in entry.files)
 
 

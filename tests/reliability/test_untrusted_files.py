@@ -119,7 +119,7 @@ def test_a_crafted_planetoid_file_runs_nothing(tmp_path, cli):
     for part in ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index"):
         (folder / f"ind.cora.{part}").write_bytes(b"")
     (folder / "ind.cora.x").write_bytes(_runstring_pickle(f"open({str(marker)!r}, 'w').close()"))
-    result = cli("train", "gcn", "--data-dir", str(folder), "--epochs", "1", "-q",
+    result = cli("train", "gcn", "--data-dir", str(tmp_path), "--epochs", "1", "-q",  # a root: planetoid/ind.cora.*
                  "--out", str(tmp_path / "run"))
     assert result.returncode == 2, result.stderr
     assert "ind.cora.x" in result.stderr and "refusing to unpickle numpy.testing" in result.stderr

@@ -199,6 +199,6 @@ def test_cnn_trains_on_a_folder_and_predicts_from_images(tmp_path):
     result = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), "--input", str(tmp_path / "bees.npy"),
                                        "--json"])
     assert result.exit_code == 0, result.output
-    answers = json.loads(result.output)
+    answers = json.loads(result.stdout)
     assert len(answers) == 24 and {a["label"] for a in answers} <= {"ants", "bees"}
     assert [a["class"] for a in answers] == logits.argmax(axis=1).tolist()
