@@ -16,13 +16,14 @@ binary BYTES); the server tokenises it exactly as ``zoo predict`` does (the task
 ``raw_inputs``) and adds a BYTES output ``prediction`` holding ``zoo predict``'s answer per text
 (JSON-encoded). The model metadata lists it under ``parameters.raw_inputs``.
 
-Dynamic batching that never waits for company: a request that finds the model idle runs at
+Dynamic batching that never waits for strangers: a request that finds the model idle runs at
 once, alone; requests that arrive while an onnxruntime call is in flight (and agree on every
 non-batch dimension) are concatenated along the batch axis and run together as the next call, of
-at most ``max_batch`` rows, then split back per request. A queued request waits at most
-``max_delay_ms`` for the call in flight before its group starts as a second call alongside
-(pipelining, at most two calls at once). onnxruntime runs in worker threads so the event loop
-keeps accepting requests meanwhile.
+at most ``max_batch`` rows, then split back per request. When a call returns, the queued requests
+wait for the clients just answered to come back, at most ``max_delay_ms`` from their arrival, so
+the batch grows with the number of busy clients; a lone client never waits. At most two calls run
+at once (one in onnxruntime while the event loop gathers the next). onnxruntime runs in worker
+threads so the event loop keeps accepting requests meanwhile.
 
 Hardening, as a server on a shared host needs: every malformed request is a 400 with a one-line
 JSON ``{"error": ...}`` (the connection kept); the body, its JSON part and every decoded tensor
@@ -355,24 +356,28 @@ class _Pending:
 class Batcher:
     """Merges concurrent requests to one endpoint into onnxruntime calls (dynamic batching).
 
-    Batching that never waits for company: a request that finds the model idle runs at once, by
-    itself (a lone client gets batching-off latency); requests that arrive while a call is in
-    flight queue, and when it returns they go together as the next call. The batch size thus
-    follows the load: 1 for one client, up to ``max_batch`` rows when many clients keep the model
-    busy. Requests merge only with the oldest queued one's key (every non-batch dimension and
-    dtype agree), in arrival order; a request that does not fit starts the next group.
+    Batching that never waits for strangers: a request that finds the model idle, with no
+    recently answered client due back, runs at once, by itself (one client gets batching-off
+    latency). Requests that arrive while a call is in flight queue and go together in the next
+    call. When a call returns, the batcher expects the clients it just answered back (a client
+    that got its answer sends its next request), and holds the queued requests until they are
+    (the group then holds everyone the server held a moment ago) or ``max_delay_ms`` has
+    passed, whichever comes first: the batch size follows the load, 1 for one client, about N
+    for N busy clients, at most ``max_batch`` rows. Requests merge when every non-batch
+    dimension and dtype agree; the others keep their places in the queue.
 
-    Pipelining: once the oldest queued request has waited ``max_delay_ms`` for the call in flight,
-    its group starts as a second call alongside (at most ``max_in_flight`` calls at once; beyond
-    that a request waits for compute, not for company). ``max_delay_ms`` is therefore the longest
-    the batcher holds a request back while a call slot is free.
+    ``max_delay_ms`` bounds how long a queued request is held back for company: from its
+    arrival, at most that long before it is dispatched (as soon as a call slot is free; waits
+    for compute, when ``max_in_flight`` calls already run, are not bounded by it). A group
+    that is complete while a call runs starts as a second call alongside (pipelining: one call
+    in onnxruntime while the event loop gathers the next).
 
     Args:
         endpoint: what runs a feed: ``endpoint.run(feed) -> outputs`` (called in a worker thread,
             so the event loop keeps reading requests) and ``endpoint.batchable``.
         max_batch: most rows in one call; 1 turns batching off (each request its own call).
-        max_delay_ms: longest wait of a queued request for the call in flight before a second call
-            starts (0: pipeline at once).
+        max_delay_ms: longest a request is held back for company (0: never; dispatch at once
+            whenever a slot is free).
         max_in_flight: most concurrent calls (1: strictly one call at a time).
     """
 
@@ -383,7 +388,11 @@ class Batcher:
         self.max_in_flight = max(1, max_in_flight)
         self.queue: collections.deque[_Pending] = collections.deque()
         self.running = 0    # calls in flight
-        self.timer: asyncio.TimerHandle | None = None  # wakes _dispatch at the oldest request's deadline
+        self.timer: asyncio.TimerHandle | None = None  # wakes _dispatch when a held group is due
+        self.timer_at = 0.0
+        self.soon = False   # a _dispatch is scheduled for the next loop iteration
+        self.queued_rows = self.running_rows = 0
+        self.expected, self.due_until = 0, float("-inf")  # rows due back from the last call's clients
         self.calls = 0      # onnxruntime executions
         self.requests = 0   # inference requests answered through them
 
@@ -397,26 +406,54 @@ class Batcher:
         key = tuple((name, a.shape[1:], a.dtype.str) for name, a in sorted(feed.items()))
         pending = _Pending(feed, next(iter(feed.values())).shape[0], key, loop.create_future(), loop.time())
         self.queue.append(pending)
-        self._dispatch()
+        self.queued_rows += pending.rows
+        if not self.soon:  # at the end of this loop iteration: requests whose handlers run in it merge
+            self.soon = True
+            loop.call_soon(self._on_soon)
         return await pending.future
 
     def _dispatch(self) -> None:
-        """Start calls from the queue while a slot is free: at once when nothing runs, a further
-        one (up to ``max_in_flight``) once the oldest queued request has waited ``max_delay``.
-        Called on each arrival, each finished call and the deadline timer."""
+        """Start calls from the queue while a slot is free and the oldest group is not held back
+        (see :meth:`_hold`). Called on each arrival, each finished call and the deadline timer."""
         loop = asyncio.get_running_loop()
         while self.queue and self.running < self.max_in_flight:
-            if self.running:
-                wait = self.queue[0].since + self.max_delay - loop.time()
-                if wait > 0:
-                    if self.timer is None:
-                        self.timer = loop.call_later(wait, self._on_timer)
-                    return
+            now = loop.time()
+            until = self._hold(now)
+            if until > now:
+                if self.timer is None or self.timer_at > until:  # (uvloop's handles have no when())
+                    if self.timer is not None:
+                        self.timer.cancel()
+                    self.timer, self.timer_at = loop.call_at(until, self._on_timer), until
+                return
             group = self._take()
+            rows = sum(p.rows for p in group)
+            self.queued_rows -= rows
             self.running += 1
+            self.running_rows += rows
             self.calls += 1
             future = loop.run_in_executor(None, self._call, [p.feed for p in group], [p.rows for p in group])
-            future.add_done_callback(functools.partial(self._done, group))
+            future.add_done_callback(functools.partial(self._done, group, rows))
+
+    def _hold(self, now: float) -> float:
+        """Until when the oldest queued request is held back (``now`` or earlier: not at all).
+
+        Never past its arrival + ``max_delay``. Within that: while a call runs, the group waits
+        for it (a second call starts early only once the clients of the last call are all back);
+        while none runs, it waits only for the clients of the call that just returned (each
+        answered request's client is expected back within ``max_delay``), never for strangers."""
+        deadline = self.queue[0].since + self.max_delay
+        if now >= deadline:
+            return now
+        due = now < self.due_until
+        complete = self.queued_rows >= self.max_batch or (
+            due and self.queued_rows >= self.expected - self.running_rows)
+        if self.running:
+            return now if complete else deadline
+        return min(deadline, self.due_until) if due and not complete else now
+
+    def _on_soon(self) -> None:
+        self.soon = False
+        self._dispatch()
 
     def _on_timer(self) -> None:
         self.timer = None
@@ -455,10 +492,14 @@ class Batcher:
         bounds = np.cumsum([0, *rows])
         return [{k: v[a:b] for k, v in outputs.items()} for a, b in zip(bounds[:-1], bounds[1:])], 1
 
-    def _done(self, group: list[_Pending], future: asyncio.Future) -> None:
+    def _done(self, group: list[_Pending], rows: int, future: asyncio.Future) -> None:
         """A call returned (on the event loop): start the next from what queued meanwhile, then
         answer this group's requests."""
         self.running -= 1
+        self.running_rows -= rows
+        # The load the server just held: these clients are expected back within max_delay.
+        self.expected = rows + self.queued_rows + self.running_rows
+        self.due_until = asyncio.get_running_loop().time() + self.max_delay
         self._dispatch()
         error = asyncio.CancelledError() if future.cancelled() else future.exception()
         if error is None:
