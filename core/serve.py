@@ -403,14 +403,31 @@ class Batcher:
         if self.max_batch <= 1 or not self.endpoint.batchable:
             self.calls += 1
             return await loop.run_in_executor(None, self.endpoint.run, feed)
+        rows = next(iter(feed.values())).shape[0]
+        if not self.running and not self.queue and (  # the model is idle ...
+                rows >= min(self.expected, self.max_batch) or loop.time() >= self.due_until):
+            return await self._run_alone(feed, rows)  # ... and no answered client is due: at once
         key = tuple((name, a.shape[1:], a.dtype.str) for name, a in sorted(feed.items()))
-        pending = _Pending(feed, next(iter(feed.values())).shape[0], key, loop.create_future(), loop.time())
+        pending = _Pending(feed, rows, key, loop.create_future(), loop.time())
         self.queue.append(pending)
-        self.queued_rows += pending.rows
+        self.queued_rows += rows
         if not self.soon:  # at the end of this loop iteration: requests whose handlers run in it merge
             self.soon = True
             loop.call_soon(self._on_soon)
         return await pending.future
+
+    async def _run_alone(self, feed: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+        """Run a request that found the model idle in its own handler, not queued (as cheap as
+        batching off)."""
+        self.running += 1
+        self.running_rows += rows
+        self.calls += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, self.endpoint.run, feed)
+        except Exception as err:  # noqa: BLE001 - as for a merged call
+            raise _request_error(err) from None
+        finally:
+            self._finished(rows)
 
     def _dispatch(self) -> None:
         """Start calls from the queue while a slot is free and the oldest group is not held back
@@ -492,15 +509,19 @@ class Batcher:
         bounds = np.cumsum([0, *rows])
         return [{k: v[a:b] for k, v in outputs.items()} for a, b in zip(bounds[:-1], bounds[1:])], 1
 
-    def _done(self, group: list[_Pending], rows: int, future: asyncio.Future) -> None:
-        """A call returned (on the event loop): start the next from what queued meanwhile, then
-        answer this group's requests."""
+    def _finished(self, rows: int) -> None:
+        """A call of ``rows`` rows returned: its clients are expected back within max_delay (the
+        load the server just held), and the next call starts from what queued meanwhile."""
         self.running -= 1
         self.running_rows -= rows
-        # The load the server just held: these clients are expected back within max_delay.
         self.expected = rows + self.queued_rows + self.running_rows
         self.due_until = asyncio.get_running_loop().time() + self.max_delay
         self._dispatch()
+
+    def _done(self, group: list[_Pending], rows: int, future: asyncio.Future) -> None:
+        """A call returned (on the event loop): start the next from what queued meanwhile, then
+        answer this group's requests."""
+        self._finished(rows)
         error = asyncio.CancelledError() if future.cancelled() else future.exception()
         if error is None:
             results, calls = future.result()
@@ -511,11 +532,17 @@ class Batcher:
             if p.future.done():  # the client left
                 continue
             if isinstance(result, BaseException):
-                status = 400 if isinstance(result, ZooError) else 500
-                p.future.set_exception(RequestError(str(result) if status == 400 else
-                                                    f"inference failed: {result}", status))
+                p.future.set_exception(_request_error(result))
             else:
                 p.future.set_result(result)
+
+
+def _request_error(err: BaseException) -> RequestError:
+    """A failed onnxruntime call as the request's answer: a ZooError (the model cannot run on
+    these values) is a 400, anything else a 500."""
+    if isinstance(err, ZooError):
+        return RequestError(str(err), 400)
+    return RequestError(f"inference failed: {err}", 500)
 
 
 def resolve_targets(targets: list[str]) -> list[tuple[str, Path]]:
