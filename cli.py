@@ -650,7 +650,10 @@ def export_cmd(run_dir, opset, triton_repo, triton_name, triton_max_batch, trito
 @click.option("--max-batch", type=click.IntRange(1, 1 << 16), default=32, show_default=True,
               help="Dynamic batching: most rows merged into one onnxruntime call (1 = off).")
 @click.option("--max-delay-ms", type=click.FloatRange(0, 10_000), default=2.0, show_default=True,
-              help="Dynamic batching: longest wait for more requests to merge.")
+              help="Dynamic batching: longest a request is held back for company, from its arrival. "
+                   "A request that finds the model idle runs at once; requests that arrive during a "
+                   "call go together in the next, which waits (at most this long) for the clients "
+                   "just answered to come back. Time waiting for a busy model is not bounded by it.")
 @click.option("--max-body-mb", type=click.FloatRange(0.001, 4096), default=64.0, show_default=True,
               help="Largest request body, and largest tensor a request's shapes may claim (413 beyond).")
 @click.option("--max-json-mb", type=click.FloatRange(0.001, 4096), default=8.0, show_default=True,

@@ -1,11 +1,16 @@
 """Load test of `zoo serve` on loopback: throughput and latency with and without dynamic batching.
 
-Trains (or reuses) a small model, starts `zoo serve` on a free 127.0.0.1 port, sends a bounded
-number of requests from N concurrent clients, checks every answer against onnxruntime, and prints
-a table. Only loopback traffic; the loop stops by itself.
+Trains (or reuses) a small model, starts two `zoo serve` processes on free 127.0.0.1 ports,
+batching off (`--max-batch 1`) and the default batching, then for each concurrency (1, 8 and 32
+clients unless `--concurrency` is given) sends a bounded number of requests to one and then the
+other, `--repeats` times, checks every answer against onnxruntime, and prints medians. Only
+loopback traffic; the loop stops by itself.
 
-    python benchmarks/serve_load.py [--requests 5000] [--concurrency 32] [--repeats 3] [--model mlp|cnn] [--run RUN_DIR]
-                                    [--client triton|json]
+    python benchmarks/serve_load.py [--requests 3000] [--concurrency N ...] [--repeats 3] [--model mlp|cnn]
+                                    [--run RUN_DIR] [--client raw|triton|json] [--also-delay-ms MS ...]
+
+Goals: the default within 10 % of batching off at one client, >= 1.8x batching off at 32 clients,
+and its p99 latency no worse than batching off at any concurrency.
 
 Also reported: the server process's CPU time per request (from /proc), steadier than throughput
 when other work shares the cores.
@@ -164,10 +169,11 @@ async def load(url: str, requests: int, concurrency: int, inputs: list[np.ndarra
     return wall, latencies, errors, wrong
 
 
-def run_server(run: Path, max_batch: int, port: int, threads: int | None = None) -> subprocess.Popen:
+def run_server(run: Path, max_batch: int, port: int, threads: int | None = None,
+               max_delay_ms: float = 2.0) -> subprocess.Popen:
     extra = ["--threads", str(threads)] if threads else []
     proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", f"model={run}", "--port", str(port),
-                             "--max-batch", str(max_batch), "--max-delay-ms", "2", *extra],
+                             "--max-batch", str(max_batch), "--max-delay-ms", f"{max_delay_ms:g}", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     import httpx
 
@@ -182,10 +188,78 @@ def run_server(run: Path, max_batch: int, port: int, threads: int | None = None)
     raise SystemExit(f"server did not start: {proc.stderr.read()}")
 
 
+def train_model(name: str, folder: Path) -> Path:
+    """A small model to serve: the digits MLP (8x8 inputs, 128 hidden) or the Fashion-MNIST CNN."""
+    from zoo.core import api
+
+    run = folder / name
+    if name == "mlp":
+        api.train("mlp", options={"data": {"name": "digits"}, "train": {"epochs": 3, "progress": False},
+                                  "model": {"hidden": [128]}}, out=str(run), log=None)
+    else:  # weights do not matter for a load test: one short epoch on a slice of the data
+        api.train("cnn", options={"data": {"limit": 2048}, "train": {"epochs": 1, "progress": False}},
+                  out=str(run), log=None)
+    return run
+
+
+KEYS = ("requests_per_s", "p50_ms", "p99_ms", "server_cpu_ms", "client_cpu_ms", "mean_batch")
+
+
+def measure(port: int, pid: int, concurrency: int, args, inputs, expected) -> dict:
+    """One load run against a started server → its figures (the server's counters read before
+    and after, so several runs can share a server)."""
+    import httpx
+
+    url = f"http://127.0.0.1:{port}/v2/models/model/infer"
+    stats_url = f"http://127.0.0.1:{port}/v2/models/model/stats"
+    asyncio.run(load(url, 200, concurrency, inputs, expected, args.client))  # warm-up
+
+    def counts() -> tuple[int, int]:
+        s = httpx.get(stats_url).json()["model_stats"][0]
+        return s["inference_count"], s["execution_count"]
+
+    before, server_cpu, client_cpu = counts(), cpu_seconds(pid), time.process_time()
+    wall, lat, errors, wrong = asyncio.run(load(url, args.requests, concurrency, inputs, expected, args.client))
+    client_cpu = (time.process_time() - client_cpu) / args.requests * 1e3
+    if server_cpu is not None:
+        server_cpu = (cpu_seconds(pid) - server_cpu) / args.requests * 1e3
+    after = counts()
+    lat_ms = sorted(x * 1e3 for x in lat) or [float("nan")]
+    return {"requests_per_s": args.requests / wall, "p50_ms": statistics.median(lat_ms),
+            "p99_ms": lat_ms[int(0.99 * (len(lat_ms) - 1))], "errors": errors, "wrong": wrong,
+            "server_cpu_ms": server_cpu, "client_cpu_ms": client_cpu,
+            "mean_batch": (after[0] - before[0]) / max(after[1] - before[1], 1)}
+
+
+def combine(runs: list[dict]) -> dict:
+    """Medians over the repeats (errors and wrong answers summed)."""
+    out = {k: statistics.median(r[k] for r in runs) if all(r[k] is not None for r in runs) else None
+           for k in KEYS}
+    return {**out, "errors": sum(r["errors"] for r in runs), "wrong": sum(r["wrong"] for r in runs)}
+
+
+def goals(rows: list[dict]) -> list[str]:
+    """The issue's goals, each with its measured figure and whether it is met."""
+    off = {r["concurrency"]: r for r in rows if r["max_batch"] == 1}
+    default = {r["concurrency"]: r for r in rows if r.get("default")}
+    lines = []
+    for c, goal in ((1, 0.9), (32, 1.8)):
+        if c in off and c in default:
+            ratio = default[c]["requests_per_s"] / off[c]["requests_per_s"]
+            lines.append(f"{c} client(s): default / off throughput {ratio:.2f} (goal >= {goal}): "
+                         f"{'met' if ratio >= goal else 'NOT met'}")
+    for c in sorted(set(off) & set(default)):
+        a, b = default[c]["p99_ms"], off[c]["p99_ms"]
+        lines.append(f"{c} client(s): p99 default {a:.2f} ms vs off {b:.2f} ms (goal: no worse): "
+                     f"{'met' if a <= b else 'NOT met'}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=3000, help="requests per load run")
+    parser.add_argument("--concurrency", type=int, action="append",
+                        help="concurrent clients; repeat for several (default: 1, 8 and 32)")
     parser.add_argument("--run", type=Path, help="A run directory with model.onnx (default: train --model).")
     parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
                         help="mlp: 8x8 digits, 128 hidden (78 us per single-row call here); cnn: the small "
@@ -194,92 +268,75 @@ def main() -> None:
                         help="raw: pre-encoded binary-tensor requests over keep-alive connections (light, as "
                              "perf_analyzer; leaves the cores to the server); triton: tritonclient.http.aio "
                              "with binary tensors; json: httpx with JSON tensors.")
-    parser.add_argument("--repeats", type=int, default=3, help="off/on pairs, alternating (medians reported)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds over the servers, alternating (medians)")
     parser.add_argument("--threads", type=int, default=None,
                         help="zoo serve --threads (onnxruntime intra-op threads; default one per core)")
-    parser.add_argument("--max-batch", type=int, default=32,
-                        help="--max-batch of the batching server (below the concurrency, two batches overlap: "
-                             "one in onnxruntime while the event loop answers the other)")
+    parser.add_argument("--max-batch", type=int, default=32, help="--max-batch of the batching server")
+    parser.add_argument("--max-delay-ms", type=float, default=2.0, help="--max-delay-ms of the batching server")
+    parser.add_argument("--also-delay-ms", type=float, action="append", default=[],
+                        help="also measure a batching server with this --max-delay-ms (repeatable; 0: "
+                             "never hold a request back for company)")
     parser.add_argument("--json", help="Also write the rows to this JSON file.")
     args = parser.parse_args()
+    concurrencies = args.concurrency or [1, 8, 32]
     from zoo.core.runtime import make_session
 
     tmp = tempfile.TemporaryDirectory()
-    run = args.run
-    if run is None:
-        from zoo.core import api
-
-        run = Path(tmp.name) / args.model
-        if args.model == "mlp":
-            api.train("mlp", options={"data": {"name": "digits"}, "train": {"epochs": 3, "progress": False},
-                                      "model": {"hidden": [128]}}, out=str(run), log=None)
-        else:  # weights do not matter for a load test: one short epoch on a slice of the data
-            api.train("cnn", options={"data": {"limit": 2048}, "train": {"epochs": 1, "progress": False}},
-                      out=str(run), log=None)
+    run = args.run or train_model(args.model, Path(tmp.name))
     session = make_session(run / "model.onnx")
     feature_shape = [d for d in session.get_inputs()[0].shape[1:]]
     rng = np.random.default_rng(0)
     inputs = [rng.random((1, *feature_shape), dtype=np.float32) for _ in range(64)]
     expected = [session.run(None, {"x": x})[0] for x in inputs]
-    def measure(max_batch: int) -> tuple:
-        port = free_port()
-        proc = run_server(run, max_batch, port, args.threads)
-        try:
-            url = f"http://127.0.0.1:{port}/v2/models/model/infer"
-            asyncio.run(load(url, 200, args.concurrency, inputs, expected, args.client))  # warm-up
-            server_cpu, client_cpu = cpu_seconds(proc.pid), time.process_time()
-            wall, lat, errors, wrong = asyncio.run(load(url, args.requests, args.concurrency, inputs, expected,
-                                                        args.client))
-            client_cpu = (time.process_time() - client_cpu) / args.requests * 1e3
-            import httpx
 
-            counts = httpx.get(f"http://127.0.0.1:{port}/v2/models/model/stats").json()["model_stats"][0]
-            mean_batch = counts["inference_count"] / max(counts["execution_count"], 1)
-            if server_cpu is not None:
-                server_cpu = (cpu_seconds(proc.pid) - server_cpu) / args.requests * 1e3
-        finally:
+    configs = [(1, args.max_delay_ms), (args.max_batch, args.max_delay_ms),
+               *((args.max_batch, d) for d in args.also_delay_ms)]
+    servers = []
+    try:
+        for max_batch, delay in configs:
+            port = free_port()
+            servers.append((max_batch, delay, port, run_server(run, max_batch, port, args.threads, delay)))
+        results: dict[tuple[int, int], list[dict]] = {}
+        for _ in range(args.repeats):  # each round: every concurrency, the servers one after the other
+            for c in concurrencies:
+                for i, (_, _, port, proc) in enumerate(servers):
+                    results.setdefault((c, i), []).append(measure(port, proc.pid, c, args, inputs, expected))
+    finally:
+        for *_, proc in servers:
             proc.terminate()
+        for *_, proc in servers:
             proc.wait(timeout=60)
-        lat_ms = sorted(x * 1e3 for x in lat)
-        return (max_batch, args.requests / wall, statistics.median(lat_ms),
-                lat_ms[int(0.99 * (len(lat_ms) - 1))], errors, wrong, server_cpu, client_cpu, mean_batch)
 
-    # Off and on alternate, ``--repeats`` times; each figure is the median over the repeats
-    # (errors and wrong answers are summed), and so is the ratio of each pair.
-    pairs = [(measure(1), measure(args.max_batch)) for _ in range(args.repeats)]
-    ratios = sorted(on[1] / off[1] for off, on in pairs)
-
-    def combine(runs: list[tuple]) -> tuple:
-        cpu = [r[6] for r in runs if r[6] is not None]
-        return (runs[0][0], *(statistics.median(r[i] for r in runs) for i in (1, 2, 3)),
-                sum(r[4] for r in runs), sum(r[5] for r in runs), statistics.median(cpu) if cpu else None,
-                *(statistics.median(r[i] for r in runs) for i in (7, 8)))
-
-    rows = [combine([p[0] for p in pairs]), combine([p[1] for p in pairs])]
-    print(f"zoo serve load: {args.requests} requests, {args.concurrency} concurrent clients, model {run.name} "
-          f"(input {feature_shape}), loopback, one batch row per request, client {args.client}")
-    print(f"machine: {os.cpu_count()} cores shared by server and client")
-    print("| dynamic batching | requests/s | p50 ms | p99 ms | server CPU ms/request | client CPU ms/request "
-          "| mean batch | errors | wrong answers |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for max_batch, rps, p50, p99, errors, wrong, cpu, client, mean_batch in rows:
-        label = "off (--max-batch 1)" if max_batch == 1 else f"on (--max-batch {max_batch}, 2 ms)"
-        shown = f"{cpu:.3f}" if cpu is not None else "n/a"
-        print(f"| {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {shown} | {client:.3f} | {mean_batch:.1f} | {errors} | {wrong} |")
-    print(f"throughput ratio on/off = {rows[1][1] / rows[0][1]:.2f} (medians of {args.repeats} alternating runs; "
-          f"ratio of each pair: {', '.join(f'{r:.2f}' for r in ratios)}; goal >= 2)")
-    if rows[0][6] and rows[1][6]:
-        print(f"server CPU per request off/on = {rows[0][6] / rows[1][6]:.2f} "
-              "(the steadier figure when the client shares the machine's cores)")
+    rows = []
+    for c in concurrencies:
+        off = results[(c, 0)]
+        for i, (max_batch, delay, _, _) in enumerate(servers):
+            pair_ratios = sorted(r["requests_per_s"] / o["requests_per_s"] for r, o in zip(results[(c, i)], off))
+            rows.append({"concurrency": c, "max_batch": max_batch, "max_delay_ms": delay, "default": i == 1,
+                         **combine(results[(c, i)]), "pair_ratios": pair_ratios})
+    print(f"zoo serve load: {args.requests} requests per run, model {run.name} (input {feature_shape}), "
+          f"loopback, one batch row per request, client {args.client}, {args.repeats} alternating rounds "
+          f"(medians)")
+    print(f"machine: {os.cpu_count()} cores shared by server and client; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("| clients | dynamic batching | requests/s | p50 ms | p99 ms | server CPU ms/request | mean batch "
+          "| errors | wrong answers | throughput / off (each round) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        label = ("off (--max-batch 1)" if r["max_batch"] == 1
+                 else f"--max-batch {r['max_batch']} --max-delay-ms {r['max_delay_ms']:g}")
+        cpu = f"{r['server_cpu_ms']:.3f}" if r["server_cpu_ms"] is not None else "n/a"
+        ratios = ", ".join(f"{x:.2f}" for x in r["pair_ratios"])
+        print(f"| {r['concurrency']} | {label} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+              f"| {cpu} | {r['mean_batch']:.1f} | {r['errors']} | {r['wrong']} | {ratios} |")
+    for line in goals(rows):
+        print(line)
     if args.json:
         import json
 
-        keys = ("max_batch", "requests_per_s", "p50_ms", "p99_ms", "errors", "wrong", "server_cpu_ms",
-                "client_cpu_ms", "mean_batch")
-        Path(args.json).write_text(json.dumps({"requests": args.requests, "concurrency": args.concurrency,
-                                               "repeats": args.repeats, "pair_ratios": ratios,
-                                               "model": run.name, "client": args.client,
-                                               "rows": [dict(zip(keys, row)) for row in rows]}))
+        Path(args.json).write_text(json.dumps({"requests": args.requests, "concurrency": concurrencies,
+                                               "repeats": args.repeats, "model": run.name, "client": args.client,
+                                               "loadavg": os.getloadavg(), "rows": rows, "goals": goals(rows)}))
 
 
 if __name__ == "__main__":

@@ -494,6 +494,200 @@ def test_a_request_the_model_cannot_run_fails_alone_in_its_batch():
     assert first["y"].tolist() == [[2, 2]] and third["y"].tolist() == [[6, 6]]
 
 
+class _GatedEndpoint:
+    """A fake endpoint whose calls block until ``release`` is set; records each call's feed and
+    how many calls were running at once, so batching is tested by counts, not by timing."""
+
+    batchable = True
+
+    def __init__(self, gated: bool = True) -> None:
+        import threading
+
+        self.release, self.lock = threading.Event(), threading.Lock()
+        if not gated:
+            self.release.set()
+        self.feeds, self.running, self.most_running = [], 0, 0
+
+    def run(self, feed):
+        with self.lock:
+            self.feeds.append(feed)
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        self.release.wait(30)
+        with self.lock:
+            self.running -= 1
+        return {"y": feed["x"] * 2}
+
+
+async def _until(condition, limit: float = 10.0) -> None:
+    """Yield to the event loop until ``condition()`` holds (a worker thread got there)."""
+    for _ in range(int(limit / 0.001)):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition not reached")
+
+
+def _rows(value: float, columns: int = 2, rows: int = 1) -> dict:
+    return {"x": np.full((rows, columns), value, np.float32)}
+
+
+def test_a_lone_request_runs_at_once_without_waiting_for_company():
+    """max_delay 10 s: a request that finds the model idle is answered long before it (not held
+    back for requests that never come), as is each of several sent one after the other."""
+    from zoo.core.serve import Batcher
+
+    endpoint = _GatedEndpoint(gated=False)
+    batcher = Batcher(endpoint, max_batch=32, max_delay_ms=10_000)
+
+    async def go():
+        return [await asyncio.wait_for(batcher.submit(_rows(v)), 5) for v in (1, 2, 3)]
+
+    answers = asyncio.run(go())
+    assert [a["y"].tolist() for a in answers] == [[[2, 2]], [[4, 4]], [[6, 6]]]
+    assert batcher.calls == batcher.requests == 3 and [len(f["x"]) for f in endpoint.feeds] == [1, 1, 1]
+
+
+def test_requests_arriving_during_a_call_go_together_in_the_next():
+    """The first request runs alone; the five sent while it is in flight form one call when it
+    returns, each answered with its own rows."""
+    from zoo.core.serve import Batcher
+
+    endpoint = _GatedEndpoint()
+    batcher = Batcher(endpoint, max_batch=32, max_delay_ms=100, max_in_flight=1)
+
+    async def go():
+        first = asyncio.ensure_future(batcher.submit(_rows(0)))
+        await _until(lambda: endpoint.running == 1)
+        rest = [asyncio.ensure_future(batcher.submit(_rows(v, rows=v))) for v in range(1, 6)]
+        await asyncio.sleep(0.05)  # they queue: the only slot is busy
+        assert len(endpoint.feeds) == 1 and len(batcher.queue) == 5
+        endpoint.release.set()
+        return await asyncio.wait_for(asyncio.gather(first, *rest), 5)
+
+    answers = asyncio.run(go())
+    assert [len(f["x"]) for f in endpoint.feeds] == [1, 1 + 2 + 3 + 4 + 5]
+    assert batcher.calls == 2 < batcher.requests == 6
+    for v, answer in enumerate(answers):
+        assert answer["y"].shape == (max(v, 1), 2) and (answer["y"] == 2 * v).all()
+
+
+def test_max_batch_bounds_the_merged_call():
+    from zoo.core.serve import Batcher
+
+    endpoint = _GatedEndpoint()
+    batcher = Batcher(endpoint, max_batch=4, max_delay_ms=100, max_in_flight=1)
+
+    async def go():
+        first = asyncio.ensure_future(batcher.submit(_rows(0)))
+        await _until(lambda: endpoint.running == 1)
+        rest = [asyncio.ensure_future(batcher.submit(_rows(v))) for v in range(1, 11)]
+        endpoint.release.set()
+        return await asyncio.wait_for(asyncio.gather(first, *rest), 5)
+
+    answers = asyncio.run(go())
+    assert [len(f["x"]) for f in endpoint.feeds] == [1, 4, 4, 2]
+    assert [a["y"][0, 0] for a in answers] == [2 * v for v in range(11)]
+
+
+def test_differing_shapes_are_never_merged():
+    """Queued requests of two widths: each call holds one width only; a width's requests merge
+    even when the other's arrived between them."""
+    from zoo.core.serve import Batcher
+
+    endpoint = _GatedEndpoint()
+    batcher = Batcher(endpoint, max_batch=32, max_delay_ms=100, max_in_flight=1)
+
+    async def go():
+        first = asyncio.ensure_future(batcher.submit(_rows(0)))
+        await _until(lambda: endpoint.running == 1)
+        widths = [2, 3, 2, 3, 2]
+        rest = [asyncio.ensure_future(batcher.submit(_rows(i, columns=w))) for i, w in enumerate(widths, 1)]
+        endpoint.release.set()
+        return widths, await asyncio.wait_for(asyncio.gather(first, *rest), 5)
+
+    widths, answers = asyncio.run(go())
+    assert [f["x"].shape for f in endpoint.feeds] == [(1, 2), (3, 2), (2, 3)]
+    for i, (w, answer) in enumerate(zip(widths, answers[1:]), 1):
+        assert answer["y"].shape == (1, w) and (answer["y"] == 2 * i).all()
+
+
+def test_max_delay_bounds_the_wait_for_the_call_in_flight():
+    """Pipelining: with max_delay 0 a request that finds a call in flight starts a second call
+    at once (never a third); with max_in_flight 1 it waits for the first to return."""
+    from zoo.core.serve import Batcher
+
+    async def go(batcher, endpoint):
+        first = asyncio.ensure_future(batcher.submit(_rows(0)))
+        await _until(lambda: endpoint.running == 1)
+        second = asyncio.ensure_future(batcher.submit(_rows(1)))
+        if batcher.max_in_flight > 1:
+            await _until(lambda: endpoint.running == 2)
+        third = asyncio.ensure_future(batcher.submit(_rows(2)))
+        await asyncio.sleep(0.05)
+        started = len(endpoint.feeds)
+        endpoint.release.set()
+        await asyncio.wait_for(asyncio.gather(first, second, third), 5)
+        return started
+
+    pipelined = _GatedEndpoint()
+    assert asyncio.run(go(Batcher(pipelined, max_batch=32, max_delay_ms=0), pipelined)) == 2
+    assert pipelined.most_running == 2 and len(pipelined.feeds) == 3
+    serial = _GatedEndpoint()
+    assert asyncio.run(go(Batcher(serial, max_batch=32, max_delay_ms=0, max_in_flight=1), serial)) == 1
+    assert serial.most_running == 1 and [len(f["x"]) for f in serial.feeds] == [1, 2]
+
+
+def test_the_batch_follows_the_number_of_busy_clients():
+    """Four clients, each sending its next request once answered: after the first call the
+    batcher waits for the clients it just answered (not the full max_delay), so the calls
+    settle at four rows, far fewer calls than requests."""
+    from zoo.core.serve import Batcher
+
+    endpoint = _GatedEndpoint(gated=False)
+    batcher = Batcher(endpoint, max_batch=32, max_delay_ms=1_000)
+
+    async def client(c: int, n: int) -> None:
+        for i in range(n):
+            answer = await batcher.submit(_rows(10 * c + i))
+            assert answer["y"][0, 0] == 2 * (10 * c + i)
+
+    async def go():
+        await asyncio.wait_for(asyncio.gather(*[client(c, 8) for c in range(4)]), 5)
+
+    asyncio.run(go())
+    sizes = [len(f["x"]) for f in endpoint.feeds]
+    assert sum(sizes) == 32 and sizes.count(4) >= 6 and len(sizes) <= 10, sizes
+
+def test_a_merged_call_that_fails_is_retried_per_request():
+    """The bad request is merged with two good ones while a call is in flight: the merged call
+    fails, each of the three runs alone, only the bad one gets a 400; every call is counted."""
+    from zoo.core.errors import ZooError
+    from zoo.core.serve import Batcher, RequestError
+
+    class Picky(_GatedEndpoint):
+        def run(self, feed):
+            out = super().run(feed)
+            if (feed["x"] < 0).any():
+                raise ZooError("the model could not run on this input: negative")
+            return out
+
+    endpoint = Picky()
+    batcher = Batcher(endpoint, max_batch=32, max_delay_ms=100, max_in_flight=1)
+
+    async def go():
+        first = asyncio.ensure_future(batcher.submit(_rows(5)))
+        await _until(lambda: endpoint.running == 1)
+        rest = [asyncio.ensure_future(batcher.submit(_rows(v))) for v in (1, -1, 3)]
+        endpoint.release.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    first, good, bad, third = asyncio.run(go())
+    assert isinstance(bad, RequestError) and bad.status == 400 and "negative" in str(bad)
+    assert first["y"][0, 0] == 10 and good["y"][0, 0] == 2 and third["y"][0, 0] == 6
+    assert [len(f["x"]) for f in endpoint.feeds] == [1, 3, 1, 1, 1] and batcher.calls == 5
+
+
 def test_an_api_key_guards_every_route_but_health(runs):
     from starlette.testclient import TestClient
 
