@@ -148,7 +148,8 @@ def on_epoch_end(run: Run, epoch: int, metrics: dict[str, float], ctx: RunContex
 
     :param run: the run
     :param epoch: the 1-based epoch number
-    :param metrics: ``train_loss``, ``val_*`` metrics, ``lr`` and ``epoch_seconds``
+    :param metrics: the epoch's line of ``metrics.jsonl`` (``train_loss``, ``lr``, ``steps``,
+        ``epoch_seconds``, ``val_*``, ...; every key is in docs/plugins.md)
     :param ctx: the run context
 
     Example::

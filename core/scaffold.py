@@ -210,6 +210,7 @@ A [zoo](https://pypi.org/project/zoo-ml/) plugin. Install it next to zoo and its
 pip install -e .
 zoo list --plugin {name}
 zoo train {model} --out runs/{model}
+echo '[[0.5, -1.0], [2.0, 3.0]]' > sample.json   # two points of the plane: x [B, 2]
 zoo predict runs/{model} --input sample.json
 ```
 

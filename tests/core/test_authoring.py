@@ -136,7 +136,7 @@ def test_broken_plugins_are_each_reported_and_the_rest_unaffected(site, tmp_path
     assert status["wrong_argname"]["status"] == "failed"
     assert "registr" in status["wrong_argname"]["error"] and "register_models" in status["wrong_argname"]["error"]
     assert status["duplicate"]["status"] == "failed"
-    assert "registers model 'mlp', which plugin 'regression' already registered" in status["duplicate"]["error"]
+    assert "registers model 'mlp', which plugin 'regression' declares" in status["duplicate"]["error"]
     assert status["never_registers"]["status"] == "loaded"
     assert any("'ghost-model' is declared" in p for p in status["never_registers"]["problems"])
     assert status["bad_manifest"]["status"] == "failed" and "manifest" in status["bad_manifest"]["error"]

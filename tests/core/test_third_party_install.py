@@ -82,7 +82,7 @@ def test_editable_install_then_the_printed_next_steps_verbatim(tmp_path):
     assert "torch" not in imported_modules(listed.stderr)  # read from zoo.toml; the plugin is not imported
 
     passed = shell(tests, env, tmp_path)
-    assert passed.returncode == 0 and "2 passed" in passed.stdout, passed.stdout + passed.stderr
+    assert passed.returncode == 0 and "3 passed" in passed.stdout, passed.stdout + passed.stderr
 
     trained = shell(train, env, tmp_path)
     assert trained.returncode == 0, trained.stderr
