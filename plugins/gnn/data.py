@@ -141,6 +141,9 @@ class GraphListSplit(Split):
         node_rows = torch.arange(nodes, device=index.device) + shift[0].index_select(0, graph_of_node)
         edge_cols = torch.arange(edges, device=index.device) + shift[1].index_select(0, graph_of_edge)
         edge_index = self.edge_index.index_select(1, edge_cols) + firsts[0].index_select(0, graph_of_edge)
+        # The number of graphs travels with the batch vector: the readout needs it as a Python int,
+        # and max(batch) + 1 costs a device sync per step (and undercounts a trailing empty graph).
+        graph_of_node.zoo_num_graphs = len(host_index)
         return {"x": self.x.index_select(0, node_rows), "edge_index": edge_index, "batch": graph_of_node,
                 "y": self.y.index_select(0, index)}
 

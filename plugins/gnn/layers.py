@@ -301,9 +301,15 @@ class Diffusion(MessagePassing):
 
 
 def num_graphs(batch: torch.Tensor) -> int:
-    """G = max(batch) + 1, data-dependent (exported as a symbolic size); 0 for an empty batch."""
-    if batch.shape[0] == 0 and not torch.compiler.is_compiling():
-        return 0
+    """G: the count a training batch carries (``batch.zoo_num_graphs``, set by the graph batcher:
+    no device sync), else max(batch) + 1, data-dependent (exported as a symbolic size); 0 for an
+    empty batch."""
+    if not torch.compiler.is_compiling():
+        known = getattr(batch, "zoo_num_graphs", None)
+        if isinstance(known, int):
+            return known
+        if batch.shape[0] == 0:
+            return 0
     g = int((batch.max() + 1).item())
     torch._check(g >= 1)
     return g

@@ -265,3 +265,17 @@ def test_first_layer_on_sparse_features_matches_the_dense_one_under_autocast(nam
         whole = model(x, edges)                                          # the memoised sparse path
     assert sparse.dtype == torch.float32 and torch.allclose(sparse, dense, atol=1e-5)
     assert model._features.hits == 1 and torch.allclose(whole.float(), model(x, edges), atol=0.05)
+
+
+def test_a_graph_batch_carries_its_graph_count_so_the_readout_needs_no_sync(host_reads):
+    """The readout's G comes with the batch (no ``max(batch).item()`` per step), and counts a
+    trailing empty graph, which max(batch) + 1 would miss (its label would have no row)."""
+    from zoo.plugins.gnn.layers import num_graphs
+
+    graphs, y = graph_list()
+    split = GraphListSplit.from_graphs(graphs, y)
+    batch = split.batch(torch.tensor([5, 4]))           # graph 4 is empty: batch vector is all 0
+    host_reads.clear()
+    assert num_graphs(batch["batch"]) == 2 == batch["y"].shape[0]
+    assert host_reads == []
+    assert num_graphs(batch["batch"].clone()) == 1     # without the count: max + 1, a host read
