@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import traceback
 
@@ -62,6 +63,9 @@ class ZooGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # `zoo list | head`: the reader has all it wanted; exit as cat does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+            ctx.exit(141)
         except OSError as err:  # a file the user named: missing, unreadable, disk full, read-only
             if ctx.obj and ctx.obj.get("debug"):
                 traceback.print_exc()

@@ -223,3 +223,15 @@ def test_data_fetch_from_a_mirror_folder_checks_the_published_md5(tmp_path):
     result = run_cli("data", "fetch", "fashion-mnist", "--mirror", str(mirror.parent), env={"ZOO_CACHE_DIR": str(cache)})
     _user_error(result, "checksum mismatch", "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d")
     assert not any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`zoo list | head -1`: no "error: Broken pipe" and no traceback once the reader is gone."""
+    import subprocess
+    import sys
+
+    zoo = subprocess.Popen([sys.executable, "-m", "zoo", "list", "--datasets"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    zoo.stdout.close()  # the reader is gone before zoo writes (`zoo list | true`): EPIPE for sure
+    stderr = zoo.stderr.read().decode()
+    assert zoo.wait(timeout=60) in (0, 141) and stderr == "", stderr
