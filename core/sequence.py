@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from zoo.core.data import DataInfo, Split, TensorSplit
+from zoo.core.data import DataInfo, Split, TensorSplit, to_device
 from zoo.core.errors import ZooError
 from zoo.core.tasks import Classification, Task, _sum
 
@@ -164,6 +164,27 @@ class SequenceSplit(TensorSplit):
     def subset(self, index: torch.Tensor) -> SequenceSplit:
         index = index.to(self.device)
         return SequenceSplit(self.time_keys, **{k: t.index_select(0, index) for k, t in self.tensors.items()})
+
+
+class PairSplit(TensorSplit):
+    """Source ``tokens``/``lengths`` and ``target``/``target_lengths`` (sequence-to-sequence data);
+    a batch is cut to its longest source and its longest target (one host sync per batch, as in
+    :class:`SequenceSplit`)."""
+
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = super().batch(index)
+        if index.numel():
+            source, target = torch.stack([out["lengths"].max(), out["target_lengths"].max()]).tolist()
+            out["tokens"] = out["tokens"][:, :max(source, 1)]
+            out["target"] = out["target"][:, :max(target, 1)]
+        return out
+
+    def to(self, device) -> PairSplit:
+        return type(self)(**{k: to_device(t, device) for k, t in self.tensors.items()})
+
+    def subset(self, index: torch.Tensor) -> PairSplit:
+        index = index.to(self.device)
+        return type(self)(**{k: t.index_select(0, index) for k, t in self.tensors.items()})
 
 
 # -- BIO tags and span F1 ---------------------------------------------------------------------

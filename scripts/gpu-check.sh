@@ -16,7 +16,8 @@
 # a step that fails, times out or cannot run becomes a row with its reason and the next one runs.
 # Exit status 0 when every step ran and passed, 1 otherwise; the table is written either way (a
 # goal not met is a verdict in the table, not a failed step). Data: Fashion-MNIST from the Debian
-# package (scripts/setup.sh), wiki-sample from $ZOO_DATA_DIR/text, default ../shared/data/text.
+# package (scripts/setup.sh) or any data root; wiki-sample (no public download) from a data root:
+# ZOO_DATA_DIR=DIR with DIR/text/wiki-sample.txt.
 # Interpreter: ZOO_GPU_CHECK_PYTHON if set, else .venv-gpu or .venv when its torch sees CUDA, else
 # a new .venv-gpu on PYTHON (default python3) with --system-site-packages, so that the system's
 # CUDA build of torch is used as it is rather than downloaded again. Logs stay in $WORK (printed).
@@ -202,21 +203,13 @@ print("cuda" if env["gpu"] else "cpu" if sys.argv[2] == "1" else "none")
 EOF
 }
 
-data_env() {  # ZOO_DATA_DIR for the word2vec step: the user's, else ../shared/data when present
-  # Only that step gets the default: with ZOO_DATA_DIR=../shared/data, which has no fashion-mnist/
-  # folder, core.data.data_dir returns ../shared/data itself and Fashion-MNIST (cnn, mlp) is not found.
-  if [ -n "${ZOO_DATA_DIR:-}" ]; then echo "ZOO_DATA_DIR=$ZOO_DATA_DIR"
-  elif [ -d ../shared/data ]; then echo "ZOO_DATA_DIR=$(cd ../shared/data && pwd)"
-  else echo "ZOO_GPU_CHECK_NO_DATA_DIR=1"; fi
-}
-
 benchmarks() {  # benchmarks DEVICE: the three GPU rows, each with --json for the report
   run_step cnn "$CAP_CNN" "$PY" benchmarks/cnn_throughput.py --device "$1" "${CNN_ARGS[@]}" \
     --json "$WORK/cnn.json"
   run_step onnx "$CAP_ONNX" "$PY" benchmarks/onnx_latency.py --device "$1" --batch 1 --batch 64 \
     "${ONNX_ARGS[@]}" --json "$WORK/onnx.json"
   # --kernel torch: the path that runs on CUDA, also in the CPU fake (numba would run there).
-  run_step word2vec "$CAP_W2V" env "$(data_env)" "$PY" benchmarks/word2vec_vs_gensim.py --device "$1" \
+  run_step word2vec "$CAP_W2V" "$PY" benchmarks/word2vec_vs_gensim.py --device "$1" \
     --kernel torch "${W2V_ARGS[@]}" --json "$WORK/word2vec.json"
 }
 

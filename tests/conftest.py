@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tiny stand-ins for every public dataset, in the real formats and the data-root layout
-# (tests/fixtures/make_fixtures.py writes them). Tests never read ../shared or the network.
+# (tests/fixtures/make_fixtures.py writes them). Tests never read a local copy of the real datasets, or the network.
 FIXTURE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"
 
 # Tests run on the CPU even where a GPU exists, except the `cuda`-marked ones, which run in their

@@ -31,9 +31,9 @@ import string
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from zoo.core.data import DataInfo, Dataset, TensorSplit
+from zoo.core.data import DataInfo, Dataset
 from zoo.core.errors import ZooError
-from zoo.core.sequence import PAD, UNK, Vocabulary, pad
+from zoo.core.sequence import PAD, UNK, PairSplit, Vocabulary, pad
 
 BOS, EOS = "<bos>", "<eos>"
 BOS_ID, EOS_ID = 2, 3
@@ -51,24 +51,8 @@ def tokenize_characters(text: str) -> list[str]:
     return [c for c in text.lower() if not c.isspace()]
 
 
-class Seq2SeqSplit(TensorSplit):
-    """Source ``tokens``/``lengths`` and ``target``/``target_lengths``; a batch is cut to its
-    longest source and its longest target (one host sync per batch, as in SequenceSplit)."""
-
-    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = super().batch(index)
-        if index.numel():
-            source, target = torch.stack([out["lengths"].max(), out["target_lengths"].max()]).tolist()
-            out["tokens"] = out["tokens"][:, :max(source, 1)]
-            out["target"] = out["target"][:, :max(target, 1)]
-        return out
-
-    def to(self, device) -> Seq2SeqSplit:
-        return Seq2SeqSplit(**{k: t.to(device) for k, t in self.tensors.items()})
-
-    def subset(self, index: torch.Tensor) -> Seq2SeqSplit:
-        index = index.to(self.device)
-        return Seq2SeqSplit(**{k: t.index_select(0, index) for k, t in self.tensors.items()})
+#: Source and target batches, each cut to its longest sequence (zoo.core.sequence.PairSplit).
+Seq2SeqSplit = PairSplit
 
 
 def make_split(sources: list[list[int]], targets: list[list[int]]) -> Seq2SeqSplit:

@@ -18,8 +18,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from zoo.core.data import DataInfo, Dataset, TensorSplit
-from zoo.core.sequence import PAD, UNK, UNK_ID, Vocabulary, pad
+from zoo.core.data import DataInfo, Dataset
+from zoo.core.sequence import PAD, UNK, UNK_ID, PairSplit, Vocabulary, pad
 from zoo.plugins.datasets.own.common import (
     OwnDataError,
     check_file,
@@ -54,26 +54,6 @@ def tokens_of(text: str, tokenizer: str, lowercase: bool) -> list[str]:
     if lowercase:
         text = text.lower()
     return [c for c in text if not c.isspace()] if tokenizer == "characters" else text.split()
-
-
-class PairSplit(TensorSplit):
-    """``tokens``/``lengths`` (source) and ``target``/``target_lengths`` (target + ``<eos>``);
-    a batch is cut to its longest source and longest target."""
-
-    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = super().batch(index)
-        if index.numel():
-            source, target = torch.stack([out["lengths"].max(), out["target_lengths"].max()]).tolist()
-            out["tokens"] = out["tokens"][:, :max(source, 1)]
-            out["target"] = out["target"][:, :max(target, 1)]
-        return out
-
-    def to(self, device) -> PairSplit:
-        return PairSplit(**{k: t.to(device) for k, t in self.tensors.items()})
-
-    def subset(self, index: torch.Tensor) -> PairSplit:
-        index = index.to(self.device)
-        return PairSplit(**{k: t.index_select(0, index) for k, t in self.tensors.items()})
 
 
 def read_pairs(o: PairsOptions) -> tuple[list[list[str]], list[list[str]], list[int]]:
