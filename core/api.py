@@ -351,6 +351,10 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
     net = build_model(spec, run_config, dataset.info)
     if checkpoint is not None:
         _check_fits(net, checkpoint, run.file(Run.LAST))
+    elif tc.init is not None:  # fine-tuning: pulled (hub:NAME) or another run's weights, shapes checked
+        from zoo.core.hub.model import init_weights
+
+        tc.init = init_weights(net, tc.init, log)  # hub:NAME resolved to its tag in config.toml
     # Shuffling/dropout streams independent of the model's size; one dropout stream per rank
     # (rank 0's is the single-process one). The shuffling generator is seeded in the trainer,
     # the same on every rank.
