@@ -9,6 +9,7 @@ verified copy and downloads nothing. A cached copy is verified again each time i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -134,6 +135,8 @@ def _download(store, ref: HubRef, final: Path, expected: str | None, log) -> Non
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            final.parent.rmdir()  # only when empty: the first pull of a model, refused
 
 
 def _listed(raw: bytes, what: str) -> list[str]:
