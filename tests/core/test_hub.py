@@ -329,6 +329,16 @@ def test_init_that_does_not_fit_is_one_clear_error(hub):
     assert result.exit_code == 2 and "no checkpoint-best.pt or checkpoint-last.pt" in result.stderr
 
 
+def test_the_hub_package_ships_in_the_wheel():
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "zoo.core.hub" in pyproject["tool"]["setuptools"]["packages"]
+    assert any(d.startswith(("fsspec", "filelock")) for d in pyproject["project"]["dependencies"])
+    assert any(d.startswith("aiohttp") for d in pyproject["project"]["optional-dependencies"]["test"])
+
+
 # -- the Hugging Face Hub (only where it is reachable and a test account is set) -------------------
 
 
