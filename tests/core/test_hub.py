@@ -342,6 +342,93 @@ def test_the_hub_package_ships_in_the_wheel():
 # -- the Hugging Face Hub (only where it is reachable and a test account is set) -------------------
 
 
+class _FakeHfApi:
+    """The few HfApi calls HfStore makes, over in-memory repositories: commits and git tags."""
+
+    repos: dict = {}
+
+    def __init__(self) -> None:
+        self.repos = _FakeHfApi.repos
+
+    def repo_exists(self, repo_id):
+        return repo_id in self.repos
+
+    def create_repo(self, repo_id, exist_ok=False):
+        self.repos.setdefault(repo_id, {"commits": {}, "tags": {}, "main": None})
+
+    def upload_folder(self, repo_id, folder_path, commit_message):
+        from types import SimpleNamespace
+
+        repo = self.repos[repo_id]
+        oid = f"c{len(repo['commits'])}"
+        repo["commits"][oid] = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+        repo["main"] = oid
+        return SimpleNamespace(oid=oid)
+
+    def create_tag(self, repo_id, tag, revision):
+        self.repos[repo_id]["tags"][tag] = revision
+
+    def delete_tag(self, repo_id, tag):
+        del self.repos[repo_id]["tags"][tag]
+
+    def list_repo_refs(self, repo_id):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(tags=[SimpleNamespace(name=t) for t in self.repos[repo_id]["tags"]])
+
+    def _files(self, repo_id, revision):
+        repo = self.repos[repo_id]
+        return repo["commits"][repo["main"] if revision == "main" else repo["tags"][revision]]
+
+    def hf_hub_download(self, repo_id, filename, revision):
+        from huggingface_hub.utils import EntryNotFoundError
+
+        files = self._files(repo_id, revision)
+        if filename not in files:
+            raise EntryNotFoundError(filename)
+        path = Path(self.scratch) / f"{len(os.listdir(self.scratch))}-{filename}"
+        path.write_bytes(files[filename])
+        return str(path)
+
+    def snapshot_download(self, repo_id, revision, local_dir, allow_patterns):
+        for name, data in self._files(repo_id, revision).items():
+            if name in allow_patterns:
+                Path(local_dir, name).write_bytes(data)
+        Path(local_dir, ".cache").mkdir(exist_ok=True)  # as huggingface_hub leaves one
+
+    def list_models(self, author, filter):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(id=r) for r in self.repos if r.startswith(f"{author}/")]
+
+
+def test_hf_store_logic_on_a_fake_hub(linear_run, tmp_path, monkeypatch):
+    """HfStore's tags, push, pull and refusal, against an in-memory stand-in for HfApi (the real
+    Hub is tested below where reachable)."""
+    hf = pytest.importorskip("huggingface_hub")
+    _FakeHfApi.repos = {}
+    _FakeHfApi.scratch = str(tmp_path)
+    monkeypatch.setattr(hf, "HfApi", _FakeHfApi)
+    monkeypatch.delenv("ZOO_OFFLINE", raising=False)
+    monkeypatch.setenv("ZOO_HUB_CACHE", str(tmp_path / "cache"))
+    assert push(str(linear_run), "hf://alice/lin")["ref"] == "hf://alice/lin:v1"
+    assert _FakeHfApi.repos["alice/lin"]["tags"] == {"v1": "c0"}
+    with pytest.raises(ZooError, match="tags are immutable"):
+        push(str(linear_run), "hf://alice/lin:v1")
+    pulled = pull("hf://alice/lin:v1")
+    assert pulled.downloaded and not (pulled.path / ".cache").exists()
+    latest = pull("hf://alice/lin")  # no tag: the repository's main branch
+    assert latest.ref.tag == "main" and _sha(latest.path / "model.onnx") == _sha(pulled.path / "model.onnx")
+    rows = CliRunner().invoke(main, ["hub", "list", "hf://alice", "--json"])
+    assert [r["name"] for r in json.loads(rows.stdout)] == ["lin"]
+    _FakeHfApi.repos["alice/lin"]["commits"]["c0"]["config.toml"] = b"changed"
+    shutil.rmtree(tmp_path / "cache")
+    with pytest.raises(ZooError, match="config.toml does not match its SHA-256"):
+        pull("hf://alice/lin:v1")
+    assert _cached_files(tmp_path) == []
+
+
+
 def _hf_reason() -> str | None:
     try:
         socket.create_connection(("huggingface.co", 443), timeout=3).close()
