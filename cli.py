@@ -392,11 +392,12 @@ def runs_show(run_dir, as_json) -> None:
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def runs_compare(run_dirs, as_json) -> None:
-    """Config values that differ between runs, and their test metrics side by side."""
+    """Config values that differ between runs (or hub:NAME[:TAG]), and their test metrics side by side."""
+    from zoo.core.hub import resolve_target
     from zoo.core.runs import Run, describe
     from zoo.core.toml_io import flatten
 
-    loaded = [Run.open(d) for d in run_dirs]
+    loaded = [Run.open(resolve_target(d, log=_stderr)) for d in run_dirs]
 
     configs = [flatten(r.read_config()) for r in loaded]
     keys = sorted({k for c in configs for k in c})

@@ -1,6 +1,7 @@
 """``zoo pull``: a pushed model into the local cache, every SHA-256 verified, safe to run twice at once.
 
-The cache holds ``<cache>/<hub key>/NAME/TAG/``, laid out as a run directory. A pull downloads
+The cache holds ``<cache>/<hub key>/NAME@TAG/``, laid out as a run directory (``zoo runs show``
+calls it ``NAME@TAG``). A pull downloads
 into a temporary folder next to it, verifies the chain (index → manifest → files) and renames the
 folder into place: a refused pull leaves nothing in the cache. A file lock per tag makes concurrent
 pulls of one model (two processes, two ranks of a torchrun job) take turns; the second finds the
@@ -80,7 +81,7 @@ def pull(target: str | HubRef, out: str | Path | None = None, log=None) -> Pulle
                        f"(NAME:TAG) to use the cached copy")
     tag, expected = (ref.tag, None) if offline else _resolve_tag(store, ref)
     ref = ref.with_tag(tag)
-    final = cache_dir() / _hub_key(ref.hub) / ref.name / tag
+    final = cache_dir() / _hub_key(ref.hub) / f"{ref.name}@{tag}"
     locks = cache_dir() / ".locks"  # apart from the models: a refused pull leaves no folder behind
     locks.mkdir(parents=True, exist_ok=True)
     with FileLock(str(locks / f"{_hub_key(ref.hub)}.{ref.name}.{tag}.lock"), timeout=600):
@@ -136,7 +137,7 @@ def _download(store, ref: HubRef, final: Path, expected: str | None, log) -> Non
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         with contextlib.suppress(OSError):
-            final.parent.rmdir()  # only when empty: the first pull of a model, refused
+            final.parent.rmdir()  # only when empty: the first pull from a hub, refused
 
 
 def _listed(raw: bytes, what: str) -> list[str]:

@@ -64,7 +64,10 @@ class HubRef:
         check_name(name, "model name")
         if tag:
             check_name(tag, "tag")
-        return cls(hub if sep else default_hub(), name, tag or None)
+        hub = hub if sep else default_hub()
+        if "://" not in hub:  # a folder: absolute, so a reference saved in config.toml means one place
+            hub = os.path.abspath(os.path.expanduser(hub))
+        return cls(hub, name, tag or None)
 
     def with_tag(self, tag: str) -> HubRef:
         return HubRef(self.hub, self.name, tag)

@@ -82,9 +82,11 @@ def test_references_parse(text, hub, name, tag):
     assert HubRef.parse(text) == HubRef(hub, name, tag)
 
 
-def test_a_bare_name_uses_the_default_hub(monkeypatch, tmp_path):
+def test_a_bare_name_uses_the_default_hub_and_folders_are_absolute(monkeypatch, tmp_path):
     monkeypatch.setenv("ZOO_HUB", str(tmp_path))
     assert HubRef.parse("hub:gcn:v1") == HubRef(str(tmp_path), "gcn", "v1")
+    monkeypatch.chdir(tmp_path)
+    assert HubRef.parse("shared/hub/gcn") == HubRef(str(tmp_path / "shared" / "hub"), "gcn")
 
 
 @pytest.mark.parametrize("text", ["", "hub:", "x/..:v1", "gcn:", "g cn", "gcn:v1:v2"])
@@ -157,7 +159,7 @@ def test_a_damaged_push_is_refused_and_nothing_is_cached(hub, tmp_path, damage, 
     assert error.startswith("error: ") and needle in error and "nothing was kept" in error
     assert _cached_files(tmp_path) == []
     assert not (tmp_path / "cache").exists() or not any(
-        p.name == NAME for p in (tmp_path / "cache").rglob("*"))
+        p.name.startswith(NAME) for p in (tmp_path / "cache").rglob("*"))
 
 
 def test_a_cached_copy_damaged_later_is_pulled_again(hub):
@@ -268,6 +270,8 @@ def test_predict_runs_show_export_and_serve_take_hub_references(hub, linear_run,
     assert from_hub.exit_code == 0 and json.loads(from_hub.stdout) == json.loads(from_run.stdout)
     shown = runner.invoke(main, ["runs", "show", f"hub:{NAME}:v1", "--json"])
     assert shown.exit_code == 0 and json.loads(shown.stdout)["model"] == "linear"
+    compared = runner.invoke(main, ["runs", "compare", f"hub:{NAME}", str(linear_run), "--json"])
+    assert compared.exit_code == 0 and json.loads(compared.stdout)["runs"] == [f"{NAME}@v1", "linear"]
     exported = runner.invoke(main, ["export", f"hub:{NAME}", "--triton", str(tmp_path / "triton")])
     assert exported.exit_code == 0 and (tmp_path / "triton" / NAME / "config.pbtxt").is_file()
     assert _sha(tmp_path / "triton" / NAME / "1" / "model.onnx") == _sha(hub / NAME / "v1" / "model.onnx")
