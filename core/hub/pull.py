@@ -59,6 +59,9 @@ def _resolve_tag(store, ref: HubRef) -> tuple[str, str | None]:
     if store.url.startswith("hf://"):
         return ref.tag or "main", None
     models = store.index()["models"]
+    if not models:
+        raise HubError(f"no model {ref.name!r} on hub {store.url}: it holds no models yet "
+                       f"(`zoo push RUN_DIR` publishes one; ZOO_HUB names the default hub)")
     if ref.name not in models:
         raise HubError(did_you_mean(ref.name, models, f"model (hub {store.url})", "zoo hub list"))
     entry = models[ref.name]

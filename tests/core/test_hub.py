@@ -169,7 +169,9 @@ def test_a_cached_copy_damaged_later_is_pulled_again(hub):
     assert again.downloaded and _sha(again.path / "config.toml") == _sha(hub / NAME / "v1" / "config.toml")
 
 
-def test_unknown_model_and_tag(hub):
+def test_unknown_model_and_tag(hub, tmp_path):
+    empty = CliRunner().invoke(main, ["predict", f"hub:{tmp_path}/nohub/x", "--input", "x.npy"])
+    assert empty.exit_code == 2 and "it holds no models yet" in empty.stderr
     with pytest.raises(ZooError, match="unknown model .* 'linear-dem'; did you mean: linear-demo"):
         pull("linear-dem")
     with pytest.raises(ZooError, match="unknown tag of linear-demo 'v9'"):
