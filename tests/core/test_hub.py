@@ -286,6 +286,30 @@ def test_predict_runs_show_export_and_serve_take_hub_references(hub, linear_run,
     assert served[2] == str(linear_run)
 
 
+def test_serve_answers_under_the_hub_name(hub):
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from zoo.core.hub import serve_targets
+    from zoo.core.serve import build_app
+
+    app = build_app(serve_targets([f"hub:{NAME}", f"other=hub:{NAME}:v1"]), log=lambda line: None)
+    x = [[1.0, 1.0]]
+    body = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": x[0]}]}
+    with TestClient(app) as client:
+        assert client.get("/v2").json()["models"] == [NAME, "other"]
+        answers = [client.post(f"/v2/models/{m}/infer", json=body).json() for m in (NAME, "other")]
+    (expected,) = zoo_pull_outputs(np.array(x, dtype=np.float32))
+    for answer in answers:
+        assert np.allclose(answer["outputs"][0]["data"], expected.reshape(-1), atol=1e-6)
+
+
+def zoo_pull_outputs(x):
+    import zoo
+
+    return list(zoo.pull(NAME).session(x).values())
+
+
 def test_zoo_pull_gives_a_session_and_the_torch_module(hub):
     import zoo
 
