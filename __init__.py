@@ -24,6 +24,8 @@ _LAZY = {
     "DatasetSpec": "zoo.core.plugins",
     "ZooError": "zoo.core.errors",
     "RunContext": "zoo.core.context",
+    "pull": "zoo.core.hub.model",  # zoo.pull("NAME[:TAG]"): onnxruntime session and torch module
+    "push": "zoo.core.hub.push",
 }
 
 __all__ = ["__version__", "hookimpl", *_LAZY]

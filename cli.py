@@ -365,11 +365,12 @@ def runs(ctx, root, model, sort_by, as_json) -> None:
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def runs_show(run_dir, as_json) -> None:
-    """A run's config, per-epoch metrics, test metrics and files."""
+    """A run's config, per-epoch metrics, test metrics and files (RUN_DIR or hub:NAME[:TAG])."""
+    from zoo.core.hub import resolve_target
     from zoo.core.runs import Run, describe
     from zoo.core.toml_io import dumps_toml
 
-    run = Run.open(run_dir)
+    run = Run.open(resolve_target(run_dir, log=_stderr))
     row = describe(run)
     row["config"] = run.read_config()
     row["history"] = run.read_metrics()
@@ -391,11 +392,12 @@ def runs_show(run_dir, as_json) -> None:
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def runs_compare(run_dirs, as_json) -> None:
-    """Config values that differ between runs, and their test metrics side by side."""
+    """Config values that differ between runs (or hub:NAME[:TAG]), and their test metrics side by side."""
+    from zoo.core.hub import resolve_target
     from zoo.core.runs import Run, describe
     from zoo.core.toml_io import flatten
 
-    loaded = [Run.open(d) for d in run_dirs]
+    loaded = [Run.open(resolve_target(d, log=_stderr)) for d in run_dirs]
 
     configs = [flatten(r.read_config()) for r in loaded]
     keys = sorted({k for c in configs for k in c})
@@ -524,6 +526,9 @@ def config_cmd(model, config_file, sets, schema) -> None:
               "--lr, --set optim.*/schedule.*/train.*/export.* apply; model, data, optimizer name, "
               "seed and batch size cannot change.")
 @click.option("--force", is_flag=True, help="Use an --out folder that is not empty (and not a run).")
+@click.option("--init", "init", metavar="RUN_DIR|hub:NAME[:TAG]",
+              help="train.init: fine-tune from these weights (pulled and verified for hub:); every "
+              "tensor must fit: re-size a different head with --set model.*.")
 @click.option("--no-export", is_flag=True, help="Skip the ONNX export.")
 @click.option("--offline", is_flag=True,
               help="Never download: a public dataset missing locally is an error (also ZOO_OFFLINE=1).")
@@ -549,7 +554,7 @@ def config_cmd(model, config_file, sets, schema) -> None:
 @click.option("--rdzv-id", metavar="ID", help="Job id for the rendezvous (default: zoo).")
 @click.pass_context
 def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed, lr, batch_size, out,
-          resume, force, no_export, offline, loggers, quiet, as_json, precision, compile_, compile_mode, nproc_per_node,
+          resume, force, init, no_export, offline, loggers, quiet, as_json, precision, compile_, compile_mode, nproc_per_node,
           nnodes, node_rank, rdzv_endpoint, rdzv_id) -> None:
     """Train MODEL (or a PLUGIN's first model), test it and export a parity-checked ONNX file.
 
@@ -573,6 +578,8 @@ def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed
         options.setdefault("train", {})["log"] = list(loggers)
     if precision is not None:
         options.setdefault("train", {})["precision"] = precision
+    if init is not None:
+        options.setdefault("train", {})["init"] = init
     if compile_ or compile_mode is not None:
         options.setdefault("train", {})["compile"] = True
     if compile_mode is not None:
@@ -623,7 +630,7 @@ def _worker_argv(ctx: click.Context) -> list[str]:
 
 
 @main.command("export")
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("run_dir", metavar="RUN_DIR|hub:NAME[:TAG]")
 @click.option("--opset", type=click.IntRange(17, 23), help="ONNX opset (default: the run's export.opset).")
 @click.option("--triton", "triton_repo", type=click.Path(file_okay=False),
               help="Also write a Triton model repository entry into this folder.")
@@ -632,23 +639,38 @@ def _worker_argv(ctx: click.Context) -> list[str]:
               help="Triton max_batch_size (0 disables batching).")
 @click.option("--triton-gpu", is_flag=True, help="instance_group of KIND_GPU instead of KIND_CPU.")
 def export_cmd(run_dir, opset, triton_repo, triton_name, triton_max_batch, triton_gpu) -> None:
-    """Re-export RUN_DIR's best checkpoint to RUN_DIR/model.onnx, with the parity check."""
+    """Re-export RUN_DIR's best checkpoint to RUN_DIR/model.onnx, with the parity check.
+
+    A pulled model (hub:NAME[:TAG]) is not re-exported: its verified, parity-checked model.onnx
+    goes to --triton as it is (`zoo pull NAME --out DIR` gives a run directory to re-export).
+    """
     from pathlib import Path
 
     from zoo.core import api
+    from zoo.core.hub import HubRef, is_hub_target, resolve_target
 
-    summary = api.reexport(run_dir, opset)
+    if is_hub_target(run_dir):
+        if opset is not None:
+            raise ZooError("--opset: a pulled model is read-only; `zoo pull NAME --out DIR`, then "
+                           "`zoo export DIR --opset N`")
+        name = HubRef.parse(run_dir).name
+        run_dir = resolve_target(run_dir, log=_stderr)
+        summary = {"onnx": str(Path(run_dir) / "model.onnx"),
+                   "parity": json.loads((Path(run_dir) / "summary.json").read_text())["parity"]}
+    else:
+        name = Path(run_dir).resolve().name
+        summary = api.reexport(run_dir, opset)
     click.echo(f"onnx: {summary['onnx']} (parity {summary['parity']:.2e})")
     if triton_repo:
         from zoo.core.triton import write_repository
 
         folder = write_repository(Path(summary["onnx"]), Path(triton_repo),
-                                  triton_name or Path(run_dir).resolve().name, triton_max_batch, triton_gpu)
+                                  triton_name or name, triton_max_batch, triton_gpu)
         click.echo(f"triton: {folder}/config.pbtxt and {folder}/1/model.onnx")
 
 
 @main.command()
-@click.argument("targets", nargs=-1, required=True, metavar="[NAME=]RUN_DIR|MODEL.onnx...")
+@click.argument("targets", nargs=-1, required=True, metavar="[NAME=]RUN_DIR|MODEL.onnx|hub:NAME[:TAG]...")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--max-batch", type=click.IntRange(1, 1 << 16), default=32, show_default=True,
@@ -686,9 +708,10 @@ def serve(targets, host, port, max_batch, max_delay_ms, max_body_mb, max_json_mb
 
     Malformed requests get a 400 with a one-line JSON error; a busy port is exit 2.
     """
+    from zoo.core.hub import serve_targets
     from zoo.core.serve import serve as run_server
 
-    run_server(list(targets), host, port, max_batch, max_delay_ms, int(max_body_mb * 1024 * 1024),
+    run_server(serve_targets(list(targets)), host, port, max_batch, max_delay_ms, int(max_body_mb * 1024 * 1024),
                log=lambda line: click.echo(line, err=True), threads=threads,
                max_json=int(max_json_mb * 1024 * 1024), api_key=api_key, ssl_certfile=ssl_certfile,
                ssl_keyfile=ssl_keyfile, idle_timeout=idle_timeout_s, read_timeout=read_timeout_s,
@@ -719,17 +742,18 @@ def explain(run_dir, index, out, as_json) -> None:
 
 
 @main.command()
-@click.argument("target", type=click.Path())
+@click.argument("target", metavar="RUN_DIR|MODEL.onnx|hub:NAME[:TAG]")
 @click.option("--input", "input_file", required=True, type=click.Path(dir_okay=False),
               help=".npy array or JSON (a list, or {input_name: list}).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print predictions as JSON (always valid JSON: NaN and infinities become null).")
 def predict(target, input_file, as_json) -> None:
-    """Run RUN_DIR/model.onnx (or a model.onnx) in onnxruntime on INPUT and print predictions."""
+    """Run RUN_DIR/model.onnx (or a model.onnx, or a pulled hub:NAME) in onnxruntime on INPUT."""
     from zoo.core import api
+    from zoo.core.hub import resolve_target
     from zoo.core.runtime import json_safe
 
-    predictions, metadata = api.predict(target, input_file)
+    predictions, metadata = api.predict(resolve_target(target, log=_stderr), input_file)
     click.echo(f"predict: ran on onnxruntime's {metadata['provider']}", err=True)
     if as_json:
         safe, replaced = json_safe(predictions)
@@ -739,6 +763,98 @@ def predict(target, input_file, as_json) -> None:
         return
     for i, p in enumerate(predictions):
         click.echo(f"{i}\t{json.dumps(p) if not isinstance(p, str) else p}")
+
+
+def _stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
+# -- the model hub: zoo push / zoo pull / zoo hub ------------------------------------------------
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("target", required=False, metavar="[HUB/]NAME[:TAG]")
+@click.option("--force", is_flag=True, help="Replace TAG if it exists (tags are immutable otherwise).")
+@click.option("--license", "license_", help="The card's license (default: the dataset's, else 'other').")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def push(run_dir, target, force, license_, as_json) -> None:
+    """Publish a finished run: model card, model.onnx, best weights, config, summary, SHA-256 manifest.
+
+    HUB is a folder, an fsspec URL (file://, s3://, gs://, ...) or hf://USER; without it the
+    default hub ($ZOO_HUB, else the user data dir). NAME defaults to MODEL-DATASET, TAG to the
+    next vN.
+    """
+    from zoo.core import hub
+
+    result = hub.push(run_dir, target, force=force, license_=license_, log=None if as_json else _stderr)
+    if as_json:
+        _emit_json(result)
+        return
+    click.echo(f"pushed {result['ref']} ({len(result['files'])} files, manifest sha256 "
+               f"{result['manifest_sha256'][:16]}...)")
+
+
+@main.command()
+@click.argument("target", metavar="[HUB/]NAME[:TAG]")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Also copy the verified model into this (new) folder: a run directory of your own.")
+@click.option("--offline", is_flag=True, help="Use the cache only (also ZOO_OFFLINE=1); needs a TAG.")
+def pull(target, out, offline) -> None:
+    """Download a pushed model into the cache, every SHA-256 verified (refused, exit 2, otherwise).
+
+    Prints the folder: a run directory for predict, serve, export, runs show (or use hub:NAME).
+    """
+    from zoo.core import hub
+    from zoo.core.fetch import offline as offline_mode
+
+    with offline_mode(bool(offline)):
+        pulled = hub.pull(target, out=out, log=_stderr)
+    click.echo(f"{'pulled' if pulled.downloaded else 'cached'} {pulled.ref}: {pulled.path}")
+
+
+@main.group("hub")
+def hub_group() -> None:
+    """Browse a hub: `zoo hub list [HUB]`, `zoo hub show [HUB/]NAME[:TAG]`."""
+
+
+@hub_group.command("list")
+@click.argument("hub_url", required=False, metavar="[HUB]")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def hub_list(hub_url, as_json) -> None:
+    """The models and tags on HUB (default: $ZOO_HUB, else the user data dir)."""
+    from zoo.core import hub
+
+    rows = hub.list_models(hub_url)
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"no models on {hub_url or hub.default_hub()}", err=True)
+    for r in rows:
+        metrics = "  ".join(f"{k} {v:.4f}" for k, v in (r.get("metrics") or {}).items())
+        click.echo(f"{r['name']}:{r['tag']}{' (latest)' if r['latest'] else ''}  {r.get('model', '')} on "
+                   f"{r.get('dataset', '')}  {metrics}")
+
+
+@hub_group.command("show")
+@click.argument("target", metavar="[HUB/]NAME[:TAG]")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def hub_show(target, as_json) -> None:
+    """A pushed model's card, tags and files with their SHA-256, read without pulling it."""
+    from zoo.core import hub
+
+    data = hub.show(target)
+    if as_json:
+        _emit_json(data)
+        return
+    card = data["card"]["zoo"]
+    click.echo(f"{data['ref']}: {card['model']} ({card['family']}) on {card['dataset']}, pushed {data['pushed']}")
+    click.echo("  test:   " + "  ".join(f"{k} {v:.4f}" for k, v in card["metrics"].items()))
+    click.echo(f"  parity: {card['parity']}  license: {data['card']['license']}  tags: {', '.join(data['tags'])}")
+    click.echo(f"  reproduce: {card['command']}")
+    for name, facts in data["files"].items():
+        click.echo(f"  {name:<20} {facts['size']:>10}  sha256:{facts['sha256']}")
 
 
 def _clip(text: str, width: int) -> str:

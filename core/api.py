@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from zoo.core.catalogue import ModelEntry, load_catalogue
 from zoo.core.errors import ExportError, NonFiniteLoss, TrainingInterrupted, ZooError
+from zoo.core.hub.model import init_weights
 
 
 def _loaded_zoo(entry: ModelEntry | None = None):
@@ -351,6 +352,8 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
     net = build_model(spec, run_config, dataset.info)
     if checkpoint is not None:
         _check_fits(net, checkpoint, run.file(Run.LAST))
+    elif tc.init is not None:  # fine-tuning; hub:NAME is saved in config.toml resolved to its tag
+        tc.init = init_weights(net, tc.init, log)
     # Shuffling/dropout streams independent of the model's size; one dropout stream per rank
     # (rank 0's is the single-process one). The shuffling generator is seeded in the trainer,
     # the same on every rank.

@@ -128,6 +128,9 @@ class TrainConfig(Section):
         "default", description="torch.compile mode; reduce-overhead captures CUDA graphs (small "
         "static-shape models on CUDA).")
     progress: bool = Field(True, description="Show a progress bar on a terminal.")
+    init: str | None = Field(
+        None, max_length=1000, description="Start from these weights instead of a random init: a run "
+        "directory or hub:[HUB/]NAME[:TAG] (zoo train --init); every tensor must fit the model.")
     log: list[str] = Field(
         default_factory=list,
         description="Logger plugins to enable for this run (e.g. tensorboard); each plugin reads this "
