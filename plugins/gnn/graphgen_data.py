@@ -26,15 +26,17 @@ The split is the paper's: a seeded shuffle, the first 80 % train, the last 20 % 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import networkx as nx
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from zoo.core.data import DataInfo, Dataset, Split
 from zoo.core.errors import ZooError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 # -- the BFS sequence encoding ----------------------------------------------------------------
 
@@ -78,6 +80,8 @@ def bfs_adjacency(adj: np.ndarray, rng: np.random.Generator | None = None) -> np
 
 def adjacency(graph: nx.Graph) -> np.ndarray:
     """``graph``'s 0/1 adjacency matrix (float32, no self-loops)."""
+    import networkx as nx
+
     adj = nx.to_numpy_array(graph, dtype=np.float32)
     np.fill_diagonal(adj, 0.0)
     return (adj != 0).astype(np.float32)
@@ -109,6 +113,8 @@ def decode_adjacency(seq: np.ndarray) -> np.ndarray:
 
 def sequence_to_graph(seq: np.ndarray) -> nx.Graph:
     """A generated sequence as a graph: rows up to the first all-zero row (EOS), decoded."""
+    import networkx as nx
+
     seq = np.asarray(seq)
     empty = np.flatnonzero(~seq.any(axis=1)) if seq.size else np.array([0])
     rows = int(empty[0]) if empty.size else seq.shape[0]
@@ -136,6 +142,8 @@ def max_prev_node(graphs: list[nx.Graph], orderings: int = 20, seed: int = 0) ->
 def community_small(count: int, rng: np.random.Generator, p_edge: float = 0.8) -> list[nx.Graph]:
     """Two-community graphs of 12–20 nodes (the paper's ``caveman_small``): ``count`` graphs, the
     community size ``k`` cycling through 6..10."""
+    import networkx as nx
+
     graphs = []
     for i in range(count):
         k = 6 + i % 5
@@ -151,6 +159,8 @@ def community_small(count: int, rng: np.random.Generator, p_edge: float = 0.8) -
 
 def grid_small(count: int, rng: np.random.Generator, low: int = 10, high: int = 20) -> list[nx.Graph]:
     """2-D grids ``a × b`` (``a ≤ b``, ``low ≤ ab ≤ high``), cycled to ``count`` graphs."""
+    import networkx as nx
+
     shapes = [(a, b) for a in range(2, high + 1) for b in range(a, high + 1) if low <= a * b <= high]
     return [nx.convert_node_labels_to_integers(nx.grid_2d_graph(*shapes[i % len(shapes)]))
             for i in range(count)]
