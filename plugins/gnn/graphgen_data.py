@@ -178,6 +178,8 @@ class GenerationOptions(BaseModel):
     max_prev_node: int | None = Field(None, ge=1, le=10_000, description="The BFS window M (default: the "
                                       "largest bandwidth found over 20 random BFS orderings of every graph).")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of the graphs held out for testing.")
+    repeat: int = Field(1, ge=1, le=10_000, description="Times each training graph appears per epoch, each "
+                        "time in a fresh random BFS order (the paper's epoch is 32 batches of 32).")
 
 
 class SequenceSplit(Split):
@@ -190,13 +192,13 @@ class SequenceSplit(Split):
     """
 
     def __init__(self, graphs: list[nx.Graph], max_prev: int, max_nodes: int, augment: bool,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", repeat: int = 1) -> None:
         self.graphs, self.max_prev, self.max_nodes = graphs, max_prev, max_nodes
-        self.augment, self._device = augment, torch.device(device)
+        self.augment, self._device, self.repeat = augment, torch.device(device), repeat
         self.adjacency = [adjacency(g) for g in graphs]
 
     def __len__(self) -> int:
-        return len(self.graphs)
+        return len(self.graphs) * self.repeat
 
     def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         ids = index.tolist()
@@ -204,6 +206,7 @@ class SequenceSplit(Split):
         x, y, mask = np.zeros((b, n, m), np.float32), np.zeros((b, n, m), np.float32), np.zeros((b, n, m), np.float32)
         lengths = np.zeros(b, np.int64)
         for row, gid in enumerate(ids):
+            gid %= len(self.graphs)                                    # (repeat)
             seed = int(torch.randint(0, 2**31 - 1, ())) if self.augment else gid
             seq = encode_adjacency(bfs_adjacency(self.adjacency[gid], np.random.default_rng(seed)), m)
             steps = seq.shape[0] + 1                                   # n − 1 rows + EOS
@@ -217,11 +220,12 @@ class SequenceSplit(Split):
                 (("x", x), ("y", y), ("mask", mask), ("lengths", lengths))}
 
     def to(self, device) -> SequenceSplit:
-        return SequenceSplit(self.graphs, self.max_prev, self.max_nodes, self.augment, device)
+        return SequenceSplit(self.graphs, self.max_prev, self.max_nodes, self.augment, device, self.repeat)
 
     def subset(self, index: torch.Tensor) -> SequenceSplit:
-        return SequenceSplit([self.graphs[i] for i in index.tolist()], self.max_prev, self.max_nodes,
-                             self.augment, self._device)
+        graphs = list(dict.fromkeys(i % len(self.graphs) for i in index.tolist()))
+        return SequenceSplit([self.graphs[i] for i in graphs], self.max_prev, self.max_nodes,
+                             self.augment, self._device, self.repeat)
 
     @property
     def device(self) -> torch.device:
@@ -246,7 +250,7 @@ def load_generation(options: GenerationOptions | None, data_dir, dataset: Litera
         "level": "generation", "max_prev_node": m, "max_nodes": max_nodes,
         "onnx_max_prev_node": m, "onnx_max_nodes": max_nodes,
     })
-    return Dataset(train=SequenceSplit(train, m, max_nodes, augment=True),
+    return Dataset(train=SequenceSplit(train, m, max_nodes, augment=True, repeat=options.repeat),
                    test=SequenceSplit(test, m, max_nodes, augment=False), info=info)
 
 
