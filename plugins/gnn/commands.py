@@ -3,8 +3,8 @@
 Added through the ``register_commands`` hook and declared under ``[commands.sample]`` in
 ``registry.toml``. It runs the sampling loop of :mod:`zoo.plugins.gnn.graphgen_sample` around the
 run's ONNX step networks in onnxruntime (no torch model is built) and writes the graphs as JSONL
-edge lists (one ``{"num_nodes": n, "edges": [[u, v], ...]}`` per line, the format the ``graphs``
-dataset reads) and a PNG grid of their drawings.
+edge lists (one ``{"num_nodes": n, "edges": [[u, v], ...]}`` per line, nodes numbered in generation
+order) and a PNG grid of their drawings.
 """
 
 from __future__ import annotations

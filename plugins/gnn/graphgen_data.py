@@ -33,7 +33,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from zoo.core.data import DataInfo, Dataset, Split
-from zoo.core.errors import ZooError
+from zoo.core.errors import DataUnavailable, ZooError
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -234,6 +234,10 @@ class SequenceSplit(Split):
 
 def load_generation(options: GenerationOptions | None, data_dir, dataset: Literal["community-small", "grid-small"]) -> Dataset:
     """A generated graph set as train/test :class:`SequenceSplit` s (see the module docstring)."""
+    try:
+        import networkx  # noqa: F401
+    except ImportError:
+        raise DataUnavailable(f"{dataset} needs networkx: pip install 'zoo-ml[gnn]'") from None
     options = options or GenerationOptions()
     rng = np.random.default_rng(options.seed)
     graphs = GENERATORS[dataset](options.graphs, rng)

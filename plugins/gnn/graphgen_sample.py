@@ -45,7 +45,7 @@ class Steps:
 
 
 def _sigmoid(z: Array) -> Array:
-    return 1.0 / (1.0 + np.exp(-z))
+    return np.exp(-np.logaddexp(0.0, -z))                   # σ(z) without overflow for large |z|
 
 
 def sample_sequences(steps: Steps, count: int, rng: np.random.Generator) -> Array:
