@@ -458,6 +458,7 @@ def _finish(summary, result, run, net, task, dataset, data_on_device, run_config
     from zoo.core.runs import write_confusion, write_plots
     from zoo.core.tasks import Classification
 
+    result["test"].update(task.evaluate_model(net, dataset))  # e.g. a generative model's samples
     summary.update({
         "status": "finished", "phase": "export", "metrics": result["test"], "epochs": result["epochs"],
         "best_epoch": result["best_epoch"], "stopped_early": result["stopped_early"],
@@ -573,7 +574,7 @@ def export_model(run, net, task, dataset, run_config, entry, zoo, opset: int | N
         return zoo.pm.hook.export_model(model=model, task=task, model_name=entry.name, path=path,
                                         opset=opset)
 
-    examples = task.export_inputs(dataset.test.to("cpu"))
+    examples = task.export_examples(net, dataset.test.to("cpu"))
     return export_onnx(net, task, examples, task.dynamic_axes(info), run.file(run.ONNX), opset=opset,
                        atol=ec.atol, rtol=ec.rtol, metadata=metadata, log=run.file(run.EXPORT_LOG),
                        override=override if zoo.pm.hook.export_model.get_hookimpls() else None)

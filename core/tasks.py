@@ -79,6 +79,19 @@ class Task:
             out.append(self.inputs(split.batch(index)))
         return out
 
+    def export_examples(self, model: torch.nn.Module, split: Split) -> list[tuple[torch.Tensor, ...]]:
+        """The example inputs the export of ``model`` traces and checks: :meth:`export_inputs`,
+        unless a task's inputs take their shape from the model (a recurrent step's state)."""
+        return self.export_inputs(split)
+
+    # -- evaluation beyond batches ------------------------------------------------------------
+    def evaluate_model(self, model: torch.nn.Module, dataset: Any) -> dict[str, float]:
+        """Test metrics that need the model itself rather than per-batch outputs (samples of a
+        generative model compared with the test split), merged into the test metrics after
+        training. ``model`` holds the best weights; ``dataset`` is the run's
+        :class:`~zoo.core.data.Dataset`. Default: none."""
+        return {}
+
     # -- serving ----------------------------------------------------------------------------
     def raw_inputs(self, data: Any, metadata: dict[str, Any]) -> dict[str, np.ndarray] | None:
         """Model inputs from raw user input (e.g. text, for tasks whose models take token ids),
