@@ -17,7 +17,9 @@ def higher_is_better(task: Any, metric: str) -> bool:
     from zoo.core.trainer import HIGHER_IS_BETTER
 
     name = metric.removeprefix("val_").removeprefix("test_")
-    return name in HIGHER_IS_BETTER or (name == task.main_metric and task.higher_is_better)
+    suffix = name.rsplit("_", 1)[-1]  # wordsim353_spearman, slot_f1: the kind of score decides
+    return name in HIGHER_IS_BETTER or suffix in HIGHER_IS_BETTER or (
+        name == task.main_metric and task.higher_is_better)
 
 
 def task_of(model: str, dataset: str) -> Any:

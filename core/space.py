@@ -153,7 +153,7 @@ def check_against(space: dict[str, Param], model: str, where: str, sets: tuple[s
     known = set(_flat(config))
     for key, param in space.items():
         if key not in known:
-            raise ZooError(f"{where}: " + did_you_mean(key, known, f"config key of {model!r}",
+            raise ZooError(f"{where}: " + did_you_mean(key, known, "config key",
                                                        listed_by=f"zoo config {model}"))
         for value in param.extremes():
             try:

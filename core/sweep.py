@@ -55,6 +55,7 @@ class SweepSettings:
     sets: tuple[str, ...] = ()
     config_file: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    space_source: str = "--space"         # the space file's name, for error messages
 
     @property
     def storage_url(self) -> str:
@@ -107,8 +108,8 @@ def prepare(settings: SweepSettings) -> dict[str, Any]:
     record ``{direction, monitor, ...}``. Everything a user can get wrong is exit 2 here."""
     from zoo.core import api, objective, space
 
-    parsed = space.parse(settings.space, where="--space")
-    space.check_against(parsed, settings.model, "--space", settings.sets, settings.config_file)
+    parsed = space.parse(settings.space, where=settings.space_source)
+    space.check_against(parsed, settings.model, settings.space_source, settings.sets, settings.config_file)
     config = api.show_config(settings.model, config_file=settings.config_file, sets=settings.sets)
     task = objective.task_of(settings.model, config["data"]["name"])
     monitor = objective.monitored(task, config)
