@@ -91,10 +91,12 @@ def _label(value: Any) -> Any:
 
 def _leaves(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"optim": {"lr": {"log_uniform": [...]}}}`` → ``{"optim.lr": {"log_uniform": [...]}}``: a
-    table is a parameter as soon as one of its values is not a table."""
+    table is a parameter when it names a distribution or holds a list (``loguniform = [...]``, a
+    misspelt one); other tables are key prefixes, and a plain value under them is an error."""
     found: dict[str, Any] = {}
     for key, value in table.items():
-        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        if isinstance(value, dict) and value and not (
+                set(value) & {*DISTRIBUTIONS, "step"} or any(isinstance(v, list) for v in value.values())):
             found.update(_leaves(value, f"{prefix}{key}."))
         else:
             found[f"{prefix}{key}"] = value

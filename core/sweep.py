@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -178,6 +179,7 @@ def run_trial(settings: SweepSettings, trial: Any, study_info: dict[str, Any], l
     run_dir = Path(settings.folder) / f"{settings.study_name}-{trial.number:04d}"
     trial.set_user_attr("run", str(run_dir))
     trial.set_user_attr("values", json.dumps(values))
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     watcher = EpochWatch(trial, run_dir, study_info["monitor"], study_info["direction"] == "maximize")
     options = deep_merge(deep_merge({"train": {"progress": False}}, settings.options), space.nest(values))
     release = _watch(get_zoo(), watcher, f"zoo-sweep-trial-{os.getpid()}-{trial.number}")
@@ -212,7 +214,7 @@ def _one_trial(study, settings: SweepSettings, info: dict[str, Any], log) -> Non
         trial.set_user_attr("interrupted", True)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         if trial.params:  # the next command tries these values first
-            study.enqueue_trial(trial.params, skip_if_exists=True)
+            study.enqueue_trial(trial.params)
         raise
     except Exception as err:  # noqa: BLE001 - a failed trial is recorded and the sweep goes on
         trial.set_user_attr("error", str(err) if isinstance(err, ZooError) else f"{type(err).__name__}: {err}")
