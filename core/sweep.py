@@ -293,6 +293,8 @@ def sweep(settings: SweepSettings, workers: int = 1, log: Callable[[str], None] 
             codes = run_workers(settings, info, workers)
             if any(code == 130 for code in codes):
                 raise KeyboardInterrupt
+            if any(codes):
+                raise ZooError(f"sweep worker processes ended with exit codes {codes}; see their messages above")
         else:
             work(settings, info, 0, log)
     except (TrainingInterrupted, KeyboardInterrupt):
