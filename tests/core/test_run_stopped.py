@@ -9,6 +9,7 @@ import pytest
 from zoo import hookimpl, testing
 from zoo.core.errors import RunStopped
 from zoo.core.plugins import get_zoo
+from zoo.core.runs import Run, run_status
 
 
 class StopAt:
@@ -43,6 +44,7 @@ def test_run_stopped_ends_the_run_as_pruned_after_the_epoch_is_written(tmp_path,
     assert summary["status"] == "pruned" and summary["error"] == "stop here"
     assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 2
     assert (tmp_path / "r" / "checkpoint-last.pt").exists()
+    assert run_status(Run(tmp_path / "r")) == "pruned"  # what `zoo runs` shows
 
 
 def test_any_other_listener_error_is_swallowed(tmp_path, listener):
