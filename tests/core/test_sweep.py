@@ -62,6 +62,7 @@ def test_space_parse_and_suggest_values():
     assert space.nest({"optim.lr": 1, "optim.eps": 2, "x": 3}) == {"optim": {"lr": 1, "eps": 2}, "x": 3}
 
 
+@pytest.mark.slow
 def test_sweep_runs_resumes_after_an_interrupt_and_shows(tmp_path, monkeypatch):
     s = settings(tmp_path, trials=3)
     real, calls = sweep.run_trial, []
@@ -100,6 +101,7 @@ def test_sweep_runs_resumes_after_an_interrupt_and_shows(tmp_path, monkeypatch):
     assert (tmp_path / "sweep" / "sweep-history.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_pruned_and_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
     """Three good trials, then one that learns nothing (pruned after epoch 2, --prune-after 2, by the median rule)
     and one whose optimizer cannot be built (failed); the sweep finishes all five."""
