@@ -140,3 +140,33 @@ def test_two_worker_processes_share_one_study(tmp_path):
     assert sum(t.state.name == "COMPLETE" for t in trials) >= 4 and result["counts"]["complete"] >= 4
     workers = {t.user_attrs["worker"] for t in trials}
     assert len(workers) == 2 and all(w.split(":")[-1] != str(os.getpid()) for w in workers)
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_the_command_leaves_the_study_consistent(tmp_path):
+    """A real SIGINT to `zoo sweep` during a trial: exit 130, no trial left RUNNING, the trial's
+    run resumable, and the same command finishes the study."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    space_file = tmp_path / "space.toml"
+    space_file.write_text('optim.lr = { log_uniform = [3e-3, 3e-2] }\n')
+    command = [sys.executable, "-m", "zoo", "sweep", "mlp", "--space", str(space_file), "--trials", "2",
+               "--out", str(tmp_path / "sweep"), "--dataset", "digits", "--pruner", "none", "--set", "train.device=cpu"]
+    proc = subprocess.Popen([*command, "--epochs", "400"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "sweep" / "mlp-0000" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command to continue" in err and "Traceback" not in err
+    s = settings(tmp_path, trials=2)
+    assert [t.state.name for t in trials_of(s)] == ["FAIL", "WAITING"]
+    assert json.loads((tmp_path / "sweep" / "mlp-0000" / "summary.json").read_text())["status"] == "interrupted"
+    done = subprocess.run([*command, "--epochs", "2"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert [t.state.name for t in trials_of(s)] == ["FAIL", "COMPLETE", "COMPLETE"]
