@@ -855,6 +855,148 @@ def hub_show(target, as_json) -> None:
     click.echo(f"  reproduce: {card['command']}")
     for name, facts in data["files"].items():
         click.echo(f"  {name:<20} {facts['size']:>10}  sha256:{facts['sha256']}")
+# -- tuning and reproducing ----------------------------------------------------------------------
+
+
+class _SweepGroup(click.Group):
+    """``zoo sweep MODEL ...`` is ``zoo sweep run MODEL ...``; ``zoo sweep show`` reads a study."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group("sweep", cls=_SweepGroup)
+def sweep_group() -> None:
+    """Tune MODEL on Optuna: `zoo sweep MODEL --space FILE`, then `zoo sweep show` (docs/sweep.md)."""
+
+
+@sweep_group.command("run")
+@click.argument("model")
+@click.option("--space", "space_file", required=True, type=click.Path(dir_okay=False),
+              help="TOML search space: KEY = { log_uniform|uniform|int|log_int = [lo, hi] | choice = [...] }.")
+@click.option("--trials", type=click.IntRange(1), default=20, show_default=True,
+              help="Finished trials the study should have (a rerun continues up to this number).")
+@click.option("--out", "folder", type=click.Path(file_okay=False),
+              help="Sweep folder: trial runs and the SQLite study (default sweeps/MODEL).")
+@click.option("--storage", metavar="URL", help="SQLAlchemy URL of the study's database (default "
+              "sqlite:///FOLDER/study.db); the same URL on several machines shares one study.")
+@click.option("--study", help="Study name (default: the model's name).")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Processes on this machine running trials of the same study.")
+@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
+@click.option("--pruner", type=click.Choice(["median", "halving", "none"]), default="median", show_default=True,
+              help="Stop unpromising trials early on the per-epoch validation metric.")
+@click.option("--prune-after", type=click.IntRange(0), default=1, show_default=True,
+              help="Epochs a trial trains before the pruner may stop it.")
+@click.option("--seed", type=int, help="Sampler seed (worker i uses seed + i).")
+@click.option("--epochs", type=click.IntRange(1), help="train.epochs of every trial.")
+@click.option("--dataset", help="data.name of every trial.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config merged under the space.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Fixed override for every trial. Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the study summary as JSON.")
+def sweep_run(model, space_file, trials, folder, storage, study, workers, sampler, pruner, prune_after, seed,
+              epochs, dataset, config_file, sets, as_json) -> None:
+    """Search MODEL's hyperparameters; each trial is a run directory in the sweep folder."""
+    from zoo.core import sweep
+    from zoo.core.toml_io import read_toml
+
+    options = {"export": {"enabled": False}}
+    options.update({"train": {"epochs": epochs}} if epochs else {})
+    options.update({"data": {"name": dataset}} if dataset else {})
+    settings = sweep.SweepSettings(
+        model=model, space=read_toml(space_file), folder=folder or f"sweeps/{model}", trials=trials,
+        storage=storage, study=study, sampler=sampler, pruner=pruner, prune_after=prune_after, seed=seed,
+        sets=tuple(sets), config_file=config_file, options=options, space_source=space_file)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = sweep.sweep(settings, workers, log=lambda line: click.echo(line, err=True))
+    _show_sweep(result, as_json)
+
+
+def _show_sweep(result: dict, as_json: bool) -> None:
+    if as_json:
+        _emit_json(result)
+        return
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(result["counts"].items()))
+    click.echo(f"study {result['study']} ({result['model']}, {result['direction']} {result['monitor']}): "
+               f"{counts}; {result['epochs_trained']} epochs trained")
+    for row in result["top"]:
+        values = " ".join(f"{k}={json.dumps(v)}" for k, v in row["values"].items())
+        click.echo(f"  trial {row['trial']:>4}  {row['value']:.4f}  {row['epochs']} epochs  {values}  {row['run']}")
+    if result["best"]:
+        click.echo(f"best: {result['best']['run']} (zoo export / zoo push it like any run)")
+
+
+@sweep_group.command("show")
+@click.argument("folder", required=False, type=click.Path(file_okay=False))
+@click.option("--storage", metavar="URL", help="The study's database (default sqlite:///FOLDER/study.db).")
+@click.option("--study", help="Study name (needed when the storage holds several).")
+@click.option("--top", type=click.IntRange(1), default=5, show_default=True, help="Best trials to list.")
+@click.option("--plots/--no-plots", default=True, show_default=True,
+              help="Write sweep-history/importance/parallel PNGs into FOLDER (matplotlib).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def sweep_show(folder, storage, study, top, plots, as_json) -> None:
+    """The best trials of a study and its plots (optimisation history, importance, parallel coordinates)."""
+    from pathlib import Path
+
+    from zoo.core import sweep
+
+    if folder is None and storage is None:
+        raise ZooError("name the sweep FOLDER or pass --storage URL")
+    if storage is None and not (Path(folder) / "study.db").is_file():
+        raise ZooError(f"{folder}: no study.db (not a sweep folder; pass --storage URL for another database)")
+    url = storage or f"sqlite:///{Path(folder).resolve() / 'study.db'}"
+    result = sweep.summary(url, study, top)
+    if plots and folder is not None:
+        result["plots"] = [str(p) for p in sweep.plots(url, result["study"], folder)]
+    _show_sweep(result, as_json)
+    if not as_json:
+        for path in result.get("plots", []):
+            click.echo(f"plot: {path}")
+
+
+@main.command()
+@click.argument("model", required=False)
+@click.option("--all", "all_models", is_flag=True, help="Every model of the catalogue (with --quick: a CI smoke check).")
+@click.option("--seeds", type=click.IntRange(1), help="Runs with train.seed 0..N-1.")
+@click.option("--folds", type=click.IntRange(2), help="Runs on folds 0..K-1 of a K-fold split (data.options.fold).")
+@click.option("--quick", is_flag=True, help="One run at smoke size: checks that the recipe runs, not the number.")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the runs, reproduce.json and "
+              "reproduce.md (default reproduce/MODEL or reproduce/all).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override the recipe. Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print reproduce.json.")
+@click.pass_context
+def reproduce(ctx, model, all_models, seeds, folds, quick, out, sets, as_json) -> None:
+    """Train MODEL's reference recipe and compare mean ± std with the catalogue's reference.
+
+    Exit 1 (with the table) when a result is outside the tolerance declared in the catalogue.
+    """
+    from zoo.core import reproduce as rep
+
+    if bool(model) == all_models:
+        raise ZooError("name one MODEL or pass --all")
+    models = sorted(load_catalogue().models) if all_models else [model]
+    out = out or f"reproduce/{'all' if all_models else model}"
+    kwargs = {"seeds": seeds, "folds": folds, "quick": quick, "sets": tuple(sets)}
+    with contextlib.redirect_stdout(sys.stderr):
+        log = lambda line: click.echo(line, err=True)  # noqa: E731
+        results = rep.reproduce_many(models, out, log, **kwargs) if all_models else \
+            [rep.reproduce(model, out=out, log=log, **kwargs)]
+    paths = rep.write(results, out, _device_label())
+    if as_json:
+        _emit_json({"results": results})
+    else:
+        click.echo(rep.table(results))
+        click.echo(f"wrote {paths[0]} and {paths[1]}")
+    if rep.failed(results):
+        ctx.exit(1)
+
+
+def _device_label() -> str:
+    import torch
+
+    return f"CUDA ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
 
 
 def _clip(text: str, width: int) -> str:

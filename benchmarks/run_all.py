@@ -161,6 +161,19 @@ def render_data_loading(d: dict) -> str:
     return render(d)
 
 
+def render_sweep(d: dict) -> str:
+    plain = d["rows"][0]
+    rows = [[r["pruner"], r.get("complete", 1), r.get("pruned", 0), r["epochs_trained"],
+             _ratio(r["epochs_trained"], plain["epochs_trained"]), f"{r['best_val_accuracy']:.4f}",
+             f"{r['best_test_accuracy']:.4f}", r["wall_seconds"]] for r in d["rows"]]
+    return (f"mlp on {d['dataset']}, {d['trials']} trials of up to {d['epochs']} epochs (TPE); goal: pruning "
+            f"saves ≥ 40 % of the epochs (saved {d['epochs_saved']:.0%}) with the same or a better best "
+            f"validation accuracy ({d['pruned_not_worse']}), and the best trial beats the catalogue default "
+            f"({d['beats_default']}).\n\n"
+            + _table(["study", "complete", "pruned", "epochs trained", "epochs / unpruned", "best val accuracy",
+                      "its test accuracy", "wall s"], rows))
+
+
 # -- the benchmarks ---------------------------------------------------------------------------
 
 
@@ -212,6 +225,8 @@ BENCHMARKS = [
           ["--steps", "10", "--warmup", "3", "--batch-size", "64"], [], render_compile, device=True),
     Bench("data", "Own data loading: zoo table / image-folder vs pandas.read_csv / ImageFolder + DataLoader",
           "data_loading.py", ["--quick"], [], render_data_loading, needs=["pandas", "PIL"]),
+    Bench("sweep", "`zoo sweep`: 20 trials with vs without pruning (MLP)", "sweep.py",
+          [], ["--full"], render_sweep, needs=["optuna"]),
     Bench("onnx-gnn", "GNN-sized inputs: onnxruntime vs torch eager", "onnx_latency_gnn.py", None, []),
     Bench("tf32", "onnxruntime CUDA with and without TF32 vs float32 torch (GPU and onnxruntime-gpu only)",
           "ort_tf32_parity.py", None, []),

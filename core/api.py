@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from zoo.core.catalogue import ModelEntry, load_catalogue
-from zoo.core.errors import ExportError, NonFiniteLoss, TrainingInterrupted, ZooError
 from zoo.core.hub.model import init_weights
+from zoo.core.errors import ExportError, NonFiniteLoss, RunStopped, TrainingInterrupted, ZooError
 
 
 def _loaded_zoo(entry: ModelEntry | None = None):
@@ -396,6 +396,7 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
             raise
         status = "failed" if isinstance(err, (NonFiniteLoss, ExportError)) or not isinstance(
             err, (TrainingInterrupted, KeyboardInterrupt)) else "interrupted"
+        status = err.status if isinstance(err, RunStopped) else status  # e.g. a pruned sweep trial
         if isinstance(err, KeyboardInterrupt):
             err = TrainingInterrupted(
                 f"interrupted during the {summary.get('phase', 'run')}; the trained weights are kept: "

@@ -48,6 +48,16 @@ class TrainingInterrupted(ZooError):
     exit_code = 130
 
 
+class RunStopped(ZooError):
+    """An ``on_epoch_end`` listener ended the run on purpose, after the epoch's checkpoint and
+    metrics were written (a sweep pruning an unpromising trial): the run directory stays valid and
+    its summary's status is :attr:`status`. The only exception a training-event hook may raise
+    that is not swallowed (:meth:`zoo.core.plugins.Zoo.emit`)."""
+
+    exit_code = 1
+    status = "pruned"
+
+
 class ExportError(ZooError):
     """The ONNX export or its parity check failed; no model.onnx was left behind.
 

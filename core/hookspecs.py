@@ -144,7 +144,9 @@ def on_epoch_end(run: Run, epoch: int, metrics: dict[str, float], ctx: RunContex
     """An epoch finished and was evaluated.
 
     Like every training event, a listener that raises is reported once and skipped from then on;
-    the run goes on (``sys.exit()`` here does not end training).
+    the run goes on (``sys.exit()`` here does not end training). To end the run on purpose (a
+    sweep pruning a trial), raise :class:`zoo.core.errors.RunStopped`: the epoch's checkpoint and
+    metrics are written, the summary's status becomes ``RunStopped.status`` (``pruned``).
 
     :param run: the run
     :param epoch: the 1-based epoch number

@@ -32,7 +32,7 @@ from typing import Any, Callable
 import pluggy
 from zoo.core import hookspecs
 from zoo.core.catalogue import Catalogue, load_catalogue
-from zoo.core.errors import ZooError, did_you_mean
+from zoo.core.errors import RunStopped, ZooError, did_you_mean
 
 CORE_PLUGIN = "core"
 
@@ -370,7 +370,8 @@ class Zoo:
 
         A listener that raises anything (``SystemExit`` and a ``KeyboardInterrupt`` of its own
         included) is reported once, as a warning naming its plugin, and skipped for the rest of the
-        run: a tracker's bug must neither end a run silently nor flood its log. The user's Ctrl-C
+        run: a tracker's bug must neither end a run silently nor flood its log. The exception is
+        :class:`~zoo.core.errors.RunStopped`, raised on purpose to end the run (a pruned trial). The user's Ctrl-C
         goes through to the trainer, which checkpoints and stops. Every event gets ``ctx`` (a
         :class:`zoo.core.context.RunContext`) among its arguments; what a listener prints goes to
         stderr.
@@ -385,6 +386,8 @@ class Zoo:
             with _watching_ctrl_c() as pressed, _to_stderr():
                 try:
                     impl.function(**arguments)
+                except RunStopped:  # a listener that ends the run on purpose (a sweep's pruner)
+                    raise
                 except BaseException as err:  # noqa: BLE001 - see the docstring
                     if isinstance(err, KeyboardInterrupt) and pressed:
                         raise

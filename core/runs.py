@@ -287,12 +287,13 @@ def _alive(holder: dict[str, Any]) -> bool:
 
 
 def run_status(run: Run) -> str:
-    """finished / interrupted / failed from the summary; a run with no summary was cut short."""
+    """finished / interrupted / failed / pruned (a sweep stopped it) from the summary; a run with
+    no summary was cut short."""
     try:
         summary = run.read_summary()
     except ZooError:
         return "damaged"
-    if summary.get("status") in ("finished", "interrupted", "failed"):
+    if summary.get("status") in ("finished", "interrupted", "failed", "pruned"):
         return summary["status"]
     return "interrupted" if run.file(Run.LAST).exists() else "created"
 

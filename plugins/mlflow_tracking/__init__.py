@@ -71,5 +71,5 @@ def on_train_end(ctx, summary):
     for name in ("model.onnx", "summary.json"):
         if (ctx.path / name).exists():
             client.log_artifact(run_id, str(ctx.path / name))
-    status = {"finished": "FINISHED", "interrupted": "KILLED"}.get(summary.get("status"), "FAILED")
+    status = {"finished": "FINISHED", "interrupted": "KILLED", "pruned": "KILLED"}.get(summary.get("status"), "FAILED")
     client.set_terminated(run_id, status=status)
