@@ -38,7 +38,7 @@ class CRNNConfig(ModelConfig):
                              "the width (frames per output step = 2^width_pools).")
     rnn: Literal["lstm", "gru"] = Field("lstm", description="Recurrent cell of the sequence layers.")
     hidden_size: int = Field(64, ge=1, le=4096, description="Hidden units per direction and layer.")
-    layers: int = Field(2, ge=1, le=8, description="Stacked bidirectional recurrent layers.")
+    layers: int = Field(1, ge=1, le=8, description="Stacked bidirectional recurrent layers.")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout between recurrent layers and before the head.")
     beam_width: int = Field(1, ge=1, le=256, description="Decoding in zoo predict / zoo serve: 1 = greedy "
                             "(best path), more = prefix beam search with that many prefixes.")

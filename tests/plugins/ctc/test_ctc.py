@@ -280,3 +280,19 @@ def test_train_export_predict_round_trip(tmp_path):
         ids = prefix_beam_search(log_probs[0].numpy(), 3, int(frames[0]))
         expected.append("".join("0123456789"[k - 1] for k in ids))
     assert predictions == expected
+    # zoo serve answers a tensor request with the same strings (Task.answers_tensors)
+    from starlette.testclient import TestClient
+    from zoo.core.serve import build_app
+
+    feed = task.raw_inputs({"x": xs}, metadata)
+    body = {"inputs": [{"name": "x", "shape": list(feed["x"].shape), "datatype": "FP32",
+                        "data": feed["x"].ravel().tolist()},
+                       {"name": "lengths", "shape": [3], "datatype": "INT64", "data": feed["lengths"].tolist()}]}
+    with TestClient(build_app([str(out)], log=lambda line: None)) as client:
+        response = client.post("/v2/models/run/infer", json=body)
+        assert response.status_code == 200, response.text
+        outputs = {o["name"]: o for o in response.json()["outputs"]}
+        assert [json.loads(a) for a in outputs["prediction"]["data"]] == predictions
+        body["inputs"][0]["shape"] = [3, 5, feed["x"].shape[2]]      # wrong height: a 400, one line
+        body["inputs"][0]["data"] = body["inputs"][0]["data"][:3 * 5 * feed["x"].shape[2]]
+        assert client.post("/v2/models/run/infer", json=body).status_code == 400
