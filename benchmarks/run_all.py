@@ -232,6 +232,7 @@ BENCHMARKS = [
           "ort_tf32_parity.py", None, []),
     Bench("scatter", "Sum-aggregation formulations (design study)", "gnn_scatter_formulations.py", None, []),
     Bench("gnn-accuracy", "GNN accuracy over seeds/folds", "gnn_results.py", None, []),
+    Bench("ctc-beam", "CTC: greedy vs prefix beam search on a crnn-ctc run (needs RUN_DIR)", "ctc_beam.py", None, []),
 ]
 
 

@@ -141,6 +141,10 @@ class Endpoint:
                                **({"raw_inputs": [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}]}
                                   if self.takes_text else {})}}
 
+    def answers(self, body: dict[str, Any]) -> bool:
+        """Whether the response carries ``prediction``: raw text, or a task that decodes tensors."""
+        return self.is_text_request(body) or bool(self.task is not None and self.task.answers_tensors)
+
     def is_text_request(self, body: dict[str, Any]) -> bool:
         """Whether a (validated) request sends raw text: the ``text`` input of a text model."""
         return self.takes_text and any(isinstance(i, dict) and i.get("name") == TEXT_INPUT
@@ -198,7 +202,7 @@ class Endpoint:
                                                      for o in requested)):
             raise RequestError("'outputs' must be a list of objects, each with a string 'name'")
         wanted = [o["name"] for o in requested]
-        known = {o["name"] for o in self.outputs} | ({"prediction"} if self.is_text_request(body) else set())
+        known = {o["name"] for o in self.outputs} | ({"prediction"} if self.answers(body) else set())
         unknown = sorted(set(wanted) - known)
         if unknown:
             raise RequestError(f"unknown output(s) {unknown}; the model has {sorted(known)}")
@@ -209,7 +213,7 @@ class Endpoint:
         """The v2 infer response: the wanted outputs as JSON tensors (clients that asked for binary
         outputs read JSON too), plus ``prediction`` for raw text, and the request's ``id``."""
         encoded = encode(outputs, wanted)
-        if self.is_text_request(body) and (not wanted or "prediction" in wanted):
+        if self.answers(body) and (not wanted or "prediction" in wanted):
             answers = self.predictions(outputs, feed)
             encoded.append({"name": "prediction", "datatype": "BYTES", "shape": [len(answers)], "data": answers})
         response = {"model_name": self.name, "model_version": "1", "outputs": encoded}

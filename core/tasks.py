@@ -29,6 +29,9 @@ class Task:
     :cvar main_metric: validation metric used for the best checkpoint and early stopping
     :cvar higher_is_better: direction of ``main_metric``
     :cvar losses: loss names accepted by ``train.loss`` (the first is the default)
+    :cvar answers_tensors: ``zoo serve`` adds the ``prediction`` output (``postprocess``'s answer)
+        to tensor requests too, not only to raw-text ones: for tasks whose outputs mean little
+        until decoded (per-frame probabilities decoded into strings)
     """
 
     name: ClassVar[str] = ""
@@ -37,6 +40,7 @@ class Task:
     main_metric: ClassVar[str] = "loss"
     higher_is_better: ClassVar[bool] = False
     losses: ClassVar[tuple[str, ...]] = ()
+    answers_tensors: ClassVar[bool] = False
 
     # -- training ---------------------------------------------------------------------------
     def inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
