@@ -4,7 +4,7 @@ does not (Bahdanau et al. 2015, Fig. 2; Cho et al. 2014).
 After every finished ``seq2seq`` / ``translation`` run, whatever its family, the run directory
 gets ``match_by_length.json`` (``{length: {"n", "exact_match"}}`` over the test split, the greedy
 decode of the best checkpoint) and ``match_by_length.png`` (exact match against source length).
-``benchmarks/seq2seq_by_length.py`` draws several runs in one figure and prints the table.
+``scripts/seq2seq_by_length.py`` draws several runs in one figure and prints the table.
 """
 
 from __future__ import annotations

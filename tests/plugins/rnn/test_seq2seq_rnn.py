@@ -260,13 +260,13 @@ def test_explain_without_attention_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_rnn_seq2seq_learns_tatoeba_fixture_with_bleu(tmp_path):
     """The translation task end to end on the fixture (BLEU is the main metric; pairs of ten
-    subjects × ten predicates: a few epochs get most words right)."""
+    subjects × ten predicates, each word translated alone: chance BLEU is near 0)."""
     entry = load_catalogue().models["rnn-seq2seq"]
     options = quick_options(entry, data={"limit": None, "name": "tatoeba-eng-fra"},
                             model={"embedding_dim": 16, "hidden_size": 32, "attention_dim": 16},
-                            optim={"lr": 1e-2}, train={"epochs": 8, "batch_size": 16},
+                            optim={"lr": 1e-2}, train={"epochs": 40, "batch_size": 16},
                             export={"enabled": False})
     options["data"].pop("options", None)
     summary = api.train("rnn-seq2seq", options=options, out=str(tmp_path / "run"), log=None)
     assert summary["status"] == "finished"
-    assert summary["metrics"]["bleu"] > 20, summary["metrics"]
+    assert summary["metrics"]["bleu"] > 40, summary["metrics"]      # 72 when written
