@@ -29,7 +29,7 @@ def _draw(alpha: list[list[float]], source: list[str], decoded: list[str], path:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * len(source), 1.2 + 0.45 * len(decoded)))
+    fig, ax = plt.subplots(figsize=(max(3.5, 1.2 + 0.45 * len(source)), max(3.0, 1.2 + 0.45 * len(decoded))))
     image = ax.imshow(alpha, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(source)), source, rotation=90 if max(map(len, source)) > 2 else 0)
     ax.set_yticks(range(len(decoded)), decoded)
