@@ -270,3 +270,17 @@ def test_rnn_seq2seq_learns_tatoeba_fixture_with_bleu(tmp_path):
     summary = api.train("rnn-seq2seq", options=options, out=str(tmp_path / "run"), log=None)
     assert summary["status"] == "finished"
     assert summary["metrics"]["bleu"] > 40, summary["metrics"]      # 72 when written
+
+
+@pytest.mark.slow
+def test_pairs_as_translation_reports_bleu_and_default_task_does_not(tmp_path):
+    path = tmp_path / "p.tsv"
+    path.write_text("".join(f"{s}\t{' '.join(reversed(s.split()))}\n" for s in
+                            ["a b c d", "b c d e", "c a e", "a d b e"] * 6))
+    entry = load_catalogue().models["rnn-seq2seq"]
+    for task, has_bleu in (("translation", True), ("seq2seq", False)):
+        options = quick_options(entry, export={"enabled": False})
+        options["data"] = {"name": "pairs", "options": {"path": str(path), "task": task}}   # not reverse's
+        summary = api.train("rnn-seq2seq", options=options, out=str(tmp_path / task), log=None)
+        assert summary["task"] == task and ("bleu" in summary["metrics"]) == has_bleu
+        assert json.loads((tmp_path / task / "match_by_length.json").read_text())["dataset"] == "pairs"
