@@ -5,9 +5,9 @@ attention for images.
 decoder blocks); ``models`` the encoder models (classifier, tagger, local-attention classifier,
 ViT). The text pipeline and the sequence tasks are shared with the RNN family
 (:mod:`zoo.core.sequence`); ``sst2`` and ``atis`` come from the ``datasets`` plugin and
-``fashion-mnist`` from the same. ``seq2seq`` is the encoder–decoder with greedy decoding,
-``seq2seq_task`` its ``seq2seq`` task (teacher-forced loss, exact match of the greedy decode) and
-``seq2seq_data`` the generated ``reverse``, ``sort`` and ``addition`` datasets.
+``fashion-mnist`` from the same. ``seq2seq`` is the encoder–decoder with greedy decoding; its
+``seq2seq`` task and the generated ``reverse``, ``sort`` and ``addition`` datasets come from the
+``sequence`` plugin (:mod:`zoo.plugins.sequence`, shared with the RNN encoder–decoder).
 """
 
 from __future__ import annotations
@@ -22,14 +22,6 @@ from zoo.plugins.transformer.models import (
     build_vit,
 )
 from zoo.plugins.transformer.seq2seq import Seq2SeqConfig, build_seq2seq
-from zoo.plugins.transformer.seq2seq_data import (
-    AdditionOptions,
-    SymbolOptions,
-    load_addition,
-    load_reverse,
-    load_sort,
-)
-from zoo.plugins.transformer.seq2seq_task import Seq2Seq
 
 
 @hookimpl
@@ -40,15 +32,3 @@ def register_models(register):
     register("vit", build_vit, ViTConfig)
     register("transformer-seq2seq", build_seq2seq, Seq2SeqConfig)
 
-
-@hookimpl
-def register_tasks(register):
-    register(Seq2Seq())
-
-
-@hookimpl
-def register_datasets(register):
-    # seq2seq datasets, generated on the fly (plugins/transformer/seq2seq_data.py)
-    register("reverse", load_reverse, SymbolOptions)
-    register("sort", load_sort, SymbolOptions)
-    register("addition", load_addition, AdditionOptions)

@@ -1,4 +1,7 @@
-"""``pairs``: the user's own source → target sequences → ``transformer-seq2seq``.
+"""``pairs``: the user's own source → target sequences → ``transformer-seq2seq``, ``rnn-seq2seq``.
+
+``task = "translation"`` scores corpus BLEU (sacrebleu) besides exact match and keeps the
+checkpoint with the best BLEU: for text pairs, where one exact reference is a harsh judge.
 
 Files: TSV (``source<TAB>target`` per line, no header; a first line equal to the two field
 names is skipped), CSV with a header, or JSONL objects; the fields are ``source_field`` and
@@ -13,7 +16,7 @@ The vocabulary and the longest source are kept in ``DataInfo.extra["raw_inputs"]
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -37,7 +40,11 @@ class PairsOptions(BaseModel):
     """``data.options`` of ``pairs``."""
 
     model_config = ConfigDict(extra="forbid")
+    #: the tasks this dataset serves; ``task`` chooses one (DataInfo.extra["task"])
+    tasks: ClassVar[tuple[str, ...]] = ("seq2seq", "translation")
     path: str = Field(min_length=1, description="TSV (source TAB target), CSV with a header, or JSONL.")
+    task: Literal["seq2seq", "translation"] = Field("seq2seq", description="seq2seq (exact match) or "
+                                                    "translation (also corpus BLEU, the main metric; needs sacrebleu).")
     source_field: str = Field("source", min_length=1, description="Column (or JSON field) of the source.")
     target_field: str = Field("target", min_length=1, description="Column (or JSON field) of the target.")
     tokenizer: Literal["whitespace", "characters"] = Field("whitespace", description="Tokens: words "
@@ -114,7 +121,8 @@ def load_pairs(options: PairsOptions, data_dir: str | None = None) -> Dataset:
     info = DataInfo(input_shape=(max_source,), extra={
         "vocab_size": len(vocab), "pad_id": 0, "bos_id": BOS_ID, "eos_id": EOS_ID,
         "max_length": max_source, "max_target_length": max_target,
-        "onnx_vocabulary": vocab.to_metadata(), "onnx_max_length": max_source, "raw_inputs": raw})
+        "onnx_vocabulary": vocab.to_metadata(), "onnx_max_length": max_source, "raw_inputs": raw,
+        "task": o.task})
     val = split(order[n_train:n_train + n_val]) if n_val else None
     return Dataset(train=split(train_rows), val=val, test=split(order[n_train + n_val:]), info=info)
 

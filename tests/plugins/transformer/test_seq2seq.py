@@ -15,7 +15,7 @@ from zoo.core.catalogue import load_catalogue
 from zoo.core.errors import ZooError
 from zoo.core.runtime import make_session
 from zoo.plugins.transformer.seq2seq import Seq2SeqConfig, Seq2SeqTransformer, build_seq2seq
-from zoo.plugins.transformer.seq2seq_data import (
+from zoo.plugins.sequence.seq2seq_data import (
     BOS_ID,
     EOS_ID,
     AdditionOptions,
@@ -25,7 +25,7 @@ from zoo.plugins.transformer.seq2seq_data import (
     load_sort,
     make_split,
 )
-from zoo.plugins.transformer.seq2seq_task import Seq2Seq
+from zoo.plugins.sequence.seq2seq_task import Seq2Seq
 
 
 def _decoded(dataset, split="train", n=50):

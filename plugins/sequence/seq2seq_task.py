@@ -18,6 +18,17 @@ source_b, target_{b,<t})``. Metrics: ``loss``; ``token_accuracy`` = share of tar
 share of sequences whose greedy decode equals the target exactly, ``<eos>`` and all;
 ``teacher_forced_accuracy`` = token accuracy of the teacher-forced argmax (how far greedy
 decoding loses from its own mistakes).
+
+The ``translation`` task (:class:`Translation`, text pairs: ``tatoeba-eng-fra``, ``pairs`` with
+``data.options.task = "translation"``) adds corpus **BLEU** (Papineni et al. 2002) computed by
+sacrebleu (the ``translation`` extra) and selects checkpoints on it:
+``BLEU = BP · exp(¼ Σ_{n=1..4} log p_n)``, ``p_n`` = clipped n-gram matches / n-grams of the
+decodes, ``BP = min(1, exp(1 − r/c))`` for reference length r and decode length c. The decode
+and the reference are compared as token ids written out (``"17 4 96"``, ``tokenize="none"``):
+one id is one whitespace token, so the score equals BLEU over the words, with no vocabulary
+needed at evaluation. Each batch contributes sacrebleu's sufficient statistics (lengths, n-gram
+matches and totals), and their sums over the split give the corpus score, not a mean of
+sentence scores.
 """
 
 from __future__ import annotations
@@ -27,7 +38,11 @@ import torch.nn.functional as F
 from zoo.core.errors import ZooError
 from zoo.core.sequence import IGNORE, PAD_ID, SequenceTask, Vocabulary
 from zoo.core.tasks import _sum
-from zoo.plugins.transformer.seq2seq_data import EOS_ID, SPECIALS, tokenize_characters
+from zoo.plugins.sequence.seq2seq_data import EOS_ID, SPECIALS, tokenize_characters
+
+BLEU_ORDER = 4
+_BLEU_KEYS = ("bleu_sys_len", "bleu_ref_len", *(f"bleu_correct_{n}" for n in range(1, BLEU_ORDER + 1)),
+              *(f"bleu_total_{n}" for n in range(1, BLEU_ORDER + 1)))
 
 
 class Seq2Seq(SequenceTask):
@@ -132,3 +147,58 @@ class Seq2Seq(SequenceTask):
             ids = row[:row.index(EOS_ID)] if EOS_ID in row else row
             out.append(" ".join(vocab.decode(ids)) if vocab else ids)
         return out
+
+
+def _words(ids: list[int]) -> str:
+    """Ids up to (without) ``<eos>``, written as space-separated numbers for sacrebleu."""
+    ids = ids[:ids.index(EOS_ID)] if EOS_ID in ids else ids
+    return " ".join(str(i) for i in ids if i != PAD_ID)
+
+
+class Translation(Seq2Seq):
+    """Seq2seq on text pairs: the metrics of :class:`Seq2Seq` plus corpus BLEU (the main metric)."""
+
+    name = "translation"
+    main_metric = "bleu"
+
+    @staticmethod
+    def _scorer():
+        try:
+            from sacrebleu.metrics import BLEU
+        except ImportError:
+            raise ZooError("the translation task scores BLEU with sacrebleu: pip install "
+                           "'zoo-ml[translation]' (or sacrebleu)") from None
+        return BLEU(tokenize="none", max_ngram_order=BLEU_ORDER)
+
+    def check_info(self, info):
+        super().check_info(info)
+        self._scorer()
+
+    def encode_text(self, i, text, vocab, limit):
+        """Raw input as words (the vocabulary's tokenizer), not the symbol tasks' characters."""
+        return SequenceTask.encode_text(self, i, text, vocab, limit)
+
+    def metric_sums(self, output, batch, loss_name=None):
+        sums = super().metric_sums(output, batch, loss_name)
+        _, generated = self._split(output)
+        hyps = [_words(row) for row in generated.tolist()]
+        refs = [_words(row) for row in batch["target"].tolist()]
+        # one row per sentence: [sys_len, ref_len, correct_1..4, total_1..4]
+        stats = self._scorer()._extract_corpus_statistics(hyps, [refs])
+        totals = torch.tensor(stats, dtype=torch.float64).sum(dim=0).tolist()
+        device = batch["target"].device
+        sums.update({k: torch.tensor(float(v), dtype=torch.float64, device=device) for k, v in zip(_BLEU_KEYS, totals)})
+        return sums
+
+    def finalize(self, sums, loss_name=None):
+        metrics = super().finalize(sums, loss_name)
+        if "bleu_sys_len" not in sums:  # an empty split
+            return {**metrics, "bleu": 0.0}
+        n = BLEU_ORDER
+        correct = [int(sums[f"bleu_correct_{k}"]) for k in range(1, n + 1)]
+        total = [int(sums[f"bleu_total_{k}"]) for k in range(1, n + 1)]
+        scorer = self._scorer()  # its smoothing (sacrebleu's corpus default), as corpus_score uses
+        score = scorer.compute_bleu(correct, total, int(sums["bleu_sys_len"]), int(sums["bleu_ref_len"]),
+                                    smooth_method=scorer.smooth_method, smooth_value=scorer.smooth_value,
+                                    effective_order=scorer.effective_order, max_ngram_order=n)
+        return {**metrics, "bleu": float(score.score)}
