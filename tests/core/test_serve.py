@@ -80,7 +80,7 @@ def test_health_metadata_and_inference(client):
     ({"inputs": [OK], "outputs": ["prediction"]}, 400, "'outputs' must be a list of objects"),
     ({"inputs": [{**OK, "shape": [True, 2]}]}, 400, "shape must be a list of non-negative integers"),
     ({"inputs": [{**OK, "shape": [2 ** 40, 2]}]}, 413, "more than the limit of 4096"),
-    ({"inputs": [{**OK, "name": ["x"]}]}, 400, "unknown input ['x']"),
+    ({"inputs": [{**OK, "name": ["x"]}]}, 400, "input 0: name must be a string"),
     ({"inputs": [{**OK, "data": None}]}, 400, "'data' must be a list"),
     ({"inputs": [{**OK, "data": [[1], [2, 3]]}]}, 400, "data is not FP32"),
     ({"inputs": [OK, OK]}, 400, "given twice"),
