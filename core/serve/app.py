@@ -16,7 +16,6 @@ from zoo.core.serve.protocol import (
     DEFAULT_MAX_JSON,
     RequestError,
     json_codec,
-    parse_json,
     parse_request,
 )
 from zoo.core.serve.transport import (
@@ -81,7 +80,7 @@ class Routes:
         from starlette.responses import JSONResponse
 
         self.endpoints, self.failed, self.batchers, self.limits, self.log = endpoints, failed, batchers, limits, log
-        self.loads, self.dumps = json_codec()
+        self.dumps, self.arrays = json_codec()
         self.json = JSONResponse
 
     def endpoint(self, name: str) -> Endpoint:
@@ -166,11 +165,11 @@ class Routes:
         if body is None:
             return None
         raw, split = body
-        request = parse_request(parse_json(raw[:split], self.loads))
+        request = parse_request(raw[:split])
         feed = endpoint.decode(request, raw[split:], self.limits.body)
         wanted = endpoint.wanted_outputs(request)
         outputs = await self.batchers[endpoint.name].submit(feed)
-        return self.dumps(endpoint.respond(request, feed, outputs, wanted))
+        return self.dumps(endpoint.respond(request, feed, outputs, wanted, self.arrays))
 
 
 def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0,

@@ -67,10 +67,15 @@ class Endpoint:
             endpoint.task = api.load_task(task_name)  # only these pay for loading the plugins
         return endpoint
 
-    @property
+    @functools.cached_property
     def takes_text(self) -> bool:
         return (self.task is not None and bool(self.metadata.get("onnx_vocabulary") or self.raw_meta)
-                and TEXT_INPUT not in {i["name"] for i in self.inputs})
+                and TEXT_INPUT not in self.input_specs)
+
+    @functools.cached_property
+    def input_specs(self) -> dict[str, dict[str, Any]]:
+        """The model's inputs by name."""
+        return {spec["name"]: spec for spec in self.inputs}
 
     @functools.cached_property
     def batchable(self) -> bool:
@@ -87,7 +92,7 @@ class Endpoint:
 
     def is_text_request(self, request: InferRequest) -> bool:
         """Whether a request sends raw text: the ``text`` input of a text model."""
-        return self.takes_text and any(i.name == TEXT_INPUT for i in request.inputs)
+        return self.takes_text and any(i["name"] == TEXT_INPUT for i in request["inputs"])
 
     def decode(self, request: InferRequest, binary: bytes = b"",
                max_bytes: int = DEFAULT_MAX_BODY) -> dict[str, np.ndarray]:
@@ -98,19 +103,19 @@ class Endpoint:
         tensor whose shape would take more than ``max_bytes`` is refused before it is built (413).
         """
         if self.is_text_request(request):
-            if len(request.inputs) != 1:
+            if len(request["inputs"]) != 1:
                 raise RequestError(f"raw text comes alone: send only the {TEXT_INPUT!r} input")
-            return self.decode_text(request.inputs[0], binary)[1]
-        offset, expected, feed = 0, {spec["name"]: spec for spec in self.inputs}, {}
-        for item in request.inputs:
-            if item.name not in expected:
-                raise RequestError(f"unknown input {item.name!r}; model {self.name!r} takes {sorted(expected)}")
-            if item.name in feed:
-                raise RequestError(f"input {item.name!r} is given twice")
-            feed[item.name], offset = decode_tensor(item, expected[item.name], binary, offset, max_bytes)
-        missing = sorted(set(expected) - set(feed))
-        if missing:
-            raise RequestError(f"missing input(s) {missing}")
+            return self.decode_text(request["inputs"][0], binary)[1]
+        offset, expected, feed = 0, self.input_specs, {}
+        for item in request["inputs"]:
+            name = item["name"]
+            if name not in expected:
+                raise RequestError(f"unknown input {name!r}; model {self.name!r} takes {sorted(expected)}")
+            if name in feed:
+                raise RequestError(f"input {name!r} is given twice")
+            feed[name], offset = decode_tensor(item, expected[name], binary, offset, max_bytes)
+        if len(feed) != len(expected):  # the names are known and unique: a shorter feed misses some
+            raise RequestError(f"missing input(s) {sorted(set(expected) - set(feed))}")
         if self.task is not None:  # indices (token ids, edges) against what they index, as zoo predict does
             try:
                 self.task.raw_inputs(feed, self.metadata)
@@ -141,9 +146,9 @@ class Endpoint:
 
     def wanted_outputs(self, request: InferRequest) -> list[str]:
         """The output names a request asks for, [] for all; checked before the model runs."""
-        if request.outputs is None:
+        if request.get("outputs") is None:
             return []
-        wanted = [o.name for o in request.outputs]
+        wanted = [o["name"] for o in request["outputs"]]
         known = {o["name"] for o in self.outputs} | ({"prediction"} if self.is_text_request(request) else set())
         unknown = sorted(set(wanted) - known)
         if unknown:
@@ -151,16 +156,17 @@ class Endpoint:
         return wanted
 
     def respond(self, request: InferRequest, feed: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
-                wanted: list[str]) -> dict[str, Any]:
+                wanted: list[str], arrays: bool = False) -> dict[str, Any]:
         """The v2 infer response: the wanted outputs as JSON tensors (clients that asked for binary
-        outputs read JSON too), plus ``prediction`` for raw text, and the request's ``id``."""
-        encoded = encode(outputs, wanted)
+        outputs read JSON too), plus ``prediction`` for raw text, and the request's ``id``.
+        ``arrays``: leave numeric data as numpy arrays (for a codec that writes them)."""
+        encoded = encode(outputs, wanted, arrays)
         if self.is_text_request(request) and (not wanted or "prediction" in wanted):
             answers = self.predictions(outputs, feed)
             encoded.append({"name": "prediction", "datatype": "BYTES", "shape": [len(answers)], "data": answers})
         response = {"model_name": self.name, "model_version": "1", "outputs": encoded}
-        if "id" in request.model_fields_set:
-            response["id"] = request.id
+        if "id" in request:
+            response["id"] = request["id"]
         return response
 
     def predictions(self, outputs: dict[str, np.ndarray], feed: dict[str, np.ndarray]) -> list[str]:
@@ -178,19 +184,20 @@ class Endpoint:
 
 def _texts(item: RequestInput, binary: bytes) -> list[str]:
     """The strings of a raw-text input: JSON strings or Triton's binary BYTES, ``shape [N]``."""
-    if item.datatype != "BYTES":
-        raise RequestError(f"input {TEXT_INPUT!r} has datatype {item.datatype!r}; raw text is BYTES")
-    if len(item.shape) != 1 or item.shape[0] < 1:
-        raise RequestError(f"input {TEXT_INPUT!r}: shape must be [N] with N >= 1 texts, got {item.shape!r}")
+    shape = item["shape"]
+    if item["datatype"] != "BYTES":
+        raise RequestError(f"input {TEXT_INPUT!r} has datatype {item['datatype']!r}; raw text is BYTES")
+    if len(shape) != 1 or shape[0] < 1:
+        raise RequestError(f"input {TEXT_INPUT!r}: shape must be [N] with N >= 1 texts, got {shape!r}")
     size = binary_size(item)
     if size is not None:
         if size > len(binary):
             raise RequestError(f"input {TEXT_INPUT!r}: binary_data_size {size!r} does not match the body")
         texts = unpack_bytes(bytes(binary[:size]))
     else:
-        texts = item.data
+        texts = item.get("data")
         if not (isinstance(texts, list) and all(isinstance(t, str) for t in texts)):
             raise RequestError(f"input {TEXT_INPUT!r}: data must be a list of strings")
-    if len(texts) != item.shape[0]:
-        raise RequestError(f"input {TEXT_INPUT!r}: {len(texts)} texts do not fill shape {item.shape}")
+    if len(texts) != shape[0]:
+        raise RequestError(f"input {TEXT_INPUT!r}: {len(texts)} texts do not fill shape {shape}")
     return texts
