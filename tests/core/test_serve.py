@@ -94,6 +94,33 @@ def test_bad_requests_get_400_and_the_server_keeps_serving(client, body, status,
     assert ok.status_code == 200
 
 
+@pytest.mark.parametrize("raw, needle", [
+    (b'{"inputs": [{"name": "x", "datatype": "FP32"}]}', "input 'x': shape is missing"),
+    (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, -2]}]}', "input 'x': shape must be a list of non-neg"),
+    (b'{"inputs": [{"name": 3, "datatype": "FP32", "shape": [1]}]}', "input 0: name must be a string, got 3"),
+    (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": {}}]}', "input 'x': 'data' must be a list"),
+    (b'{"inputs": 1}', "'inputs' list"), (b'[]', "'inputs' list"), (b'{"inputs": [1]}', "each input must be an object"),
+    (b'{"inputs": [], "outputs": [{}]}', "'outputs' must be a list of objects"),
+    (b"[" * 300, "request body is not JSON"), (b"\xff", "request body is not JSON"),
+])
+def test_the_protocol_models_name_the_field_in_one_line(raw, needle):
+    """The pydantic models of the v2 body: each form error is one line naming the input and field."""
+    from zoo.core.serve import RequestError, parse_request
+
+    with pytest.raises(RequestError) as caught:
+        parse_request(raw)
+    assert needle in str(caught.value) and "\n" not in str(caught.value) and caught.value.status == 400
+
+
+def test_the_protocol_keeps_the_id_and_drops_unknown_fields():
+    from zoo.core.serve import parse_request
+
+    request = parse_request(b'{"id": "r1", "parameters": {"binary_data_output": true}, "inputs": [{"name": "x", '
+                            b'"datatype": "FP32", "shape": [1, 2], "parameters": {"binary_data_size": 8, "y": 1}}]}')
+    assert request == {"id": "r1", "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2],
+                                               "parameters": {"binary_data_size": 8}}]}
+
+
 def test_unknown_model_oversized_body_and_bad_json(client):
     response = client.post("/v2/models/nope/infer", json=_request(np.zeros((1, 2), np.float32)))
     assert response.status_code == 404 and "unknown model 'nope'" in response.json()["error"]
