@@ -23,7 +23,9 @@ at most ``max_batch`` rows, then split back per request. When a call returns, th
 wait for the clients just answered to come back, at most ``max_delay_ms`` from their arrival, so
 the batch grows with the number of busy clients; a lone client never waits. At most two calls run
 at once (one in onnxruntime while the event loop gathers the next). onnxruntime runs in worker
-threads so the event loop keeps accepting requests meanwhile.
+threads so the event loop keeps accepting requests meanwhile, except a lone request to an idle
+model whose calls of that size are known to be quick: it runs on the event loop itself, sparing
+two thread hand-offs that would cost more than the call.
 
 Hardening, as a server on a shared host needs: every malformed request is a 400 with a one-line
 JSON ``{"error": ...}`` (the connection kept); the body, its JSON part and every decoded tensor

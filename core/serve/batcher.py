@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,12 @@ import numpy as np
 
 from zoo.core.errors import ZooError
 from zoo.core.serve.protocol import RequestError
+
+
+# The longest a call may take and still run on the event loop itself, when the model is idle:
+# below it a worker thread's two hand-offs (there and back, each a thread wake-up and a GIL
+# exchange) cost more than the call; above it the loop must keep reading requests meanwhile.
+INLINE_BELOW_S = 0.0003
 
 
 @dataclass
@@ -65,14 +72,14 @@ class Batcher:
         self.expected, self.due_until = 0, float("-inf")  # rows due back from the last call's clients
         self.calls = 0      # onnxruntime executions
         self.requests = 0   # inference requests answered through them
+        self.inline_bytes = -1  # feeds up to this size ran within INLINE_BELOW_S: run on the loop
 
     async def submit(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one request's ``feed`` (arrays ``[rows, ...]``), alone or merged; its outputs' rows."""
         loop = asyncio.get_running_loop()
         self.requests += 1
         if self.max_batch <= 1 or not self.endpoint.batchable:
-            self.calls += 1
-            return await loop.run_in_executor(None, self.endpoint.run, feed)
+            return await self._run_alone(feed, 1)
         rows = next(iter(feed.values())).shape[0]
         if not self.running and not self.queue and (  # the model is idle ...
                 rows >= min(self.expected, self.max_batch) or loop.time() >= self.due_until):
@@ -88,16 +95,35 @@ class Batcher:
 
     async def _run_alone(self, feed: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
         """Run a request that found the model idle in its own handler, not queued (as cheap as
-        batching off)."""
+        batching off): on the event loop itself when it is alone and feeds of its size have run
+        within ``INLINE_BELOW_S``, else in a worker thread. Alone: after one more turn of the
+        loop, in which the requests already read start or queue, no other call runs and none
+        waits; under load calls stay in threads, in parallel with the loop."""
         self.running += 1
         self.running_rows += rows
         self.calls += 1
+        size = sum(a.nbytes for a in feed.values())
         try:
-            return await asyncio.get_running_loop().run_in_executor(None, self.endpoint.run, feed)
+            if self.running == 1 and size <= self.inline_bytes:
+                await asyncio.sleep(0)
+                if self.running == 1 and not self.queue:
+                    return self._timed(feed, size)
+            return await asyncio.get_running_loop().run_in_executor(None, self._timed, feed, size)
         except Exception as err:  # noqa: BLE001 - as for a merged call
             raise _request_error(err) from None
         finally:
             self._finished(rows)
+
+    def _timed(self, feed: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+        """``endpoint.run(feed)``, timed: a fast call raises the size of feeds run on the loop, a
+        slow one lowers it below its own (a model whose calls slow down goes back to threads)."""
+        start = time.perf_counter()
+        outputs = self.endpoint.run(feed)
+        if time.perf_counter() - start < INLINE_BELOW_S:
+            self.inline_bytes = max(self.inline_bytes, size)
+        else:
+            self.inline_bytes = min(self.inline_bytes, size - 1)
+        return outputs
 
     def _dispatch(self) -> None:
         """Start calls from the queue while a slot is free and the oldest group is not held back

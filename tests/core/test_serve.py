@@ -575,6 +575,53 @@ def test_a_lone_request_runs_at_once_without_waiting_for_company():
     assert batcher.calls == batcher.requests == 3 and [len(f["x"]) for f in endpoint.feeds] == [1, 1, 1]
 
 
+@pytest.mark.parametrize("max_batch", [1, 32])
+def test_a_fast_lone_call_runs_on_the_event_loop_and_a_slow_one_in_a_thread(max_batch, monkeypatch):
+    """A model idle and fast (its calls within INLINE_BELOW_S) runs a lone request on the loop's
+    own thread, sparing two thread hand-offs; once a call of that size is slow, or when requests
+    come together, calls go back to worker threads."""
+    import threading
+
+    from zoo.core.serve import batcher as batching
+
+    class Timed:
+        batchable, delay = True, 0.0
+
+        def __init__(self) -> None:
+            self.threads = []
+
+        def run(self, feed):
+            self.threads.append(threading.get_ident())
+            time.sleep(self.delay)
+            return {"y": feed["x"] * 2}
+
+    monkeypatch.setattr(batching, "INLINE_BELOW_S", 0.05)  # fast and slow far apart on a busy machine
+    endpoint = Timed()
+    batcher = batching.Batcher(endpoint, max_batch=max_batch, max_delay_ms=1)
+
+    async def go():
+        loop_thread = threading.get_ident()
+        for v in range(3):  # the first call is timed in a thread; the next ones run on the loop
+            assert (await batcher.submit(_rows(v)))["y"][0, 0] == 2 * v
+        on_loop = [t == loop_thread for t in endpoint.threads]
+        endpoint.threads.clear()
+        together = await asyncio.gather(*[batcher.submit(_rows(v)) for v in range(4)])
+        assert [a["y"][0, 0] for a in together] == [0, 2, 4, 6]
+        in_threads_together = all(t != loop_thread for t in endpoint.threads)
+        endpoint.threads.clear()
+        endpoint.delay = 0.1
+        for v in range(3):  # slow now: the first slow call on the loop lowers the bound, the next run in threads
+            await batcher.submit(_rows(v))
+        return on_loop, in_threads_together, [t == loop_thread for t in endpoint.threads]
+
+    on_loop, in_threads_together, slow_on_loop = asyncio.run(go())
+    assert on_loop[0] is False and all(on_loop[1:]), on_loop
+    assert in_threads_together
+    # (with batching, the first of these may still be merged behind the batch just answered)
+    assert slow_on_loop.count(True) <= 1 and slow_on_loop[-1] is False, slow_on_loop
+    assert batcher.inline_bytes < _rows(0)["x"].nbytes
+
+
 def test_requests_arriving_during_a_call_go_together_in_the_next():
     """The first request runs alone; the five sent while it is in flight form one call when it
     returns, each answered with its own rows."""
