@@ -124,21 +124,23 @@ def render_attention(d: dict) -> str:
 def render_serve(d: dict) -> str:
     rows = []
     for r in d["rows"]:
-        label = ("off (--max-batch 1)" if r["max_batch"] == 1
-                 else f"--max-batch {r['max_batch']} --max-delay-ms {r.get('max_delay_ms', 2):g}")
-        cpu = r.get("server_cpu_ms")
+        label = r.get("label") or ("off (--max-batch 1)" if r["max_batch"] == 1
+                                   else f"--max-batch {r['max_batch']} --max-delay-ms {r.get('max_delay_ms', 2):g}")
+        cpu, batch = r.get("server_cpu_ms"), r.get("mean_batch", 1.0)
         ratios = r.get("pair_ratios") or []
         rows.append([r["concurrency"], label, f"{r['requests_per_s']:,.0f}", f"{r['p50_ms']:.2f}",
                      f"{r['p99_ms']:.2f}", f"{cpu:.3f}" if cpu is not None else "n/a",
-                     f"{r.get('mean_batch', 1.0):.1f}", r["errors"], r["wrong"],
+                     f"{batch:.1f}" if batch is not None else "n/a", r["errors"], r["wrong"],
                      f"{sorted(ratios)[len(ratios) // 2]:.2f}" if ratios else "-"])  # the median round
     load = ", ".join(f"{x:.2f}" for x in d.get("loadavg", []))
+    peer = (f"\n\nPeer skipped: {d['peer_skipped']}" if d.get("peer_skipped") else "")
     return (f"{d['requests']} requests per run on loopback, model {d.get('model', 'mlp')}, client "
-            f"{d.get('client', 'raw')}, {d['repeats']} alternating rounds (medians); server and client share "
-            f"the cores (load average {load or 'n/a'}). Goals: default within 10 % of off at 1 client, "
-            f">= 1.8x off at 32, p99 no worse than off.\n\n"
-            + _table(["clients", "dynamic batching", "requests/s", "p50 ms", "p99 ms", "server CPU ms/request",
-                      "mean batch", "errors", "wrong answers", "throughput / off"], rows)
+            f"{d.get('client', 'raw')} ({d.get('body', 'binary')} tensors), {d['repeats']} alternating rounds "
+            f"(medians); server and client share the cores (load average {load or 'n/a'}). Goals: default "
+            f"within 10 % of off at 1 client, >= 1.8x off at 32, p99 no worse than off"
+            f"{'; >= 1.5x the peer at equal or lower p99' if d.get('peer') else ''}.{peer}\n\n"
+            + _table(["clients", "server", "requests/s", "p50 ms", "p99 ms", "server CPU ms/request",
+                      "mean batch", "errors", "wrong answers", "throughput / zoo off"], rows)
             + "".join(f"\n- {line}" for line in d.get("goals", [])))
 
 
@@ -219,6 +221,10 @@ BENCHMARKS = [
           needs=["gensim"], device=True),
     Bench("serve", "`zoo serve` load: dynamic batching on vs off", "serve_load.py",
           ["--requests", "2000", "--repeats", "1"], [], render_serve),
+    # MLServer lives in its own virtual environment (benchmarks/mlserver/README.md): without it the
+    # zoo rows are measured and the peer is reported as skipped, with the reason.
+    Bench("serve-peer", "`zoo serve` vs MLServer: the same ONNX model, JSON tensors", "serve_load.py",
+          ["--requests", "2000", "--repeats", "1", "--peer", "mlserver"], ["--peer", "mlserver"], render_serve),
     Bench("attention", "Transformer encoder vs nn.TransformerEncoder; naive vs SDPA attention", "attention.py",
           ["--steps", "2", "--repeats", "1", "--lengths", "128", "512"], [], render_attention, device=True),
     Bench("compile", "Training step: eager vs torch.compile (vs CUDA graphs on GPU)", "compile_speed.py",

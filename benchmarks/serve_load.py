@@ -1,4 +1,5 @@
-"""Load test of `zoo serve` on loopback: throughput and latency with and without dynamic batching.
+"""Load test of `zoo serve` on loopback: throughput and latency with and without dynamic batching,
+and against a peer server (MLServer) serving the same ONNX model.
 
 Trains (or reuses) a small model, starts two `zoo serve` processes on free 127.0.0.1 ports,
 batching off (`--max-batch 1`) and the default batching, then for each concurrency (1, 8 and 32
@@ -8,9 +9,18 @@ loopback traffic; the loop stops by itself.
 
     python benchmarks/serve_load.py [--requests 3000] [--concurrency N ...] [--repeats 3] [--model mlp|cnn]
                                     [--run RUN_DIR] [--client raw|triton|json] [--also-delay-ms MS ...]
+                                    [--peer mlserver [--peer-batch N]] [--body binary|json]
 
 Goals: the default within 10 % of batching off at one client, >= 1.8x batching off at 32 clients,
 and its p99 latency no worse than batching off at any concurrency.
+
+``--peer mlserver``: also MLServer 1.7.1 with a minimal onnxruntime runtime
+(benchmarks/mlserver/runtime.py, the same session options), tuned as its docs allow (no access
+log, no gzip, no metrics, inference in the server process, uvloop and httptools), started from
+its own virtual environment (``benchmarks/.venv-mlserver``, or ``--mlserver-python``; see
+benchmarks/mlserver/README.md). Every server then gets the same pre-encoded JSON-tensor requests
+(MLServer's REST API has no binary tensors). Without MLServer the peer is skipped with a message
+and the zoo rows are still measured. Goal: zoo >= 1.5x MLServer's requests/s at equal or lower p99.
 
 Also reported: the server process's CPU time per request (from /proc), steadier than throughput
 when other work shares the cores.
@@ -48,11 +58,13 @@ def free_port() -> int:
 
 
 async def load(url: str, requests: int, concurrency: int, inputs: list[np.ndarray], expected: list[np.ndarray],
-               client_kind: str = "triton"):
+               client_kind: str = "triton", body_kind: str = "binary"):
     """``concurrency`` clients share ``requests`` requests; returns (wall s, latencies, errors, wrong).
 
     ``raw``: requests encoded once, sent over one keep-alive HTTP/1.1 connection per client
-    (what Triton's perf_analyzer does: the load generator should not need the CPU it measures);
+    (what Triton's perf_analyzer does: the load generator should not need the CPU it measures),
+    as binary tensors (``body_kind="binary"``) or JSON tensors (``"json"``, what every v2 server
+    reads);
     ``triton``: the official ``tritonclient.http.aio`` client (aiohttp, binary tensors, as a Triton
     user would call it); ``json``: plain JSON tensors over httpx.
     """
@@ -137,14 +149,7 @@ async def load(url: str, requests: int, concurrency: int, inputs: list[np.ndarra
     if client_kind == "raw":
         import json as _json
 
-        encoded = []
-        for x in inputs:
-            header = _json.dumps({"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
-                                              "parameters": {"binary_data_size": x.nbytes}}]}).encode()
-            body = header + x.astype(np.float32).tobytes()
-            encoded.append(f"POST /{rest} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/octet-stream\r\n"
-                           f"Inference-Header-Content-Length: {len(header)}\r\n"
-                           f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        encoded = [encode_request(x, f"/{rest}", host, body_kind) for x in inputs]
         start = time.perf_counter()
         await asyncio.gather(*[raw_client() for _ in range(concurrency)])
         wall = time.perf_counter() - start
@@ -169,23 +174,90 @@ async def load(url: str, requests: int, concurrency: int, inputs: list[np.ndarra
     return wall, latencies, errors, wrong
 
 
+def encode_request(x: np.ndarray, path: str, host: str, body_kind: str) -> bytes:
+    """One infer request, head and body, ready to write to a socket."""
+    import json as _json
+
+    if body_kind == "json":
+        body = _json.dumps({"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
+                                        "data": x.reshape(-1).tolist()}]}).encode()
+        head = "Content-Type: application/json\r\n"
+    else:
+        header = _json.dumps({"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
+                                          "parameters": {"binary_data_size": x.nbytes}}]}).encode()
+        body = header + x.astype(np.float32).tobytes()
+        head = f"Content-Type: application/octet-stream\r\nInference-Header-Content-Length: {len(header)}\r\n"
+    return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode()
+            + body)
+
+
+def wait_ready(proc: subprocess.Popen, port: int, what: str, log: Path | None = None) -> subprocess.Popen:
+    """``proc`` once its v2 ready route answers 200 (at most 120 s)."""
+    import httpx
+
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/models/model/ready", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    why = log.read_text(errors="replace") if log is not None else proc.stderr.read()
+    raise SystemExit(f"{what} did not start: {why[-3000:]}")
+
+
 def run_server(run: Path, max_batch: int, port: int, threads: int | None = None,
                max_delay_ms: float = 2.0) -> subprocess.Popen:
     extra = ["--threads", str(threads)] if threads else []
     proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", f"model={run}", "--port", str(port),
                              "--max-batch", str(max_batch), "--max-delay-ms", f"{max_delay_ms:g}", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    import httpx
+    return wait_ready(proc, port, "zoo serve")
 
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"server did not start: {proc.stderr.read()}")
+
+MLSERVER_DIR = Path(__file__).resolve().parent / "mlserver"
+MLSERVER_VENV = Path(__file__).resolve().parent / ".venv-mlserver"
+
+
+def mlserver_python(given: str | None) -> tuple[str | None, str]:
+    """(the interpreter that has MLServer, its version) or (None, why not)."""
+    python = given or os.environ.get("ZOO_MLSERVER_PYTHON") or str(MLSERVER_VENV / "bin" / "python")
+    if not Path(python).is_file():
+        return None, (f"MLServer is not installed ({python} does not exist); see benchmarks/mlserver/README.md "
+                      f"to install it in its own virtual environment")
+    probe = subprocess.run([python, "-c", "import mlserver, onnxruntime; print(mlserver.__version__)"],
+                           capture_output=True, text=True, timeout=120)
+    if probe.returncode != 0:
+        return None, f"MLServer is not installed in {python}: {probe.stderr.strip().splitlines()[-1:]}"
+    return python, probe.stdout.strip()
+
+
+def run_mlserver(python: str, run: Path, port: int, folder: Path, threads: int | None = None,
+                 max_batch: int = 1, max_delay_ms: float = 2.0) -> subprocess.Popen:
+    """MLServer serving ``run/model.onnx`` as ``model`` through benchmarks/mlserver/runtime.py, tuned:
+    no access log (debug off), no gzip, no metrics server, inference in this process (no worker
+    pool: a pipe per request costs more than this model), adaptive batching when ``max_batch`` > 1."""
+    import json
+    import shutil
+
+    root = folder / f"mlserver-{port}"
+    (root / "model").mkdir(parents=True)
+    shutil.copy(MLSERVER_DIR / "runtime.py", root / "model" / "runtime.py")
+    (root / "settings.json").write_text(json.dumps({
+        "debug": False, "host": "127.0.0.1", "http_port": port, "grpc_port": free_port(),
+        "metrics_endpoint": None, "gzip_enabled": False, "parallel_workers": 0, "load_models_at_startup": True}))
+    (root / "model" / "model-settings.json").write_text(json.dumps({
+        "name": "model", "implementation": "runtime.OnnxRuntime",
+        "parameters": {"uri": str((run / "model.onnx").resolve())},
+        **({"max_batch_size": max_batch, "max_batch_time": max_delay_ms / 1000} if max_batch > 1 else {})}))
+    env = {**os.environ, "ZOO_PEER_THREADS": str(threads or 0), "PYTHONPATH": str(root / "model")}
+    log = root / "mlserver.log"  # a file, not a pipe nobody reads: a full pipe would stall the server
+    with log.open("w") as sink:
+        proc = subprocess.Popen([str(Path(python).parent / "mlserver"), "start", str(root)], cwd=root, env=env,
+                                stdout=sink, stderr=subprocess.STDOUT, text=True)
+    return wait_ready(proc, port, "MLServer", log)
 
 
 def train_model(name: str, folder: Path) -> Path:
@@ -205,21 +277,25 @@ def train_model(name: str, folder: Path) -> Path:
 KEYS = ("requests_per_s", "p50_ms", "p99_ms", "server_cpu_ms", "client_cpu_ms", "mean_batch")
 
 
-def measure(port: int, pid: int, concurrency: int, args, inputs, expected) -> dict:
-    """One load run against a started server → its figures (the server's counters read before
-    and after, so several runs can share a server)."""
+def measure(server: dict, concurrency: int, args, inputs, expected) -> dict:
+    """One load run against a started server → its figures (zoo's counters read before and
+    after, so several runs can share a server; a peer has none: mean batch n/a)."""
     import httpx
 
+    port, pid = server["port"], server["proc"].pid
     url = f"http://127.0.0.1:{port}/v2/models/model/infer"
     stats_url = f"http://127.0.0.1:{port}/v2/models/model/stats"
-    asyncio.run(load(url, 200, concurrency, inputs, expected, args.client))  # warm-up
+    asyncio.run(load(url, 200, concurrency, inputs, expected, args.client, args.body))  # warm-up
 
     def counts() -> tuple[int, int]:
+        if server["kind"] != "zoo":
+            return 0, 0
         s = httpx.get(stats_url).json()["model_stats"][0]
         return s["inference_count"], s["execution_count"]
 
     before, server_cpu, client_cpu = counts(), cpu_seconds(pid), time.process_time()
-    wall, lat, errors, wrong = asyncio.run(load(url, args.requests, concurrency, inputs, expected, args.client))
+    wall, lat, errors, wrong = asyncio.run(load(url, args.requests, concurrency, inputs, expected, args.client,
+                                                args.body))
     client_cpu = (time.process_time() - client_cpu) / args.requests * 1e3
     if server_cpu is not None:
         server_cpu = (cpu_seconds(pid) - server_cpu) / args.requests * 1e3
@@ -228,7 +304,7 @@ def measure(port: int, pid: int, concurrency: int, args, inputs, expected) -> di
     return {"requests_per_s": args.requests / wall, "p50_ms": statistics.median(lat_ms),
             "p99_ms": lat_ms[int(0.99 * (len(lat_ms) - 1))], "errors": errors, "wrong": wrong,
             "server_cpu_ms": server_cpu, "client_cpu_ms": client_cpu,
-            "mean_batch": (after[0] - before[0]) / max(after[1] - before[1], 1)}
+            "mean_batch": (after[0] - before[0]) / max(after[1] - before[1], 1) if server["kind"] == "zoo" else None}
 
 
 def combine(runs: list[dict]) -> dict:
@@ -239,9 +315,10 @@ def combine(runs: list[dict]) -> dict:
 
 
 def goals(rows: list[dict]) -> list[str]:
-    """The issue's goals, each with its measured figure and whether it is met."""
-    off = {r["concurrency"]: r for r in rows if r["max_batch"] == 1}
+    """The issues' goals, each with its measured figure and whether it is met."""
+    off = {r["concurrency"]: r for r in rows if r["kind"] == "zoo" and r["max_batch"] == 1}
     default = {r["concurrency"]: r for r in rows if r.get("default")}
+    peer = {r["concurrency"]: r for r in rows if r["kind"] == "mlserver" and r["max_batch"] == 1}
     lines = []
     for c, goal in ((1, 0.9), (32, 1.8)):
         if c in off and c in default:
@@ -252,10 +329,15 @@ def goals(rows: list[dict]) -> list[str]:
         a, b = default[c]["p99_ms"], off[c]["p99_ms"]
         lines.append(f"{c} client(s): p99 default {a:.2f} ms vs off {b:.2f} ms (goal: no worse): "
                      f"{'met' if a <= b else 'NOT met'}")
+    for c in sorted(set(peer) & set(default)):
+        ratio = default[c]["requests_per_s"] / peer[c]["requests_per_s"]
+        a, b = default[c]["p99_ms"], peer[c]["p99_ms"]
+        lines.append(f"{c} client(s): zoo default / MLServer throughput {ratio:.2f} (goal >= 1.5), p99 {a:.2f} vs "
+                     f"{b:.2f} ms (goal: no worse): {'met' if ratio >= 1.5 and a <= b else 'NOT met'}")
     return lines
 
 
-def main() -> None:
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests per load run")
     parser.add_argument("--concurrency", type=int, action="append",
@@ -265,19 +347,107 @@ def main() -> None:
                         help="mlp: 8x8 digits, 128 hidden (78 us per single-row call here); cnn: the small "
                              "Fashion-MNIST CNN (about 0.8 ms per single-row call, 0.3 ms per row at 32).")
     parser.add_argument("--client", choices=("raw", "triton", "json"), default="raw",
-                        help="raw: pre-encoded binary-tensor requests over keep-alive connections (light, as "
-                             "perf_analyzer; leaves the cores to the server); triton: tritonclient.http.aio "
-                             "with binary tensors; json: httpx with JSON tensors.")
+                        help="raw: pre-encoded requests over keep-alive connections (light, as perf_analyzer; "
+                             "leaves the cores to the server); triton: tritonclient.http.aio with binary "
+                             "tensors; json: httpx with JSON tensors.")
+    parser.add_argument("--body", choices=("binary", "json"), default=None,
+                        help="the raw client's tensors: binary (the binary data extension; default) or JSON "
+                             "(the default with --peer, whose REST API reads JSON only)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over the servers, alternating (medians)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="zoo serve --threads (onnxruntime intra-op threads; default one per core)")
+                        help="zoo serve --threads (onnxruntime intra-op threads; default one per core); "
+                             "the peer's runtime gets the same")
     parser.add_argument("--max-batch", type=int, default=32, help="--max-batch of the batching server")
     parser.add_argument("--max-delay-ms", type=float, default=2.0, help="--max-delay-ms of the batching server")
     parser.add_argument("--also-delay-ms", type=float, action="append", default=[],
                         help="also measure a batching server with this --max-delay-ms (repeatable; 0: "
                              "never hold a request back for company)")
+    parser.add_argument("--peer", choices=("mlserver",), help="also measure this peer server on the same model")
+    parser.add_argument("--peer-batch", type=int, default=0,
+                        help="also the peer with its adaptive batching (max_batch_size N, max_batch_time "
+                             "--max-delay-ms)")
+    parser.add_argument("--mlserver-python", help="the interpreter of MLServer's virtual environment "
+                                                  "(default: benchmarks/.venv-mlserver/bin/python)")
     parser.add_argument("--json", help="Also write the rows to this JSON file.")
     args = parser.parse_args()
+    if args.body is None:
+        args.body = "json" if args.peer else "binary"
+    if args.peer and args.body != "json":
+        parser.error("--peer sends JSON tensors to every server (MLServer's REST API has no binary tensors)")
+    return args
+
+
+def start_servers(args, run: Path, folder: Path) -> tuple[list[dict], str | None]:
+    """The servers to compare, started: zoo off, zoo default, zoo at each --also-delay-ms, then the
+    peer when asked for and installed → (servers, why the peer was skipped or None)."""
+    configs = [(1, args.max_delay_ms), (args.max_batch, args.max_delay_ms),
+               *((args.max_batch, d) for d in args.also_delay_ms)]
+    servers = []
+    for i, (max_batch, delay) in enumerate(configs):
+        port = free_port()
+        label = ("zoo, batching off (--max-batch 1)" if max_batch == 1 else
+                 f"zoo{', default' if i == 1 else ''} (--max-batch {max_batch} --max-delay-ms {delay:g})")
+        servers.append({"kind": "zoo", "label": label, "max_batch": max_batch, "max_delay_ms": delay,
+                        "default": i == 1, "port": port,
+                        "proc": run_server(run, max_batch, port, args.threads, delay)})
+    skipped = None
+    if args.peer == "mlserver":
+        python, version = mlserver_python(args.mlserver_python)
+        if python is None:
+            skipped = version
+            print(f"peer skipped: {skipped}", file=sys.stderr)
+        for batch in ([1, args.peer_batch] if args.peer_batch > 1 else [1]) if python else []:
+            port = free_port()
+            label = f"MLServer {version}" + (f", adaptive batching ({batch}, {args.max_delay_ms:g} ms)"
+                                             if batch > 1 else "")
+            servers.append({"kind": "mlserver", "label": label, "max_batch": batch, "max_delay_ms": args.max_delay_ms,
+                            "default": False, "port": port,
+                            "proc": run_mlserver(python, run, port, folder, args.threads, batch, args.max_delay_ms)})
+    return servers, skipped
+
+
+def measure_all(servers: list[dict], concurrencies: list[int], args, inputs, expected) -> list[dict]:
+    """Every server at every concurrency, ``args.repeats`` alternating rounds → one row each
+    (medians, and each round's throughput over batching off in the same round)."""
+    results: dict[tuple[int, int], list[dict]] = {}
+    for _ in range(args.repeats):  # each round: every concurrency, the servers one after the other
+        for c in concurrencies:
+            for i, server in enumerate(servers):
+                results.setdefault((c, i), []).append(measure(server, c, args, inputs, expected))
+    rows = []
+    for c in concurrencies:
+        off = results[(c, 0)]
+        for i, server in enumerate(servers):
+            pair_ratios = sorted(r["requests_per_s"] / o["requests_per_s"] for r, o in zip(results[(c, i)], off))
+            rows.append({"concurrency": c, **{k: server[k] for k in ("kind", "label", "max_batch", "max_delay_ms",
+                                                                     "default")},
+                         **combine(results[(c, i)]), "pair_ratios": pair_ratios})
+    return rows
+
+
+def report(rows: list[dict], args, run: Path, feature_shape, skipped: str | None) -> None:
+    print(f"zoo serve load: {args.requests} requests per run, model {run.name} (input {feature_shape}), "
+          f"loopback, one batch row per request, client {args.client} ({args.body} tensors), {args.repeats} "
+          f"alternating rounds (medians)")
+    print(f"machine: {os.cpu_count()} cores shared by server and client; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if skipped:
+        print(f"peer skipped: {skipped}")
+    print("| clients | server | requests/s | p50 ms | p99 ms | server CPU ms/request | mean batch "
+          "| errors | wrong answers | throughput / zoo off (each round) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        cpu = f"{r['server_cpu_ms']:.3f}" if r["server_cpu_ms"] is not None else "n/a"
+        batch = f"{r['mean_batch']:.1f}" if r["mean_batch"] is not None else "n/a"
+        ratios = ", ".join(f"{x:.2f}" for x in r["pair_ratios"])
+        print(f"| {r['concurrency']} | {r['label']} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.2f} "
+              f"| {r['p99_ms']:.2f} | {cpu} | {batch} | {r['errors']} | {r['wrong']} | {ratios} |")
+    for line in goals(rows):
+        print(line)
+
+
+def main() -> None:
+    args = parse_args()
     concurrencies = args.concurrency or [1, 8, 32]
     from zoo.core.runtime import make_session
 
@@ -288,55 +458,23 @@ def main() -> None:
     rng = np.random.default_rng(0)
     inputs = [rng.random((1, *feature_shape), dtype=np.float32) for _ in range(64)]
     expected = [session.run(None, {"x": x})[0] for x in inputs]
-
-    configs = [(1, args.max_delay_ms), (args.max_batch, args.max_delay_ms),
-               *((args.max_batch, d) for d in args.also_delay_ms)]
-    servers = []
+    servers: list[dict] = []
     try:
-        for max_batch, delay in configs:
-            port = free_port()
-            servers.append((max_batch, delay, port, run_server(run, max_batch, port, args.threads, delay)))
-        results: dict[tuple[int, int], list[dict]] = {}
-        for _ in range(args.repeats):  # each round: every concurrency, the servers one after the other
-            for c in concurrencies:
-                for i, (_, _, port, proc) in enumerate(servers):
-                    results.setdefault((c, i), []).append(measure(port, proc.pid, c, args, inputs, expected))
+        servers, skipped = start_servers(args, run, Path(tmp.name))
+        rows = measure_all(servers, concurrencies, args, inputs, expected)
     finally:
-        for *_, proc in servers:
-            proc.terminate()
-        for *_, proc in servers:
-            proc.wait(timeout=60)
-
-    rows = []
-    for c in concurrencies:
-        off = results[(c, 0)]
-        for i, (max_batch, delay, _, _) in enumerate(servers):
-            pair_ratios = sorted(r["requests_per_s"] / o["requests_per_s"] for r, o in zip(results[(c, i)], off))
-            rows.append({"concurrency": c, "max_batch": max_batch, "max_delay_ms": delay, "default": i == 1,
-                         **combine(results[(c, i)]), "pair_ratios": pair_ratios})
-    print(f"zoo serve load: {args.requests} requests per run, model {run.name} (input {feature_shape}), "
-          f"loopback, one batch row per request, client {args.client}, {args.repeats} alternating rounds "
-          f"(medians)")
-    print(f"machine: {os.cpu_count()} cores shared by server and client; load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print("| clients | dynamic batching | requests/s | p50 ms | p99 ms | server CPU ms/request | mean batch "
-          "| errors | wrong answers | throughput / off (each round) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        label = ("off (--max-batch 1)" if r["max_batch"] == 1
-                 else f"--max-batch {r['max_batch']} --max-delay-ms {r['max_delay_ms']:g}")
-        cpu = f"{r['server_cpu_ms']:.3f}" if r["server_cpu_ms"] is not None else "n/a"
-        ratios = ", ".join(f"{x:.2f}" for x in r["pair_ratios"])
-        print(f"| {r['concurrency']} | {label} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
-              f"| {cpu} | {r['mean_batch']:.1f} | {r['errors']} | {r['wrong']} | {ratios} |")
-    for line in goals(rows):
-        print(line)
+        for server in servers:
+            server["proc"].terminate()
+        for server in servers:
+            server["proc"].wait(timeout=60)
+    report(rows, args, run, feature_shape, skipped)
     if args.json:
         import json
 
-        Path(args.json).write_text(json.dumps({"requests": args.requests, "concurrency": concurrencies,
-                                               "repeats": args.repeats, "model": run.name, "client": args.client,
-                                               "loadavg": os.getloadavg(), "rows": rows, "goals": goals(rows)}))
+        Path(args.json).write_text(json.dumps({
+            "requests": args.requests, "concurrency": concurrencies, "repeats": args.repeats, "model": run.name,
+            "client": args.client, "body": args.body, "peer": args.peer, "peer_skipped": skipped,
+            "loadavg": os.getloadavg(), "rows": rows, "goals": goals(rows)}))
 
 
 if __name__ == "__main__":

@@ -689,6 +689,12 @@ def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     return json.loads(json.dumps(first.tolist())), metadata
 
 
+def load_task(name: str):
+    """The registered task ``name`` (what turns raw input into arrays and outputs into answers),
+    loading the plugins; None when no plugin registers it."""
+    return _loaded_zoo().registry.tasks.get(name)
+
+
 def read_raw_meta(model_path: Path) -> dict[str, Any] | None:
     """The run's ``inputs.json`` next to ``model.onnx`` (how its dataset read raw input), or None."""
     from zoo.core.runs import Run

@@ -38,3 +38,19 @@ def test_benchmarks_with_a_renderer_write_json_and_render_a_ratio():
 
 def test_readme_documents_the_command():
     assert "python benchmarks/run_all.py" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_serve_load_skips_the_peer_with_a_reason_when_mlserver_is_missing(tmp_path):
+    """CI has no MLServer: the peer is reported as skipped (with what to install), never a crash."""
+    spec = importlib.util.spec_from_file_location("serve_load", BENCH / "serve_load.py")
+    serve_load = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve_load)
+    python, why = serve_load.mlserver_python(str(tmp_path / "no-venv" / "bin" / "python"))
+    assert python is None and "MLServer is not installed" in why and "benchmarks/mlserver/README.md" in why
+    fake = tmp_path / "python"  # an interpreter without mlserver
+    fake.symlink_to(sys.executable)
+    python, why = serve_load.mlserver_python(str(fake))
+    assert python is None and "MLServer is not installed" in why
+    text = _run_all().render_serve({"requests": 10, "repeats": 1, "rows": [], "peer": "mlserver",
+                                    "peer_skipped": why})
+    assert "Peer skipped: MLServer is not installed" in text

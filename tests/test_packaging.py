@@ -50,6 +50,6 @@ def test_every_plugin_package_is_listed_in_pyproject():
     import tomllib
 
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    for init in ROOT.glob("plugins/**/__init__.py"):
+    for init in [*ROOT.glob("core/**/__init__.py"), *ROOT.glob("plugins/**/__init__.py")]:
         package = "zoo." + ".".join(init.parent.relative_to(ROOT).parts)
         assert package in listed, f"{package} is not in [tool.setuptools] packages"

@@ -80,7 +80,7 @@ def test_health_metadata_and_inference(client):
     ({"inputs": [OK], "outputs": ["prediction"]}, 400, "'outputs' must be a list of objects"),
     ({"inputs": [{**OK, "shape": [True, 2]}]}, 400, "shape must be a list of non-negative integers"),
     ({"inputs": [{**OK, "shape": [2 ** 40, 2]}]}, 413, "more than the limit of 4096"),
-    ({"inputs": [{**OK, "name": ["x"]}]}, 400, "unknown input ['x']"),
+    ({"inputs": [{**OK, "name": ["x"]}]}, 400, "input 0: name must be a string"),
     ({"inputs": [{**OK, "data": None}]}, 400, "'data' must be a list"),
     ({"inputs": [{**OK, "data": [[1], [2, 3]]}]}, 400, "data is not FP32"),
     ({"inputs": [OK, OK]}, 400, "given twice"),
@@ -92,6 +92,33 @@ def test_bad_requests_get_400_and_the_server_keeps_serving(client, body, status,
     assert response.status_code == status and needle in error and "\n" not in error, error
     ok = client.post("/v2/models/linear/infer", json=_request(np.zeros((1, 2), np.float32)))
     assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("raw, needle", [
+    (b'{"inputs": [{"name": "x", "datatype": "FP32"}]}', "input 'x': shape is missing"),
+    (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, -2]}]}', "input 'x': shape must be a list of non-neg"),
+    (b'{"inputs": [{"name": 3, "datatype": "FP32", "shape": [1]}]}', "input 0: name must be a string, got 3"),
+    (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": {}}]}', "input 'x': 'data' must be a list"),
+    (b'{"inputs": 1}', "'inputs' list"), (b'[]', "'inputs' list"), (b'{"inputs": [1]}', "each input must be an object"),
+    (b'{"inputs": [], "outputs": [{}]}', "'outputs' must be a list of objects"),
+    (b"[" * 300, "request body is not JSON"), (b"\xff", "request body is not JSON"),
+])
+def test_the_protocol_models_name_the_field_in_one_line(raw, needle):
+    """The pydantic models of the v2 body: each form error is one line naming the input and field."""
+    from zoo.core.serve import RequestError, parse_request
+
+    with pytest.raises(RequestError) as caught:
+        parse_request(raw)
+    assert needle in str(caught.value) and "\n" not in str(caught.value) and caught.value.status == 400
+
+
+def test_the_protocol_keeps_the_id_and_drops_unknown_fields():
+    from zoo.core.serve import parse_request
+
+    request = parse_request(b'{"id": "r1", "parameters": {"binary_data_output": true}, "inputs": [{"name": "x", '
+                            b'"datatype": "FP32", "shape": [1, 2], "parameters": {"binary_data_size": 8, "y": 1}}]}')
+    assert request == {"id": "r1", "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2],
+                                               "parameters": {"binary_data_size": 8}}]}
 
 
 def test_unknown_model_oversized_body_and_bad_json(client):
@@ -546,6 +573,53 @@ def test_a_lone_request_runs_at_once_without_waiting_for_company():
     answers = asyncio.run(go())
     assert [a["y"].tolist() for a in answers] == [[[2, 2]], [[4, 4]], [[6, 6]]]
     assert batcher.calls == batcher.requests == 3 and [len(f["x"]) for f in endpoint.feeds] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("max_batch", [1, 32])
+def test_a_fast_lone_call_runs_on_the_event_loop_and_a_slow_one_in_a_thread(max_batch, monkeypatch):
+    """A model idle and fast (its calls within INLINE_BELOW_S) runs a lone request on the loop's
+    own thread, sparing two thread hand-offs; once a call of that size is slow, or when requests
+    come together, calls go back to worker threads."""
+    import threading
+
+    from zoo.core.serve import batcher as batching
+
+    class Timed:
+        batchable, delay = True, 0.0
+
+        def __init__(self) -> None:
+            self.threads = []
+
+        def run(self, feed):
+            self.threads.append(threading.get_ident())
+            time.sleep(self.delay)
+            return {"y": feed["x"] * 2}
+
+    monkeypatch.setattr(batching, "INLINE_BELOW_S", 0.05)  # fast and slow far apart on a busy machine
+    endpoint = Timed()
+    batcher = batching.Batcher(endpoint, max_batch=max_batch, max_delay_ms=1)
+
+    async def go():
+        loop_thread = threading.get_ident()
+        for v in range(3):  # the first call is timed in a thread; the next ones run on the loop
+            assert (await batcher.submit(_rows(v)))["y"][0, 0] == 2 * v
+        on_loop = [t == loop_thread for t in endpoint.threads]
+        endpoint.threads.clear()
+        together = await asyncio.gather(*[batcher.submit(_rows(v)) for v in range(4)])
+        assert [a["y"][0, 0] for a in together] == [0, 2, 4, 6]
+        in_threads_together = all(t != loop_thread for t in endpoint.threads)
+        endpoint.threads.clear()
+        endpoint.delay = 0.1
+        for v in range(3):  # slow now: the first slow call on the loop lowers the bound, the next run in threads
+            await batcher.submit(_rows(v))
+        return on_loop, in_threads_together, [t == loop_thread for t in endpoint.threads]
+
+    on_loop, in_threads_together, slow_on_loop = asyncio.run(go())
+    assert on_loop[0] is False and all(on_loop[1:]), on_loop
+    assert in_threads_together
+    # (with batching, the first of these may still be merged behind the batch just answered)
+    assert slow_on_loop.count(True) <= 1 and slow_on_loop[-1] is False, slow_on_loop
+    assert batcher.inline_bytes < _rows(0)["x"].nbytes
 
 
 def test_requests_arriving_during_a_call_go_together_in_the_next():
