@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,8 @@ def test_train_takes_epochs_options_sets_and_out(tmp_path):
     summary = testing.train("mlp", epochs=2, limit=64, options={"optim": {"lr": 0.05}},
                             sets=("model.hidden=[4]",), out=tmp_path / "r", export=False)
     assert summary["epochs"] == 2 and summary["onnx"] is None and summary["run_dir"] == str(tmp_path / "r")
-    config = (tmp_path / "r" / "config.toml").read_text()
-    assert "lr = 0.05" in config and "hidden = [4]" in config
+    config = tomllib.loads((tmp_path / "r" / "config.toml").read_text())
+    assert config["optim"]["lr"] == 0.05 and config["model"]["hidden"] == [4]
 
 
 def test_check_plugin_passes_for_a_sound_plugin_and_lists_problems(monkeypatch):
