@@ -319,17 +319,17 @@ class Zoo:
                     traceback.print_exc()
 
     def _register(self, name: str, module: Any, status: PluginStatus) -> None:
-        unknown = [
-            attr for attr in dir(module)
-            if hasattr(getattr(module, attr, None), "zoo_impl") and attr not in hookspecs.HOOK_NAMES
-        ]
-        if unknown:
-            raise ZooError(
-                f"implements unknown hook(s) {unknown}; known hooks: {', '.join(hookspecs.HOOK_NAMES)}"
-            )
-        # pluggy checks each hookimpl's argument names against its spec here.
+        # pluggy checks each hookimpl's argument names against its spec here, and check_pending
+        # finds a hookimpl with no spec at all (a misspelt hook); _load_one unregisters the module.
         self.pm.register(module, name=name)
         callers = self.pm.get_hookcallers(module) or []
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError:
+            unknown = sorted(caller.name for caller in callers if not caller.has_spec())
+            raise ZooError(
+                f"implements unknown hook(s) {unknown}; known hooks: {', '.join(hookspecs.HOOK_NAMES)}"
+            ) from None
         status.hooks = sorted(caller.name for caller in callers)
         collector = _Collector(self.registry, name, self.catalogue)
         self._call_registration(module, collector)
