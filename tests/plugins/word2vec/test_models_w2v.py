@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import onnx
@@ -370,3 +371,13 @@ def test_mean_output_updates_divide_each_row_by_its_hits(cls, kernel):
     assert SkipGram(_info([5, 4]), dim=2, negatives=1, ns_exponent=0.75, objective="hs").mean_out
     assert not CBOW(_info([5, 4]), dim=2, negatives=1, ns_exponent=0.75, objective="hs").mean_out
     assert not SkipGram(_info([5, 4]), dim=2, negatives=1, ns_exponent=0.75).mean_out
+
+
+def test_spearman_averages_ties_and_is_nan_when_undefined():
+    from zoo.plugins.word2vec.evaluate import spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ranks x (1, 2, 3, 4), y (1.5, 1.5, 3, 4): Pearson of the ranks
+    assert spearman([1, 2, 3, 4], [5, 5, 6, 7]) == pytest.approx(0.9486833, abs=1e-6)
+    assert math.isnan(spearman([1], [2])) and math.isnan(spearman([1, 2, 3], [5, 5, 5]))
