@@ -13,14 +13,19 @@ def read_toml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ZooError(f"config file {str(path)!r} does not exist")
+    name = f"config file {str(path)!r}"
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ZooError(f"config file {str(path)!r} is not valid TOML: {err}") from None
-    except RecursionError:
-        raise ZooError(f"config file {str(path)!r} is not valid TOML: nested too deeply") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ZooError(f"{name} is not valid TOML: {err}") from None
     except OSError as err:  # no permission, or the file went away since the check
-        raise ZooError(f"config file {str(path)!r} cannot be read: {err.strerror or err}") from None
+        raise ZooError(f"{name} cannot be read: {err.strerror or err}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ZooError(f"{name} is not valid TOML: {err}") from None
+    except RecursionError:
+        raise ZooError(f"{name} is not valid TOML: nested too deeply") from None
 
 
 def _without_none(data: dict) -> dict:

@@ -25,23 +25,15 @@ from zoo.core.config import ModelConfig
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
 from zoo.plugins.gnn.graph import SameInputs, check_graph, exporting, gcn_norm, sparse_dropout, sparse_features
-from zoo.plugins.gnn.layers import (
-    ChebConv,
-    Diffusion,
-    GATConv,
-    GCNConv,
-    GINConv,
-    GMMConv,
-    NN4GLayer,
-    SAGEConv,
-    num_graphs,
-    readout,
-)
+from zoo.plugins.gnn.layers import ChebConv, Diffusion, GATConv, GCNConv, GINConv, GMMConv, NN4GLayer, SAGEConv
+from zoo.plugins.gnn.layers import num_graphs, readout
 
 # -- configs ----------------------------------------------------------------------------------
 
 
 class GNNConfig(ModelConfig):
+    """Options every GNN of the family takes; each model's config adds its own or changes a default."""
+
     hidden: int = Field(16, ge=1, le=4096, description="Width of the hidden node states.")
     layers: int = Field(2, ge=1, le=16, description="Graph layers (node level: the last one outputs the classes).")
     dropout: float = Field(0.5, ge=0.0, lt=1.0, description="Dropout on the input of every layer.")

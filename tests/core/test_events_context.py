@@ -14,23 +14,15 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from helpers import run_cli
+from helpers import run_cli, with_plugin
 from zoo import hookimpl
 from zoo.core import api
 from zoo.core.catalogue import NamedEntry
 from zoo.core.errors import ZooError
 from zoo.core.plugins import get_zoo
+from zoo.core.toml_io import dumps_toml
 
 OPTIONS = {"train": {"epochs": 2, "progress": False}, "data": {"limit": 64}, "export": {"enabled": False}}
-
-
-def _with_plugin(plugin, fn):
-    zoo = get_zoo()
-    zoo.pm.register(plugin)
-    try:
-        return fn()
-    finally:
-        zoo.pm.unregister(plugin)
 
 
 def make_distribution(root: Path, name: str, module_source: str, manifest: str) -> dict:
@@ -81,7 +73,7 @@ class ContextRecorder:
 def test_every_event_gets_the_run_context(tmp_path):
     recorder = ContextRecorder()
     out = tmp_path / "run"
-    _with_plugin(recorder, lambda: api.train("logistic", options=OPTIONS, out=str(out), log=None))
+    with_plugin(recorder, lambda: api.train("logistic", options=OPTIONS, out=str(out), log=None))
     kinds = {kind for kind, _ in recorder.seen}
     assert kinds == {"start", "epoch", "checkpoint", "end"}
     contexts = {id(ctx) for _, ctx in recorder.seen}
@@ -109,7 +101,7 @@ class OwnRunsOnly:
 def test_a_plugin_acts_only_on_its_own_runs(tmp_path):
     plugin = OwnRunsOnly()
     for model in ("logistic", "linear"):
-        _with_plugin(plugin, lambda: api.train(model, options=OPTIONS, out=str(tmp_path / model), log=None))
+        with_plugin(plugin, lambda: api.train(model, options=OPTIONS, out=str(tmp_path / model), log=None))
     assert not (tmp_path / "logistic" / "own-log.csv").exists()  # a built-in model's run: untouched
     assert len((tmp_path / "linear" / "own-log.csv").read_text().splitlines()) == 2
 
@@ -167,11 +159,8 @@ PRINTING_LOGGER = """
         print("csvlog: end", summary["status"])
 """
 
-CSVLOG_MANIFEST = """
-    [loggers.csvlog]
-    plugin = "csvlog"
-    summary = "train_loss per epoch in RUN_DIR/csvlog.csv"
-"""
+CSVLOG_MANIFEST = dumps_toml({"loggers": {"csvlog": {"plugin": "csvlog",
+                                                      "summary": "train_loss per epoch in RUN_DIR/csvlog.csv"}}})
 
 
 @pytest.mark.slow
@@ -197,7 +186,7 @@ def test_plugin_prints_go_to_stderr_in_process(tmp_path, capsys):
         def on_epoch_end(self, epoch):
             print("chatty epoch", epoch)
 
-    _with_plugin(Chatty(), lambda: api.train("logistic", options=OPTIONS, out=str(tmp_path / "r"), log=None))
+    with_plugin(Chatty(), lambda: api.train("logistic", options=OPTIONS, out=str(tmp_path / "r"), log=None))
     captured = capsys.readouterr()
     assert "chatty epoch 1" in captured.err and "chatty" not in captured.out
 
@@ -238,11 +227,7 @@ HELLO_PLUGIN = """
             click.echo(f"hello {who}")
 """
 
-HELLO_MANIFEST = """
-    [commands.hello]
-    plugin = "hello_plugin"
-    summary = "Greets someone"
-"""
+HELLO_MANIFEST = dumps_toml({"commands": {"hello": {"plugin": "hello_plugin", "summary": "Greets someone"}}})
 
 
 @pytest.mark.slow

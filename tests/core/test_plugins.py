@@ -46,18 +46,20 @@ def test_plugin_that_raises_on_import_is_recorded_and_the_rest_works(tmp_path):
     assert run_cli("--help", env=env).returncode == 0
 
 
+TINY_MANIFEST = """
+    [models.tiny-net]
+    plugin = "tiny_plugin"
+    task = "classification"
+    dataset = "iris"
+    summary = "A third-party model"
+"""
+
+
 def test_third_party_models_are_listed_from_the_manifest_without_import(tmp_path):
     source = """
         raise RuntimeError("listing must not import me")
     """
-    manifest = """
-        [models.tiny-net]
-        plugin = "tiny_plugin"
-        task = "classification"
-        dataset = "iris"
-        summary = "A third-party model"
-    """
-    env = make_distribution(tmp_path, "tiny_plugin", source, manifest)
+    env = make_distribution(tmp_path, "tiny_plugin", source, TINY_MANIFEST)
     listed = run_cli("list", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     entry = {m["name"]: m for m in json.loads(listed.stdout)}["tiny-net"]
@@ -80,14 +82,7 @@ def test_third_party_plugin_trains_like_a_builtin(tmp_path):
         def register_models(register):
             register("tiny-net", build, TinyConfig)
     """
-    manifest = """
-        [models.tiny-net]
-        plugin = "tiny_plugin"
-        task = "classification"
-        dataset = "iris"
-        summary = "A third-party model"
-    """
-    env = make_distribution(tmp_path, "tiny_plugin", source, manifest)
+    env = make_distribution(tmp_path, "tiny_plugin", source, TINY_MANIFEST)
     out = run_cli("train", "tiny-net", "--epochs", "2", "--out", str(tmp_path / "run"), "-q", "--json", env=env)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)

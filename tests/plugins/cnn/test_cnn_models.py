@@ -9,16 +9,8 @@ from zoo.core.data import DataInfo, Standardize
 from zoo.core.errors import ZooError
 from zoo.core.export import export_onnx
 from zoo.core.tasks import Classification
-from zoo.plugins.cnn.models import (
-    CNNConfig,
-    LeNetConfig,
-    ResNetConfig,
-    STNConfig,
-    build_cnn,
-    build_lenet,
-    build_resnet_small,
-    build_stn,
-)
+from zoo.plugins.cnn.models import CNNConfig, LeNetConfig, ResNetConfig, STNConfig
+from zoo.plugins.cnn.models import build_cnn, build_lenet, build_resnet_small, build_stn
 
 SMALL = {
     "lenet": (build_lenet, LeNetConfig(name="lenet", channels=(4, 8), hidden=[16])),

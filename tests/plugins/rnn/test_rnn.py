@@ -7,11 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import predict_raw_text, quick_options
+from helpers import assert_predict_error, predict_raw_text, quick_options
 from zoo.core import api
 from zoo.core.catalogue import load_catalogue
 from zoo.core.data import DataInfo
-from zoo.core.errors import ZooError
 from zoo.core.export import export_onnx
 from zoo.core.runtime import make_session
 from zoo.core.sequence import SequenceClassification, SequenceSplit, pad
@@ -120,7 +119,4 @@ def test_predict_takes_raw_text(sst2_run, tmp_path):
     ({"tokens": [[1.5, 2.0]], "lengths": [2]}, "integers"),
 ])
 def test_predict_bad_input_is_a_clear_error(sst2_run, tmp_path, content, message):
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(content))
-    with pytest.raises(ZooError, match=message):
-        api.predict(str(sst2_run), str(path))
+    assert_predict_error(sst2_run, tmp_path, content, message)

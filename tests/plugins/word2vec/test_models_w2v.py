@@ -38,17 +38,21 @@ def test_negative_sampling_follows_unigram_to_the_three_quarters():
     assert torch.equal(a, model.sample_noise((64,), torch.device("cpu")))
 
 
-def test_skipgram_loss_matches_the_formula():
+def _two_centres(cls, negatives: int, second_mask: list[bool], noise_shape: tuple[int, int]):
+    """A 4-word model with random output vectors run on centres 0 and 1 with contexts (1, 2), (3, 0):
+    ``(model, centre, context, (loss, count), noise)``, the noise words being the ones the forward drew."""
     torch.manual_seed(0)
-    model = SkipGram(_info([5, 4, 3, 2]), dim=3, negatives=2, ns_exponent=0.75)
+    model = cls(_info([5, 4, 3, 2]), dim=3, negatives=negatives, ns_exponent=0.75)
     torch.nn.init.normal_(model.out_embed.weight)
-    centre = torch.tensor([0, 1])
-    context = torch.tensor([[1, 2], [3, 0]])
-    mask = torch.tensor([[True, True], [False, True]])
+    centre, context = torch.tensor([0, 1]), torch.tensor([[1, 2], [3, 0]])
     torch.manual_seed(1)
-    loss, pairs = model(centre, context, mask)
+    out = model(centre, context, torch.tensor([[True, True], second_mask]))
     torch.manual_seed(1)
-    noise = model.sample_noise((2, 2), torch.device("cpu"))
+    return model, centre, context, out, model.sample_noise(noise_shape, torch.device("cpu"))
+
+
+def test_skipgram_loss_matches_the_formula():
+    model, centre, context, (loss, pairs), noise = _two_centres(SkipGram, 2, [False, True], noise_shape=(2, 2))
     v, u = model.in_embed.weight, model.out_embed.weight
     ls = torch.nn.functional.logsigmoid
     expected = 0.0
@@ -139,16 +143,8 @@ def test_empty_batch_gives_zero_loss_and_gradient():
 
 
 def test_cbow_averages_the_valid_context():
-    torch.manual_seed(0)
-    model = CBOW(_info([5, 4, 3, 2]), dim=3, negatives=1, ns_exponent=0.75)
-    torch.nn.init.normal_(model.out_embed.weight)
-    centre = torch.tensor([0, 1])
-    context = torch.tensor([[1, 2], [3, 0]])
-    mask = torch.tensor([[True, True], [False, False]])   # the second centre has no context
-    torch.manual_seed(1)
-    loss, centres = model(centre, context, mask)
-    torch.manual_seed(1)
-    noise = model.sample_noise((1, 1), torch.device("cpu"))
+    # the second centre has no context
+    model, _, _, (loss, centres), noise = _two_centres(CBOW, 1, [False, False], noise_shape=(1, 1))
     v, u = model.in_embed.weight, model.out_embed.weight
     h = (v[1] + v[2]) / 2
     ls = torch.nn.functional.logsigmoid
