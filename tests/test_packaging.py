@@ -28,6 +28,7 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
     return zipfile.ZipFile(path)
 
 
+@pytest.mark.slow
 def test_wheel_has_every_plugin_and_the_registry(wheel):
     names = set(wheel.namelist())
     assert "zoo/registry.toml" in names and "zoo/cli.py" in names and "zoo/__init__.py" in names
@@ -40,6 +41,7 @@ def test_wheel_has_every_plugin_and_the_registry(wheel):
     assert any(n.endswith("templates/plugin/__module__/models.py.tmpl") for n in names)
 
 
+@pytest.mark.slow
 def test_wheel_declares_the_console_script_and_dependencies(wheel):
     (entry_points,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
     assert "zoo = zoo.cli:main" in wheel.read(entry_points).decode()

@@ -38,6 +38,7 @@ def test_declared_datasets_are_registered_and_tasks_exist():
             assert task in zoo.registry.tasks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(load_catalogue().models))
 def test_catalogue_conventions(name):
     """Every model has the metadata `zoo info` shows (torchvision-style convention test)."""
@@ -49,6 +50,7 @@ def test_catalogue_conventions(name):
     assert set(entry.defaults) <= {"model", "data", "optim", "schedule", "train", "export"}
 
 
+@pytest.mark.slow
 def test_list_does_not_import_torch():
     code = (
         "import sys; from zoo.cli import main\n"
@@ -64,6 +66,7 @@ def test_list_does_not_import_torch():
     assert {m["name"] for m in models} == set(load_catalogue().models)
 
 
+@pytest.mark.slow
 def test_info_does_not_import_torch():
     code = ("import sys; from zoo.cli import main\n"
             "try:\n    main(['info', 'linear'])\nexcept SystemExit:\n    pass\n"

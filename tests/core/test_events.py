@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from helpers import with_plugin
 from zoo import hookimpl
 from zoo.core import api
+
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
 
 OPTIONS = {"train": {"epochs": 2, "progress": False}}
 

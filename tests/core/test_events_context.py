@@ -70,6 +70,7 @@ class ContextRecorder:
         self.seen.append(("end", ctx))
 
 
+@pytest.mark.slow
 def test_every_event_gets_the_run_context(tmp_path):
     recorder = ContextRecorder()
     out = tmp_path / "run"
@@ -98,6 +99,7 @@ class OwnRunsOnly:
             fh.write(f"{epoch},{metrics['train_loss']}\n")
 
 
+@pytest.mark.slow
 def test_a_plugin_acts_only_on_its_own_runs(tmp_path):
     plugin = OwnRunsOnly()
     for model in ("logistic", "linear"):
@@ -122,6 +124,7 @@ def test_builtin_loggers_are_declared_by_their_plugins():
     assert rows["word2vec"]["commands"] == ["similar", "analogy"]
 
 
+@pytest.mark.slow
 def test_a_misspelt_logger_is_exit_2_with_the_valid_names(tmp_path):
     from zoo.cli import main
 
@@ -180,6 +183,7 @@ def test_a_third_party_logger_and_a_printing_plugin_keep_json_stdout(tmp_path):
     assert not (tmp_path / "plain" / "csvlog.csv").exists()  # not enabled for this run
 
 
+@pytest.mark.slow
 def test_plugin_prints_go_to_stderr_in_process(tmp_path, capsys):
     class Chatty:
         @hookimpl
@@ -194,6 +198,7 @@ def test_plugin_prints_go_to_stderr_in_process(tmp_path, capsys):
 # -- 11. plugin commands ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_help_lists_plugin_commands_without_importing_plugins_or_torch():
     code = ("import sys\nfrom zoo.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
@@ -259,6 +264,7 @@ class _Adds:
             cli.add_command(click.Command(name, callback=lambda: click.echo("ran")))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("adds, declared, error", [
     (("extra",), {"ours": "adder"}, "adds command 'extra' that its manifest does not declare"),
     (("train",), {"train": "adder"}, "adds command 'train', which is a zoo command"),

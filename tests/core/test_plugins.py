@@ -33,6 +33,7 @@ def make_distribution(root: Path, name: str, module_source: str, manifest: str |
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
 
 
+@pytest.mark.slow
 def test_plugin_that_raises_on_import_is_recorded_and_the_rest_works(tmp_path):
     env = make_distribution(tmp_path, "broken_plugin", "raise RuntimeError('boom at import')\n")
     listed = run_cli("list", env=env)
@@ -55,6 +56,7 @@ TINY_MANIFEST = """
 """
 
 
+@pytest.mark.slow
 def test_third_party_models_are_listed_from_the_manifest_without_import(tmp_path):
     source = """
         raise RuntimeError("listing must not import me")
@@ -66,6 +68,7 @@ def test_third_party_models_are_listed_from_the_manifest_without_import(tmp_path
     assert entry["source"] == "tiny_plugin 0.1"
 
 
+@pytest.mark.slow
 def test_third_party_plugin_trains_like_a_builtin(tmp_path):
     source = """
         from torch import nn
@@ -90,6 +93,7 @@ def test_third_party_plugin_trains_like_a_builtin(tmp_path):
     assert (tmp_path / "run" / "model.onnx").is_file()
 
 
+@pytest.mark.slow
 def test_disabled_and_strict(tmp_path):
     env = make_distribution(tmp_path, "broken_plugin", "raise RuntimeError('boom')\n")
     disabled = run_cli("plugins", "--json", env={**env, "ZOO_DISABLE_PLUGINS": "broken_plugin"})
@@ -473,6 +477,7 @@ MISDECLARED = {
 }
 
 
+@pytest.mark.slow
 def test_each_broken_manifest_is_one_warning_line_and_its_model_names_it(tmp_path):
     for name, manifest in MISDECLARED.items():
         env = make_distribution(tmp_path, name, "", manifest)
@@ -496,6 +501,7 @@ def test_each_broken_manifest_is_one_warning_line_and_its_model_names_it(tmp_pat
     assert "plugins with a broken manifest: bad_toml, misspelt, no_task" in unknown.stderr.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_valid_lists_are_deduplicated_and_point_to_zoo_list_when_long():
     from zoo.core.errors import LONGEST_LIST, did_you_mean
 
@@ -512,6 +518,7 @@ def test_valid_lists_are_deduplicated_and_point_to_zoo_list_when_long():
 # -- zoo doctor checks each model's default dataset (issue 20, point 9) -------------------------
 
 
+@pytest.mark.slow
 def test_doctor_fails_a_model_whose_default_dataset_does_not_exist(tmp_path):
     source = """
         from torch import nn

@@ -24,6 +24,9 @@ from zoo.core.config import RunConfig
 from zoo.core.errors import ZooError
 from zoo.core.toml_io import dumps_toml
 
+# Property-based fuzzing runs hundreds of examples a test: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 # ZOO_FUZZ_SCALE=20: twenty times the examples (the measured runs of docs/results.md).
 SCALE = float(os.environ.get("ZOO_FUZZ_SCALE", "1"))
 FUZZ = settings(max_examples=int(150 * SCALE), deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -32,6 +32,7 @@ def digits_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_explain_writes_labelled_pngs(digits_run, tmp_path):
     report = api.explain(str(digits_run), index=5, out=str(tmp_path / "ex"))
     files = report["files"]
@@ -71,12 +72,14 @@ def test_filters_share_one_signed_scale():
     assert any(ax.get_ylabel() == "weight" for ax in fig.axes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", [-1, 10_000])
 def test_index_out_of_range_is_a_clear_error(digits_run, index):
     with pytest.raises(ZooError, match=r"--index .* out of range: the test split of 'digits' has \d+ samples"):
         api.explain(str(digits_run), index=index)
 
 
+@pytest.mark.slow
 def test_cli_explain_reports_errors_in_one_line(digits_run, tmp_path):
     result = CliRunner().invoke(main, ["explain", str(digits_run), "--index", "99999"])
     assert result.exit_code == 2
@@ -85,6 +88,7 @@ def test_cli_explain_reports_errors_in_one_line(digits_run, tmp_path):
     assert result.exit_code == 2 and "not a run directory" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_explain_default_folder(digits_run):
     result = CliRunner().invoke(main, ["explain", str(digits_run), "--index", "0"])
     assert result.exit_code == 0, result.output
@@ -93,6 +97,7 @@ def test_cli_explain_default_folder(digits_run):
         assert (digits_run / "explain-0" / f"{name}.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_stn_explain_shows_the_input_next_to_the_transformed_input(tmp_path):
     data_info = DataInfo(input_shape=(1, 40, 40), num_classes=10, class_names=[f"c{i}" for i in range(10)])
     config = STNConfig(name="stn", channels=[8, 16], hidden=16, loc_channels=(4, 8), loc_hidden=8)
@@ -124,6 +129,7 @@ def test_occlusion_finds_the_only_informative_pixel():
     assert occ[5, 5] > 0.4 and occ[0, 0] == 0 and occ[11, 11] == 0
 
 
+@pytest.mark.slow
 def test_models_no_plugin_explains_are_a_clear_error(tmp_path):
     options = {"data": {"name": "iris"}, "train": {"epochs": 1, "device": "cpu", "progress": False},
                "export": {"enabled": False}}

@@ -116,6 +116,7 @@ def test_conll_trains_lstm_as_a_tagger_and_predicts_raw_sentences(tmp_path):
     assert len(json.loads(predicted.stdout)[0]) == 6
 
 
+@pytest.mark.slow
 def test_bad_conll_exits_2_before_writing_the_run(tmp_path):
     (tmp_path / "bad.conll").write_text("fly\tO\nto\tB-city\nnew\n")
     result = run_cli("train", "lstm", "--dataset", "tagged-text", "--set", "data.options.path=bad.conll",

@@ -103,11 +103,13 @@ def sst2_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_predict_takes_raw_text(sst2_run, tmp_path):
     _, metadata = predict_raw_text(sst2_run, tmp_path)
     assert metadata["onnx_max_length"] == 16
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content, message", [
     ({"text": ""}, "empty"),
     ({"text": "film " * 17}, "at most 16"),
@@ -120,6 +122,7 @@ def test_predict_bad_input_is_a_clear_error(sst2_run, tmp_path, content, message
     assert_predict_error(sst2_run, tmp_path, content, message)
 
 
+@pytest.mark.slow
 def test_predict_token_arrays_match_raw_text(sst2_run, tmp_path):
     raw = tmp_path / "raw.json"
     raw.write_text(json.dumps({"text": "a wonderful film"}))

@@ -165,6 +165,7 @@ def test_glove_weighting_and_target():
     assert torch.allclose(model(torch.tensor([0]))[0].norm(), torch.tensor(1.0))
 
 
+@pytest.mark.slow
 def test_planted_groups_are_nearest_neighbours(planted_run):
     run, summary = planted_run
     assert summary["status"] == "finished"
@@ -182,6 +183,7 @@ ADAM_DENSE = {"optim": {"name": "adam", "lr": 0.05}, "model": {"sparse": False},
 TORCH_KERNEL = {"model": {"kernel": "torch"}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_name, extra", [("cbow", {}), ("glove", {}), ("cbow", ADAM_DENSE),
                                                ("skipgram", ADAM_DENSE), ("cbow", TORCH_KERNEL),
                                                ("skipgram", TORCH_KERNEL)],
@@ -203,6 +205,7 @@ def test_planted_groups_cbow_and_glove(model_name, extra, tmp_path, planted):
     assert hits >= 3, vectors.most_similar("cat", topn=4)
 
 
+@pytest.mark.slow
 def test_export_is_the_normalised_lookup_with_the_vocabulary(planted_run):
     import onnxruntime as ort
 
@@ -226,6 +229,7 @@ def test_export_is_the_normalised_lookup_with_the_vocabulary(planted_run):
         assert np.allclose(out, vectors.unit[ids], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_gensim_loads_the_word2vec_text_format(planted_run):
     gensim_models = pytest.importorskip("gensim.models")
     run, _ = planted_run
@@ -236,6 +240,7 @@ def test_gensim_loads_the_word2vec_text_format(planted_run):
     assert [w for w, _ in kv.most_similar("cat", topn=4)] == [w for w, _ in ours.most_similar("cat", topn=4)]
 
 
+@pytest.mark.slow
 def test_summary_carries_the_evaluation(planted_run, data_root):
     run, summary = planted_run
     evaluation = json.loads((run / "embedding_eval.json").read_text())
@@ -251,6 +256,7 @@ def test_summary_carries_the_evaluation(planted_run, data_root):
     assert evaluation["wordsim353_oov_pairs"] == sum(not {a, b} <= planted for a, b, _ in pairs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [SkipGram, CBOW])
 def test_sparse_gradients_train_with_sgd(cls):
     torch.manual_seed(0)
@@ -325,6 +331,7 @@ def test_huffman_codes_are_a_prefix_code_with_huffman_lengths(counts):
                 assert points[i, :k + 1].tolist() == points[j, :k + 1].tolist()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_name", ["skipgram", "cbow"])
 def test_hierarchical_softmax_learns_the_planted_groups(model_name, tmp_path, planted):
     from zoo.core import api
