@@ -136,14 +136,14 @@ class PluginStatus:
     tasks: list[str] = field(default_factory=list)
 
 
+@dataclass(eq=False)
 class Registry:
     """Models, datasets and tasks registered by plugins, with their origin."""
 
-    def __init__(self) -> None:
-        self.models: dict[str, ModelSpec] = {}
-        self.datasets: dict[str, DatasetSpec] = {}
-        self.tasks: dict[str, Any] = {}
-        self._task_plugin: dict[str, str] = {}
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    tasks: dict[str, Any] = field(default_factory=dict)
+    _task_plugin: dict[str, str] = field(default_factory=dict, repr=False)
 
     def model(self, name: str) -> ModelSpec:
         if name not in self.models:

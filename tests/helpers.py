@@ -69,3 +69,17 @@ def assert_predict_error(run_dir, tmp_path, content, message) -> None:
     path.write_text(json.dumps(content))
     with pytest.raises(ZooError, match=message):
         api.predict(str(run_dir), str(path))
+
+
+def cli_in_fresh_interpreter(*args: str, timeout: float = 60) -> tuple[str, set[str]]:
+    """``zoo ARGS`` run by ``zoo.cli.main`` in a fresh interpreter: (what it printed, the modules
+    imported by then), to check what a command imports (torch, plugins)."""
+    import json
+
+    code = ("import json, sys\nfrom zoo.cli import main\n"
+            f"try:\n    main({list(args)!r})\nexcept SystemExit:\n    pass\n"
+            "print('\\nMODULES', json.dumps(sorted(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    printed, _, modules = result.stdout.rpartition("\nMODULES ")
+    return printed, set(json.loads(modules))

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
-from helpers import run_cli, with_plugin
+from helpers import cli_in_fresh_interpreter, run_cli, with_plugin
 from zoo import hookimpl
 from zoo.core import api
 from zoo.core.catalogue import NamedEntry
@@ -200,15 +198,11 @@ def test_plugin_prints_go_to_stderr_in_process(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_help_lists_plugin_commands_without_importing_plugins_or_torch():
-    code = ("import sys\nfrom zoo.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('LOADED', 'torch' in sys.modules, sorted(m for m in sys.modules if m.startswith('zoo.plugins')))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "LOADED False []" in result.stdout
-    listed = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")}
+    printed, modules = cli_in_fresh_interpreter("--help")
+    assert "torch" not in modules and not any(m.startswith("zoo.plugins") for m in modules)
+    listed = {line.split()[0] for line in printed.splitlines() if line.startswith("  ")}
     assert {"similar", "analogy", "train"} <= listed
-    assert "(word2vec plugin) Nearest neighbours" in result.stdout
+    assert "(word2vec plugin) Nearest neighbours" in printed
 
 
 def test_similar_and_analogy_left_the_core_cli():
