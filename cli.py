@@ -466,25 +466,15 @@ def new_plugin(name, directory) -> None:
 
 
 def _train_options(epochs, dataset, device, seed, lr, batch_size, data_dir, no_export, quiet) -> dict:
+    """The train command's shortcut options as config overrides: each one given, at its ``section.key``."""
+    given = {("train", "epochs"): epochs, ("train", "batch_size"): batch_size, ("train", "device"): device,
+             ("train", "seed"): seed, ("train", "progress"): False if quiet else None, ("optim", "lr"): lr,
+             ("data", "name"): dataset, ("data", "data_dir"): data_dir,
+             ("export", "enabled"): False if no_export else None}
     options: dict = {}
-    if epochs is not None:
-        options.setdefault("train", {})["epochs"] = epochs
-    if batch_size is not None:
-        options.setdefault("train", {})["batch_size"] = batch_size
-    if device is not None:
-        options.setdefault("train", {})["device"] = device
-    if seed is not None:
-        options.setdefault("train", {})["seed"] = seed
-    if quiet:
-        options.setdefault("train", {})["progress"] = False
-    if lr is not None:
-        options.setdefault("optim", {})["lr"] = lr
-    if dataset is not None:
-        options.setdefault("data", {})["name"] = dataset
-    if data_dir is not None:
-        options.setdefault("data", {})["data_dir"] = data_dir
-    if no_export:
-        options.setdefault("export", {})["enabled"] = False
+    for (section, key), value in given.items():
+        if value is not None:
+            options.setdefault(section, {})[key] = value
     return options
 
 

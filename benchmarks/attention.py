@@ -79,23 +79,20 @@ def encoder_benchmark(args, device) -> list[dict]:
     opt_ours = torch.optim.AdamW(ours.parameters(), lr=1e-4)
     opt_theirs = torch.optim.AdamW(theirs.parameters(), lr=1e-4)
 
-    def train_ours(mask):
+    def train(model, optimizer, forward):
         def step():
-            ours.train()
-            loss = ours(x, mask).square().mean()
-            opt_ours.zero_grad(set_to_none=True)
+            model.train()
+            loss = forward().square().mean()
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            opt_ours.step()
+            optimizer.step()
         return step
 
+    def train_ours(mask):
+        return train(ours, opt_ours, lambda: ours(x, mask))
+
     def train_theirs(mask):
-        def step():
-            theirs.train()
-            loss = theirs(x, src_key_padding_mask=mask).square().mean()
-            opt_theirs.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_theirs.step()
-        return step
+        return train(theirs, opt_theirs, lambda: theirs(x, src_key_padding_mask=mask))
 
     def infer_ours(mask):
         def step():

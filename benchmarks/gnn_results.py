@@ -105,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{statistics.mean(epochs):.0f} | {statistics.mean(walls):.0f} s per run, {sum(walls) / 60:.1f} min total | "
                     f"CPU (2 cores, shared) | {command} |")
         print(rows[-1], flush=True)
-    print("\n| model | dataset | metric | ours (mean ± std) | reference (source) | epochs | wall time | device | command |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    print("\n".join(rows))
+    header = "| model | dataset | metric | ours (mean ± std) | reference (source) | epochs | wall time | device | command |"
+    print("\n" + "\n".join([header, "| --- " * 9 + "|", *rows]))
     return 0
 
 

@@ -60,6 +60,7 @@ def register_models(register: Callable[..., None]) -> None:
         @hookimpl
         def register_models(register):
             register("linear", build_linear, LinearConfig)
+            register("mlp", build_mlp, MLPConfig)  # one call per model
     """
 
 
@@ -290,15 +291,5 @@ def explain_model(
     """
 
 
-HOOK_NAMES = (
-    "register_models",
-    "register_datasets",
-    "register_tasks",
-    "on_train_start",
-    "on_epoch_end",
-    "on_checkpoint_saved",
-    "on_train_end",
-    "register_commands",
-    "export_model",
-    "explain_model",
-)
+#: Every hook's name, in the order of this module: derived from the ``@hookspec`` marks, never kept by hand.
+HOOK_NAMES = tuple(name for name, value in list(globals().items()) if hasattr(value, "zoo_spec"))

@@ -136,14 +136,14 @@ class PluginStatus:
     tasks: list[str] = field(default_factory=list)
 
 
+@dataclass(eq=False)
 class Registry:
     """Models, datasets and tasks registered by plugins, with their origin."""
 
-    def __init__(self) -> None:
-        self.models: dict[str, ModelSpec] = {}
-        self.datasets: dict[str, DatasetSpec] = {}
-        self.tasks: dict[str, Any] = {}
-        self._task_plugin: dict[str, str] = {}
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    tasks: dict[str, Any] = field(default_factory=dict)
+    _task_plugin: dict[str, str] = field(default_factory=dict, repr=False)
 
     def model(self, name: str) -> ModelSpec:
         if name not in self.models:
@@ -319,17 +319,17 @@ class Zoo:
                     traceback.print_exc()
 
     def _register(self, name: str, module: Any, status: PluginStatus) -> None:
-        unknown = [
-            attr for attr in dir(module)
-            if hasattr(getattr(module, attr, None), "zoo_impl") and attr not in hookspecs.HOOK_NAMES
-        ]
-        if unknown:
-            raise ZooError(
-                f"implements unknown hook(s) {unknown}; known hooks: {', '.join(hookspecs.HOOK_NAMES)}"
-            )
-        # pluggy checks each hookimpl's argument names against its spec here.
+        # pluggy checks each hookimpl's argument names against its spec here, and check_pending
+        # finds a hookimpl with no spec at all (a misspelt hook); _load_one unregisters the module.
         self.pm.register(module, name=name)
         callers = self.pm.get_hookcallers(module) or []
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError:
+            unknown = sorted(caller.name for caller in callers if not caller.has_spec())
+            raise ZooError(
+                f"implements unknown hook(s) {unknown}; known hooks: {', '.join(hookspecs.HOOK_NAMES)}"
+            ) from None
         status.hooks = sorted(caller.name for caller in callers)
         collector = _Collector(self.registry, name, self.catalogue)
         self._call_registration(module, collector)

@@ -219,7 +219,11 @@ class TrainState:
 
 
 class Progress:
-    """A one-line progress bar with throughput and ETA on a terminal; silent otherwise."""
+    """A one-line tqdm bar on a terminal, silent otherwise (a pipe, a log file, ``progress = false``).
+
+    It shows the epoch, the step within it, the samples per second since the start (or the
+    resume) and the ETA of the whole run: ``(total_steps - global_step) / steps per second``.
+    """
 
     def __init__(self, enabled: bool, total_steps: int, batch_size: int) -> None:
         self.enabled = enabled and sys.stderr.isatty()
@@ -227,27 +231,30 @@ class Progress:
         self.batch_size = batch_size
         self.start = time.monotonic()
         self.start_step = 0
+        self._bar: Any = None
 
     def update(self, epoch: int, epochs: int, step: int, steps: int, global_step: int) -> None:
         if not self.enabled:
             return
+        from tqdm import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=steps, file=sys.stderr, leave=False, dynamic_ncols=True,
+                             bar_format="{desc} {bar:24} {n_fmt}/{total_fmt}  {postfix}")
         elapsed = time.monotonic() - self.start
-        done = global_step - self.start_step
-        rate = done / elapsed if elapsed > 0 else 0.0
+        rate = (global_step - self.start_step) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - global_step) / rate if rate > 0 else 0.0
-        width = 24
-        filled = int(width * step / max(steps, 1))
-        bar = "#" * filled + "." * (width - filled)
-        sys.stderr.write(
-            f"\repoch {epoch}/{epochs} [{bar}] {step}/{steps}  "
-            f"{rate * self.batch_size:,.0f} samples/s  ETA {int(eta) // 60}:{int(eta) % 60:02d}   "
-        )
-        sys.stderr.flush()
+        self._bar.set_description_str(f"epoch {epoch}/{epochs}", refresh=False)
+        self._bar.set_postfix_str(f"{rate * self.batch_size:,.0f} samples/s  ETA {int(eta) // 60}:{int(eta) % 60:02d}",
+                                  refresh=False)
+        self._bar.n = step
+        self._bar.refresh()
 
     def clear(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 100 + "\r")
-            sys.stderr.flush()
+        """Erase the bar (``leave=False``) before an epoch's line or an error is printed."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 class _StopFlag:

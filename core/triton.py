@@ -11,6 +11,7 @@ When every input and output has a dynamic first axis, that axis is Triton's batc
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 from pathlib import Path
@@ -40,50 +41,95 @@ def _signature(path: Path) -> tuple[list[dict], list[dict]]:
     return [spec(i) for i in session.get_inputs()], [spec(o) for o in session.get_outputs()]
 
 
+# The part of Triton's ``inference.ModelConfig`` (model_config.proto) that zoo writes, with Triton's
+# names and field numbers, so protobuf's text format writes and reads config.pbtxt. Triton's own
+# generated module ships in ``tritonclient.grpc``, whose import needs grpcio: more than a writer needs.
+_SCHEMA: dict[str, list[tuple]] = {  # message: (field, number, type, repeated)
+    "ModelTensorReshape": [("shape", 1, "int64", True)],
+    "ModelInput": [("name", 1, "string", False), ("data_type", 2, "DataType", False), ("dims", 4, "int64", True),
+                   ("reshape", 5, "ModelTensorReshape", False)],
+    "ModelOutput": [("name", 1, "string", False), ("data_type", 2, "DataType", False), ("dims", 3, "int64", True),
+                    ("reshape", 5, "ModelTensorReshape", False)],
+    "ModelDynamicBatching": [("max_queue_delay_microseconds", 2, "uint64", False)],
+    "ModelInstanceGroup": [("count", 2, "int32", False), ("kind", 4, "Kind", False)],
+    "ModelConfig": [("name", 1, "string", False), ("platform", 2, "string", False), ("max_batch_size", 4, "int32", False),
+                    ("input", 5, "ModelInput", True), ("output", 6, "ModelOutput", True),
+                    ("instance_group", 7, "ModelInstanceGroup", True),
+                    ("dynamic_batching", 11, "ModelDynamicBatching", False)],
+}
+_ENUMS = {"DataType": ["TYPE_INVALID", "TYPE_BOOL", "TYPE_UINT8", "TYPE_UINT16", "TYPE_UINT32", "TYPE_UINT64",
+                       "TYPE_INT8", "TYPE_INT16", "TYPE_INT32", "TYPE_INT64", "TYPE_FP16", "TYPE_FP32", "TYPE_FP64",
+                       "TYPE_STRING", "TYPE_BF16"],
+          "Kind": ["KIND_AUTO", "KIND_GPU", "KIND_CPU", "KIND_MODEL"]}
+
+
+@functools.cache
+def model_config_class() -> type:
+    """The protobuf message class of :data:`_SCHEMA`'s ``inference.ModelConfig`` (built once)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    field = descriptor_pb2.FieldDescriptorProto
+    scalars = {"string": field.TYPE_STRING, "int32": field.TYPE_INT32, "int64": field.TYPE_INT64,
+               "uint64": field.TYPE_UINT64}
+    proto = descriptor_pb2.FileDescriptorProto(name="zoo_triton_model_config.proto", package="inference",
+                                               syntax="proto3")
+    for enum, values in _ENUMS.items():
+        proto.enum_type.add(name=enum).value.extend(
+            descriptor_pb2.EnumValueDescriptorProto(name=v, number=n) for n, v in enumerate(values))
+    for message, fields in _SCHEMA.items():
+        out = proto.message_type.add(name=message)
+        for name, number, kind, repeated in fields:
+            f = out.field.add(name=name, number=number,
+                              label=field.LABEL_REPEATED if repeated else field.LABEL_OPTIONAL)
+            if kind in scalars:
+                f.type = scalars[kind]
+            else:
+                f.type = field.TYPE_ENUM if kind in _ENUMS else field.TYPE_MESSAGE
+                f.type_name = f".inference.{kind}"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("inference.ModelConfig"))
+
+
 def config_pbtxt(name: str, inputs: list[dict], outputs: list[dict], max_batch: int = 64,
                  gpu: bool = False, max_queue_delay_us: int = 2000) -> str:
-    batched = max_batch > 0 and all(t["dims"] and t["dims"][0] == -1 for t in [*inputs, *outputs])
+    """Triton's config.pbtxt for an ONNX model whose signature is ``inputs`` and ``outputs``."""
+    from google.protobuf import text_format
 
-    def tensors(kind: str, items: list[dict]) -> str:
-        blocks = []
+    batched = max_batch > 0 and all(t["dims"] and t["dims"][0] == -1 for t in [*inputs, *outputs])
+    config = model_config_class()(name=name, platform="onnxruntime_onnx", max_batch_size=max_batch if batched else 0)
+    for kind, items in (("input", inputs), ("output", outputs)):
         for t in items:
             dims = t["dims"][1:] if batched else t["dims"]
-            # A tensor that is only the batch axis ([B] lengths, say): Triton wants dims [1]
-            # reshaped to a scalar per request.
-            reshape = "\n    reshape: { shape: [ ] }" if not dims else ""
-            shown = dims or [1]
-            blocks.append(f'  {{\n    name: "{t["name"]}"\n    data_type: {t["data_type"]}\n'
-                          f'    dims: [ {", ".join(str(d) for d in shown)} ]{reshape}\n  }}')
-        return f"{kind} [\n" + ",\n".join(blocks) + "\n]"
-
-    lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch if batched else 0}",
-             tensors("input", inputs), tensors("output", outputs)]
+            tensor = getattr(config, kind).add(name=t["name"], data_type=t["data_type"], dims=dims or [1])
+            if not dims:  # only the batch axis ([B] lengths, say): dims [1] reshaped to a scalar a request
+                tensor.reshape.SetInParent()
     if batched:
-        lines.append(f"dynamic_batching {{\n  max_queue_delay_microseconds: {max_queue_delay_us}\n}}")
-    lines.append(f"instance_group [\n  {{\n    count: 1\n    kind: {'KIND_GPU' if gpu else 'KIND_CPU'}\n  }}\n]")
-    return "\n".join(lines) + "\n"
+        config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
+    config.instance_group.add(count=1, kind="KIND_GPU" if gpu else "KIND_CPU")
+    return text_format.MessageToString(config)
 
 
 def parse_pbtxt(text: str) -> dict[str, Any]:
-    """Enough of the protobuf text format to read back what :func:`config_pbtxt` writes."""
-    out: dict[str, Any] = {"input": [], "output": []}
-    out["name"] = re.search(r'^name: "([^"]+)"', text, re.M).group(1)
-    out["platform"] = re.search(r'^platform: "([^"]+)"', text, re.M).group(1)
-    out["max_batch_size"] = int(re.search(r"^max_batch_size: (\d+)", text, re.M).group(1))
-    for kind in ("input", "output"):
-        section = re.search(rf"^{kind} \[(.*?)^\]", text, re.M | re.S).group(1)
-        for block in re.findall(r"\{\s*name:(.*?)\n  \}", section, re.S):
-            dims = re.search(r"dims: \[([^\]]*)\]", block).group(1)
-            reshape = re.search(r"reshape: \{ shape: \[([^\]]*)\] \}", block)
-            out[kind].append({"name": re.search(r'"([^"]+)"', block).group(1),
-                              "data_type": re.search(r"data_type: (\w+)", block).group(1),
-                              "dims": [int(d) for d in dims.replace(",", " ").split()],
-                              "reshape": None if reshape is None else
-                              [int(d) for d in reshape.group(1).replace(",", " ").split()]})
-    out["dynamic_batching"] = "dynamic_batching" in text
-    kind = re.search(r"kind: (KIND_\w+)", text)
-    out["instance_kind"] = kind.group(1) if kind else None
-    return out
+    """A config.pbtxt as a dict, read with protobuf's text format (fields zoo does not write are skipped)."""
+    from google.protobuf import text_format
+
+    try:
+        config = text_format.Parse(text, model_config_class()(), allow_unknown_field=True)
+    except text_format.ParseError as err:
+        raise ZooError(f"config.pbtxt is not a Triton model config: {err}") from None
+
+    def enum(message, field: str) -> str:
+        return message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number[getattr(message, field)].name
+
+    def tensor(t) -> dict[str, Any]:
+        return {"name": t.name, "data_type": enum(t, "data_type"), "dims": list(t.dims),
+                "reshape": list(t.reshape.shape) if t.HasField("reshape") else None}
+
+    kinds = [enum(group, "kind") for group in config.instance_group]
+    return {"name": config.name, "platform": config.platform, "max_batch_size": config.max_batch_size,
+            "input": [tensor(t) for t in config.input], "output": [tensor(t) for t in config.output],
+            "dynamic_batching": config.HasField("dynamic_batching"), "instance_kind": kinds[0] if kinds else None}
 
 
 def write_repository(onnx_path: Path, repo: Path, name: str, max_batch: int = 64, gpu: bool = False) -> Path:

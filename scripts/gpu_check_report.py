@@ -17,6 +17,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 TIMED_OUT = {124, 137}  # timeout's status for SIGTERM, and for the SIGKILL of --kill-after
 
@@ -61,6 +62,15 @@ def failure(work: Path, key: str, step: dict | None, result: Path | None = None)
     return None
 
 
+def step_result(steps: dict, work: Path, key: str, check: str, goal: str) -> tuple[dict | None, Any, list | None]:
+    """``(step, parsed KEY.json, None)`` for a benchmark that ran, or ``(step, None, [its failure row])``."""
+    step, result = steps.get(key), work / f"{key}.json"
+    why = failure(work, key, step, result)
+    if why:
+        return step, None, [row(check, "-", goal, cell(why), step["seconds"] if step else "")]
+    return step, json.loads(result.read_text()), None
+
+
 def row(check: str, measured: str, goal: str, verdict: str, seconds: str = "") -> list[str]:
     return [check, measured, goal, verdict, seconds]
 
@@ -97,11 +107,9 @@ def test_rows(steps: dict, work: Path) -> list[list[str]]:
 
 
 def cnn_rows(steps: dict, work: Path) -> list[list[str]]:
-    step, result = steps.get("cnn"), work / "cnn.json"
-    why = failure(work, "cnn", step, result)
-    if why:
-        return [row("trainer vs DataLoader loop (images/s)", "-", "≥ 1.5×", cell(why), step["seconds"] if step else "")]
-    d = json.loads(result.read_text())
+    step, d, failed = step_result(steps, work, "cnn", "trainer vs DataLoader loop (images/s)", "≥ 1.5×")
+    if failed:
+        return failed
     ratio = d["zoo_images_per_s"] / d["dataloader_images_per_s"]
     measured = (f"{d['model']} on {d['dataset']}, {d['device']}, {d['steps']} steps × {d['batch_size']}: "
                 f"zoo {d['zoo_images_per_s']:,.0f} vs DataLoader {d['dataloader_images_per_s']:,.0f} images/s "
@@ -110,11 +118,9 @@ def cnn_rows(steps: dict, work: Path) -> list[list[str]]:
 
 
 def onnx_rows(steps: dict, work: Path) -> list[list[str]]:
-    step, result = steps.get("onnx"), work / "onnx.json"
-    why = failure(work, "onnx", step, result)
-    if why:
-        return [row("onnxruntime vs torch latency", "-", "reported", cell(why), step["seconds"] if step else "")]
-    d = json.loads(result.read_text())
+    step, d, failed = step_result(steps, work, "onnx", "onnxruntime vs torch latency", "reported")
+    if failed:
+        return failed
     rows = [_onnx_row(r, d.get("device", "cpu"), d["reps"]) for r in d["rows"]]
     rows += [row("onnxruntime vs torch latency", "-", "reported", cell(f"FAILED {f}")) for f in d["failures"]]
     if rows:
@@ -134,11 +140,10 @@ def _onnx_row(r: dict, device: str, reps: int) -> list[str]:
 
 
 def word2vec_rows(steps: dict, work: Path) -> list[list[str]]:
-    step, result = steps.get("word2vec"), work / "word2vec.json"
-    why = failure(work, "word2vec", step, result)
-    if why:
-        return [row("word2vec torch path vs gensim (words/s)", "-", "≥ 2×", cell(why), step["seconds"] if step else "")]
-    rows = [_word2vec_row(r) for r in json.loads(result.read_text())]
+    step, d, failed = step_result(steps, work, "word2vec", "word2vec torch path vs gensim (words/s)", "≥ 2×")
+    if failed:
+        return failed
+    rows = [_word2vec_row(r) for r in d]
     if rows:
         rows[0][4] = step["seconds"]
     return rows

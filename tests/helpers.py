@@ -42,3 +42,44 @@ def run_cli(*args: str, env: dict | None = None, cwd: str | Path | None = None,
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd, timeout=timeout)
+
+
+def with_plugin(plugin, fn):
+    """``fn()`` with ``plugin`` registered on the process's zoo, unregistered afterwards."""
+    from zoo.core.plugins import get_zoo
+
+    zoo = get_zoo()
+    zoo.pm.register(plugin)
+    try:
+        return fn()
+    finally:
+        zoo.pm.unregister(plugin)
+
+
+def assert_predict_error(run_dir, tmp_path, content, message) -> None:
+    """``api.predict`` on the JSON ``content`` raises a ZooError matching ``message``."""
+    import json
+
+    import pytest
+
+    from zoo.core import api
+    from zoo.core.errors import ZooError
+
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ZooError, match=message):
+        api.predict(str(run_dir), str(path))
+
+
+def cli_in_fresh_interpreter(*args: str, timeout: float = 60) -> tuple[str, set[str]]:
+    """``zoo ARGS`` run by ``zoo.cli.main`` in a fresh interpreter: (what it printed, the modules
+    imported by then), to check what a command imports (torch, plugins)."""
+    import json
+
+    code = ("import json, sys\nfrom zoo.cli import main\n"
+            f"try:\n    main({list(args)!r})\nexcept SystemExit:\n    pass\n"
+            "print('\\nMODULES', json.dumps(sorted(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    printed, _, modules = result.stdout.rpartition("\nMODULES ")
+    return printed, set(json.loads(modules))

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 from helpers import run_cli
 
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def linear_run(tmp_path_factory):
@@ -132,7 +135,6 @@ def test_predict_rejects_mismatched_inputs(linear_run, tmp_path, payload, needle
     _user_error(run_cli("predict", str(linear_run), "--input", str(path)), needle)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name, content, needle", [
     ("empty.npy", b"", "not a valid .npy file"),  # was "Aborted!"
     ("deep.json", b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply"),  # was a RecursionError

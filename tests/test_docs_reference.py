@@ -55,6 +55,7 @@ def test_every_built_in_dataset_has_its_input_shape_documented():
     assert not missing, f"docs/plugins.md lacks the input shape of: {', '.join(missing)}"
 
 
+@pytest.mark.slow
 def test_documented_fixed_shapes_are_what_the_loaders_give():
     """Each documented literal shape, e.g. ``(1, 28, 28)``, against the loader (tiny fixtures)."""
     from zoo.core.errors import DataUnavailable, ZooError
@@ -76,6 +77,7 @@ def test_documented_fixed_shapes_are_what_the_loaders_give():
     assert {"digits", "fashion-mnist", "breast-cancer", "sst2", "adding-problem", "reverse"} <= set(checked)
 
 
+@pytest.mark.slow
 def test_every_key_a_run_records_is_documented(tmp_path):
     from zoo import testing
 

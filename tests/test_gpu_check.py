@@ -66,6 +66,7 @@ def test_word2vec_row_judges_the_words_per_second_goal(tmp_path):
     assert "**3.00×**; WordSim353 0.300 vs 0.300" in text and "| ≥ 2× | met |" in text and "CPU FAKE" in text
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
 def test_script_parses_and_rejects_unknown_arguments():
     script = ROOT / "scripts" / "gpu-check.sh"
@@ -73,6 +74,7 @@ def test_script_parses_and_rejects_unknown_arguments():
     assert subprocess.run(["bash", str(script), "--bogus"], capture_output=True).returncode == 2
 
 
+@pytest.mark.slow
 def test_benchmarks_refuse_cuda_without_a_gpu():
     """--device cuda where torch sees no GPU: a clear refusal, not CPU figures labelled CUDA."""
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "onnx_latency.py"), "--device", "cuda",

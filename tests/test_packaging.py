@@ -28,6 +28,7 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
     return zipfile.ZipFile(path)
 
 
+@pytest.mark.slow
 def test_wheel_has_every_plugin_and_the_registry(wheel):
     names = set(wheel.namelist())
     assert "zoo/registry.toml" in names and "zoo/cli.py" in names and "zoo/__init__.py" in names
@@ -35,8 +36,12 @@ def test_wheel_has_every_plugin_and_the_registry(wheel):
     for source in [*ROOT.glob("core/*.py"), *ROOT.glob("plugins/**/*.py")]:
         assert f"zoo/{source.relative_to(ROOT).as_posix()}" in names, f"{source} missing from the wheel"
     assert not any(n.startswith("zoo/tests/") for n in names)
+    for template in ROOT.glob("core/templates/**/*.tmpl"):  # zoo new-plugin writes these
+        assert f"zoo/{template.relative_to(ROOT).as_posix()}" in names, f"{template} missing from the wheel"
+    assert any(n.endswith("templates/plugin/__module__/models.py.tmpl") for n in names)
 
 
+@pytest.mark.slow
 def test_wheel_declares_the_console_script_and_dependencies(wheel):
     (entry_points,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
     assert "zoo = zoo.cli:main" in wheel.read(entry_points).decode()

@@ -1,8 +1,11 @@
-"""What did the CNN learn? Pictures for one test image (``zoo explain RUN_DIR --index I``).
+"""What did the CNN learn? Labelled pictures for one test image (``zoo explain RUN_DIR --index I``).
 
-- ``filters.png``: the first conv layer's kernels, one tile each (blue < 0 < red, one shared
-  scale so tiles are comparable). First-layer filters of a trained CNN look like edge, bar and
-  blob detectors.
+Every figure's title names the model, the true class and the predicted class with its
+probability; every panel has a title, and panels whose colours stand for numbers a colour bar.
+
+- ``filters.png``: the first conv layer's kernels (mean over input channels), one panel each on
+  one shared signed scale (blue < 0 < red), so panels are comparable. First-layer filters of a
+  trained CNN look like edge, bar and blob detectors.
 - ``saliency.png``: input | saliency | overlay. Saliency (Simonyan et al. 2014) is
   |∂ score_c / ∂ x|, the magnitude of the derivative of the predicted class's logit with respect
   to each input pixel (max over channels): the pixels whose change moves the score most.
@@ -12,7 +15,7 @@
 - ``stn.png`` (spatial transformer only): the input | what the transformer resampled it to.
 - ``explain.json``: the prediction, the true label, the class probabilities and the files.
 
-Every image panel is upscaled by an integer factor to about 224 px (:func:`png.panel_scale`).
+The pictures need matplotlib (``pip install 'zoo-ml[plots]'``); see :mod:`zoo.plugins.cnn.figures`.
 """
 
 from __future__ import annotations
@@ -28,15 +31,23 @@ from torch import nn
 
 from zoo.core.data import DataInfo, Standardize, unwrap
 from zoo.core.errors import ZooError
-from zoo.plugins.cnn import png
+from zoo.plugins.cnn.figures import Panel, panel_figure, save
 
 
-def _image(x: torch.Tensor) -> np.ndarray:
-    """``[C, H, W]`` raw image → ``[H, W, 3]`` uint8 (grey, or RGB for 3 channels)."""
+def _image(x: torch.Tensor) -> Panel:
+    """``[C, H, W]`` raw image → an "input" panel: RGB for 3 channels in [0, 1], else grey (mean of channels)."""
     arr = x.detach().float().cpu().numpy()
-    if arr.shape[0] == 3:
-        return (np.clip(np.transpose(arr, (1, 2, 0)), 0, 1) * 255).round().astype(np.uint8)
-    return png.gray(png.normalise(arr.mean(axis=0)) if arr.max() > 1 or arr.min() < 0 else arr.mean(axis=0))
+    if arr.shape[0] == 3 and arr.min() >= 0 and arr.max() <= 1:
+        return Panel(np.transpose(arr, (1, 2, 0)), "input")
+    grey = arr.mean(axis=0)
+    in_unit = grey.min() >= 0 and grey.max() <= 1
+    return Panel(grey, "input", vmin=0.0 if in_unit else None, vmax=1.0 if in_unit else None)
+
+
+def _normalise(values: np.ndarray) -> np.ndarray:
+    """Min-max to [0, 1] (constant input → zeros)."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    return (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
 
 
 def first_layer_filters(model: nn.Module) -> torch.Tensor:
@@ -50,14 +61,13 @@ def first_layer_filters(model: nn.Module) -> torch.Tensor:
     raise ZooError(f"{type(inner).__name__} has no convolution layer to show")
 
 
-def filters_picture(weight: torch.Tensor) -> np.ndarray:
-    """A grid of kernels (mean over input channels), ~FILTER_TILE px each, on one signed scale."""
+def filters_figure(weight: torch.Tensor, title: str) -> Any:
+    """A grid of kernels ``[O, I, k, k]`` (mean over input channels) on one signed colour scale."""
     kernels = weight.float().mean(dim=1).numpy()  # (O, k, k)
     limit = float(np.abs(kernels).max()) or 1.0
-    k = kernels.shape[-1]
-    factor = max(1, png.FILTER_TILE // k)
-    tiles = [png.upscale(png.diverging(png.symmetric(kern, limit)), factor) for kern in kernels]
-    return png.tile_grid(tiles, cols=math.ceil(math.sqrt(len(tiles))))
+    cols = math.ceil(math.sqrt(len(kernels)))
+    panels = [Panel(kern, f"filter {k}", cmap="RdBu_r", vmin=-limit, vmax=limit) for k, kern in enumerate(kernels)]
+    return panel_figure(panels, title, cols=cols, shared_colorbar="weight", panel_inches=1.3)
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
@@ -104,6 +114,32 @@ def transformed_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _pictures(model: nn.Module, x: torch.Tensor, pred: int, pred_name: str, title: str,
+              out_dir: Path) -> tuple[dict[str, str], int]:
+    """Write filters, saliency, occlusion (and stn) PNGs; returns the files and the occlusion patch."""
+    _, _, h, w = x.shape
+    image = _image(x[0])
+    files = {"filters": save(filters_figure(first_layer_filters(model), f"{title}\nfirst-layer filters "
+                                            "(mean over input channels)"), out_dir / "filters.png")}
+    sal = saliency(model, x, pred).numpy()
+    files["saliency"] = save(panel_figure([
+        image, Panel(sal, f"saliency |∂ logit[{pred_name}] / ∂x|", cmap="hot", vmin=0.0, colorbar="gradient magnitude"),
+        Panel(image.image, "overlay: saliency on input", cmap=image.cmap, vmin=image.vmin, vmax=image.vmax,
+              overlay=_normalise(sal), colorbar="saliency (scaled to [0, 1])")], title), out_dir / "saliency.png")
+    patch = max(2, round(min(h, w) / 7))
+    occ = occlusion(model, x, pred, patch=patch, stride=max(1, patch // 2)).numpy()
+    limit = float(np.abs(occ).max()) or 1.0
+    files["occlusion"] = save(panel_figure([image, Panel(
+        occ, f"occlusion ({patch}×{patch} patch)", cmap="RdBu_r", vmin=-limit, vmax=limit,
+        colorbar=f"drop of P({pred_name}) when hidden")], title), out_dir / "occlusion.png")
+    if hasattr(unwrap(model), "transformer"):
+        moved = transformed_input(model, x)[0]
+        moved = _image(moved.clamp(0, 1) if x.min() >= 0 and x.max() <= 1 else moved)
+        moved.title = "after the spatial transformer"
+        files["stn"] = save(panel_figure([image, moved], title), out_dir / "stn.png")
+    return {k: str(v) for k, v in files.items()}, patch
+
+
 def explain(model: nn.Module, model_name: str, sample: dict[str, torch.Tensor], info: DataInfo,
             out_dir: Path) -> dict[str, Any]:
     """Write the pictures for one sample (``x [1, C, H, W]``, ``y [1]``) into ``out_dir``."""
@@ -113,50 +149,25 @@ def explain(model: nn.Module, model_name: str, sample: dict[str, torch.Tensor], 
     model = model.eval().cpu()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _, _, h, w = x.shape
-    factor = png.panel_scale(h, w)
     names = info.class_names or [str(i) for i in range(info.num_classes or 0)]
+
+    def name(k: int) -> str:
+        return names[k] if k < len(names) else str(k)
 
     with torch.no_grad():
         probs = torch.softmax(model(x), dim=-1)[0]
     pred = int(probs.argmax())
     label = int(sample["y"][0]) if "y" in sample else None
-    image = png.upscale(_image(x[0]), factor)
-    files: dict[str, str] = {}
-
-    files["filters"] = str(png.write_png(out_dir / "filters.png", filters_picture(first_layer_filters(model))))
-
-    sal = saliency(model, x, pred).numpy()
-    sal01 = png.normalise(sal)
-    alpha = sal01[..., None]
-    overlay = ((1 - alpha) * _image(x[0]) + alpha * png.heat(sal01)).round().astype(np.uint8)
-    files["saliency"] = str(png.write_png(out_dir / "saliency.png", png.hstack(
-        [image, png.upscale(png.heat(sal01), factor), png.upscale(overlay, factor)])))
-
-    patch = max(2, round(min(h, w) / 7))
-    occ = occlusion(model, x, pred, patch=patch, stride=max(1, patch // 2)).numpy()
-    files["occlusion"] = str(png.write_png(out_dir / "occlusion.png", png.hstack(
-        [image, png.upscale(png.diverging(png.symmetric(occ)), factor)])))
-
-    if hasattr(unwrap(model), "transformer"):
-        moved = transformed_input(model, x)[0]
-        moved_img = _image(moved.clamp(0, 1) if x.min() >= 0 and x.max() <= 1 else moved)
-        # The transformer may output another size: scale it to the input panel's height.
-        mf = max(1, image.shape[0] // moved_img.shape[0])
-        moved_panel = png.upscale(moved_img, mf)
-        if moved_panel.shape[0] != image.shape[0]:
-            pad = np.full((image.shape[0], moved_panel.shape[1], 3), 255, np.uint8)
-            pad[:moved_panel.shape[0]] = moved_panel
-            moved_panel = pad
-        files["stn"] = str(png.write_png(out_dir / "stn.png", png.hstack([image, moved_panel])))
-
+    truth = "" if label is None else f"true {name(label)} · "
+    title = f"{model_name}: {truth}predicted {name(pred)} (p = {float(probs[pred]):.2f})"
+    files, patch = _pictures(model, x, pred, name(pred), title, out_dir)
     report = {
         "model": model_name,
-        "prediction": {"class": pred, "label": names[pred] if pred < len(names) else str(pred),
-                       "probability": round(float(probs[pred]), 6)},
-        "true": None if label is None else {"class": label, "label": names[label] if label < len(names) else str(label)},
-        "probabilities": {names[k] if k < len(names) else str(k): round(float(p), 6) for k, p in enumerate(probs)},
+        "prediction": {"class": pred, "label": name(pred), "probability": round(float(probs[pred]), 6)},
+        "true": None if label is None else {"class": label, "label": name(label)},
+        "probabilities": {name(k): round(float(p), 6) for k, p in enumerate(probs)},
         "occlusion_patch": patch,
+        "title": title,
         "files": files,
     }
     (out_dir / "explain.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

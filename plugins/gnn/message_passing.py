@@ -10,20 +10,10 @@ Subclasses override one or two of the three. The reductions are :func:`scatter_s
 relatives below), all written with ``Tensor.index_add_`` / ``Tensor.scatter_reduce``.
 
 Why ``index_add_``: the dynamo exporter writes it as ``ScatterND(reduction="add")``, while
-``scatter_add_`` becomes ``ScatterElements(reduction="add")``. Measured in onnxruntime 1.31 on the
-2-core CPU (``benchmarks/gnn_scatter_formulations.py``; linear 64→16 then sum aggregation):
-
-=====================  ===============  ===============  ===============
-formulation            30 nodes         Cora (2,708)     20k nodes/200k
-=====================  ===============  ===============  ===============
-index_add_             0.012 ms (0.56×)  0.29 ms (0.91×)  5.3 ms (0.67×)
-scatter_add_           0.017 ms (0.75×)  1.59 ms (5.6×)   54.9 ms (5.6×)
-index_put_(accumulate) 0.023 ms (0.51×)  0.41 ms (0.74×)  10.5 ms (0.95×)
-=====================  ===============  ===============  ===============
-
-(onnxruntime time per call, and onnxruntime / torch eager of the same code; one thread each.)
-A sorted-segment
-formulation (cumsum + gather) would need ``sort``, which the exporter does not translate.
+``scatter_add_`` becomes ``ScatterElements(reduction="add")``, which onnxruntime runs several
+times slower on large graphs (``benchmarks/gnn_scatter_formulations.py``; the table is in
+docs/results.md, "Notes moved from docstrings"). A sorted-segment formulation (cumsum + gather)
+would need ``sort``, which the exporter does not translate.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ pre-process Cora, so the exported graph takes raw features.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,23 +25,15 @@ from zoo.core.config import ModelConfig
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
 from zoo.plugins.gnn.graph import SameInputs, check_graph, exporting, gcn_norm, sparse_dropout, sparse_features
-from zoo.plugins.gnn.layers import (
-    ChebConv,
-    Diffusion,
-    GATConv,
-    GCNConv,
-    GINConv,
-    GMMConv,
-    NN4GLayer,
-    SAGEConv,
-    num_graphs,
-    readout,
-)
+from zoo.plugins.gnn.layers import ChebConv, Diffusion, GATConv, GCNConv, GINConv, GMMConv, NN4GLayer, SAGEConv
+from zoo.plugins.gnn.layers import num_graphs, readout
 
 # -- configs ----------------------------------------------------------------------------------
 
 
 class GNNConfig(ModelConfig):
+    """Options every GNN of the family takes; each model's config adds its own or changes a default."""
+
     hidden: int = Field(16, ge=1, le=4096, description="Width of the hidden node states.")
     layers: int = Field(2, ge=1, le=16, description="Graph layers (node level: the last one outputs the classes).")
     dropout: float = Field(0.5, ge=0.0, lt=1.0, description="Dropout on the input of every layer.")
@@ -169,12 +161,21 @@ class GraphModel(nn.Module):
         return self.head(self.drop(pooled))
 
 
-def _widths(config: GNNConfig, model: GraphModel, hidden: int) -> tuple[list[int], int]:
-    """Output width of each layer: hidden everywhere, the classes last at node level."""
-    widths = [hidden] * config.layers
+def _convs(config: GNNConfig, model: GraphModel, make: Callable[[int, int, bool], nn.Module]) -> None:
+    """``model.convs``, one ``make(in_width, out_width, last)`` a layer, then ``model``'s head.
+
+    The output width is ``config.hidden`` for every layer but the last at node level, which
+    outputs the classes (``last`` is true for that layer only).
+    """
+    widths = [config.hidden] * config.layers
     if not model.graph_level:
         widths[-1] = model.num_classes
-    return widths, model.in_features
+    model.convs = nn.ModuleList()
+    width = model.in_features
+    for i, out in enumerate(widths):
+        model.convs.append(make(width, out, i == len(widths) - 1 and not model.graph_level))
+        width = out
+    model.make_head(widths)
 
 
 class GCN(GraphModel):
@@ -185,12 +186,7 @@ class GCN(GraphModel):
 
     def __init__(self, config: GCNConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        widths, width = _widths(config, self, config.hidden)
-        self.convs = nn.ModuleList()
-        for out in widths:
-            self.convs.append(GCNConv(width, out))
-            width = out
-        self.make_head(widths)
+        _convs(config, self, lambda width, out, last: GCNConv(width, out))
 
     def encode(self, x, edge_index):
         norm = gcn_norm(edge_index, x.shape[0])
@@ -203,12 +199,7 @@ class ChebNet(GraphModel):
 
     def __init__(self, config: ChebNetConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        widths, width = _widths(config, self, config.hidden)
-        self.convs = nn.ModuleList()
-        for out in widths:
-            self.convs.append(ChebConv(width, out, config.k))
-            width = out
-        self.make_head(widths)
+        _convs(config, self, lambda width, out, last: ChebConv(width, out, config.k))
 
     def encode(self, x, edge_index):
         lap = self.convs[0].scaled_laplacian_weights(edge_index, x.shape[0])
@@ -221,13 +212,8 @@ class GraphSAGE(GraphModel):
 
     def __init__(self, config: GraphSAGEConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        widths, width = _widths(config, self, config.hidden)
-        self.convs = nn.ModuleList()
-        for i, out in enumerate(widths):
-            last = i == len(widths) - 1 and not self.graph_level
-            self.convs.append(SAGEConv(width, out, config.aggregator, normalize=config.normalize and not last))
-            width = out
-        self.make_head(widths)
+        _convs(config, self, lambda width, out, last: SAGEConv(width, out, config.aggregator,
+                                                               normalize=config.normalize and not last))
 
     def encode(self, x, edge_index):
         return self.stack(x, edge_index)
@@ -269,10 +255,8 @@ class GIN(GraphModel):
 
     def __init__(self, config: GINConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        widths, width = _widths(config, self, config.hidden)
-        self.convs = nn.ModuleList()
-        for i, out in enumerate(widths):
-            last = i == len(widths) - 1 and not self.graph_level
+
+        def conv(width: int, out: int, last: bool) -> GINConv:  # the layer's MLP, then GIN's sum
             layers: list[nn.Module] = []
             w = width
             for j in range(config.mlp_layers):
@@ -284,9 +268,9 @@ class GIN(GraphModel):
                         layers.append(nn.BatchNorm1d(size))
                     layers.append(nn.ReLU())
                 w = size
-            self.convs.append(GINConv(nn.Sequential(*layers), config.learn_eps, config.aggregator))
-            width = out
-        self.make_head(widths)
+            return GINConv(nn.Sequential(*layers), config.learn_eps, config.aggregator)
+
+        _convs(config, self, conv)
 
     def encode(self, x, edge_index):
         states, h = [], x
@@ -356,12 +340,7 @@ class MoNet(GraphModel):
 
     def __init__(self, config: MoNetConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        widths, width = _widths(config, self, config.hidden)
-        self.convs = nn.ModuleList()
-        for out in widths:
-            self.convs.append(GMMConv(width, out, config.kernels, config.dim))
-            width = out
-        self.make_head(widths)
+        _convs(config, self, lambda width, out, last: GMMConv(width, out, config.kernels, config.dim))
 
     def encode(self, x, edge_index):
         return self.stack(x, edge_index)

@@ -214,11 +214,9 @@ class WindowSplit(Split):
       batches of (nearly) equal size (the order's batches, so a distributed rank, which gets its
       shard and the per-rank batch size, takes the trainer's steps per epoch). One host sync per epoch (the number of kept tokens). The dynamic
       window b ~ U{1..w} is drawn per centre, as in word2vec, and masks the ``[B, 2w]`` context
-      (40 % of its slots are empty on average for w = 5; the CPU kernel skips them). Drawing b
-      once per batch instead (``[B, 2b]``, no empty slot: an earlier version) cost quality with
-      word2vec's sequential update: skip-gram at 2 threads, 10 seeds, WordSim353 0.248 ± 0.007
-      and analogies 0.0200 ± 0.0010 per batch, 0.270 ± 0.003 and 0.0225 ± 0.0007 per centre
-      (mean ± standard error; docs/results.md).
+      (on average w − 1 of its 2w slots are empty; the CPU kernel skips them). One b per
+      batch (``[B, 2b]``, no empty slot) would cost quality with word2vec's sequential update,
+      since every centre of a batch would see the same window (docs/results.md, word2vec).
     * :meth:`batch` (any index: preflight, export inputs, evaluation): windows over the full
       corpus; with ``stochastic`` the subsampling masks the dropped centre and context slots.
     """

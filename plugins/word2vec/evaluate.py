@@ -101,29 +101,16 @@ class WordVectors:
 # -- evaluation ------------------------------------------------------------------------------
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks with ties averaged (as scipy.stats.rankdata)."""
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x), dtype=np.float64)
-    sorted_x = x[order]
-    i = 0
-    while i < len(x):
-        j = i
-        while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
-
-
 def spearman(x, y) -> float:
+    """Spearman's ρ (ties averaged) with scipy.stats; NaN for fewer than two pairs or a constant side."""
+    try:
+        from scipy.stats import spearmanr
+    except ImportError:
+        raise ZooError("the word-pair evaluation needs scipy: pip install 'zoo-ml[word2vec]'") from None
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(x) < 2:
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:  # undefined; scipy would warn
         return float("nan")
-    rx, ry = _ranks(x), _ranks(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denominator = np.sqrt((rx * rx).sum() * (ry * ry).sum())
-    return float((rx * ry).sum() / denominator) if denominator > 0 else float("nan")
+    return float(spearmanr(x, y).statistic)
 
 
 def read_pairs(path: str | Path) -> list[tuple[str, str, float]]:

@@ -4,8 +4,8 @@ The torch path (:class:`zoo.plugins.word2vec.models._CBOWLoss`, ``_SkipGramLoss`
 batched step as a chain of tensor ops: it gathers ``[B, C, D]`` and ``[B, J, D]`` blocks and
 materialises one ``D``-vector per (row, occurrence) for the sparse gradients, so it moves several
 times the memory that word2vec's C loop touches. On a CPU that traffic, not arithmetic, bounds it
-(about 4 µs per corpus position for CBOW against gensim's 1 µs). Two kernels, one pass over the
-batch each, the way word2vec's ``cbow``/``skip-gram`` loops go:
+(docs/results.md, "Notes moved from docstrings", has the per-position times). Two kernels, one
+pass over the batch each, the way word2vec's ``cbow``/``skip-gram`` loops go:
 
 * :func:`fused_step`: the *same* batched step as the torch ops, the loss and the exact gradients
   at the batch's weights; each touched row's gradient is written once and returned as
@@ -28,8 +28,8 @@ with its own generator stream.
 
 numba is optional (``pip install 'zoo-ml[word2vec]'``): without it, on CUDA, or with
 ``model.kernel = "torch"`` the torch path runs; :mod:`zoo.plugins.word2vec.models` imports this
-module only when a kernel is used (importing numba costs ~0.4 s, compiling ~20 s the first time,
-then cached next to this file). The tests check both kernels against the torch ops and against
+module only when a kernel is used (importing numba and compiling are slow the first time; the
+compiled kernels are cached next to this file). The tests check both kernels against the torch ops and against
 word2vec's loop written out in torch.
 """
 

@@ -46,7 +46,7 @@ from zoo.core.config import ModelConfig
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
 
-# The fused CPU step (kernels.py) needs numba; found without importing it (that costs ~0.4 s).
+# The fused CPU step (kernels.py) needs numba; found without importing it (importing numba is slow).
 NUMBA = importlib.util.find_spec("numba") is not None
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
@@ -323,7 +323,7 @@ class _NegativeSampling(_WordVectors):
         probs = counts.pow(ns_exponent)
         probs = probs / probs.sum()
         # word2vec's unigram table: word i fills ≈ table_size·p_i slots, so a uniform slot is a
-        # draw from unigram^α (a gather, ~10× faster than searchsorted on the CDF). Rebuilt from
+        # draw from unigram^α (a gather: cheaper than searchsorted on the CDF). Rebuilt from
         # the counts at build time, so not part of the checkpoint.
         size = max(table_size, 100 * len(probs))
         bounds = (probs.cumsum(0) * size).round().long().clamp(max=size)

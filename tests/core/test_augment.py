@@ -39,6 +39,7 @@ def test_disabled_augmentation_is_the_identity():
     assert augment(x, AugmentConfig()) is x
 
 
+@pytest.mark.slow
 def test_augmenting_non_images_is_a_clear_error(tmp_path):
     pytest.importorskip("sklearn")
     options = {"data": {"augment": {"shift": 2}}, "train": {"epochs": 1, "device": "cpu", "progress": False},
@@ -48,6 +49,7 @@ def test_augmenting_non_images_is_a_clear_error(tmp_path):
                   out=str(tmp_path / "run"), log=None)
 
 
+@pytest.mark.slow
 def test_trainer_trains_with_augmentation(tmp_path):
     pytest.importorskip("sklearn")
     options = {"data": {"name": "digits", "limit": 128, "augment": {"shift": 1, "hflip": True}},

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from helpers import run_cli
 
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 MANIFEST = """
     [models.{model}]
     plugin = "{name}"

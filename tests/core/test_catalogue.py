@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import cli_in_fresh_interpreter
 from zoo.core.catalogue import Catalogue, load_catalogue
 from zoo.core.errors import ZooError
 from zoo.core.plugins import get_zoo
@@ -38,6 +39,7 @@ def test_declared_datasets_are_registered_and_tasks_exist():
             assert task in zoo.registry.tasks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(load_catalogue().models))
 def test_catalogue_conventions(name):
     """Every model has the metadata `zoo info` shows (torchvision-style convention test)."""
@@ -49,6 +51,7 @@ def test_catalogue_conventions(name):
     assert set(entry.defaults) <= {"model", "data", "optim", "schedule", "train", "export"}
 
 
+@pytest.mark.slow
 def test_list_does_not_import_torch():
     code = (
         "import sys; from zoo.cli import main\n"
@@ -64,12 +67,10 @@ def test_list_does_not_import_torch():
     assert {m["name"] for m in models} == set(load_catalogue().models)
 
 
+@pytest.mark.slow
 def test_info_does_not_import_torch():
-    code = ("import sys; from zoo.cli import main\n"
-            "try:\n    main(['info', 'linear'])\nexcept SystemExit:\n    pass\n"
-            "print('TORCH', 'torch' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "TORCH False" in out.stdout and "synthetic-linear" in out.stdout
+    printed, modules = cli_in_fresh_interpreter("info", "linear")
+    assert "torch" not in modules and "synthetic-linear" in printed
 
 
 def test_filters():

@@ -51,6 +51,7 @@ def test_schema_includes_the_dataset_options():
     assert "path" in table["$defs"]["TableOptions"]["required"]
 
 
+@pytest.mark.slow
 def test_cli_config_options_and_exit_2(cli):
     shown = cli("config", "lstm")
     assert shown.returncode == 0 and tomllib.loads(shown.stdout)["data"]["options"]["min_freq"] == 2

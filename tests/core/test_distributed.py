@@ -76,6 +76,7 @@ def two_then_one(root, two):
     return _summary(_zoo("train", "--resume", str(root / "two-one"), "--epochs", "3", "-q", "--json"))
 
 
+@pytest.mark.slow
 def test_two_processes_keep_identical_weights_and_match_one_process(root, two, one):
     assert two["world_size"] == 2 and two["batch_size_per_rank"] == 6
     # Each rank hashed its own final weights: DDP kept the replicas bit-identical...
@@ -98,11 +99,13 @@ def test_two_processes_keep_identical_weights_and_match_one_process(root, two, o
     assert two["metrics"]["loss"] == pytest.approx(one["metrics"]["loss"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_resume_a_two_process_run_with_one(root, two_then_one):
     assert two_then_one["epochs"] == 3 and "world_size" not in two_then_one
     assert [r["epoch"] for r in _history(root / "two-one")] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_resume_a_one_process_run_with_two(root, one, two_then_one):
     """1 process then 2 ends where 2 processes then 1 does: the checkpoint ignores the world size."""
     shutil.copytree(root / "one", root / "one-two")
@@ -115,6 +118,7 @@ def test_resume_a_one_process_run_with_two(root, one, two_then_one):
         _history(root / "two-one")[2]["train_loss"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_torchrun_module_launch_is_the_same_as_nproc_per_node(root, two):
     """`torchrun -m zoo train ...` (the ranks find WORLD_SIZE/RANK/LOCAL_RANK) == --nproc-per-node."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ZOO_DIST_TIMEOUT": "60"}
@@ -126,6 +130,7 @@ def test_torchrun_module_launch_is_the_same_as_nproc_per_node(root, two):
     assert _close(_weights(root / "torchrun"), _weights(root / "two"), tol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_bad_config_ends_every_rank_with_a_clear_message():
     proc = _zoo(*BASE, "--epochs", "1", "--batch-size", "15", "--nproc-per-node", "2", timeout=90)
     assert proc.returncode != 0
@@ -133,6 +138,7 @@ def test_a_bad_config_ends_every_rank_with_a_clear_message():
     assert "distributed training failed" in proc.stderr
 
 
+@pytest.mark.slow
 def test_launcher_options_need_nproc_per_node(cli):
     result = cli("train", "mlp", "--nnodes", "2")
     assert result.returncode == 2 and "need --nproc-per-node" in result.stderr
@@ -177,6 +183,7 @@ def test_full_graph_and_sparse_embeddings_are_refused_with_a_reason():
     distributed.check_trainable(DistContext(), nn.Linear(2, 2), n_train=1)  # one process: anything
 
 
+@pytest.mark.slow
 def test_environment_is_read_like_torchrun_writes_it(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("RANK", "3")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from helpers import with_plugin
 from zoo import hookimpl
 from zoo.core import api
-from zoo.core.plugins import get_zoo
+
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
 
 OPTIONS = {"train": {"epochs": 2, "progress": False}}
 
@@ -33,18 +37,9 @@ class Recorder:
         self.calls.append(("end", summary["status"], "accuracy" in summary["metrics"]))
 
 
-def _with_plugin(plugin, fn):
-    zoo = get_zoo()
-    zoo.pm.register(plugin)
-    try:
-        return fn()
-    finally:
-        zoo.pm.unregister(plugin)
-
-
 def test_training_events_in_order(tmp_path):
     recorder = Recorder()
-    _with_plugin(recorder, lambda: api.train("logistic", options=OPTIONS, out=str(tmp_path / "r"), log=None))
+    with_plugin(recorder, lambda: api.train("logistic", options=OPTIONS, out=str(tmp_path / "r"), log=None))
     kinds = [c[0] for c in recorder.calls]
     assert kinds[0] == "checkpoint" and recorder.calls[0][1:] == ("checkpoint-last.pt", 0, False)
     assert recorder.calls[1] == ("start", "logistic", True)
@@ -62,7 +57,7 @@ def test_a_failing_listener_warns_and_training_goes_on(tmp_path, recwarn):
         def on_epoch_end(self, run, epoch, metrics):
             raise RuntimeError("tracker down")
 
-    summary = _with_plugin(Broken(), lambda: api.train("logistic", options=OPTIONS, out=str(tmp_path / "r"),
+    summary = with_plugin(Broken(), lambda: api.train("logistic", options=OPTIONS, out=str(tmp_path / "r"),
                                                         log=None))
     assert summary["status"] == "finished"
     assert any("tracker down" in str(w.message) for w in recwarn)
@@ -96,7 +91,7 @@ class ScaledExport:
 
 def test_export_override_is_used_and_parity_checked(tmp_path):
     plugin = ScaledExport()
-    summary = _with_plugin(plugin, lambda: api.train("logistic", options=OPTIONS, out=str(tmp_path / "r"),
+    summary = with_plugin(plugin, lambda: api.train("logistic", options=OPTIONS, out=str(tmp_path / "r"),
                                                       log=None))
     assert plugin.seen == ["logistic"]
     assert summary["parity"] < 1e-4
@@ -122,7 +117,7 @@ class TextExplainer:
 
 def test_explain_hook_is_called_with_one_test_sample(tmp_path):
     api.train("logistic", options=OPTIONS, out=str(tmp_path / "r"), log=None)
-    report = _with_plugin(TextExplainer(), lambda: api.explain(str(tmp_path / "r"), index=3))
+    report = with_plugin(TextExplainer(), lambda: api.explain(str(tmp_path / "r"), index=3))
     assert (tmp_path / "r" / "explain-3" / "weights.txt").read_text().startswith("[[")
     assert report["label"] in (0, 1)
     import pytest

@@ -6,31 +6,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
-from helpers import run_cli
+from helpers import cli_in_fresh_interpreter, run_cli, with_plugin
 from zoo import hookimpl
 from zoo.core import api
 from zoo.core.catalogue import NamedEntry
 from zoo.core.errors import ZooError
 from zoo.core.plugins import get_zoo
+from zoo.core.toml_io import dumps_toml
 
 OPTIONS = {"train": {"epochs": 2, "progress": False}, "data": {"limit": 64}, "export": {"enabled": False}}
-
-
-def _with_plugin(plugin, fn):
-    zoo = get_zoo()
-    zoo.pm.register(plugin)
-    try:
-        return fn()
-    finally:
-        zoo.pm.unregister(plugin)
 
 
 def make_distribution(root: Path, name: str, module_source: str, manifest: str) -> dict:
@@ -78,10 +68,11 @@ class ContextRecorder:
         self.seen.append(("end", ctx))
 
 
+@pytest.mark.slow
 def test_every_event_gets_the_run_context(tmp_path):
     recorder = ContextRecorder()
     out = tmp_path / "run"
-    _with_plugin(recorder, lambda: api.train("logistic", options=OPTIONS, out=str(out), log=None))
+    with_plugin(recorder, lambda: api.train("logistic", options=OPTIONS, out=str(out), log=None))
     kinds = {kind for kind, _ in recorder.seen}
     assert kinds == {"start", "epoch", "checkpoint", "end"}
     contexts = {id(ctx) for _, ctx in recorder.seen}
@@ -106,10 +97,11 @@ class OwnRunsOnly:
             fh.write(f"{epoch},{metrics['train_loss']}\n")
 
 
+@pytest.mark.slow
 def test_a_plugin_acts_only_on_its_own_runs(tmp_path):
     plugin = OwnRunsOnly()
     for model in ("logistic", "linear"):
-        _with_plugin(plugin, lambda: api.train(model, options=OPTIONS, out=str(tmp_path / model), log=None))
+        with_plugin(plugin, lambda: api.train(model, options=OPTIONS, out=str(tmp_path / model), log=None))
     assert not (tmp_path / "logistic" / "own-log.csv").exists()  # a built-in model's run: untouched
     assert len((tmp_path / "linear" / "own-log.csv").read_text().splitlines()) == 2
 
@@ -130,6 +122,7 @@ def test_builtin_loggers_are_declared_by_their_plugins():
     assert rows["word2vec"]["commands"] == ["similar", "analogy"]
 
 
+@pytest.mark.slow
 def test_a_misspelt_logger_is_exit_2_with_the_valid_names(tmp_path):
     from zoo.cli import main
 
@@ -167,11 +160,8 @@ PRINTING_LOGGER = """
         print("csvlog: end", summary["status"])
 """
 
-CSVLOG_MANIFEST = """
-    [loggers.csvlog]
-    plugin = "csvlog"
-    summary = "train_loss per epoch in RUN_DIR/csvlog.csv"
-"""
+CSVLOG_MANIFEST = dumps_toml({"loggers": {"csvlog": {"plugin": "csvlog",
+                                                      "summary": "train_loss per epoch in RUN_DIR/csvlog.csv"}}})
 
 
 @pytest.mark.slow
@@ -191,13 +181,14 @@ def test_a_third_party_logger_and_a_printing_plugin_keep_json_stdout(tmp_path):
     assert not (tmp_path / "plain" / "csvlog.csv").exists()  # not enabled for this run
 
 
+@pytest.mark.slow
 def test_plugin_prints_go_to_stderr_in_process(tmp_path, capsys):
     class Chatty:
         @hookimpl
         def on_epoch_end(self, epoch):
             print("chatty epoch", epoch)
 
-    _with_plugin(Chatty(), lambda: api.train("logistic", options=OPTIONS, out=str(tmp_path / "r"), log=None))
+    with_plugin(Chatty(), lambda: api.train("logistic", options=OPTIONS, out=str(tmp_path / "r"), log=None))
     captured = capsys.readouterr()
     assert "chatty epoch 1" in captured.err and "chatty" not in captured.out
 
@@ -205,16 +196,13 @@ def test_plugin_prints_go_to_stderr_in_process(tmp_path, capsys):
 # -- 11. plugin commands ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_help_lists_plugin_commands_without_importing_plugins_or_torch():
-    code = ("import sys\nfrom zoo.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('LOADED', 'torch' in sys.modules, sorted(m for m in sys.modules if m.startswith('zoo.plugins')))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "LOADED False []" in result.stdout
-    listed = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")}
+    printed, modules = cli_in_fresh_interpreter("--help")
+    assert "torch" not in modules and not any(m.startswith("zoo.plugins") for m in modules)
+    listed = {line.split()[0] for line in printed.splitlines() if line.startswith("  ")}
     assert {"similar", "analogy", "train"} <= listed
-    assert "(word2vec plugin) Nearest neighbours" in result.stdout
+    assert "(word2vec plugin) Nearest neighbours" in printed
 
 
 def test_similar_and_analogy_left_the_core_cli():
@@ -238,11 +226,7 @@ HELLO_PLUGIN = """
             click.echo(f"hello {who}")
 """
 
-HELLO_MANIFEST = """
-    [commands.hello]
-    plugin = "hello_plugin"
-    summary = "Greets someone"
-"""
+HELLO_MANIFEST = dumps_toml({"commands": {"hello": {"plugin": "hello_plugin", "summary": "Greets someone"}}})
 
 
 @pytest.mark.slow
@@ -274,6 +258,7 @@ class _Adds:
             cli.add_command(click.Command(name, callback=lambda: click.echo("ran")))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("adds, declared, error", [
     (("extra",), {"ours": "adder"}, "adds command 'extra' that its manifest does not declare"),
     (("train",), {"train": "adder"}, "adds command 'train', which is a zoo command"),

@@ -13,6 +13,9 @@ from zoo.core.errors import ExportError
 from zoo.core.export import export_onnx
 from zoo.core.tasks import Classification
 
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 TASK = Classification()
 INFO = DataInfo(input_shape=(4,), num_classes=3)
 

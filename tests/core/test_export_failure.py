@@ -19,6 +19,9 @@ from zoo.core.errors import ExportError
 from zoo.core.plugins import get_zoo
 from zoo.core.runs import Run, describe
 
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 QUICK = {"train": {"epochs": 1, "progress": False, "device": "cpu"}, "data": {"limit": 64}}
 
 

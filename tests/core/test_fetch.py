@@ -109,6 +109,7 @@ def files_under(root: Path) -> list[str]:
 # -- fetching ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["sha256", "md5"])
 def test_right_checksum_is_cached_and_located(server, cache, monkeypatch, algorithm):
     body = b"1 2 3\n" * 100
@@ -125,6 +126,7 @@ def test_right_checksum_is_cached_and_located(server, cache, monkeypatch, algori
     assert cli("data", "fetch", "toy").exit_code == 0 and server.requests == ["/toy/a.txt"]
 
 
+@pytest.mark.slow
 def test_wrong_checksum_caches_nothing(server, cache, monkeypatch):
     declare(monkeypatch, "toy", served(server, "toy/a.txt", b"tampered", sha256="0" * 64))
     result = cli("data", "fetch", "toy")
@@ -133,6 +135,7 @@ def test_wrong_checksum_caches_nothing(server, cache, monkeypatch):
     assert files_under(cache) == []
 
 
+@pytest.mark.slow
 def test_404_is_one_line_naming_url_and_fix(server, cache, monkeypatch):
     declare(monkeypatch, "toy", DataFile(url=f"{server.url}/gone.txt", path="toy/gone.txt", sha256="0" * 64))
     result = cli("data", "fetch", "toy")
@@ -141,6 +144,7 @@ def test_404_is_one_line_naming_url_and_fix(server, cache, monkeypatch):
     assert files_under(cache) == []
 
 
+@pytest.mark.slow
 def test_no_network_is_one_line(cache, monkeypatch):
     import socket
 
@@ -151,6 +155,7 @@ def test_no_network_is_one_line(cache, monkeypatch):
     one_line_error(cli("data", "fetch", "toy"), "no connection", "Connection refused", "--mirror DIR")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("checksum", [True, False], ids=["verified", "unverified"])
 def test_download_cut_short_caches_nothing(server, cache, monkeypatch, checksum):
     body = bytes(range(256)) * 400
@@ -164,6 +169,7 @@ def test_download_cut_short_caches_nothing(server, cache, monkeypatch, checksum)
     assert files_under(cache) == []
 
 
+@pytest.mark.slow
 def test_unverified_file_is_fetched_marked_and_warned_once(server, cache, monkeypatch):
     declare(monkeypatch, "toy", served(server, "toy/a.txt", b"a", sha256=""),
             served(server, "toy/b.txt", b"b", sha256=""))
@@ -177,6 +183,7 @@ def test_unverified_file_is_fetched_marked_and_warned_once(server, cache, monkey
     assert [r["status"] for r in fetch.verify("toy")] == ["unverified", "unverified"]
 
 
+@pytest.mark.slow
 def test_declared_size_guards_an_unverified_file(server, cache, monkeypatch):
     declare(monkeypatch, "toy", served(server, "toy/a.txt", b"abc", sha256="", size=4))
     one_line_error(cli("data", "fetch", "toy"), "3 bytes, the declaration says 4")
@@ -204,6 +211,7 @@ def _tar_gz(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unpack, pack, archive", [("zip", _zip, "tu/TOY.zip"), ("tar.gz", _tar_gz, "tu/TOY.tgz")])
 def test_archive_is_unpacked_into_its_folder_and_removed(server, cache, monkeypatch, unpack, pack, archive):
     members = {"TOY/TOY_A.txt": b"1, 2\n", "TOY/TOY_graph_indicator.txt": b"1\n1\n", "TOY/README": b"x"}
@@ -223,6 +231,7 @@ def test_archive_is_unpacked_into_its_folder_and_removed(server, cache, monkeypa
     assert files_under(cache) == [] and not (cache / "tu").exists()
 
 
+@pytest.mark.slow
 def test_gz_is_decompressed_next_to_it(server, cache, monkeypatch):
     declare(monkeypatch, "toy", served(server, "text/toy.txt.gz", gzip.compress(b"hello world\n"), unpack="gz"))
     assert cli("data", "fetch", "toy").exit_code == 0
@@ -233,6 +242,7 @@ def test_gz_is_decompressed_next_to_it(server, cache, monkeypatch):
 # -- mirrors -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_mirror_folder_is_checked_by_the_same_checksums(tmp_path, cache, monkeypatch):
     body = b"mirrored\n"
     declare(monkeypatch, "toy", DataFile(url="http://127.0.0.1:9/unused/a.txt", path="toy/a.txt",
@@ -250,6 +260,7 @@ def test_mirror_folder_is_checked_by_the_same_checksums(tmp_path, cache, monkeyp
     assert (cache / "toy/a.txt").read_bytes() == body
 
 
+@pytest.mark.slow
 def test_mirror_url(server, cache, monkeypatch):
     body = b"from the mirror\n"
     server.files["/base/toy/a.txt"] = body
@@ -258,6 +269,7 @@ def test_mirror_url(server, cache, monkeypatch):
     assert server.requests == ["/base/toy/a.txt"] and (cache / "toy/a.txt").read_bytes() == body
 
 
+@pytest.mark.slow
 def test_mirror_that_is_neither_folder_nor_url(cache, monkeypatch, tmp_path):
     declare(monkeypatch, "toy", DataFile(url="http://127.0.0.1:9/a.txt", path="toy/a.txt"))
     one_line_error(cli("data", "fetch", "toy", "--mirror", str(tmp_path / "nope")), "neither a folder nor a URL")
@@ -266,6 +278,7 @@ def test_mirror_that_is_neither_folder_nor_url(cache, monkeypatch, tmp_path):
 # -- verify, path, rm, list, info ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_verify_finds_a_corrupted_file_and_fetch_repairs_it(server, cache, monkeypatch):
     body = b"good\n"
     declare(monkeypatch, "toy", served(server, "toy/a.txt", body))
@@ -278,6 +291,7 @@ def test_verify_finds_a_corrupted_file_and_fetch_repairs_it(server, cache, monke
     assert (cache / "toy/a.txt").read_bytes() == body and cli("data", "verify").exit_code == 0
 
 
+@pytest.mark.slow
 def test_path_follows_the_search_order(server, cache, monkeypatch, tmp_path):
     declare(monkeypatch, "toy", served(server, "toy/a.txt", b"x"))
     with pytest.raises(DataNotFound, match="zoo data fetch toy"):
@@ -292,6 +306,7 @@ def test_path_follows_the_search_order(server, cache, monkeypatch, tmp_path):
     assert cli("data", "rm", "toy").exit_code == 0 and (own / "toy/a.txt").exists()
 
 
+@pytest.mark.slow
 def test_list_and_info(server, cache, monkeypatch):
     declare(monkeypatch, "toy", served(server, "toy/a.txt", b"abc", size=3, checksum_source="https://example.org/sums"))
     assert cli("data", "fetch", "-q", "toy").exit_code == 0
@@ -303,6 +318,7 @@ def test_list_and_info(server, cache, monkeypatch):
     assert "sha256:" + sha256(b"abc") in text and "https://example.org/sums" in text and "cached" in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, needle", [
     (["data", "fetch", "fashion-mnst"], "did you mean: fashion-mnist"),
     (["data", "info", "cora2"], "did you mean: cora"),
@@ -312,6 +328,7 @@ def test_unknown_or_fileless_names(cache, args, needle):
     one_line_error(cli(*args), needle)
 
 
+@pytest.mark.slow
 def test_fetch_checks_every_name_before_downloading(server, cache, monkeypatch):
     declare(monkeypatch, "toy", served(server, "toy/a.txt", b"x"))
     one_line_error(cli("data", "fetch", "toy", "nope"), "unknown dataset 'nope'")
@@ -396,6 +413,7 @@ def _train(tmp_path, *extra):
                "--out", str(tmp_path / "run"), "--set", "data.val_fraction=0.25", *extra)
 
 
+@pytest.mark.slow
 def test_train_offline_never_touches_the_network(tiny_fashion_mnist, cache, tmp_path, monkeypatch):
     one_line_error(_train(tmp_path, "--offline"), "'fashion-mnist'", "zoo data fetch fashion-mnist")
     monkeypatch.setenv("ZOO_OFFLINE", "1")
@@ -404,6 +422,7 @@ def test_train_offline_never_touches_the_network(tiny_fashion_mnist, cache, tmp_
     assert not (tmp_path / "run").exists()  # nothing written before the data loaded
 
 
+@pytest.mark.slow
 def test_train_fetches_what_is_missing_then_trains(tiny_fashion_mnist, cache, tmp_path):
     result = _train(tmp_path)
     assert result.exit_code == 0, result.output + result.stderr

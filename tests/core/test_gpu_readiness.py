@@ -119,6 +119,7 @@ def test_parity_sessions_turn_tf32_off(fake_ort):
     assert dict(p for p in session.requested if isinstance(p, tuple))["CUDAExecutionProvider"]["use_tf32"] == "0"
 
 
+@pytest.mark.slow
 def test_the_summary_records_which_provider_checked_parity(tmp_path):
     summary = api.train("linear", options={"train": {"progress": False, "device": "cpu", "epochs": 1}},
                         out=str(tmp_path / "r"), log=None)

@@ -33,6 +33,7 @@ def make_distribution(root: Path, name: str, module_source: str, manifest: str |
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
 
 
+@pytest.mark.slow
 def test_plugin_that_raises_on_import_is_recorded_and_the_rest_works(tmp_path):
     env = make_distribution(tmp_path, "broken_plugin", "raise RuntimeError('boom at import')\n")
     listed = run_cli("list", env=env)
@@ -46,24 +47,28 @@ def test_plugin_that_raises_on_import_is_recorded_and_the_rest_works(tmp_path):
     assert run_cli("--help", env=env).returncode == 0
 
 
+TINY_MANIFEST = """
+    [models.tiny-net]
+    plugin = "tiny_plugin"
+    task = "classification"
+    dataset = "iris"
+    summary = "A third-party model"
+"""
+
+
+@pytest.mark.slow
 def test_third_party_models_are_listed_from_the_manifest_without_import(tmp_path):
     source = """
         raise RuntimeError("listing must not import me")
     """
-    manifest = """
-        [models.tiny-net]
-        plugin = "tiny_plugin"
-        task = "classification"
-        dataset = "iris"
-        summary = "A third-party model"
-    """
-    env = make_distribution(tmp_path, "tiny_plugin", source, manifest)
+    env = make_distribution(tmp_path, "tiny_plugin", source, TINY_MANIFEST)
     listed = run_cli("list", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     entry = {m["name"]: m for m in json.loads(listed.stdout)}["tiny-net"]
     assert entry["source"] == "tiny_plugin 0.1"
 
 
+@pytest.mark.slow
 def test_third_party_plugin_trains_like_a_builtin(tmp_path):
     source = """
         from torch import nn
@@ -80,14 +85,7 @@ def test_third_party_plugin_trains_like_a_builtin(tmp_path):
         def register_models(register):
             register("tiny-net", build, TinyConfig)
     """
-    manifest = """
-        [models.tiny-net]
-        plugin = "tiny_plugin"
-        task = "classification"
-        dataset = "iris"
-        summary = "A third-party model"
-    """
-    env = make_distribution(tmp_path, "tiny_plugin", source, manifest)
+    env = make_distribution(tmp_path, "tiny_plugin", source, TINY_MANIFEST)
     out = run_cli("train", "tiny-net", "--epochs", "2", "--out", str(tmp_path / "run"), "-q", "--json", env=env)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
@@ -95,6 +93,7 @@ def test_third_party_plugin_trains_like_a_builtin(tmp_path):
     assert (tmp_path / "run" / "model.onnx").is_file()
 
 
+@pytest.mark.slow
 def test_disabled_and_strict(tmp_path):
     env = make_distribution(tmp_path, "broken_plugin", "raise RuntimeError('boom')\n")
     disabled = run_cli("plugins", "--json", env={**env, "ZOO_DISABLE_PLUGINS": "broken_plugin"})
@@ -478,6 +477,7 @@ MISDECLARED = {
 }
 
 
+@pytest.mark.slow
 def test_each_broken_manifest_is_one_warning_line_and_its_model_names_it(tmp_path):
     for name, manifest in MISDECLARED.items():
         env = make_distribution(tmp_path, name, "", manifest)
@@ -501,6 +501,7 @@ def test_each_broken_manifest_is_one_warning_line_and_its_model_names_it(tmp_pat
     assert "plugins with a broken manifest: bad_toml, misspelt, no_task" in unknown.stderr.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_valid_lists_are_deduplicated_and_point_to_zoo_list_when_long():
     from zoo.core.errors import LONGEST_LIST, did_you_mean
 
@@ -517,6 +518,7 @@ def test_valid_lists_are_deduplicated_and_point_to_zoo_list_when_long():
 # -- zoo doctor checks each model's default dataset (issue 20, point 9) -------------------------
 
 
+@pytest.mark.slow
 def test_doctor_fails_a_model_whose_default_dataset_does_not_exist(tmp_path):
     source = """
         from torch import nn

@@ -43,12 +43,14 @@ def test_autocast_dtypes_and_fp16_needs_cuda():
     assert Precision("bf16", torch.device("cpu")).scaler is None
 
 
+@pytest.mark.slow
 def test_fp16_on_cpu_is_refused_before_training(tmp_path):
     with pytest.raises(ZooError, match="fp16 needs CUDA"):
         api.train("mlp", options=_options(precision="fp16"), out=str(tmp_path / "r"), log=None)
     assert not (tmp_path / "r" / "metrics.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_bf16_trains_on_cpu_with_fp32_weights_and_exports(tmp_path, fp32_run):
     summary = api.train("mlp", options=_options(precision="bf16"), out=str(tmp_path / "r"), log=None)
     assert summary["status"] == "finished" and summary["parity"] < 1e-4   # ONNX stays fp32
@@ -59,6 +61,7 @@ def test_bf16_trains_on_cpu_with_fp32_weights_and_exports(tmp_path, fp32_run):
     assert any(not torch.equal(bf16[k], fp32[k]) for k in fp32)
 
 
+@pytest.mark.slow
 def test_compile_matches_eager_and_stays_out_of_checkpoints_and_onnx(tmp_path, fp32_run):
     """torch.compile (inductor: needs a C compiler, present in CI; ~20-60 s cold on one core)."""
     summary = api.train("mlp", options=_options(compile=True), out=str(tmp_path / "r"), log=None)
@@ -70,6 +73,7 @@ def test_compile_matches_eager_and_stays_out_of_checkpoints_and_onnx(tmp_path, f
     assert summary["parity"] < 1e-4  # exported from the plain module
 
 
+@pytest.mark.slow
 def test_a_model_that_cannot_compile_trains_eagerly_with_a_warning(tmp_path, monkeypatch, fp32_run):
     class Broken(nn.Module):  # what torch.compile returns for a model its backend cannot handle
         def __init__(self, inner):

@@ -37,6 +37,7 @@ def _write(path, content) -> None:
         path.write_bytes(content.encode() if isinstance(content, str) else content)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, content, needle", [
     ("huge.npy", (1 << 20, 1 << 20), "the header claims shape [1048576, 1048576] of float32"),
     ("deep.json", "[" * 100_000 + "]" * 100_000, "JSON nested too deeply"),
@@ -60,6 +61,7 @@ def test_bad_input_is_one_line_and_exit_2(linear_run, tmp_path, name, content, n
     assert "Aborted" not in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_json_output_is_valid_json_with_null_for_nan_and_inf(linear_run, tmp_path):
     (tmp_path / "x.json").write_text("[[1e39, 1.0], [1.0, 1.0]]")  # 1e39 overflows float32: inf
     result = CliRunner().invoke(main, ["predict", str(linear_run), "--input", str(tmp_path / "x.json"), "--json"])
@@ -73,6 +75,7 @@ def test_json_output_is_valid_json_with_null_for_nan_and_inf(linear_run, tmp_pat
     assert "1 NaN or infinite value(s) printed as null" in result.stderr
 
 
+@pytest.mark.slow
 def test_an_input_the_model_cannot_run_on_is_a_zoo_error(linear_run, monkeypatch, tmp_path):
     """onnxruntime's own failures (whatever the signature checks let through) become one line."""
     from zoo.core import runtime

@@ -82,6 +82,7 @@ def test_explicit_options_that_fit_pass():
     assert config.data.options == {"min_freq": 2}
 
 
+@pytest.mark.slow
 def test_cli_train_with_wrong_options_exits_2_with_one_line(cli, tmp_path):
     result = cli("train", "jordan", "--dataset", "sst2", "--set", "data.options.T=5",
                  "--out", str(tmp_path / "run"))

@@ -10,6 +10,9 @@ from helpers import run_cli
 from zoo.core import api
 from zoo.core.errors import TrainingInterrupted
 
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):

@@ -48,6 +48,7 @@ def _request(x: np.ndarray, name: str = "x") -> dict:
 OK = {"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}  # one valid input of `linear`
 
 
+@pytest.mark.slow
 def test_health_metadata_and_inference(client):
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").status_code == 200
@@ -62,6 +63,7 @@ def test_health_metadata_and_inference(client):
     assert np.allclose(out["outputs"][0]["data"], [2.8, 4.2], atol=5e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body, status, needle", [
     ({"inputs": [{"name": "y", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}, 400, "unknown input 'y'"),
     ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}, 400, "expects [-1, 2]"),
@@ -121,6 +123,7 @@ def test_the_protocol_keeps_the_id_and_drops_unknown_fields():
                                                "parameters": {"binary_data_size": 8}}]}
 
 
+@pytest.mark.slow
 def test_unknown_model_oversized_body_and_bad_json(client):
     response = client.post("/v2/models/nope/infer", json=_request(np.zeros((1, 2), np.float32)))
     assert response.status_code == 404 and "unknown model 'nope'" in response.json()["error"]
@@ -134,6 +137,7 @@ def test_unknown_model_oversized_body_and_bad_json(client):
     assert client.post("/v2/models/linear/versions/1/infer", json=_request(np.zeros((1, 2), np.float32))).status_code == 200
 
 
+@pytest.mark.slow
 def test_dynamic_batching_merges_concurrent_requests(runs):
     import httpx
 
@@ -193,6 +197,7 @@ def _zoo_serve(*targets):
     assert proc.returncode in (0, -signal.SIGTERM), proc.stderr.read()
 
 
+@pytest.mark.slow
 def test_zoo_serve_with_the_official_triton_client(runs, tmp_path):
     httpclient = pytest.importorskip("tritonclient.http")
     with _zoo_serve(runs / "linear", runs / "logistic") as client:
@@ -216,6 +221,7 @@ def test_zoo_serve_with_the_official_triton_client(runs, tmp_path):
         assert np.allclose(client.infer("linear", [inp]).as_numpy("prediction"), [[2.8]], atol=5e-3)
 
 
+@pytest.mark.slow
 def test_triton_repository_matches_the_onnx_signature(runs, tmp_path):
     from zoo.core.runtime import make_session
     from zoo.core.triton import parse_pbtxt
@@ -238,6 +244,7 @@ def test_triton_repository_matches_the_onnx_signature(runs, tmp_path):
             assert spec["data_type"] == "TYPE_FP32"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["cnn", "lstm", "gcn"])
 def test_triton_repository_for_image_text_and_graph_models(model, tmp_path):
     """Dims and dynamic axes right for a CNN, an RNN text model and a GNN (issue #9)."""
@@ -287,6 +294,7 @@ def text_run(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_text_model_takes_raw_text_like_zoo_predict(text_run):
     from starlette.testclient import TestClient
 
@@ -320,6 +328,7 @@ def test_text_model_takes_raw_text_like_zoo_predict(text_run):
         assert client.post("/v2/models/lstm/infer", json=body).status_code == 200  # still serving
 
 
+@pytest.mark.slow
 def test_text_model_with_the_official_triton_client_binary_bytes(text_run):
     httpclient = pytest.importorskip("tritonclient.http")
     expected, _ = api.predict(str(text_run / "lstm"), str(text_run / "texts.txt"))
@@ -356,6 +365,7 @@ def _call(app, headers: list, receive) -> list[dict]:
     return sent
 
 
+@pytest.mark.slow
 def test_a_graph_edge_out_of_range_is_a_400(gcn_run):
     from starlette.testclient import TestClient
 
@@ -380,6 +390,7 @@ def gcn_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_a_huge_json_body_is_refused_before_it_is_read(runs):
     """60 MB of valid JSON took 1.27 GB and stalled the server for 2.7 s: now its declared size
     is refused (413, connection closed) and not one byte of it is received."""
@@ -397,6 +408,7 @@ def test_a_huge_json_body_is_refused_before_it_is_read(runs):
     assert sent[0]["status"] == 413 and len(reads) == 50_000 // 2000 + 1  # 2000-byte chunks
 
 
+@pytest.mark.slow
 def test_large_tensors_go_as_binary_data_past_the_json_limit(runs):
     from starlette.testclient import TestClient
 
@@ -487,6 +499,7 @@ def test_the_stall_guard_closes_connections_whose_request_does_not_arrive_in_tim
     assert endless.transport.closed
 
 
+@pytest.mark.slow
 def test_non_finite_outputs_are_json_null(client):
     from zoo.core.serve import _std_dumps
 
@@ -762,6 +775,7 @@ def test_a_merged_call_that_fails_is_retried_per_request():
     assert [len(f["x"]) for f in endpoint.feeds] == [1, 3, 1, 1, 1] and batcher.calls == 5
 
 
+@pytest.mark.slow
 def test_an_api_key_guards_every_route_but_health(runs):
     from starlette.testclient import TestClient
 

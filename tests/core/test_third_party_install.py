@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 from helpers import run_cli
 
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 # The throwaway environments reach no index: the build runs with the setuptools already installed,
 # and the plugin's dependency (zoo-ml) is the zoo under test. Settings, not flags, so that the
 # printed commands still run verbatim.
@@ -63,7 +66,6 @@ def imported_modules(stderr: str) -> set[str]:
     return {m.group(1) for m in re.finditer(r"^import time:.*\|\s*([\w]+)", stderr, re.MULTILINE)}
 
 
-@pytest.mark.slow
 def test_editable_install_then_the_printed_next_steps_verbatim(tmp_path):
     env = make_venv(tmp_path / "venv")
     steps = new_plugin("my-family", tmp_path, env)
@@ -91,7 +93,6 @@ def test_editable_install_then_the_printed_next_steps_verbatim(tmp_path):
     assert (tmp_path / "runs" / "my-family-mlp" / "model.onnx").is_file()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["regular", "target", "editable-compat", "editable-strict"])
 def test_manifest_is_found_for_every_kind_of_install(tmp_path, kind):
     env = make_venv(tmp_path / "venv")

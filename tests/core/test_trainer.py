@@ -33,6 +33,7 @@ ARGS = ["train", "mlp", "--dataset", "digits", "--epochs", "4", "--batch-size", 
         "--set", "model.hidden=[32]", "--set", "model.dropout=0.3", "--set", "schedule.name=\"cosine\""]
 
 
+@pytest.mark.slow
 def test_sigint_then_resume_gives_identical_weights(tmp_path):
     """4 epochs straight == 2 epochs + SIGINT + --resume (mid-epoch interruption, dropout on)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -77,6 +78,7 @@ class _InterruptAfter:
             os.kill(os.getpid(), signal.SIGINT)
 
 
+@pytest.mark.slow
 def test_interrupt_at_epoch_boundary_and_resume_in_process(tmp_path):
     options = {**QUIET, "train": {**QUIET["train"], "epochs": 4}, "export": {"enabled": False}}
     api.train("logistic", options=options, out=str(tmp_path / "a"), log=None)
@@ -93,6 +95,7 @@ def test_interrupt_at_epoch_boundary_and_resume_in_process(tmp_path):
     assert _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
 
 
+@pytest.mark.slow
 def test_resume_of_a_finished_run_asks_for_more_epochs(tmp_path):
     options = {**QUIET, "export": {"enabled": False}}
     api.train("linear", options=options, out=str(tmp_path / "r"), log=None)
@@ -102,6 +105,7 @@ def test_resume_of_a_finished_run_asks_for_more_epochs(tmp_path):
     assert summary["epochs"] == 5
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_a_clear_error_and_a_loadable_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLoss, match="non-finite training loss at epoch 1.*lower learning rate"):
         api.train("linear", options={**QUIET, "optim": {"lr": 1e3}}, out=str(tmp_path / "r"), log=None)
@@ -115,6 +119,7 @@ def test_non_finite_loss_stops_with_a_clear_error_and_a_loadable_checkpoint(tmp_
     assert summary["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_early_stopping(tmp_path):
     options = {"train": {"epochs": 50, "early_stopping": 2, "monitor": "loss", "progress": False},
                "optim": {"lr": 0.5}, "export": {"enabled": False}}
@@ -123,12 +128,14 @@ def test_early_stopping(tmp_path):
     assert summary["epochs"] - summary["best_epoch"] == 2
 
 
+@pytest.mark.slow
 def test_unknown_monitor_metric_fails_before_training(tmp_path):
     with pytest.raises(ZooError, match="train.monitor 'f1' is not a metric.*accuracy"):
         api.train("logistic", options={**QUIET, "train": {"monitor": "f1"}}, out=str(tmp_path / "r"), log=None)
     assert not (tmp_path / "r" / "metrics.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_loss_choice_is_checked(tmp_path):
     with pytest.raises(ZooError, match="train.loss 'huber' is not a loss of task 'regression'"):
         api.train("linear", options={**QUIET, "train": {"loss": "huber"}}, out=str(tmp_path / "r"), log=None)
@@ -162,6 +169,7 @@ def test_nesterov_needs_momentum():
     build_optimizer(OptimConfig(name="sgd", nesterov=True, momentum=0.9), [torch.nn.Parameter(torch.ones(1))])
 
 
+@pytest.mark.slow
 def test_gradient_clipping_and_warmup_run(tmp_path):
     options = {**QUIET, "train": {"grad_clip": 0.5, "epochs": 2, "progress": False},
                "schedule": {"name": "step", "warmup_epochs": 0.5, "step_size": 1, "gamma": 0.5},
@@ -171,6 +179,7 @@ def test_gradient_clipping_and_warmup_run(tmp_path):
     assert lrs == pytest.approx([0.01 * 0.5, 0.01 * 0.25])
 
 
+@pytest.mark.slow
 def test_unavailable_cuda_is_a_clear_error(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
@@ -221,6 +230,7 @@ class _HalvesItself:
         model.forward, model.updates_itself = forward, True
 
 
+@pytest.mark.slow
 def test_a_model_that_updates_itself_gets_no_backward_or_optimizer_update(tmp_path):
     plugin = _HalvesItself()
     zoo = get_zoo()

@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 ARGS = ["train", "mlp", "--dataset", "digits", "--epochs", "3", "--batch-size", "8", "--no-export", "-q",
         "--set", "model.hidden=[32]", "--set", "model.dropout=0.2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -44,7 +47,6 @@ def _kill_after(proc: subprocess.Popen, seconds: float) -> bool:
         return True
 
 
-@pytest.mark.slow
 def test_sigkill_at_random_points_then_resume_gives_identical_weights(tmp_path):
     reference = tmp_path / "reference"
     proc = _zoo(*ARGS, "--out", str(reference))
@@ -90,7 +92,6 @@ def _small_tmpfs(path: Path, size: str) -> bool:
     return result.returncode == 0
 
 
-@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays_intact(tmp_path, cli):
     disk = tmp_path / "disk"
     if not _small_tmpfs(disk, "700k"):

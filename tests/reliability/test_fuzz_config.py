@@ -22,11 +22,20 @@ from zoo.core import api, discovery
 from zoo.core.catalogue import _MODEL_KEYS, Catalogue, load_catalogue
 from zoo.core.config import RunConfig
 from zoo.core.errors import ZooError
-from zoo.core.toml_io import _toml_value, dumps_toml
+from zoo.core.toml_io import dumps_toml
+
+# Property-based fuzzing runs hundreds of examples a test: left out of the quick loop.
+pytestmark = pytest.mark.slow
 
 # ZOO_FUZZ_SCALE=20: twenty times the examples (the measured runs of docs/results.md).
 SCALE = float(os.environ.get("ZOO_FUZZ_SCALE", "1"))
 FUZZ = settings(max_examples=int(150 * SCALE), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+def _toml_value(value) -> str:
+    """One TOML value as written on the right of ``key = ``, on one line (for ``--set``)."""
+    text = dumps_toml({"v": value}).partition("=")[2].strip()
+    return " ".join(line.strip() for line in text.splitlines())  # a trailing comma is valid TOML
+
 
 # -- strategies ------------------------------------------------------------------------------------
 

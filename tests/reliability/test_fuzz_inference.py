@@ -26,6 +26,9 @@ from zoo.core import api
 from zoo.core.errors import ZooError
 from zoo.core.runtime import json_safe
 
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("starlette")
 
 # database=None: no .hypothesis folder in the working tree; a failure prints its reproduction.

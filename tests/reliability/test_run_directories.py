@@ -30,6 +30,7 @@ def run_copy(finished, tmp_path):
     return shutil.copytree(finished, tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_out_into_a_folder_with_user_files_is_refused_unless_forced(tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -41,6 +42,7 @@ def test_out_into_a_folder_with_user_files_is_refused_unless_forced(tmp_path):
     assert (folder / "notes.txt").read_text() == "keep me" and (folder / "summary.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["under_a_file", "proc"])
 def test_out_where_nothing_can_be_written_is_one_clear_error(tmp_path, where):
     target = {"under_a_file": tmp_path / "file.txt" / "run", "proc": "/proc/zoo-run"}[where]
@@ -49,6 +51,7 @@ def test_out_where_nothing_can_be_written_is_one_clear_error(tmp_path, where):
         api.train("linear", options=QUICK, out=str(target), log=None)
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(run_copy):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -72,6 +75,7 @@ def test_lock_is_exclusive_in_one_process_too(tmp_path):
     RunLock(tmp_path).acquire()  # free again
 
 
+@pytest.mark.slow
 def test_resume_applies_a_new_learning_rate(run_copy):
     api.train(resume=str(run_copy), sets=("optim.lr=1e-5", "train.epochs=3"), log=None)
     last = torch.load(run_copy / "checkpoint-last.pt", weights_only=True)
@@ -80,6 +84,7 @@ def test_resume_applies_a_new_learning_rate(run_copy):
     assert Run(run_copy).read_config()["optim"]["lr"] == pytest.approx(1e-5)
 
 
+@pytest.mark.slow
 def test_resume_refuses_what_the_checkpoint_cannot_follow_and_keeps_the_results(run_copy):
     before = (run_copy / "summary.json").read_text()
     for options in ({"data": {"name": "diabetes"}}, {"train": {"batch_size": 7}}, {"optim": {"name": "rmsprop"}}):
@@ -90,6 +95,7 @@ def test_resume_refuses_what_the_checkpoint_cannot_follow_and_keeps_the_results(
     assert (run_copy / "summary.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_a_failed_resume_keeps_the_finished_summary(run_copy):
     before = json.loads((run_copy / "summary.json").read_text())
     with pytest.raises(ZooError, match="non-finite"):
@@ -99,6 +105,7 @@ def test_a_failed_resume_keeps_the_finished_summary(run_copy):
     assert after["last_resume"]["status"] == "failed" and "non-finite" in after["last_resume"]["error"]
 
 
+@pytest.mark.slow
 def test_the_nan_advice_works(tmp_path):
     """After a NaN stop, the advised `--resume --lr` really trains with the lower lr."""
     with pytest.raises(ZooError, match="non-finite"):
@@ -107,6 +114,7 @@ def test_the_nan_advice_works(tmp_path):
     assert summary["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_interrupted_during_export_then_resume_finishes_it(tmp_path, monkeypatch):
     options = {**QUICK, "export": {"enabled": True}}
 
@@ -124,6 +132,7 @@ def test_interrupted_during_export_then_resume_finishes_it(tmp_path, monkeypatch
     assert summary["status"] == "finished" and (tmp_path / "r" / "model.onnx").exists()
 
 
+@pytest.mark.slow
 def test_a_cut_off_metrics_line_and_a_damaged_summary_do_not_break_listings(run_copy):
     with open(run_copy / "metrics.jsonl", "a") as fh:
         fh.write('{"epoch": 3, "train_lo')              # a write cut off by a kill
@@ -144,6 +153,7 @@ def test_cli_runs_table_survives_a_damaged_summary(run_copy, cli, tmp_path):
     assert "damaged" in result.stdout
 
 
+@pytest.mark.slow
 def test_weights_that_do_not_fit_the_config_are_one_clear_error(run_copy):
     from zoo.core import checkpoint
 

@@ -37,6 +37,7 @@ def _copy_run(src, dst):
     return dst
 
 
+@pytest.mark.slow
 def test_checkpoints_hold_only_data_and_a_digest(finished_run):
     payload = torch.load(finished_run / "checkpoint-last.pt", weights_only=True)
     assert payload["sha256"] == checkpoint.content_digest(payload)
@@ -57,6 +58,7 @@ def test_a_crafted_checkpoint_runs_nothing_on_export_and_resume(finished_run, tm
         assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_crafted_checkpoint_is_refused_in_process(finished_run, tmp_path):
     path = tmp_path / "evil.pt"
     marker = tmp_path / "pwned"
@@ -66,6 +68,7 @@ def test_a_crafted_checkpoint_is_refused_in_process(finished_run, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["zeros", "truncated", "empty", "random"])
 def test_a_damaged_checkpoint_is_one_clear_error(finished_run, tmp_path, damage):
     path = tmp_path / "checkpoint-last.pt"

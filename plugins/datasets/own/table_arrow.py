@@ -248,7 +248,7 @@ def _split_codes(values) -> np.ndarray:
 
 
 def _numpy(values, dtype) -> np.ndarray:
-    """A view of a null-free primitive array's values (``Array.to_numpy`` may import pandas: 0.6 s)."""
+    """A view of a null-free primitive array's values (``Array.to_numpy`` may import pandas, a slow import)."""
     if values.null_count:
         raise _Fallback
     size = np.dtype(dtype).itemsize

@@ -9,16 +9,8 @@ from zoo.core.data import DataInfo, Standardize
 from zoo.core.errors import ZooError
 from zoo.core.export import export_onnx
 from zoo.core.tasks import Classification
-from zoo.plugins.cnn.models import (
-    CNNConfig,
-    LeNetConfig,
-    ResNetConfig,
-    STNConfig,
-    build_cnn,
-    build_lenet,
-    build_resnet_small,
-    build_stn,
-)
+from zoo.plugins.cnn.models import CNNConfig, LeNetConfig, ResNetConfig, STNConfig
+from zoo.plugins.cnn.models import build_cnn, build_lenet, build_resnet_small, build_stn
 
 SMALL = {
     "lenet": (build_lenet, LeNetConfig(name="lenet", channels=(4, 8), hidden=[16])),
@@ -46,6 +38,7 @@ def test_small_images_work_for_cnn_and_resnet(name):
     assert builder(config, info(1, 8, 8)).eval()(torch.rand(2, 1, 8, 8)).shape == (2, 10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_a_train_step_lowers_the_loss(name):
     torch.manual_seed(0)
@@ -112,6 +105,7 @@ def test_stn_out_size_changes_what_the_cnn_sees():
     assert model(torch.rand(2, 1, 40, 40)).shape == (2, 10)
 
 
+@pytest.mark.slow
 def test_stn_exports_with_a_dynamic_batch_and_parity(tmp_path):
     """affine_grid + grid_sample inside the Standardize wrapper, parity at batch sizes 1 and 9."""
     builder, config = SMALL["stn"]

@@ -85,6 +85,7 @@ def test_split_is_seeded_and_a_subset_subsets(tmp_path):
     assert type(small).__name__ == "ImageSplit" and small.batch(torch.arange(2))["x"].dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_train_and_test_folders(tmp_path):
     make_folder(tmp_path / "f" / "train", per_class=6)
     make_folder(tmp_path / "f" / "test", per_class=2, seed=1)
@@ -102,6 +103,7 @@ def test_grey_resized_jpeg_and_mixed_sizes(tmp_path):
     assert data.train.tensors["x"].shape[1:] == (1, 6, 10) and data.info.input_mean.shape == (1, 1, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, message", [
     ("corrupt", r"ants/01\.png: unreadable or corrupt image"),
     ("truncated", r"bees/00\.png: unreadable or corrupt image"),

@@ -151,6 +151,7 @@ def test_a_class_with_no_training_sample_and_an_unknown_label(tmp_path, parser):
         load_table_dataset(TableOptions(path=str(path), target="y", classes=["a", "b"]))
 
 
+@pytest.mark.slow
 def test_parquet_without_pyarrow_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow → ImportError
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
@@ -200,6 +201,7 @@ def test_train_mlp_on_a_csv_then_predict_raw_rows(tmp_path):
     assert len(failed.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_bad_csv_exits_2_before_writing_the_run(tmp_path):
     (tmp_path / "bad.csv").write_text("a,price\n1,2\nx,3\n")
     result = run_cli("train", "mlp", "--dataset", "table", "--set", "data.options.path=bad.csv",
@@ -262,6 +264,7 @@ def test_parsers_agree_on_odd_but_valid_files(tmp_path, monkeypatch, name):
     _assert_same(fast, slow)
 
 
+@pytest.mark.slow
 def test_parsers_agree_across_record_batches_and_give_the_same_dataset(tmp_path, monkeypatch):
     """Small batches; categories first seen late; rows that get shorter (the arrays grow)."""
     monkeypatch.setattr(table_arrow, "BLOCK", 1024)

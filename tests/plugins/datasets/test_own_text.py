@@ -39,19 +39,29 @@ def test_text_csv_and_jsonl(tmp_path):
     assert arrays["tokens"].shape == (2, 2) and arrays["lengths"].tolist() == [2, 1]
 
 
-@pytest.mark.parametrize("content, expected", [
-    ("text,label\n", "no data rows"),
-    ("words,label\nhi,a\n", "line 1, column 'text': no such column"),
-    ("text,label\nhi,a\n,b\n", "line 3, column 'text': empty text"),
-    ("text,label\nhi,a\nho,\n", "line 3, column 'label': empty label"),
-    ("text,label\nhi,a\nho,b,c\n", "line 3: 3 fields, the header has 2 (ragged row)"),
-    ("text,label\nhi,a\nho,c\n", "line 3, column 'label': unknown label 'c'"),
+#: A file of each format, read with the options of a two-class text classifier or a tagger.
+_LOADERS = {"csv": lambda path: load_text(OwnTextOptions(path=path, classes=["a", "b"])),
+            "conll": lambda path: load_tagged_text(TaggedTextOptions(path=path))}
+
+
+@pytest.mark.parametrize("suffix, content, expected", [
+    ("csv", "text,label\n", "no data rows"),
+    ("csv", "words,label\nhi,a\n", "line 1, column 'text': no such column"),
+    ("csv", "text,label\nhi,a\n,b\n", "line 3, column 'text': empty text"),
+    ("csv", "text,label\nhi,a\nho,\n", "line 3, column 'label': empty label"),
+    ("csv", "text,label\nhi,a\nho,b,c\n", "line 3: 3 fields, the header has 2 (ragged row)"),
+    ("csv", "text,label\nhi,a\nho,c\n", "line 3, column 'label': unknown label 'c'"),
+    ("conll", "fly\tO\nto\n", "line 2, column 2: no tag"),
+    ("conll", "fly\tO\nto\tO\tx\n", "line 2, column 3: 3 columns, earlier lines have 2 (ragged)"),
+    ("conll", "fly\tO\nto\tCITY\n", "line 2, column 2: tag 'CITY' is not BIO"),
+    ("conll", "fly\tO\n\tO\n", "line 2, column 1: empty token"),
+    ("conll", "\n\n", "no sentences"),
 ])
-def test_text_bad_data(tmp_path, content, expected):
-    path = tmp_path / "bad.csv"
+def test_bad_text_and_tagged_text_are_one_line_errors_naming_the_file(tmp_path, suffix, content, expected):
+    path = tmp_path / f"bad.{suffix}"
     path.write_text(content)
     with pytest.raises(ZooError) as err:
-        load_text(OwnTextOptions(path=str(path), classes=["a", "b"]))
+        _LOADERS[suffix](str(path))
     assert str(err.value).startswith(str(path)) and expected in str(err.value) and "\n" not in str(err.value)
 
 
@@ -72,21 +82,6 @@ def test_tagged_text_reads_conll_with_bio_tags(tmp_path):
     assert d.train.tensors["tags"][0].tolist() == [0, 0, 1, 2, 0, 3]
     arrays = decode_inputs(d.info.extra["raw_inputs"], ["fly to new york", "with ann"])
     assert arrays["lengths"].tolist() == [4, 2]
-
-
-@pytest.mark.parametrize("content, expected", [
-    ("fly\tO\nto\n", "line 2, column 2: no tag"),
-    ("fly\tO\nto\tO\tx\n", "line 2, column 3: 3 columns, earlier lines have 2 (ragged)"),
-    ("fly\tO\nto\tCITY\n", "line 2, column 2: tag 'CITY' is not BIO"),
-    ("fly\tO\n\tO\n", "line 2, column 1: empty token"),
-    ("\n\n", "no sentences"),
-])
-def test_tagged_text_bad_data(tmp_path, content, expected):
-    path = tmp_path / "bad.conll"
-    path.write_text(content)
-    with pytest.raises(ZooError) as err:
-        load_tagged_text(TaggedTextOptions(path=str(path)))
-    assert str(err.value).startswith(str(path)) and expected in str(err.value)
 
 
 def test_pairs_tsv_and_bad_line(tmp_path):
@@ -121,6 +116,7 @@ def test_conll_trains_lstm_as_a_tagger_and_predicts_raw_sentences(tmp_path):
     assert len(json.loads(predicted.stdout)[0]) == 6
 
 
+@pytest.mark.slow
 def test_bad_conll_exits_2_before_writing_the_run(tmp_path):
     (tmp_path / "bad.conll").write_text("fly\tO\nto\tB-city\nnew\n")
     result = run_cli("train", "lstm", "--dataset", "tagged-text", "--set", "data.options.path=bad.conll",

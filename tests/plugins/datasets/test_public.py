@@ -48,6 +48,7 @@ def roots(tmp_path, monkeypatch):
 
 # -- IDX: MNIST, Fashion-MNIST ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_mnist_reads_idx_files(roots):
     idx_set(roots["cache"], "mnist")
     data = mnist.load_mnist(None, None)
@@ -60,6 +61,7 @@ def test_mnist_reads_idx_files(roots):
     assert flat.train.tensors["x"].shape == (6, 784) and flat.info.input_shape == (784,)
 
 
+@pytest.mark.slow
 def test_search_order_data_dir_env_cache_system(roots):
     """Each root beats the later ones; a root without the files does not hide the next."""
     for value, name in enumerate(("system", "cache", "env", "data_dir")):
@@ -75,6 +77,7 @@ def test_search_order_data_dir_env_cache_system(roots):
     assert pixel() == 0                          # then the system root (Debian's package)
 
 
+@pytest.mark.slow
 def test_zoo_data_dir_does_not_hide_the_debian_files(roots):
     """The issue's bug: ZOO_DATA_DIR=/some/dir hid /usr/share/datasets/fashion-mnist."""
     idx_set(roots["system"], "fashion-mnist")
@@ -89,6 +92,7 @@ def test_missing_files_name_the_dataset_and_the_fix(roots):
     assert str(roots["env"]) in err.value.looked and str(roots["cache"]) in err.value.looked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage, message", [
     ("not-gzip", "not a readable gzip file"),
     ("magic", "not an unsigned-byte IDX file"),
@@ -116,6 +120,7 @@ def test_bad_idx_files_are_one_line_errors_naming_the_file(roots, damage, messag
     assert message in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_bad_file_exits_2_with_one_line(roots, cli, tmp_path):
     idx_set(roots["cache"], "mnist")
     (roots["cache"] / "mnist" / "t10k-images-idx3-ubyte.gz").write_bytes(b"garbage")
@@ -210,6 +215,7 @@ def test_sst2_from_the_glue_archive_layout(roots):
     assert data.info.class_names == ["negative", "positive"]
 
 
+@pytest.mark.slow
 def test_sst2_local_copy_layout_and_the_earlier_root_wins(roots):
     sst_tsv(roots["cache"] / "sst2" / "SST-2" / "train.tsv", 40)
     sst_tsv(roots["cache"] / "sst2" / "SST-2" / "dev.tsv", 6)
@@ -267,6 +273,7 @@ def atis_set(root: Path) -> Path:
     return root / "atis"
 
 
+@pytest.mark.slow
 def test_atis_reads_the_jointbert_layout(roots):
     atis_set(roots["data_dir"])
     data = text.load_atis(text.TextOptions(min_freq=1), str(roots["data_dir"]))
@@ -274,6 +281,7 @@ def test_atis_reads_the_jointbert_layout(roots):
     assert "B-fromloc.city_name" in data.info.class_names
 
 
+@pytest.mark.slow
 def test_bad_atis_tags_name_file_and_line(roots):
     folder = atis_set(roots["cache"])
     (folder / "dev" / "seq.out").write_text("O O B-fromloc.city_name O B-toloc.city_name\nO O\n")

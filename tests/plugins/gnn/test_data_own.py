@@ -159,6 +159,7 @@ def test_zoo_train_gcn_on_own_graph(cli, tmp_path):
     assert (out / "model.onnx").is_file()
 
 
+@pytest.mark.slow
 def test_zoo_train_bad_graph_exits_2_and_writes_nothing(cli, tmp_path):
     write_graph(tmp_path, NODES, EDGES.replace("e,u", "e,zz"))
     out = tmp_path / "run"

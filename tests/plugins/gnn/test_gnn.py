@@ -315,6 +315,7 @@ def karate_run(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_predict_accepts_graph_json(karate_run, tmp_path):
     from zoo.core import api
 
@@ -327,6 +328,7 @@ def test_predict_accepts_graph_json(karate_run, tmp_path):
     assert predictions[0]["label"] in ("Mr. Hi", "Officer")
 
 
+@pytest.mark.slow
 def test_onnxruntime_rejects_out_of_range_edges(karate_run):
     from zoo.core.runtime import make_session
 
@@ -337,6 +339,7 @@ def test_onnxruntime_rejects_out_of_range_edges(karate_run):
         session.run(None, {"x": x, "edge_index": np.array([[0, 7], [1, 0]], dtype=np.int64)})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edges, needle", [
     ([[0, 7], [1, 0]], "edge_index holds node 7, but the graph has 3 nodes: valid values are 0..2"),
     ([[0, -1], [1, 0]], "edge_index holds node -1"),
@@ -365,6 +368,7 @@ def test_graph_arrays_check_edges_and_graph_ids():
         check_graph_arrays({"x": x, "edge_index": np.zeros((2, 0), np.int64), "batch": np.array([0, 0, 1, 10])})
 
 
+@pytest.mark.slow
 def test_without_validation_split_the_best_checkpoint_has_the_lowest_training_loss(tmp_path):
     # gin trains with data.val_fraction = 0: the trainer then monitors the training loss, which must
     # be minimised even though the task's main metric (accuracy) is maximised.

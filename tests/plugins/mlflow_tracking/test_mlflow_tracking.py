@@ -8,6 +8,9 @@ import pytest
 
 from zoo.core import api
 
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 
 def test_params_metrics_and_onnx_artifact(tmp_path, monkeypatch):
     tracking = pytest.importorskip("mlflow.tracking")

@@ -20,6 +20,7 @@ from zoo.plugins.regression.models import (
 QUIET = {"train": {"progress": False, "device": "cpu"}, "export": {"enabled": False}}
 
 
+@pytest.mark.slow
 def test_linear_recovers_w_and_b_to_1e_3(tmp_path):
     """lr 0.03, batch 10, 3 epochs of minibatch SGD on 1,000 samples: w = [2, -3.4], b = 4.2."""
     summary = api.train("linear", options=QUIET, out=str(tmp_path / "r"), log=None)
@@ -29,11 +30,13 @@ def test_linear_recovers_w_and_b_to_1e_3(tmp_path):
     assert summary["metrics"]["r2"] > 0.9999
 
 
+@pytest.mark.slow
 def test_logistic_on_breast_cancer(tmp_path):
     summary = api.train("logistic", options=QUIET, out=str(tmp_path / "r"), log=None)
     assert summary["metrics"]["accuracy"] >= 0.95
 
 
+@pytest.mark.slow
 def test_mlp_regression_on_diabetes_learns(tmp_path):
     options = {**QUIET, "train": {**QUIET["train"], "epochs": 40, "batch_size": 32},
                "model": {"hidden": [32], "dropout": 0.0}, "optim": {"lr": 0.003}, "data": {"name": "diabetes"}}

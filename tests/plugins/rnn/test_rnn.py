@@ -7,11 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import predict_raw_text, quick_options
+from helpers import assert_predict_error, predict_raw_text, quick_options
 from zoo.core import api
 from zoo.core.catalogue import load_catalogue
 from zoo.core.data import DataInfo
-from zoo.core.errors import ZooError
 from zoo.core.export import export_onnx
 from zoo.core.runtime import make_session
 from zoo.core.sequence import SequenceClassification, SequenceSplit, pad
@@ -26,6 +25,7 @@ def _split():
     return SequenceSplit(("tokens",), tokens=tokens, lengths=lengths, y=torch.zeros(5, dtype=torch.long))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_jordan_onnx_matches_torch_at_two_untraced_lengths(tmp_path, bidirectional):
     torch.manual_seed(0)
@@ -78,6 +78,7 @@ def test_adding_problem_targets_and_mean_predictor_mse():
     assert data.info.extra["input_features"] == 2 and len(data.test) == 4
 
 
+@pytest.mark.slow
 def test_sequence_autoencoder_trains_and_exports(tmp_path):
     entry = load_catalogue().models["gru"]
     options = quick_options(entry, data={"name": "copy-sequences", "options": {"n": 64, "n_test": 16}},
@@ -88,6 +89,7 @@ def test_sequence_autoencoder_trains_and_exports(tmp_path):
     assert summary["parity"] <= 1e-3
 
 
+@pytest.mark.slow
 def test_gradient_norms_are_logged_per_epoch(tmp_path):
     entry = load_catalogue().models["elman"]
     options = quick_options(entry, export={"enabled": False})
@@ -105,6 +107,7 @@ def sst2_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_predict_takes_raw_text(sst2_run, tmp_path):
     _, metadata = predict_raw_text(sst2_run, tmp_path)
     assert metadata["onnx_vocabulary"]["tokens"][:2] == ["<pad>", "<unk>"]
@@ -113,6 +116,7 @@ def test_predict_takes_raw_text(sst2_run, tmp_path):
     assert len(api.predict(str(sst2_run), str(txt))[0]) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content, message", [
     ({"text": ""}, "empty"),
     ({"text": "zzqx qqzx"}, "only unknown"),
@@ -120,7 +124,4 @@ def test_predict_takes_raw_text(sst2_run, tmp_path):
     ({"tokens": [[1.5, 2.0]], "lengths": [2]}, "integers"),
 ])
 def test_predict_bad_input_is_a_clear_error(sst2_run, tmp_path, content, message):
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(content))
-    with pytest.raises(ZooError, match=message):
-        api.predict(str(sst2_run), str(path))
+    assert_predict_error(sst2_run, tmp_path, content, message)

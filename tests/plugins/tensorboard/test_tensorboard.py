@@ -6,6 +6,9 @@ import pytest
 
 from zoo.core import api
 
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 
 def test_scalars_and_hparams_are_written(tmp_path):
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import predict_raw_text, quick_options
+from helpers import assert_predict_error, predict_raw_text, quick_options
 from zoo.core import api
 from zoo.core.catalogue import load_catalogue
 from zoo.core.data import DataInfo
@@ -103,11 +103,13 @@ def sst2_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_predict_takes_raw_text(sst2_run, tmp_path):
     _, metadata = predict_raw_text(sst2_run, tmp_path)
     assert metadata["onnx_max_length"] == 16
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content, message", [
     ({"text": ""}, "empty"),
     ({"text": "film " * 17}, "at most 16"),
@@ -117,12 +119,10 @@ def test_predict_takes_raw_text(sst2_run, tmp_path):
     ({"tokens": [[2, 3]], "lengths": [0]}, "no empty sequence"),
 ])
 def test_predict_bad_input_is_a_clear_error(sst2_run, tmp_path, content, message):
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(content))
-    with pytest.raises(ZooError, match=message):
-        api.predict(str(sst2_run), str(path))
+    assert_predict_error(sst2_run, tmp_path, content, message)
 
 
+@pytest.mark.slow
 def test_predict_token_arrays_match_raw_text(sst2_run, tmp_path):
     raw = tmp_path / "raw.json"
     raw.write_text(json.dumps({"text": "a wonderful film"}))

@@ -45,6 +45,7 @@ def _decoded(dataset, split="train", n=50):
 
 # -- datasets ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_reverse_and_sort_targets_and_lengths():
     options = SymbolOptions(symbols=12, min_length=3, max_length=9, n=200, n_test=10, seed=1)
     for load, rule in ((load_reverse, lambda s: s[::-1]), (load_sort, lambda s: "".join(sorted(s)))):
@@ -58,6 +59,7 @@ def test_reverse_and_sort_targets_and_lengths():
     assert _decoded(load_sort(options, None)) == _decoded(load_sort(options, None))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("little_endian", [False, True])
 def test_addition_targets_are_the_sum(little_endian):
     dataset = load_addition(AdditionOptions(digits=3, n=300, n_test=5, little_endian=little_endian), None)
@@ -189,6 +191,7 @@ def reverse_run(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_onnx_greedy_decoding_equals_torch_on_50_random_inputs(reverse_run):
     out, summary = reverse_run
     _, _, _, net, _, _, _ = api.load_run(str(out))
@@ -211,6 +214,7 @@ def test_onnx_greedy_decoding_equals_torch_on_50_random_inputs(reverse_run):
     assert len(decoded) >= 8                                # varied decodes, not one constant row
 
 
+@pytest.mark.slow
 def test_zoo_predict_decodes_raw_text(reverse_run, tmp_path):
     out, _ = reverse_run
     _, _, _, net, _, _, _ = api.load_run(str(out))
@@ -232,6 +236,7 @@ def test_zoo_predict_decodes_raw_text(reverse_run, tmp_path):
     assert predictions[0] in result.stdout and predictions[1] in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content, message", [
     ({"text": ""}, "empty"),
     ({"text": "   "}, "empty"),

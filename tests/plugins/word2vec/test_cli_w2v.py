@@ -12,6 +12,9 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def zoo_cli():

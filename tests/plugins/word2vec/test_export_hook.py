@@ -14,6 +14,9 @@ from zoo.core.errors import ExportError
 from zoo.core.export import export_onnx
 from zoo.core.tasks import Regression
 
+# Every test here trains, exports or starts a process: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 
 class FreezesTheBatch(nn.Module):
     """reshape(3, -1) makes torch.export specialise the batch axis to 3."""

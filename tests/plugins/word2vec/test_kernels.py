@@ -81,6 +81,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["cbow", "skipgram"])
 @pytest.mark.parametrize("exact", [False, True])
 def test_sgd_step_is_word2vecs_sequential_update(kind, exact, one_thread):
@@ -96,6 +97,7 @@ def test_sgd_step_is_word2vecs_sequential_update(kind, exact, one_thread):
     assert not torch.equal(got_in, w_in) and not torch.equal(got_out, w_out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["cbow", "skipgram"])
 def test_sgd_step_threads_split_the_batch(kind):
     """Two threads take one half of the batch each; on halves that share no row the result is
@@ -137,6 +139,7 @@ def _kernel_seed(torch_seed):
     return int(torch.randint(1 << 62, (), dtype=torch.int64))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls, kind", [(SkipGram, "skipgram"), (CBOW, "cbow")])
 def test_attached_model_steps_in_training_forward_only(cls, kind, one_thread):
     model = cls(_info([5, 4, 3, 2, 2, 1, 1]), dim=5, negatives=2, ns_exponent=0.75, sparse=True).double()
@@ -211,6 +214,7 @@ def test_kernel_noise_words_follow_unigram_to_the_three_quarters():
     assert np.array_equal(draws, kernels.noise_words(table, 7, 2, 40_000, 5))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra, fused", [({}, True), ({"train": {"loss": "mean"}}, False),
                                           ({"train": {"grad_clip": 1.0}}, False),
                                           ({"optim": {"momentum": 0.9}}, False),
@@ -265,6 +269,7 @@ def test_batched_gradient_is_the_same_with_two_threads(kind, mean_out):
     assert torch.allclose(grads[0][1], grads[1][1], atol=1e-12) and torch.allclose(grads[0][2], grads[1][2], atol=1e-12)
 
 
+@pytest.mark.slow
 def test_numba_leaves_torchs_thread_count_alone():
     """numba's OpenMP threads start with all cores and used to set the OpenMP thread count torch
     shares: OMP_NUM_THREADS=1 (or torch.set_num_threads(1)) became 2 threads, chunks included."""
@@ -290,6 +295,7 @@ class _StopAfterFirstEpoch:
             os.kill(os.getpid(), signal.SIGINT)
 
 
+@pytest.mark.slow
 def test_interrupted_kernel_run_resumes_to_the_same_weights(tmp_path, planted):
     """word2vec's own update draws its noise words from a seed taken from torch's generator,
     which the checkpoint restores: stop after epoch 1, resume, and the weights equal a straight

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import onnx
@@ -37,17 +38,21 @@ def test_negative_sampling_follows_unigram_to_the_three_quarters():
     assert torch.equal(a, model.sample_noise((64,), torch.device("cpu")))
 
 
-def test_skipgram_loss_matches_the_formula():
+def _two_centres(cls, negatives: int, second_mask: list[bool], noise_shape: tuple[int, int]):
+    """A 4-word model with random output vectors run on centres 0 and 1 with contexts (1, 2), (3, 0):
+    ``(model, centre, context, (loss, count), noise)``, the noise words being the ones the forward drew."""
     torch.manual_seed(0)
-    model = SkipGram(_info([5, 4, 3, 2]), dim=3, negatives=2, ns_exponent=0.75)
+    model = cls(_info([5, 4, 3, 2]), dim=3, negatives=negatives, ns_exponent=0.75)
     torch.nn.init.normal_(model.out_embed.weight)
-    centre = torch.tensor([0, 1])
-    context = torch.tensor([[1, 2], [3, 0]])
-    mask = torch.tensor([[True, True], [False, True]])
+    centre, context = torch.tensor([0, 1]), torch.tensor([[1, 2], [3, 0]])
     torch.manual_seed(1)
-    loss, pairs = model(centre, context, mask)
+    out = model(centre, context, torch.tensor([[True, True], second_mask]))
     torch.manual_seed(1)
-    noise = model.sample_noise((2, 2), torch.device("cpu"))
+    return model, centre, context, out, model.sample_noise(noise_shape, torch.device("cpu"))
+
+
+def test_skipgram_loss_matches_the_formula():
+    model, centre, context, (loss, pairs), noise = _two_centres(SkipGram, 2, [False, True], noise_shape=(2, 2))
     v, u = model.in_embed.weight, model.out_embed.weight
     ls = torch.nn.functional.logsigmoid
     expected = 0.0
@@ -138,16 +143,8 @@ def test_empty_batch_gives_zero_loss_and_gradient():
 
 
 def test_cbow_averages_the_valid_context():
-    torch.manual_seed(0)
-    model = CBOW(_info([5, 4, 3, 2]), dim=3, negatives=1, ns_exponent=0.75)
-    torch.nn.init.normal_(model.out_embed.weight)
-    centre = torch.tensor([0, 1])
-    context = torch.tensor([[1, 2], [3, 0]])
-    mask = torch.tensor([[True, True], [False, False]])   # the second centre has no context
-    torch.manual_seed(1)
-    loss, centres = model(centre, context, mask)
-    torch.manual_seed(1)
-    noise = model.sample_noise((1, 1), torch.device("cpu"))
+    # the second centre has no context
+    model, _, _, (loss, centres), noise = _two_centres(CBOW, 1, [False, False], noise_shape=(1, 1))
     v, u = model.in_embed.weight, model.out_embed.weight
     h = (v[1] + v[2]) / 2
     ls = torch.nn.functional.logsigmoid
@@ -168,6 +165,7 @@ def test_glove_weighting_and_target():
     assert torch.allclose(model(torch.tensor([0]))[0].norm(), torch.tensor(1.0))
 
 
+@pytest.mark.slow
 def test_planted_groups_are_nearest_neighbours(planted_run):
     run, summary = planted_run
     assert summary["status"] == "finished"
@@ -185,6 +183,7 @@ ADAM_DENSE = {"optim": {"name": "adam", "lr": 0.05}, "model": {"sparse": False},
 TORCH_KERNEL = {"model": {"kernel": "torch"}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_name, extra", [("cbow", {}), ("glove", {}), ("cbow", ADAM_DENSE),
                                                ("skipgram", ADAM_DENSE), ("cbow", TORCH_KERNEL),
                                                ("skipgram", TORCH_KERNEL)],
@@ -206,6 +205,7 @@ def test_planted_groups_cbow_and_glove(model_name, extra, tmp_path, planted):
     assert hits >= 3, vectors.most_similar("cat", topn=4)
 
 
+@pytest.mark.slow
 def test_export_is_the_normalised_lookup_with_the_vocabulary(planted_run):
     import onnxruntime as ort
 
@@ -229,6 +229,7 @@ def test_export_is_the_normalised_lookup_with_the_vocabulary(planted_run):
         assert np.allclose(out, vectors.unit[ids], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_gensim_loads_the_word2vec_text_format(planted_run):
     gensim_models = pytest.importorskip("gensim.models")
     run, _ = planted_run
@@ -239,6 +240,7 @@ def test_gensim_loads_the_word2vec_text_format(planted_run):
     assert [w for w, _ in kv.most_similar("cat", topn=4)] == [w for w, _ in ours.most_similar("cat", topn=4)]
 
 
+@pytest.mark.slow
 def test_summary_carries_the_evaluation(planted_run, data_root):
     run, summary = planted_run
     evaluation = json.loads((run / "embedding_eval.json").read_text())
@@ -254,6 +256,7 @@ def test_summary_carries_the_evaluation(planted_run, data_root):
     assert evaluation["wordsim353_oov_pairs"] == sum(not {a, b} <= planted for a, b, _ in pairs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [SkipGram, CBOW])
 def test_sparse_gradients_train_with_sgd(cls):
     torch.manual_seed(0)
@@ -328,6 +331,7 @@ def test_huffman_codes_are_a_prefix_code_with_huffman_lengths(counts):
                 assert points[i, :k + 1].tolist() == points[j, :k + 1].tolist()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_name", ["skipgram", "cbow"])
 def test_hierarchical_softmax_learns_the_planted_groups(model_name, tmp_path, planted):
     from zoo.core import api
@@ -370,3 +374,13 @@ def test_mean_output_updates_divide_each_row_by_its_hits(cls, kernel):
     assert SkipGram(_info([5, 4]), dim=2, negatives=1, ns_exponent=0.75, objective="hs").mean_out
     assert not CBOW(_info([5, 4]), dim=2, negatives=1, ns_exponent=0.75, objective="hs").mean_out
     assert not SkipGram(_info([5, 4]), dim=2, negatives=1, ns_exponent=0.75).mean_out
+
+
+def test_spearman_averages_ties_and_is_nan_when_undefined():
+    from zoo.plugins.word2vec.evaluate import spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ranks x (1, 2, 3, 4), y (1.5, 1.5, 3, 4): Pearson of the ranks
+    assert spearman([1, 2, 3, 4], [5, 5, 6, 7]) == pytest.approx(0.9486833, abs=1e-6)
+    assert math.isnan(spearman([1], [2])) and math.isnan(spearman([1, 2, 3], [5, 5, 5]))
