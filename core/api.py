@@ -351,6 +351,7 @@ class _Session:
     run: Any = None
     data_on_device: Any = None
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ctx: Any = None
     emit: Callable[..., Any] = lambda *a, **k: None
 
 
@@ -428,9 +429,9 @@ def _open_run(session: _Session, run, resumed: bool, out, force, stack) -> None:
     session.log(f"{entry.name} ({entry.plugin}) on {run_config.data.name}: {len(dataset.train)} train / "
                 f"{len(dataset.val) if dataset.val is not None else 0} val / {len(dataset.test)} test, "
                 f"{session.summary['parameters']:,} parameters, device {session.device}, run {run.path}")
-    ctx = RunContext(run, run_config.model_dump(mode="json"), entry.name, run_config.data.name,
-                     entry.plugin, session.task.name, dist.rank, dist.world_size, resumed=resumed)
-    session.emit = functools.partial(session.zoo.emit, ctx=ctx)  # every event knows its run
+    session.ctx = RunContext(run, run_config.model_dump(mode="json"), entry.name, run_config.data.name,
+                             entry.plugin, session.task.name, dist.rank, dist.world_size, resumed=resumed)
+    session.emit = functools.partial(session.zoo.emit, ctx=session.ctx)  # every event knows its run
 
 
 def _write_summary(session: _Session) -> dict[str, Any]:
@@ -501,10 +502,9 @@ def _start_summary(entry, task, run_config, device, net, dist) -> dict[str, Any]
 
 
 def _finish(session: _Session, result: dict[str, Any]) -> None:
-    """After training: record the test metrics, export the ONNX file, draw the plots."""
-    from zoo.core.data import unwrap
-    from zoo.core.runs import write_confusion, write_plots
-    from zoo.core.tasks import Classification
+    """After training: record the test metrics, export the ONNX file, draw the plots and let the
+    task write its own files (:meth:`Task.write_artifacts <zoo.core.tasks.Task.write_artifacts>`)."""
+    from zoo.core.runs import write_plots
 
     summary, run, net, task, dataset = session.summary, session.run, session.net, session.task, session.dataset
     run_config, log = session.run_config, session.log
@@ -513,9 +513,6 @@ def _finish(session: _Session, result: dict[str, Any]) -> None:
         "best_epoch": result["best_epoch"], "stopped_early": result["stopped_early"],
         "monitor": result["monitor"],
     })
-    inner = unwrap(net)
-    if hasattr(inner, "learned_parameters"):
-        summary["learned"] = inner.learned_parameters()
     log("test " + "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
     if run_config.export.enabled:
         _export_into(summary, run, net, task, dataset, run_config, session.entry, session.zoo, log)
@@ -523,10 +520,8 @@ def _finish(session: _Session, result: dict[str, Any]) -> None:
         summary.update({"onnx": None, "parity": None, "export": "disabled"})
     summary["phase"] = "plots"
     plots = write_plots(run)
-    if isinstance(task, Classification) and dataset.info.num_classes:
-        matrix = confusion_matrix(net.to(session.device), task, session.data_on_device.test,
-                                  dataset.info.num_classes, run_config.train.eval_batch_size)
-        plots += write_confusion(run, matrix, dataset.info.class_names)
+    plots += task.write_artifacts(session.ctx, net.to(session.device), session.data_on_device.test,
+                                  dataset.info, summary)
     summary["plots"] = [p.name for p in plots]
     if not plots:
         log("note: plots skipped (pip install matplotlib to get loss/metric/lr PNGs in the run)")
@@ -586,21 +581,6 @@ def _record_end(run, summary, previous, status, err, emit) -> None:
         emit("on_train_end", run=run, summary=record)
     except Exception:  # noqa: BLE001 - the original error is what the user must see
         pass
-
-
-def confusion_matrix(net, task, split, num_classes: int, batch_size: int) -> list[list[int]]:
-    """Counts of (true class, predicted class) over a split, for tasks that predict class ids."""
-    import torch
-
-    net.eval()
-    counts = None
-    with torch.no_grad():
-        for batch in split.batches(batch_size):
-            predicted = task.predictions(net(*task.inputs(batch))).reshape(-1)
-            pairs = batch["y"].reshape(-1) * num_classes + predicted
-            binned = torch.bincount(pairs, minlength=num_classes * num_classes)
-            counts = binned if counts is None else counts + binned
-    return counts.reshape(num_classes, num_classes).tolist() if counts is not None else []
 
 
 def export_model(run, net, task, dataset, run_config, entry, zoo, opset: int | None = None):

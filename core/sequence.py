@@ -402,6 +402,7 @@ class SequenceTagging(SequenceTask):
     time_outputs = True
     main_metric = "slot_f1"
     higher_is_better = True
+    higher_is_better_metrics = frozenset({"token_accuracy", "slot_precision", "slot_recall"})
     losses = ("cross_entropy",)
 
     def check_info(self, info):
@@ -471,6 +472,7 @@ class Seq2SeqAutoencoder(SequenceTask):
     time_outputs = True
     main_metric = "token_accuracy"
     higher_is_better = True
+    higher_is_better_metrics = frozenset({"sequence_accuracy"})
     losses = ("cross_entropy",)
 
     @staticmethod

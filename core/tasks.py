@@ -11,6 +11,7 @@ batches without host synchronisation, and turned into numbers once per evaluatio
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,6 +29,8 @@ class Task:
     :cvar output_names: ONNX output names (the model returns one tensor or a tuple in this order)
     :cvar main_metric: validation metric used for the best checkpoint and early stopping
     :cvar higher_is_better: direction of ``main_metric``
+    :cvar higher_is_better_metrics: the other metrics that are better when higher (``train.monitor``
+        may name any metric; every one not listed here is better when lower, as a loss is)
     :cvar losses: loss names accepted by ``train.loss`` (the first is the default)
     """
 
@@ -36,7 +39,14 @@ class Task:
     output_names: ClassVar[tuple[str, ...]] = ("output",)
     main_metric: ClassVar[str] = "loss"
     higher_is_better: ClassVar[bool] = False
+    higher_is_better_metrics: ClassVar[frozenset[str]] = frozenset()
     losses: ClassVar[tuple[str, ...]] = ()
+
+    def prefers_higher(self, metric: str) -> bool:
+        """Whether a larger ``metric`` is better: picks the best checkpoint and drives early stopping."""
+        if metric == self.main_metric:
+            return self.higher_is_better
+        return metric in self.higher_is_better_metrics
 
     # -- training ---------------------------------------------------------------------------
     def inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -58,6 +68,31 @@ class Task:
 
     def check_info(self, info: DataInfo) -> None:
         """Raise ZooError when a dataset does not fit this task (e.g. no ``num_classes``)."""
+
+    # -- after the test ---------------------------------------------------------------------
+    def write_artifacts(self, ctx: Any, model: torch.nn.Module, test: Split, info: DataInfo,
+                        summary: dict[str, Any]) -> list[Path]:
+        """Write this task's own files into the run once the test is done (rank 0 only).
+
+        The default records a :class:`~zoo.core.protocols.ReportsParameters` model's
+        ``learned_parameters()`` as the summary's ``learned``; :class:`Classification` adds the
+        test confusion matrix.
+
+        :param ctx: the run context (:class:`zoo.core.context.RunContext`; ``ctx.run.file(name)``
+            is a path in the run directory, ``ctx.config`` the resolved config)
+        :param model: the trained model with the best weights, on the training device
+        :param test: the test split, on the same device
+        :param info: what the data is (:class:`~zoo.core.data.DataInfo`)
+        :param summary: the run summary about to be written; a task may add entries
+        :returns: the files written (listed in the summary's ``plots``)
+        """
+        from zoo.core.data import unwrap
+        from zoo.core.protocols import ReportsParameters
+
+        inner = unwrap(model)
+        if isinstance(inner, ReportsParameters):
+            summary["learned"] = inner.learned_parameters()
+        return []
 
     # -- export -----------------------------------------------------------------------------
     def dynamic_axes(self, info: DataInfo) -> dict[str, dict[int, str]]:
@@ -113,6 +148,7 @@ class Regression(Task):
     output_names = ("prediction",)
     main_metric = "mse"
     higher_is_better = False
+    higher_is_better_metrics = frozenset({"r2"})
     losses = ("mse", "mae")
 
     @staticmethod
@@ -203,6 +239,30 @@ class Classification(Task):
     def finalize(self, sums, loss_name=None):
         n = max(sums["count"], 1.0)
         return {"loss": sums["loss_sum"] / n, "accuracy": sums["correct"] / n}
+
+    def write_artifacts(self, ctx, model, test, info, summary):
+        """The test confusion matrix: ``confusion.json`` and, with matplotlib, ``confusion.png``."""
+        from zoo.core.runs import write_confusion
+
+        written = super().write_artifacts(ctx, model, test, info, summary)
+        if not info.num_classes:
+            return written
+        batch_size = ctx.config["train"]["eval_batch_size"]
+        matrix = self.confusion_matrix(model, test, info.num_classes, batch_size)
+        return written + write_confusion(ctx.run, matrix, info.class_names)
+
+    @torch.no_grad()
+    def confusion_matrix(self, model: torch.nn.Module, split: Split, num_classes: int,
+                         batch_size: int) -> list[list[int]]:
+        """Counts of (true class, predicted class) over ``split``: ``[num_classes, num_classes]``."""
+        model.eval()
+        counts = None
+        for batch in split.batches(batch_size):
+            predicted = self.predictions(model(*self.inputs(batch))).reshape(-1)
+            pairs = batch["y"].reshape(-1) * num_classes + predicted
+            binned = torch.bincount(pairs, minlength=num_classes * num_classes)
+            counts = binned if counts is None else counts + binned
+        return counts.reshape(num_classes, num_classes).tolist() if counts is not None else []
 
     def postprocess(self, outputs, metadata):
         logits = outputs[self.output_names[0]].astype(np.float64)

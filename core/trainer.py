@@ -43,11 +43,9 @@ from zoo.core.data import Dataset, Split
 from zoo.core.distributed import SINGLE, DistContext
 from zoo.core.errors import NonFiniteLoss, TrainingInterrupted, ZooError
 from zoo.core.precision import Precision, compile_module
+from zoo.core.protocols import SelfUpdating
 from zoo.core.runs import Run, atomic_write_bytes
 from zoo.core.tasks import Task
-
-HIGHER_IS_BETTER = {"accuracy", "r2", "f1", "slot_f1", "exact_match", "token_accuracy", "spearman", "auc"}
-
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` → ``cuda`` when available, else ``cpu``; an unavailable CUDA request is an error."""
@@ -348,8 +346,7 @@ class Trainer:
                            f"choose one of: {', '.join(task.losses) or '(the task has one fixed loss)'}")
         self.loss_name = tc.loss
         self.monitor = tc.monitor or task.main_metric
-        self.maximize = self.monitor in HIGHER_IS_BETTER or (
-            self.monitor == task.main_metric and task.higher_is_better)
+        self.maximize = task.prefers_higher(self.monitor)
         self.precision = Precision(tc.precision, device)
         if device.type == "cuda" and not tc.deterministic:
             # TF32 matmuls for fp32 training (Ampere+): ~2-8x faster, well within training noise.
@@ -492,11 +489,15 @@ class Trainer:
     def fit(self, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
         """Train (or continue from ``checkpoint``); returns the final test metrics and bookkeeping."""
         loop = self._start(checkpoint)
-        with _StopFlag() as stop:
-            for epoch in range(loop.state.epoch + 1, self.config.train.epochs + 1):
-                stats = self._train_epoch(loop, epoch, stop)
-                if self._end_epoch(loop, epoch, stats, stop):
-                    break
+        try:
+            with _StopFlag() as stop:
+                for epoch in range(loop.state.epoch + 1, self.config.train.epochs + 1):
+                    stats = self._train_epoch(loop, epoch, stop)
+                    if self._end_epoch(loop, epoch, stats, stop):
+                        break
+        finally:
+            if isinstance(self.model, SelfUpdating):
+                self.model.detach_optimizer()
         return self._test_best(loop)
 
     def _start(self, checkpoint: dict[str, Any] | None) -> _Loop:
@@ -530,6 +531,8 @@ class Trainer:
         loop.progress.start_step = loop.state.epoch * steps_per_epoch + loop.state.step
         loop.cuda_graphs = self.train_module is not self.model and uses_cuda_graphs(
             tc.compile, tc.compile_mode, self.device)
+        if isinstance(self.model, SelfUpdating):  # docs/plugins.md: a model that updates itself
+            self.model.attach_optimizer(optimizer, tc, self.dist.world_size)
         self.emit("on_train_start", run=self.run, model=self.model, config=self.config.model_dump(mode="json"),
                   optimizer=optimizer)
         return loop
@@ -594,9 +597,9 @@ class Trainer:
         with self._autocast():
             output = self.train_module(*self.task.inputs(batch))
             loss = self.task.loss(output, batch, self.loss_name)
-        # A model that applied its own update in forward (`updates_itself`, e.g. word2vec's
-        # in-place SGD) returns a loss with no graph: no gradient to compute or clip.
-        if loss.requires_grad or not getattr(self.model, "updates_itself", False):
+        # A SelfUpdating model that applied its own update in forward returns a loss with no
+        # graph: no gradient to compute or clip.
+        if loss.requires_grad or not (isinstance(self.model, SelfUpdating) and self.model.updates_itself):
             loop.optimizer.zero_grad(set_to_none=True)
             self.precision.backward(loss)   # DDP averages the gradients over the ranks here
             if tc.grad_clip is not None:

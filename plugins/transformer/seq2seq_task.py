@@ -39,6 +39,7 @@ class Seq2Seq(SequenceTask):
     time_outputs = False  # generated [B, L]: L is the model's fixed decode length
     main_metric = "exact_match"
     higher_is_better = True
+    higher_is_better_metrics = frozenset({"token_accuracy", "teacher_forced_accuracy"})
     losses = ("cross_entropy",)
 
     def check_info(self, info):
