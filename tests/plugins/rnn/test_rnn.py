@@ -14,7 +14,7 @@ from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
 from zoo.core.export import export_onnx
 from zoo.core.runtime import make_session
-from zoo.core.sequence import SequenceClassification, SequenceSplit, pad
+from zoo.plugins.sequence.pipeline import SequenceClassification, SequenceSplit, pad
 from zoo.plugins.rnn.datasets import AddingOptions, adding_problem, load_adding_problem
 from zoo.plugins.rnn.models import RNNConfig, RNNModel
 

@@ -11,7 +11,7 @@ Text pipeline
     :meth:`SequenceTask.raw_inputs` turns raw text into model inputs from that metadata
     (``zoo predict`` accepts ``{"text": "..."}`` or a plain ``.txt`` file).
 
-Sequence tasks (registered by the core, used by name by any family)
+Sequence tasks (registered by the ``sequence`` plugin, used by name by any family)
     ``sequence-classification`` many-to-one: ``(tokens, lengths) → logits [B, C]``
     ``sequence-tagging``       many-to-many: ``(tokens, lengths) → logits [B, T, C]``; padding
                                is masked out of loss and metrics; BIO tags give span F1
