@@ -139,7 +139,7 @@ def lr_factor(config: ScheduleConfig, peak_lr: float, steps_per_epoch: int, tota
     1. warm-up: linear from ~0 to 1 over ``warmup_epochs``;
     2. then ``constant`` (1), ``step`` (γ^⌊epoch / step_size⌋), ``cosine`` (from 1 down to
        ``min_lr / lr`` over the remaining steps) or ``linear`` (straight from 1 down to
-       ``min_lr / lr``, the decay word2vec uses).
+       ``min_lr / lr``).
     """
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
     total = max(total_epochs * steps_per_epoch, 1)

@@ -44,3 +44,45 @@ def test_the_length_check_sees_a_long_function(tmp_path):
     path.write_text(f"def long():\n{body}\n", encoding="utf-8")
     (function,) = _functions(path)
     assert function.end_lineno - function.lineno + 1 == MAX_FUNCTION_LINES + 1
+
+
+# -- no family in the core ---------------------------------------------------------------------
+REGISTRY = CORE.parent / "registry.toml"
+# Words that are model names and also the core's own vocabulary: the core's `regression` task
+# (manifests say `task = "regression"`; the family is named after it), `linear` (the lr schedule
+# `schedule.name = "linear"`, `nn.Linear`) and `softmax` (the function of the cross-entropy).
+CORE_VOCABULARY = {"regression", "linear", "softmax"}
+
+
+def _family_names() -> set[str]:
+    import tomllib
+
+    catalogue = tomllib.loads(REGISTRY.read_text(encoding="utf-8"))
+    families = {name for name, entry in catalogue["plugins"].items()
+                if any(model.get("plugin") == name for model in catalogue["models"].values())}
+    return (families | set(catalogue["models"])) - CORE_VOCABULARY
+
+
+def _words(text: str) -> set[str]:
+    """Lower-case words of source text: identifiers split at ``_`` and camelCase, names with
+    dashes kept whole (``resnet-small``) and split (``resnet``)."""
+    import re
+
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text).lower()
+    dashed = set(re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)+", text))
+    return dashed | set(re.findall(r"[a-z0-9]+", text))
+
+
+def test_family_names_are_found():
+    names = _family_names()
+    assert {"cnn", "rnn", "gnn", "word2vec", "transformer", "resnet-small", "skipgram", "lstm"} <= names
+    assert _words("def build_skipgram(cfg): return ResnetSmall  # a CNN\nx = 'resnet-small'") >= {
+        "skipgram", "resnet", "small", "cnn", "resnet-small"}
+
+
+@pytest.mark.parametrize("path", sorted(CORE.rglob("*.py")), ids=lambda p: str(p.relative_to(CORE)))
+def test_no_family_name_in_core(path):
+    if path.name in PENDING:
+        pytest.skip(PENDING[path.name])
+    found = sorted(_words(path.read_text(encoding="utf-8")) & _family_names())
+    assert not found, f"core/{path.relative_to(CORE)} names model families or models: {', '.join(found)}"
