@@ -1,136 +1,27 @@
-"""Tasks: what is being learned, independent of the architecture.
-
-A :class:`Task` owns the loss, the metrics, and the ONNX signature (input/output names and
-dynamic axes) of a kind of problem. The trainer and the exporter only talk to models through a
-task, which is why one generic trainer serves every family.
-
-Metrics are accumulated as *sums* of tensors on the device (``metric_sums``), added up over
-batches without host synchronisation, and turned into numbers once per evaluation
-(``finalize``). Sums are also what distributed training all-reduces.
+"""The built-in generic tasks, ``regression`` and ``classification`` (registered by the core's own
+plugin, :mod:`zoo.core.builtins`). The :class:`Task` base class is the contract (:mod:`zoo.core.task`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from zoo.core.data import DataInfo, Split
+from zoo.core.data import Split, unwrap
 from zoo.core.errors import ZooError
+from zoo.core.protocols import ReportsParameters
+from zoo.core.task import Task
+
+__all__ = ["Classification", "Regression", "Task"]
 
 
-class Task:
-    """Base class of every task. Subclasses set the class attributes and implement the methods.
-
-    :cvar name: the key manifests use (``task = "classification"``)
-    :cvar input_names: batch keys fed to ``model.forward`` in order; also the ONNX input names
-    :cvar output_names: ONNX output names (the model returns one tensor or a tuple in this order)
-    :cvar main_metric: validation metric used for the best checkpoint and early stopping
-    :cvar higher_is_better: direction of ``main_metric``
-    :cvar higher_is_better_metrics: the other metrics that are better when higher (``train.monitor``
-        may name any metric; every one not listed here is better when lower, as a loss is)
-    :cvar losses: loss names accepted by ``train.loss`` (the first is the default)
-    """
-
-    name: ClassVar[str] = ""
-    input_names: ClassVar[tuple[str, ...]] = ("x",)
-    output_names: ClassVar[tuple[str, ...]] = ("output",)
-    main_metric: ClassVar[str] = "loss"
-    higher_is_better: ClassVar[bool] = False
-    higher_is_better_metrics: ClassVar[frozenset[str]] = frozenset()
-    losses: ClassVar[tuple[str, ...]] = ()
-
-    def prefers_higher(self, metric: str) -> bool:
-        """Whether a larger ``metric`` is better: picks the best checkpoint and drives early stopping."""
-        if metric == self.main_metric:
-            return self.higher_is_better
-        return metric in self.higher_is_better_metrics
-
-    # -- training ---------------------------------------------------------------------------
-    def inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        """The model's positional inputs taken from a batch."""
-        return tuple(batch[name] for name in self.input_names)
-
-    def loss(self, output: Any, batch: dict[str, torch.Tensor], loss_name: str | None = None) -> torch.Tensor:
-        """Scalar mean loss of one batch."""
-        raise NotImplementedError
-
-    def metric_sums(self, output: Any, batch: dict[str, torch.Tensor],
-                    loss_name: str | None = None) -> dict[str, torch.Tensor]:
-        """Per-batch sums (0-d tensors, left on the device) that ``finalize`` turns into metrics."""
-        raise NotImplementedError
-
-    def finalize(self, sums: dict[str, float], loss_name: str | None = None) -> dict[str, float]:
-        """Metrics from the summed statistics of a whole split."""
-        raise NotImplementedError
-
-    def check_info(self, info: DataInfo) -> None:
-        """Raise ZooError when a dataset does not fit this task (e.g. no ``num_classes``)."""
-
-    # -- after the test ---------------------------------------------------------------------
-    def write_artifacts(self, ctx: Any, model: torch.nn.Module, test: Split, info: DataInfo,
-                        summary: dict[str, Any]) -> list[Path]:
-        """Write this task's own files into the run once the test is done (rank 0 only).
-
-        The default records a :class:`~zoo.core.protocols.ReportsParameters` model's
-        ``learned_parameters()`` as the summary's ``learned``; :class:`Classification` adds the
-        test confusion matrix.
-
-        :param ctx: the run context (:class:`zoo.core.context.RunContext`; ``ctx.run.file(name)``
-            is a path in the run directory, ``ctx.config`` the resolved config)
-        :param model: the trained model with the best weights, on the training device
-        :param test: the test split, on the same device
-        :param info: what the data is (:class:`~zoo.core.data.DataInfo`)
-        :param summary: the run summary about to be written; a task may add entries
-        :returns: the files written (listed in the summary's ``plots``)
-        """
-        from zoo.core.data import unwrap
-        from zoo.core.protocols import ReportsParameters
-
-        inner = unwrap(model)
-        if isinstance(inner, ReportsParameters):
-            summary["learned"] = inner.learned_parameters()
-        return []
-
-    # -- export -----------------------------------------------------------------------------
-    def dynamic_axes(self, info: DataInfo) -> dict[str, dict[int, str]]:
-        """Axes of each ONNX input and output that vary between calls, with symbolic names."""
-        axes = {name: {0: "batch"} for name in self.input_names}
-        axes.update({name: {0: "batch"} for name in self.output_names})
-        return axes
-
-    def export_inputs(self, split: Split, sizes: tuple[int, ...] = (3, 1, 17)) -> list[tuple[torch.Tensor, ...]]:
-        """Example inputs for export: the first set is traced, the others check parity.
-
-        The traced size is ≥ 2 and unusual on purpose: torch.export specialises an axis whose
-        example size is 0 or 1, and the dynamo exporter then writes a static graph silently.
-        """
-        n = len(split)
-        out = []
-        for size in sizes:
-            index = torch.arange(min(size, n), device=split.device)
-            out.append(self.inputs(split.batch(index)))
-        return out
-
-    # -- serving ----------------------------------------------------------------------------
-    def raw_inputs(self, data: Any, metadata: dict[str, Any]) -> dict[str, np.ndarray] | None:
-        """Model inputs from raw user input (e.g. text, for tasks whose models take token ids),
-        or ``None`` when ``data`` is plain arrays for :func:`zoo.core.runtime.load_inputs`.
-
-        :param data: the parsed JSON of ``zoo predict --input``, or a ``.txt`` file's lines
-        :param metadata: the ONNX metadata (``onnx_*`` keys of ``DataInfo.extra`` are there)
-        """
-        return None
-
-    def postprocess(self, outputs: dict[str, np.ndarray], metadata: dict[str, Any]) -> list[Any]:
-        """Human-readable predictions from the ONNX outputs (one entry per sample).
-
-        ``metadata["_inputs"]`` holds the arrays that were fed (e.g. ``lengths`` to trim padding).
-        """
-        first = outputs[self.output_names[0]]
-        return first.tolist()
+def _record_learned(model: torch.nn.Module, summary: dict[str, Any]) -> None:
+    """A :class:`ReportsParameters` model's values into the summary as ``learned``."""
+    inner = unwrap(model)
+    if isinstance(inner, ReportsParameters):
+        summary["learned"] = inner.learned_parameters()
 
 
 def _sum(t: torch.Tensor) -> torch.Tensor:
@@ -190,6 +81,11 @@ class Regression(Task):
         r2 = 1.0 - sums["sse"] / total if total > 0 else float("nan")
         return {"loss": mae if loss_name == "mae" else mse, "mse": mse, "mae": mae, "r2": r2}
 
+    def write_artifacts(self, ctx, model, test, info, summary):
+        """A :class:`ReportsParameters` model's values (``learned`` in the summary); no files."""
+        _record_learned(model, summary)
+        return []
+
 
 class Classification(Task):
     """Class labels ``y`` (int64 ``[B]``) from logits.
@@ -241,15 +137,16 @@ class Classification(Task):
         return {"loss": sums["loss_sum"] / n, "accuracy": sums["correct"] / n}
 
     def write_artifacts(self, ctx, model, test, info, summary):
-        """The test confusion matrix: ``confusion.json`` and, with matplotlib, ``confusion.png``."""
+        """The test confusion matrix (``confusion.json`` and, with matplotlib, ``confusion.png``) and a
+        :class:`ReportsParameters` model's values."""
         from zoo.core.runs import write_confusion
 
-        written = super().write_artifacts(ctx, model, test, info, summary)
+        _record_learned(model, summary)
         if not info.num_classes:
-            return written
+            return []
         batch_size = ctx.config["train"]["eval_batch_size"]
         matrix = self.confusion_matrix(model, test, info.num_classes, batch_size)
-        return written + write_confusion(ctx.run, matrix, info.class_names)
+        return write_confusion(ctx.run, matrix, info.class_names)
 
     @torch.no_grad()
     def confusion_matrix(self, model: torch.nn.Module, split: Split, num_classes: int,
