@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("zoo")
 
 _LAZY = {
-    "Task": "zoo.core.tasks",
+    "Task": "zoo.core.task",
     "DataInfo": "zoo.core.data",
     "Dataset": "zoo.core.data",
     "TensorSplit": "zoo.core.data",

@@ -10,6 +10,7 @@ parsing and rendering and the same flow is usable from Python::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import platform
@@ -17,11 +18,11 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from zoo.core.catalogue import ModelEntry, load_catalogue
-from zoo.core.hub.model import init_weights
 from zoo.core.errors import ExportError, NonFiniteLoss, RunStopped, TrainingInterrupted, ZooError
+from zoo.core.hub.model import init_weights
 
 
 def _loaded_zoo(entry: ModelEntry | None = None):
@@ -334,16 +335,59 @@ def _train(model, *, config_file, sets, options, out, resume, log, dist, force=F
         return _run_training(entry, spec, run_config, run, checkpoint, previous, out, force, log, dist, stack)
 
 
+@dataclasses.dataclass
+class _Session:
+    """One training run being carried out: what its steps (open, fit, write) share."""
+
+    entry: ModelEntry
+    run_config: Any
+    dist: Any
+    zoo: Any
+    device: Any
+    dataset: Any
+    task: Any
+    net: Any
+    log: Callable[[str], None]
+    started: float
+    run: Any = None
+    data_on_device: Any = None
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ctx: Any = None
+    emit: Callable[..., Any] = lambda *a, **k: None
+
+
 def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force, log, dist, stack):
     """Data, model and run directory set up, then fit, test, export; the summary written whatever happens."""
+    from zoo.core.trainer import Trainer
+
+    session = _prepare(entry, spec, run_config, checkpoint, run, dist, log)
+    _open_run(session, run, checkpoint is not None, out, force, stack)
+    trainer = Trainer(session.net, session.task, session.data_on_device, run_config, session.run,
+                      session.device, emit=session.emit, log=log, dist=dist)
+    try:
+        with _sigterm_as_interrupt():
+            result = trainer.fit(checkpoint)
+            if dist.enabled:
+                session.summary["rank_weights_sha256"] = result["rank_weights_sha256"]
+            if not dist.is_main:  # rank 0 tests, exports and writes the summary
+                return {**session.summary, "status": "finished", "rank": dist.rank, "epochs": result["epochs"]}
+            session.summary["train_seconds"] = round(time.time() - session.started, 3)
+            _finish(session, result)
+    except BaseException as err:
+        if not dist.is_main:  # rank 0 owns the run directory
+            raise
+        _record_failure(session, previous, err)
+    return _write_summary(session)
+
+
+def _prepare(entry, spec, run_config, checkpoint, run, dist, log) -> _Session:
+    """Device, seeds, data and model, checked before anything is written."""
     from zoo.core import distributed
-    from zoo.core.context import RunContext
     from zoo.core.precision import Precision
     from zoo.core.runs import Run
-    from zoo.core.trainer import Trainer, resolve_device
+    from zoo.core.trainer import resolve_device
 
     started = time.time()
-    zoo = _loaded_zoo(entry)
     tc = run_config.train
     device = distributed.init(dist, tc.device) if dist.enabled else resolve_device(tc.device)
     Precision(tc.precision, device)                     # (fp16 needs CUDA, bf16 support)
@@ -361,6 +405,16 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
     # What data parallelism cannot do is refused before anything is written.
     distributed.check_trainable(dist, net, len(dataset.train))
     distributed.check_batch_size(dist, tc.batch_size)
+    return _Session(entry, run_config, dist, _loaded_zoo(entry), device, dataset, task, net, log, started)
+
+
+def _open_run(session: _Session, run, resumed: bool, out, force, stack) -> None:
+    """The run directory (created by rank 0 for a new run), the model and data on the device,
+    the summary begun and the run context that every event gets."""
+    from zoo.core.context import RunContext
+    from zoo.core.runs import Run
+
+    entry, run_config, dist, dataset = session.entry, session.run_config, session.dist, session.dataset
     if run is None:
         path = None
         if dist.is_main:
@@ -371,54 +425,52 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
                 run.write_inputs({"dataset": run_config.data.name, **dataset.info.extra["raw_inputs"]})
             path = str(run.path)
         run = Run(dist.broadcast_object(path))  # only rank 0 writes into it
-    net = net.to(device)
-    data_on_device = dataset.to(device)
-    summary = _start_summary(entry, task, run_config, device, net, dist)
-    log(f"{entry.name} ({entry.plugin}) on {run_config.data.name}: {len(dataset.train)} train / "
-        f"{len(dataset.val) if dataset.val is not None else 0} val / {len(dataset.test)} test, "
-        f"{summary['parameters']:,} parameters, device {device}, run {run.path}")
-    ctx = RunContext(run, run_config.model_dump(mode="json"), entry.name, run_config.data.name,
-                     entry.plugin, task.name, dist.rank, dist.world_size, resumed=checkpoint is not None)
-    emit = functools.partial(zoo.emit, ctx=ctx)  # every event knows its run
-    trainer = Trainer(net, task, data_on_device, run_config, run, device, emit=emit, log=log, dist=dist)
-    try:
-        with _sigterm_as_interrupt():
-            result = trainer.fit(checkpoint)
-            if dist.enabled:
-                summary["rank_weights_sha256"] = result["rank_weights_sha256"]
-            if not dist.is_main:  # rank 0 tests, exports and writes the summary
-                return {**summary, "status": "finished", "rank": dist.rank, "epochs": result["epochs"]}
-            summary["train_seconds"] = round(time.time() - started, 3)
-            _finish(summary, result, run, net, task, dataset, data_on_device, run_config, entry, zoo,
-                    device, log)
-    except BaseException as err:
-        if not dist.is_main:  # rank 0 owns the run directory
-            raise
-        status = "failed" if isinstance(err, (NonFiniteLoss, ExportError)) or not isinstance(
-            err, (TrainingInterrupted, KeyboardInterrupt)) else "interrupted"
-        status = err.status if isinstance(err, RunStopped) else status  # e.g. a pruned sweep trial
-        if isinstance(err, KeyboardInterrupt):
-            err = TrainingInterrupted(
-                f"interrupted during the {summary.get('phase', 'run')}; the trained weights are kept: "
-                f"`zoo train --resume {run.path}` finishes the test and export")
-        summary.update(wall_seconds=round(time.time() - started, 3))
-        _record_end(run, summary, previous, status, err, emit)
-        if isinstance(err, TrainingInterrupted):
-            raise err from None
-        if isinstance(err, SystemExit):  # zoo never exits mid-run: a plugin's code called sys.exit
-            raise ZooError(f"the {entry.plugin} plugin's code exited (SystemExit {err.code!r}) during the "
-                           f"{summary.get('phase', 'run')}; the run is marked failed in {run.path}") from None
-        if isinstance(err, RuntimeError) and "deterministic implementation" in str(err):
-            raise ZooError(f"train.deterministic: {str(err).splitlines()[0]}; set train.deterministic = "
-                           f"false to train with it") from err
-        raise
+    session.run = run
+    session.net = session.net.to(session.device)
+    session.data_on_device = dataset.to(session.device)
+    session.summary = _start_summary(entry, session.task, run_config, session.device, session.net, dist)
+    session.log(f"{entry.name} ({entry.plugin}) on {run_config.data.name}: {len(dataset.train)} train / "
+                f"{len(dataset.val) if dataset.val is not None else 0} val / {len(dataset.test)} test, "
+                f"{session.summary['parameters']:,} parameters, device {session.device}, run {run.path}")
+    session.ctx = RunContext(run, run_config.model_dump(mode="json"), entry.name, run_config.data.name,
+                             entry.plugin, session.task.name, dist.rank, dist.world_size, resumed=resumed)
+    session.emit = functools.partial(session.zoo.emit, ctx=session.ctx)  # every event knows its run
+
+
+def _write_summary(session: _Session) -> dict[str, Any]:
+    """The finished run's summary written and announced (``on_train_end``); exit 4 if its export failed."""
+    summary, run = session.summary, session.run
     summary.pop("phase", None)
-    summary["wall_seconds"] = round(time.time() - started, 3)
+    summary["wall_seconds"] = round(time.time() - session.started, 3)
     run.write_summary(summary)
-    emit("on_train_end", run=run, summary=summary)
+    session.emit("on_train_end", run=run, summary=summary)
     if summary.get("export") == "failed":
         raise _export_failed(summary, run)
     return summary
+
+
+def _record_failure(session: _Session, previous: dict, err: BaseException) -> NoReturn:
+    """Write the summary of a run that failed or was interrupted, then raise what the user sees."""
+    summary, run = session.summary, session.run
+    status = "failed" if isinstance(err, (NonFiniteLoss, ExportError)) or not isinstance(
+        err, (TrainingInterrupted, KeyboardInterrupt)) else "interrupted"
+    status = err.status if isinstance(err, RunStopped) else status  # e.g. a pruned sweep trial
+    if isinstance(err, KeyboardInterrupt):
+        err = TrainingInterrupted(
+            f"interrupted during the {summary.get('phase', 'run')}; the trained weights are kept: "
+            f"`zoo train --resume {run.path}` finishes the test and export")
+    summary.update(wall_seconds=round(time.time() - session.started, 3))
+    _record_end(run, summary, previous, status, err, session.emit)
+    if isinstance(err, TrainingInterrupted):
+        raise err from None
+    if isinstance(err, SystemExit):  # zoo never exits mid-run: a plugin's code called sys.exit
+        raise ZooError(f"the {session.entry.plugin} plugin's code exited (SystemExit {err.code!r}) during "
+                       f"the {summary.get('phase', 'run')}; the run is marked failed in {run.path}") from None
+    if isinstance(err, RuntimeError) and "deterministic implementation" in str(err):
+        raise ZooError(f"train.deterministic: {str(err).splitlines()[0]}; set train.deterministic = "
+                       f"false to train with it") from err
+    raise err
+
 
 
 def _check_fits(net, checkpoint: dict, path) -> None:
@@ -453,32 +505,28 @@ def _start_summary(entry, task, run_config, device, net, dist) -> dict[str, Any]
     return summary
 
 
-def _finish(summary, result, run, net, task, dataset, data_on_device, run_config, entry, zoo, device, log):
-    """After training: record the test metrics, export the ONNX file, draw the plots."""
-    from zoo.core.data import unwrap
-    from zoo.core.runs import write_confusion, write_plots
-    from zoo.core.tasks import Classification
+def _finish(session: _Session, result: dict[str, Any]) -> None:
+    """After training: record the test metrics, export the ONNX file, draw the plots and let the
+    task write its own files (:meth:`Task.write_artifacts <zoo.core.tasks.Task.write_artifacts>`)."""
+    from zoo.core.runs import write_plots
 
+    summary, run, net, task, dataset = session.summary, session.run, session.net, session.task, session.dataset
+    run_config, log = session.run_config, session.log
     result["test"].update(task.evaluate_model(net, dataset))  # e.g. a generative model's samples
     summary.update({
         "status": "finished", "phase": "export", "metrics": result["test"], "epochs": result["epochs"],
         "best_epoch": result["best_epoch"], "stopped_early": result["stopped_early"],
         "monitor": result["monitor"],
     })
-    inner = unwrap(net)
-    if hasattr(inner, "learned_parameters"):
-        summary["learned"] = inner.learned_parameters()
     log("test " + "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items()))
     if run_config.export.enabled:
-        _export_into(summary, run, net, task, dataset, run_config, entry, zoo, log)
+        _export_into(summary, run, net, task, dataset, run_config, session.entry, session.zoo, log)
     else:
         summary.update({"onnx": None, "parity": None, "export": "disabled"})
     summary["phase"] = "plots"
     plots = write_plots(run)
-    if isinstance(task, Classification) and dataset.info.num_classes:
-        matrix = confusion_matrix(net.to(device), task, data_on_device.test, dataset.info.num_classes,
-                                  run_config.train.eval_batch_size)
-        plots += write_confusion(run, matrix, dataset.info.class_names)
+    plots += task.write_artifacts(session.ctx, net.to(session.device), session.data_on_device.test,
+                                  dataset.info, summary)
     summary["plots"] = [p.name for p in plots]
     if not plots:
         log("note: plots skipped (pip install matplotlib to get loss/metric/lr PNGs in the run)")
@@ -538,21 +586,6 @@ def _record_end(run, summary, previous, status, err, emit) -> None:
         emit("on_train_end", run=run, summary=record)
     except Exception:  # noqa: BLE001 - the original error is what the user must see
         pass
-
-
-def confusion_matrix(net, task, split, num_classes: int, batch_size: int) -> list[list[int]]:
-    """Counts of (true class, predicted class) over a split, for tasks that predict class ids."""
-    import torch
-
-    net.eval()
-    counts = None
-    with torch.no_grad():
-        for batch in split.batches(batch_size):
-            predicted = task.predictions(net(*task.inputs(batch))).reshape(-1)
-            pairs = batch["y"].reshape(-1) * num_classes + predicted
-            binned = torch.bincount(pairs, minlength=num_classes * num_classes)
-            counts = binned if counts is None else counts + binned
-    return counts.reshape(num_classes, num_classes).tolist() if counts is not None else []
 
 
 def export_model(run, net, task, dataset, run_config, entry, zoo, opset: int | None = None):

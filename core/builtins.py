@@ -6,12 +6,6 @@ Registered through the same hooks as any plugin, under the name ``core``.
 from __future__ import annotations
 
 from zoo import hookimpl
-from zoo.core.sequence import (
-    Seq2SeqAutoencoder,
-    SequenceClassification,
-    SequenceRegression,
-    SequenceTagging,
-)
 from zoo.core.tasks import Classification, Regression
 
 
@@ -19,8 +13,3 @@ from zoo.core.tasks import Classification, Regression
 def register_tasks(register):
     register(Regression())
     register(Classification())
-    # Sequence tasks shared by every sequence family (RNN, transformer).
-    register(SequenceClassification())
-    register(SequenceTagging())
-    register(SequenceRegression())
-    register(Seq2SeqAutoencoder())

@@ -170,7 +170,7 @@ def _table_name(kind: str, name: str) -> str:
 
 
 def _recipe_name(model: str, dataset: str) -> str:
-    """``[models.lstm.recipes.atis]`` (names quoted as in :func:`_table_name`)."""
+    """``[models.my-model.recipes.my-data]`` (names quoted as in :func:`_table_name`)."""
     return f"{_table_name('models', model)[:-1]}.recipes.{_table_name('_', dataset)[3:]}"
 
 

@@ -94,7 +94,7 @@ class OptimConfig(Section):
 
 class ScheduleConfig(Section):
     name: Literal["constant", "step", "cosine", "linear"] = Field(
-        "constant", description="LR schedule (linear: word2vec's decay from lr to min_lr).")
+        "constant", description="LR schedule (linear: straight from lr down to min_lr).")
     warmup_epochs: float = Field(
         0.0, ge=0.0, le=100_000, description="Linear warm-up from 0 to the peak lr over this many epochs.")
     step_size: int = Field(10, ge=1, le=100_000, description="step: multiply the lr by gamma every N epochs.")

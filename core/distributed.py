@@ -217,7 +217,7 @@ def check_trainable(ctx: DistContext, model, n_train: int) -> None:
     if n_train < ctx.world_size:
         raise ZooError(
             f"the training split has {n_train} sample(s) for {ctx.world_size} processes: nothing to shard. "
-            + ("Full-graph training (e.g. GCN/GAT node classification: the whole graph is one sample) "
+            + ("Full-graph training (e.g. node classification on one graph: the whole graph is one sample) "
                "is not supported distributed; train it with one process (drop --nproc-per-node)."
                if n_train == 1 else "Use fewer processes or more data."))
     sparse = [name for name, m in model.named_modules()

@@ -74,7 +74,7 @@ LONGEST_LIST = 20
 
 
 def did_you_mean(name: str, choices: Iterable[str], what: str, listed_by: str = "zoo list") -> str:
-    """``unknown model 'mpl'; did you mean: mlp? (valid: linear, logistic, mlp, softmax)``.
+    """``unknown model 'modle'; did you mean: model? (valid: baseline, model, small-model)``.
 
     Each valid name appears once; when there are more than :data:`LONGEST_LIST`, the message
     says how many and which command lists them (``listed_by``) instead of a cut-off list.

@@ -110,7 +110,7 @@ def export_module(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     # The exporter prints progress lines, warnings and log records of its own (e.g. about
     # torchvision ops it skips); keep the CLI output clean. Real failures still raise.
     # onnxscript's optimizer logs a warning per op it does not constant-fold (dozens for a
-    # transformer's q/k/v split); they are not problems of the exported model.
+    # q/k/v split of an attention layer); they are not problems of the exported model.
     loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:

@@ -18,7 +18,7 @@ Implement a hook with :data:`zoo.hookimpl`::
 
     @hookimpl
     def register_models(register):
-        register("my-mlp", build_my_mlp, MyMLPConfig)
+        register("my-model", build_my_model, MyModelConfig)
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ def export_model(
 
         @hookimpl
         def export_model(model, task, model_name, path, opset):
-            if model_name != "skipgram":
+            if model_name != "my-embedding":
                 return None
             torch.onnx.export(model.lookup, ..., path, dynamo=True)
             return path

@@ -1,9 +1,8 @@
 """Which way a metric is better, and which task a model's run has: what a sweep optimises and
 what ``zoo reproduce`` compares with.
 
-Both read the direction through :func:`higher_is_better` alone, so where the knowledge of
-directions lives (today the trainer's ``HIGHER_IS_BETTER`` set and the task's
-``main_metric``/``higher_is_better``) can move without touching them.
+Both read the direction through :func:`higher_is_better` alone, which asks the task
+(:meth:`Task.prefers_higher <zoo.core.task.Task.prefers_higher>`, as the trainer does).
 """
 
 from __future__ import annotations
@@ -14,12 +13,7 @@ from typing import Any
 def higher_is_better(task: Any, metric: str) -> bool:
     """Whether larger values of ``metric`` (a metric name of ``task``, with or without a ``val_``
     or ``test_`` prefix) are better; the same rule the trainer uses for its best checkpoint."""
-    from zoo.core.trainer import HIGHER_IS_BETTER
-
-    name = metric.removeprefix("val_").removeprefix("test_")
-    suffix = name.rsplit("_", 1)[-1]  # wordsim353_spearman, slot_f1: the kind of score decides
-    return name in HIGHER_IS_BETTER or suffix in HIGHER_IS_BETTER or (
-        name == task.main_metric and task.higher_is_better)
+    return task.prefers_higher(metric.removeprefix("val_").removeprefix("test_"))
 
 
 def task_of(model: str, dataset: str) -> Any:

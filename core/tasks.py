@@ -1,118 +1,27 @@
-"""Tasks: what is being learned, independent of the architecture.
-
-A :class:`Task` owns the loss, the metrics, and the ONNX signature (input/output names and
-dynamic axes) of a kind of problem. The trainer and the exporter only talk to models through a
-task, which is why one generic trainer serves every family.
-
-Metrics are accumulated as *sums* of tensors on the device (``metric_sums``), added up over
-batches without host synchronisation, and turned into numbers once per evaluation
-(``finalize``). Sums are also what distributed training all-reduces.
+"""The built-in generic tasks, ``regression`` and ``classification`` (registered by the core's own
+plugin, :mod:`zoo.core.builtins`). The :class:`Task` base class is the contract (:mod:`zoo.core.task`).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from zoo.core.data import DataInfo, Split
+from zoo.core.data import Split, unwrap
 from zoo.core.errors import ZooError
+from zoo.core.protocols import ReportsParameters
+from zoo.core.task import Task
+
+__all__ = ["Classification", "Regression", "Task"]
 
 
-class Task:
-    """Base class of every task. Subclasses set the class attributes and implement the methods.
-
-    :cvar name: the key manifests use (``task = "classification"``)
-    :cvar input_names: batch keys fed to ``model.forward`` in order; also the ONNX input names
-    :cvar output_names: ONNX output names (the model returns one tensor or a tuple in this order)
-    :cvar main_metric: validation metric used for the best checkpoint and early stopping
-    :cvar higher_is_better: direction of ``main_metric``
-    :cvar losses: loss names accepted by ``train.loss`` (the first is the default)
-    :cvar answers_tensors: ``zoo serve`` adds the ``prediction`` output (``postprocess``'s answer)
-        to tensor requests too, not only to raw-text ones: for tasks whose outputs mean little
-        until decoded (per-frame probabilities decoded into strings)
-    """
-
-    name: ClassVar[str] = ""
-    input_names: ClassVar[tuple[str, ...]] = ("x",)
-    output_names: ClassVar[tuple[str, ...]] = ("output",)
-    main_metric: ClassVar[str] = "loss"
-    higher_is_better: ClassVar[bool] = False
-    losses: ClassVar[tuple[str, ...]] = ()
-    answers_tensors: ClassVar[bool] = False
-
-    # -- training ---------------------------------------------------------------------------
-    def inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        """The model's positional inputs taken from a batch."""
-        return tuple(batch[name] for name in self.input_names)
-
-    def loss(self, output: Any, batch: dict[str, torch.Tensor], loss_name: str | None = None) -> torch.Tensor:
-        """Scalar mean loss of one batch."""
-        raise NotImplementedError
-
-    def metric_sums(self, output: Any, batch: dict[str, torch.Tensor],
-                    loss_name: str | None = None) -> dict[str, torch.Tensor]:
-        """Per-batch sums (0-d tensors, left on the device) that ``finalize`` turns into metrics."""
-        raise NotImplementedError
-
-    def finalize(self, sums: dict[str, float], loss_name: str | None = None) -> dict[str, float]:
-        """Metrics from the summed statistics of a whole split."""
-        raise NotImplementedError
-
-    def check_info(self, info: DataInfo) -> None:
-        """Raise ZooError when a dataset does not fit this task (e.g. no ``num_classes``)."""
-
-    # -- export -----------------------------------------------------------------------------
-    def dynamic_axes(self, info: DataInfo) -> dict[str, dict[int, str]]:
-        """Axes of each ONNX input and output that vary between calls, with symbolic names."""
-        axes = {name: {0: "batch"} for name in self.input_names}
-        axes.update({name: {0: "batch"} for name in self.output_names})
-        return axes
-
-    def export_inputs(self, split: Split, sizes: tuple[int, ...] = (3, 1, 17)) -> list[tuple[torch.Tensor, ...]]:
-        """Example inputs for export: the first set is traced, the others check parity.
-
-        The traced size is ≥ 2 and unusual on purpose: torch.export specialises an axis whose
-        example size is 0 or 1, and the dynamo exporter then writes a static graph silently.
-        """
-        n = len(split)
-        out = []
-        for size in sizes:
-            index = torch.arange(min(size, n), device=split.device)
-            out.append(self.inputs(split.batch(index)))
-        return out
-
-    def export_examples(self, model: torch.nn.Module, split: Split) -> list[tuple[torch.Tensor, ...]]:
-        """The example inputs the export of ``model`` traces and checks: :meth:`export_inputs`,
-        unless a task's inputs take their shape from the model (a recurrent step's state)."""
-        return self.export_inputs(split)
-
-    # -- evaluation beyond batches ------------------------------------------------------------
-    def evaluate_model(self, model: torch.nn.Module, dataset: Any) -> dict[str, float]:
-        """Test metrics that need the model itself rather than per-batch outputs (samples of a
-        generative model compared with the test split), merged into the test metrics after
-        training. ``model`` holds the best weights; ``dataset`` is the run's
-        :class:`~zoo.core.data.Dataset`. Default: none."""
-        return {}
-
-    # -- serving ----------------------------------------------------------------------------
-    def raw_inputs(self, data: Any, metadata: dict[str, Any]) -> dict[str, np.ndarray] | None:
-        """Model inputs from raw user input (e.g. text, for tasks whose models take token ids),
-        or ``None`` when ``data`` is plain arrays for :func:`zoo.core.runtime.load_inputs`.
-
-        :param data: the parsed JSON of ``zoo predict --input``, or a ``.txt`` file's lines
-        :param metadata: the ONNX metadata (``onnx_*`` keys of ``DataInfo.extra`` are there)
-        """
-        return None
-
-    def postprocess(self, outputs: dict[str, np.ndarray], metadata: dict[str, Any]) -> list[Any]:
-        """Human-readable predictions from the ONNX outputs (one entry per sample).
-
-        ``metadata["_inputs"]`` holds the arrays that were fed (e.g. ``lengths`` to trim padding).
-        """
-        first = outputs[self.output_names[0]]
-        return first.tolist()
+def _record_learned(model: torch.nn.Module, summary: dict[str, Any]) -> None:
+    """A :class:`ReportsParameters` model's values into the summary as ``learned``."""
+    inner = unwrap(model)
+    if isinstance(inner, ReportsParameters):
+        summary["learned"] = inner.learned_parameters()
 
 
 def _sum(t: torch.Tensor) -> torch.Tensor:
@@ -130,6 +39,7 @@ class Regression(Task):
     output_names = ("prediction",)
     main_metric = "mse"
     higher_is_better = False
+    higher_is_better_metrics = frozenset({"r2"})
     losses = ("mse", "mae")
 
     @staticmethod
@@ -170,6 +80,11 @@ class Regression(Task):
         total = sums["sum_y2"] - sums["sum_y"] ** 2 / n
         r2 = 1.0 - sums["sse"] / total if total > 0 else float("nan")
         return {"loss": mae if loss_name == "mae" else mse, "mse": mse, "mae": mae, "r2": r2}
+
+    def write_artifacts(self, ctx, model, test, info, summary):
+        """A :class:`ReportsParameters` model's values (``learned`` in the summary); no files."""
+        _record_learned(model, summary)
+        return []
 
 
 class Classification(Task):
@@ -220,6 +135,31 @@ class Classification(Task):
     def finalize(self, sums, loss_name=None):
         n = max(sums["count"], 1.0)
         return {"loss": sums["loss_sum"] / n, "accuracy": sums["correct"] / n}
+
+    def write_artifacts(self, ctx, model, test, info, summary):
+        """The test confusion matrix (``confusion.json`` and, with matplotlib, ``confusion.png``) and a
+        :class:`ReportsParameters` model's values."""
+        from zoo.core.runs import write_confusion
+
+        _record_learned(model, summary)
+        if not info.num_classes:
+            return []
+        batch_size = ctx.config["train"]["eval_batch_size"]
+        matrix = self.confusion_matrix(model, test, info.num_classes, batch_size)
+        return write_confusion(ctx.run, matrix, info.class_names)
+
+    @torch.no_grad()
+    def confusion_matrix(self, model: torch.nn.Module, split: Split, num_classes: int,
+                         batch_size: int) -> list[list[int]]:
+        """Counts of (true class, predicted class) over ``split``: ``[num_classes, num_classes]``."""
+        model.eval()
+        counts = None
+        for batch in split.batches(batch_size):
+            predicted = self.predictions(model(*self.inputs(batch))).reshape(-1)
+            pairs = batch["y"].reshape(-1) * num_classes + predicted
+            binned = torch.bincount(pairs, minlength=num_classes * num_classes)
+            counts = binned if counts is None else counts + binned
+        return counts.reshape(num_classes, num_classes).tolist() if counts is not None else []
 
     def postprocess(self, outputs, metadata):
         logits = outputs[self.output_names[0]].astype(np.float64)

@@ -43,11 +43,9 @@ from zoo.core.data import Dataset, Split
 from zoo.core.distributed import SINGLE, DistContext
 from zoo.core.errors import NonFiniteLoss, TrainingInterrupted, ZooError
 from zoo.core.precision import Precision, compile_module
+from zoo.core.protocols import SelfUpdating
 from zoo.core.runs import Run, atomic_write_bytes
 from zoo.core.tasks import Task
-
-HIGHER_IS_BETTER = {"accuracy", "r2", "f1", "slot_f1", "exact_match", "token_accuracy", "spearman", "auc"}
-
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` → ``cuda`` when available, else ``cpu``; an unavailable CUDA request is an error."""
@@ -141,7 +139,7 @@ def lr_factor(config: ScheduleConfig, peak_lr: float, steps_per_epoch: int, tota
     1. warm-up: linear from ~0 to 1 over ``warmup_epochs``;
     2. then ``constant`` (1), ``step`` (γ^⌊epoch / step_size⌋), ``cosine`` (from 1 down to
        ``min_lr / lr`` over the remaining steps) or ``linear`` (straight from 1 down to
-       ``min_lr / lr``, the decay word2vec uses).
+       ``min_lr / lr``).
     """
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
     total = max(total_epochs * steps_per_epoch, 1)
@@ -280,6 +278,51 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
+@dataclass
+class _Loop:
+    """What the steps of one ``fit`` share: optimizer, schedule, shuffling, progress."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    generator: torch.Generator       # the shuffling stream, the same on every rank
+    state: TrainState
+    batch_size: int                  # per rank
+    steps_per_epoch: int
+    progress: Progress
+    cuda_graphs: bool = False
+    stopped_early: bool = False
+
+
+class _EpochStats:
+    """The running sums of one epoch, kept on the device (read once at the end of the epoch)."""
+
+    def __init__(self, loss_sum: torch.Tensor, device: torch.device) -> None:
+        self.loss_sum = loss_sum
+        self.norm_sum = torch.zeros((), device=device)
+        self.norm_max = torch.zeros((), device=device)
+        self.finite_norms = torch.zeros((), device=device)  # fp16: a skipped step's norm is inf
+        self.grad_steps = 0
+        self.started = time.monotonic()
+
+    def add_norm(self, norm: torch.Tensor) -> None:
+        finite = torch.isfinite(norm)
+        norm = torch.where(finite, norm, 0.0)  # on the device: no sync per step
+        self.norm_sum += norm
+        self.norm_max = torch.maximum(self.norm_max, norm)
+        self.finite_norms += finite
+        self.grad_steps += 1
+
+    def grad_norms(self) -> dict[str, Any]:
+        """``grad_norm`` (mean), ``grad_norm_max`` and ``skipped_steps`` when gradients were clipped."""
+        if not self.grad_steps:
+            return {}
+        counted = int(self.finite_norms)
+        record: dict[str, Any] = {"grad_norm": float(self.norm_sum) / counted if counted else None,
+                                  "grad_norm_max": float(self.norm_max) if counted else None}
+        if counted < self.grad_steps:  # steps the fp16 GradScaler skipped (inf/NaN gradients)
+            record["skipped_steps"] = self.grad_steps - counted
+        return record
+
 EventFn = Callable[..., None]
 
 
@@ -310,8 +353,7 @@ class Trainer:
                            f"choose one of: {', '.join(task.losses) or '(the task has one fixed loss)'}")
         self.loss_name = tc.loss
         self.monitor = tc.monitor or task.main_metric
-        self.maximize = self.monitor in HIGHER_IS_BETTER or (
-            self.monitor == task.main_metric and task.higher_is_better)
+        self.maximize = task.prefers_higher(self.monitor)
         self.precision = Precision(tc.precision, device)
         if device.type == "cuda" and not tc.deterministic:
             # TF32 matmuls for fp32 training (Ampere+): ~2-8x faster, well within training noise.
@@ -450,182 +492,201 @@ class Trainer:
             if isinstance(self.train_module, nn.parallel.DistributedDataParallel):
                 self.train_module.find_unused_parameters = bool(self._unused_parameters())
 
-    # -- the loop -----------------------------------------------------------------------------------
+    # -- the loop: restore → one epoch → end of epoch → test the best ------------------------------
     def fit(self, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
         """Train (or continue from ``checkpoint``); returns the final test metrics and bookkeeping."""
+        loop = self._start(checkpoint)
+        try:
+            with _StopFlag() as stop:
+                for epoch in range(loop.state.epoch + 1, self.config.train.epochs + 1):
+                    stats = self._train_epoch(loop, epoch, stop)
+                    if self._end_epoch(loop, epoch, stats, stop):
+                        break
+        finally:
+            if isinstance(self.model, SelfUpdating):
+                self.model.detach_optimizer()
+        return self._test_best(loop)
+
+    def _start(self, checkpoint: dict[str, Any] | None) -> _Loop:
+        """Modules, preflight, optimizer and schedule; then the checkpoint's state restored (or a
+        first checkpoint written) and ``on_train_start`` emitted."""
         tc = self.config.train
-        model, task, train = self.model, self.task, self.data.train
+        train = self.data.train
         if len(train) == 0:
             raise ZooError("the training split is empty")
-        dist = self.dist
-        batch_size = distributed.check_batch_size(dist, tc.batch_size)  # per rank
+        batch_size = distributed.check_batch_size(self.dist, tc.batch_size)  # per rank
         self._prepare_modules()
         self._preflight()
-        module = self.train_module
         if self.device.type == "cuda" and not tc.deterministic:
             # cuDNN times its convolution algorithms once per input shape and keeps the fastest:
             # a win when batches keep one shape, a new search per batch when they do not.
             torch.backends.cudnn.benchmark = not batch_shapes_vary(train, batch_size)
-        optimizer = build_optimizer(self.config.optim, model.parameters())
-        steps_per_epoch = distributed.steps_per_epoch(len(train), tc.batch_size, dist.world_size)
-        schedule = self.config.schedule
-        scheduler = None
+        optimizer = build_optimizer(self.config.optim, self.model.parameters())
+        steps_per_epoch = distributed.steps_per_epoch(len(train), tc.batch_size, self.dist.world_size)
+        schedule, scheduler = self.config.schedule, None
         if schedule.name != "constant" or schedule.warmup_epochs > 0:
             scheduler = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lr_factor(schedule, self.config.optim.lr, steps_per_epoch, tc.epochs))
-        generator = torch.Generator().manual_seed(tc.seed)
-        state = TrainState()
+        loop = _Loop(optimizer, scheduler, torch.Generator().manual_seed(tc.seed), TrainState(),
+                     batch_size, steps_per_epoch,
+                     Progress(tc.progress and self.dist.is_main, tc.epochs * steps_per_epoch, tc.batch_size))
         if checkpoint is not None:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            self.precision.load_state_dict(checkpoint.get("grad_scaler"))
-            if scheduler is not None and checkpoint.get("scheduler") is not None:
-                scheduler.load_state_dict(checkpoint["scheduler"])
-            state = TrainState(**checkpoint["state"])
-            # `--resume --lr ...` / `--set optim.*=...`: the config wins over the saved values.
-            changed = apply_optim_config(optimizer, scheduler, checkpoint.get("optim"), self.config.optim,
-                                         state.epoch * steps_per_epoch + state.step)
-            if changed:
-                self.log("resume: optim." + ", optim.".join(changed) + " changed since the checkpoint")
-            generator.set_state(checkpoint["generator"])
-            torch.set_rng_state(checkpoint["rng_cpu"])
-            restore_cuda_rng(checkpoint.get("rng_cuda") or [])
-            if dist.rank > 0:  # the checkpoint holds rank 0's streams; keep the ranks' dropout apart
-                torch.manual_seed(tc.seed + dist.rank * 1_000_003 + state.epoch * 7919 + state.step)
+            self._restore(loop, checkpoint)
         else:
             # Epoch 0: a good checkpoint exists before the first step, whatever happens next.
-            self._checkpoint(state, optimizer, scheduler, generator.get_state(), Run.LAST)
-
-        self.emit("on_train_start", run=self.run, model=model, config=self.config.model_dump(mode="json"),
+            self._checkpoint(loop.state, optimizer, scheduler, loop.generator.get_state(), Run.LAST)
+        loop.progress.start_step = loop.state.epoch * steps_per_epoch + loop.state.step
+        loop.cuda_graphs = self.train_module is not self.model and uses_cuda_graphs(
+            tc.compile, tc.compile_mode, self.device)
+        if isinstance(self.model, SelfUpdating):  # docs/plugins.md: a model that updates itself
+            self.model.attach_optimizer(optimizer, tc, self.dist.world_size)
+        self.emit("on_train_start", run=self.run, model=self.model, config=self.config.model_dump(mode="json"),
                   optimizer=optimizer)
-        progress = Progress(tc.progress and dist.is_main, tc.epochs * steps_per_epoch, tc.batch_size)
-        progress.start_step = state.epoch * steps_per_epoch + state.step
-        stopped_early = False
-        augmenting = self.config.data.augment.enabled  # training batches only, never val/test
-        cuda_graphs = module is not self.model and uses_cuda_graphs(tc.compile, tc.compile_mode, self.device)
-        with _StopFlag() as stop:
-            for epoch in range(state.epoch + 1, tc.epochs + 1):
-                epoch_start_generator = generator.get_state()
-                order = torch.randperm(len(train), generator=generator).to(train.device)
-                order = distributed.shard_order(order, tc.batch_size, dist)  # this rank's slices
-                module.train()
-                loss_sum = torch.tensor(state.loss_sum, device=self.device)
-                grad_norm_sum = torch.zeros((), device=self.device)
-                grad_norm_max = torch.zeros((), device=self.device)
-                grad_steps = 0
-                finite_norms = torch.zeros((), device=self.device)  # fp16: a skipped step's norm is inf
-                started = time.monotonic()
-                last_tick = started
-                for batch in train.batches(batch_size, order, start=state.step):
-                    if augmenting:
-                        key = task.input_names[0]
-                        batch = {**batch, key: augment(batch[key], self.config.data.augment)}
-                    if cuda_graphs:  # a new iteration: CUDA-graph output buffers may be reused
-                        torch.compiler.cudagraph_mark_step_begin()
-                    with self._autocast():
-                        output = module(*task.inputs(batch))
-                        loss = task.loss(output, batch, self.loss_name)
-                    # A model that applied its own update in forward (`updates_itself`, e.g. word2vec's
-                    # in-place SGD) returns a loss with no graph: no gradient to compute or clip.
-                    if loss.requires_grad or not getattr(model, "updates_itself", False):
-                        optimizer.zero_grad(set_to_none=True)
-                        self.precision.backward(loss)   # DDP averages the gradients over the ranks here
-                        if tc.grad_clip is not None:
-                            self.precision.unscale(optimizer)
-                            # The norm before clipping, kept per epoch: shows exploding/vanishing gradients.
-                            norm = clip_grad_norm(model.parameters(), tc.grad_clip).detach().float()
-                            finite = torch.isfinite(norm)
-                            norm = torch.where(finite, norm, 0.0)  # on the device: no sync per step
-                            grad_norm_sum += norm
-                            grad_norm_max = torch.maximum(grad_norm_max, norm)
-                            finite_norms += finite
-                            grad_steps += 1
-                    self.precision.step(optimizer)  # a no-op without gradients; keeps the scheduler's order
-                    if scheduler is not None:
-                        scheduler.step()
-                    loss_sum += loss.detach().float()
-                    state.step += 1
-                    if stop.requested:
-                        state.loss_sum = float(loss_sum)
-                        self._checkpoint(state, optimizer, scheduler, epoch_start_generator, Run.LAST)
-                        progress.clear()
-                        raise TrainingInterrupted(
-                            f"{stop.requested}: stopped at epoch {epoch}, step {state.step}/{steps_per_epoch}; "
-                            f"a resumable checkpoint is in {self.run.path}. "
-                            f"Continue with: zoo train --resume {self.run.path}")
-                    now = time.monotonic()
-                    if now - last_tick > 1.0:
-                        last_tick = now
-                        if not torch.isfinite(loss_sum):
-                            self._non_finite(epoch, state.step)
-                        progress.update(epoch, tc.epochs, state.step, steps_per_epoch,
-                                        (epoch - 1) * steps_per_epoch + state.step)
-                # -- epoch end --------------------------------------------------------------
-                # Mean over the ranks of each rank's summed batch losses (one all-reduce per epoch).
-                train_loss = float(dist.all_reduce_sum(loss_sum) / dist.world_size) / max(state.step, 1)
-                if not math.isfinite(train_loss):
-                    self._non_finite(epoch, state.step)
-                seconds = time.monotonic() - started
-                record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss,
-                                          "lr": optimizer.param_groups[0]["lr"], "steps": state.step}
-                if grad_steps:
-                    counted = int(finite_norms)
-                    record.update(grad_norm=float(grad_norm_sum) / counted if counted else None,
-                                  grad_norm_max=float(grad_norm_max) if counted else None)
-                    if counted < grad_steps:  # steps the fp16 GradScaler skipped (inf/NaN gradients)
-                        record["skipped_steps"] = grad_steps - counted
-                if self.data.val is not None:
-                    val = self.evaluate(self.data.val)
-                    if not math.isfinite(val.get("loss", 0.0)):
-                        self._non_finite(epoch, state.step, where="validation")
-                    record.update({f"val_{k}": v for k, v in val.items()})
-                    current = val[self.monitor]
-                else:
-                    current = train_loss
-                record["epoch_seconds"] = round(seconds, 4)
-                state.epoch, state.step, state.loss_sum = epoch, 0, 0.0
-                improved = self._improved(current, state.best)
-                if improved:
-                    state.best, state.best_epoch, state.bad_epochs = current, epoch, 0
-                else:
-                    state.bad_epochs += 1
-                names = (Run.LAST, Run.BEST) if improved else (Run.LAST,)
-                # The epoch's record first: a kill between the two leaves a record the resume
-                # truncates and redoes, never a checkpoint whose epoch has no record.
-                if dist.is_main:
-                    self.run.append_metrics(record)
-                self._checkpoint(state, optimizer, scheduler, generator.get_state(), *names)
-                progress.clear()
-                self.log(_format_epoch(record, tc.epochs))
-                self.emit("on_epoch_end", run=self.run, epoch=epoch, metrics=record)
-                if tc.early_stopping is not None and state.bad_epochs >= tc.early_stopping:
-                    self.log(f"early stopping: no improvement of val_{self.monitor} for "
-                             f"{state.bad_epochs} epochs (best {state.best:.4g} at epoch {state.best_epoch})")
-                    stopped_early = True
-                    break
-                if stop.requested:
-                    raise TrainingInterrupted(
-                        f"{stop.requested}: stopped after epoch {epoch}; continue with: "
-                        f"zoo train --resume {self.run.path}")
+        return loop
 
-        # -- test with the best weights --------------------------------------------------------
-        result: dict[str, Any] = {}
-        if dist.enabled:
+    def _restore(self, loop: _Loop, checkpoint: dict[str, Any]) -> None:
+        """Weights, optimizer, scheduler, scaler, progress and every RNG stream from ``checkpoint``;
+        ``optim.*`` values given now (``--resume --lr ...``) win over the saved ones."""
+        self.model.load_state_dict(checkpoint["model"])
+        loop.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.precision.load_state_dict(checkpoint.get("grad_scaler"))
+        if loop.scheduler is not None and checkpoint.get("scheduler") is not None:
+            loop.scheduler.load_state_dict(checkpoint["scheduler"])
+        loop.state = state = TrainState(**checkpoint["state"])
+        changed = apply_optim_config(loop.optimizer, loop.scheduler, checkpoint.get("optim"), self.config.optim,
+                                     state.epoch * loop.steps_per_epoch + state.step)
+        if changed:
+            self.log("resume: optim." + ", optim.".join(changed) + " changed since the checkpoint")
+        loop.generator.set_state(checkpoint["generator"])
+        torch.set_rng_state(checkpoint["rng_cpu"])
+        restore_cuda_rng(checkpoint.get("rng_cuda") or [])
+        if self.dist.rank > 0:  # the checkpoint holds rank 0's streams; keep the ranks' dropout apart
+            torch.manual_seed(self.config.train.seed + self.dist.rank * 1_000_003 + state.epoch * 7919 + state.step)
+
+    def _train_epoch(self, loop: _Loop, epoch: int, stop: _StopFlag) -> _EpochStats:
+        """One pass over this rank's share of a seeded permutation of the training split, from
+        step ``loop.state.step`` on (a resumed epoch skips the steps already taken)."""
+        tc, train, state = self.config.train, self.data.train, loop.state
+        epoch_start_generator = loop.generator.get_state()
+        order = torch.randperm(len(train), generator=loop.generator).to(train.device)
+        order = distributed.shard_order(order, tc.batch_size, self.dist)  # this rank's slices
+        self.train_module.train()
+        stats = _EpochStats(torch.tensor(state.loss_sum, device=self.device), self.device)
+        last_tick = stats.started
+        for batch in train.batches(loop.batch_size, order, start=state.step):
+            self._train_step(loop, batch, stats)
+            state.step += 1
+            if stop.requested:
+                state.loss_sum = float(stats.loss_sum)
+                self._checkpoint(state, loop.optimizer, loop.scheduler, epoch_start_generator, Run.LAST)
+                loop.progress.clear()
+                raise TrainingInterrupted(
+                    f"{stop.requested}: stopped at epoch {epoch}, step {state.step}/{loop.steps_per_epoch}; "
+                    f"a resumable checkpoint is in {self.run.path}. "
+                    f"Continue with: zoo train --resume {self.run.path}")
+            now = time.monotonic()
+            if now - last_tick > 1.0:
+                last_tick = now
+                if not torch.isfinite(stats.loss_sum):
+                    self._non_finite(epoch, state.step)
+                loop.progress.update(epoch, tc.epochs, state.step, loop.steps_per_epoch,
+                                     (epoch - 1) * loop.steps_per_epoch + state.step)
+        return stats
+
+    def _train_step(self, loop: _Loop, batch: dict[str, torch.Tensor], stats: _EpochStats) -> None:
+        """Forward, loss, backward, clipping and the optimizer's and scheduler's step for one batch."""
+        tc = self.config.train
+        if self.config.data.augment.enabled:  # training batches only, never val/test
+            key = self.task.input_names[0]
+            batch = {**batch, key: augment(batch[key], self.config.data.augment)}
+        if loop.cuda_graphs:  # a new iteration: CUDA-graph output buffers may be reused
+            torch.compiler.cudagraph_mark_step_begin()
+        with self._autocast():
+            output = self.train_module(*self.task.inputs(batch))
+            loss = self.task.loss(output, batch, self.loss_name)
+        # A SelfUpdating model that applied its own update in forward returns a loss with no
+        # graph: no gradient to compute or clip.
+        if loss.requires_grad or not (isinstance(self.model, SelfUpdating) and self.model.updates_itself):
+            loop.optimizer.zero_grad(set_to_none=True)
+            self.precision.backward(loss)   # DDP averages the gradients over the ranks here
+            if tc.grad_clip is not None:
+                self.precision.unscale(loop.optimizer)
+                # The norm before clipping, kept per epoch: shows exploding/vanishing gradients.
+                stats.add_norm(clip_grad_norm(self.model.parameters(), tc.grad_clip).detach().float())
+        self.precision.step(loop.optimizer)  # a no-op without gradients; keeps the scheduler's order
+        if loop.scheduler is not None:
+            loop.scheduler.step()
+        stats.loss_sum += loss.detach().float()
+
+    def _end_epoch(self, loop: _Loop, epoch: int, stats: _EpochStats, stop: _StopFlag) -> bool:
+        """Validate, record, checkpoint, log and emit ``on_epoch_end``; True to stop early."""
+        tc, state = self.config.train, loop.state
+        record, current = self._epoch_record(loop, epoch, stats)
+        state.epoch, state.step, state.loss_sum = epoch, 0, 0.0
+        improved = self._improved(current, state.best)
+        if improved:
+            state.best, state.best_epoch, state.bad_epochs = current, epoch, 0
+        else:
+            state.bad_epochs += 1
+        names = (Run.LAST, Run.BEST) if improved else (Run.LAST,)
+        # The epoch's record first: a kill between the two leaves a record the resume
+        # truncates and redoes, never a checkpoint whose epoch has no record.
+        if self.dist.is_main:
+            self.run.append_metrics(record)
+        self._checkpoint(state, loop.optimizer, loop.scheduler, loop.generator.get_state(), *names)
+        loop.progress.clear()
+        self.log(_format_epoch(record, tc.epochs))
+        self.emit("on_epoch_end", run=self.run, epoch=epoch, metrics=record)
+        if tc.early_stopping is not None and state.bad_epochs >= tc.early_stopping:
+            self.log(f"early stopping: no improvement of val_{self.monitor} for "
+                     f"{state.bad_epochs} epochs (best {state.best:.4g} at epoch {state.best_epoch})")
+            loop.stopped_early = True
+            return True
+        if stop.requested:
+            raise TrainingInterrupted(f"{stop.requested}: stopped after epoch {epoch}; continue with: "
+                                      f"zoo train --resume {self.run.path}")
+        return False
+
+    def _epoch_record(self, loop: _Loop, epoch: int, stats: _EpochStats) -> tuple[dict[str, Any], float]:
+        """The epoch's line of ``metrics.jsonl`` and the value monitored for the best checkpoint."""
+        dist, steps = self.dist, loop.state.step
+        # Mean over the ranks of each rank's summed batch losses (one all-reduce per epoch).
+        train_loss = float(dist.all_reduce_sum(stats.loss_sum) / dist.world_size) / max(steps, 1)
+        if not math.isfinite(train_loss):
+            self._non_finite(epoch, steps)
+        seconds = time.monotonic() - stats.started
+        record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss,
+                                  "lr": loop.optimizer.param_groups[0]["lr"], "steps": steps}
+        record.update(stats.grad_norms())
+        current = train_loss
+        if self.data.val is not None:
+            val = self.evaluate(self.data.val)
+            if not math.isfinite(val.get("loss", 0.0)):
+                self._non_finite(epoch, steps, where="validation")
+            record.update({f"val_{k}": v for k, v in val.items()})
+            current = val[self.monitor]
+        record["epoch_seconds"] = round(seconds, 4)
+        return record, current
+
+    def _test_best(self, loop: _Loop) -> dict[str, Any]:
+        """Reload the best checkpoint and evaluate the test split (rank 0 alone)."""
+        state = loop.state
+        result: dict[str, Any] = {"best_epoch": state.best_epoch, "epochs": state.epoch,
+                                  "stopped_early": loop.stopped_early, "monitor": f"val_{self.monitor}",
+                                  "best": state.best}
+        if self.dist.enabled:
             # Proof that DDP kept the replicas identical: each rank's digest of its final weights.
-            result["rank_weights_sha256"] = dist.all_gather_object(distributed.weights_digest(model.state_dict()))
-            if len(set(result["rank_weights_sha256"])) != 1:
-                self.log("warning: the ranks' final weights differ: " + ", ".join(result["rank_weights_sha256"]))
-        if not dist.is_main:
+            digests = self.dist.all_gather_object(distributed.weights_digest(self.model.state_dict()))
+            result["rank_weights_sha256"] = digests
+            if len(set(digests)) != 1:
+                self.log("warning: the ranks' final weights differ: " + ", ".join(digests))
+        if not self.dist.is_main:
             # Rank 0 tests, exports and writes the summary; the other ranks are done.
-            return {**result, "test": {}, "best_epoch": state.best_epoch, "epochs": state.epoch,
-                    "stopped_early": stopped_early, "monitor": f"val_{self.monitor}", "best": state.best}
+            return {**result, "test": {}}
         best_path = self.run.file(Run.BEST)
         if best_path.exists():
-            best = checkpoint_file.load(best_path, map_location=self.device)
-            model.load_state_dict(best["model"])
-        test = self.evaluate(self.data.test, shard=False)  # by rank 0 alone
-        return {**result, "test": test, "best_epoch": state.best_epoch, "epochs": state.epoch,
-                "stopped_early": stopped_early, "monitor": f"val_{self.monitor}", "best": state.best}
+            self.model.load_state_dict(checkpoint_file.load(best_path, map_location=self.device)["model"])
+        return {**result, "test": self.evaluate(self.data.test, shard=False)}
 
     def _non_finite(self, epoch: int, step: int, where: str = "training") -> None:
         raise NonFiniteLoss(

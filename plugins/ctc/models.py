@@ -11,7 +11,7 @@ Shapes::
                   ─ linear ─ log_softmax ─ log_probs [B, W', K]   (K = symbols + blank, blank = 0)
 
 The backward direction of each recurrent layer runs over each sequence reversed *within its
-length* (:func:`zoo.core.sequence.reverse_padded`), so it starts at the last real frame and a
+length* (:func:`zoo.plugins.sequence.pipeline.reverse_padded`), so it starts at the last real frame and a
 sample's output does not depend on how much padding its batch adds. Images are padded with 0 (the
 background) and every block's output is zeroed past each sample's pooled length, so the
 convolutions near a sample's end see what they would see alone: a sample's log-probabilities do
@@ -28,7 +28,7 @@ from torch import nn
 from zoo.core.config import ModelConfig
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
-from zoo.core.sequence import length_mask, reverse_padded
+from zoo.plugins.sequence.pipeline import length_mask, reverse_padded
 
 
 class CRNNConfig(ModelConfig):

@@ -2,7 +2,7 @@
 
 Both are found with :func:`zoo.core.data.locate` under a data root (``--data-dir``,
 ``$ZOO_DATA_DIR``, the cache where ``zoo data fetch`` puts them) and go through the core's text
-pipeline (:mod:`zoo.core.sequence`): tokenise, build the vocabulary on the training split only,
+pipeline (:mod:`zoo.plugins.sequence.pipeline`): tokenise, build the vocabulary on the training split only,
 pad with lengths.
 
 SST-2 is read in either of two layouts, whichever sits in the earlier root:
@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from zoo.core.data import DataInfo, Dataset, data_roots, locate
 from zoo.core.errors import DataNotFound, ZooError
-from zoo.core.sequence import IGNORE, SequenceSplit, Vocabulary, bio_tag_names, bio_types, pad, tokenize
+from zoo.plugins.sequence.pipeline import IGNORE, SequenceSplit, Vocabulary, bio_tag_names, bio_types, pad, tokenize
 
 
 class TextOptions(BaseModel):

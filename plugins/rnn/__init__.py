@@ -1,7 +1,7 @@
 """RNN family: Elman, Jordan, LSTM (and peephole LSTM) and GRU, uni- or bidirectional, for
 many-to-one (sentiment), many-to-many (slot filling) and sequence-autoencoder tasks.
 
-The text pipeline and the sequence tasks live in :mod:`zoo.core.sequence` (shared with the
+The text pipeline and the sequence tasks live in :mod:`zoo.plugins.sequence.pipeline` (shared with the
 transformer family); the text datasets (``sst2``, ``atis``) come from the ``datasets`` plugin.
 This plugin adds the models and the generated ``adding-problem`` and ``copy-sequences``.
 

@@ -2,7 +2,7 @@
 
 Padding sits at the end of each sequence, so a left-to-right pass never mixes padding into the
 real positions; callers read only ``t < lengths`` (the backward direction is run on sequences
-reversed within their lengths, see :func:`zoo.core.sequence.reverse_padded`).
+reversed within their lengths, see :func:`zoo.plugins.sequence.pipeline.reverse_padded`).
 
 Hand-written recurrences (Elman for export, Jordan, peephole LSTM) are a ``step`` function
 ``(carry, x_t) → (carry, y_t)``. In eager mode a Python loop runs it (fast to differentiate);

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from zoo.core.data import DataInfo, Dataset
-from zoo.core.sequence import SequenceSplit, Vocabulary
+from zoo.plugins.sequence.pipeline import SequenceSplit, Vocabulary
 
 
 class AddingOptions(BaseModel):

@@ -21,7 +21,7 @@ from torch import nn
 from zoo.core.config import ModelConfig
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
-from zoo.core.sequence import last_valid, length_mask, reverse_padded
+from zoo.plugins.sequence.pipeline import last_valid, length_mask, reverse_padded
 from zoo.plugins.rnn.cells import CELLS
 
 

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from zoo.core.config import ModelConfig
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
-from zoo.core.sequence import PAD_ID, UNK_ID, last_valid, length_mask
+from zoo.plugins.sequence.pipeline import PAD_ID, UNK_ID, last_valid, length_mask
 from zoo.plugins.rnn.models import RecurrentLayer
 
 Attention = Literal["none", "additive", "dot", "general"]

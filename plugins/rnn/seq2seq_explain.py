@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from zoo.core.data import DataInfo, unwrap
 from zoo.core.errors import ZooError
-from zoo.core.sequence import Vocabulary
+from zoo.plugins.sequence.pipeline import Vocabulary
 
 
 def _draw(alpha: list[list[float]], source: list[str], decoded: list[str], path: Path, title: str) -> Path | None:

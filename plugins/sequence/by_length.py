@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from zoo.core.sequence import PAD_ID
+from zoo.plugins.sequence.pipeline import PAD_ID
 
 TASKS = ("seq2seq", "translation")
 JSON_NAME, PNG_NAME = "match_by_length.json", "match_by_length.png"

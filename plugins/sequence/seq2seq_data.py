@@ -33,7 +33,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from zoo.core.data import DataInfo, Dataset
 from zoo.core.errors import ZooError
-from zoo.core.sequence import PAD, UNK, PairSplit, Vocabulary, pad
+from zoo.plugins.sequence.pipeline import PAD, UNK, PairSplit, Vocabulary, pad
 
 BOS, EOS = "<bos>", "<eos>"
 BOS_ID, EOS_ID = 2, 3
@@ -51,7 +51,7 @@ def tokenize_characters(text: str) -> list[str]:
     return [c for c in text.lower() if not c.isspace()]
 
 
-#: Source and target batches, each cut to its longest sequence (zoo.core.sequence.PairSplit).
+#: Source and target batches, each cut to its longest sequence (zoo.plugins.sequence.pipeline.PairSplit).
 Seq2SeqSplit = PairSplit
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from zoo.core.errors import ZooError
-from zoo.core.sequence import IGNORE, PAD_ID, SequenceTask, Vocabulary
+from zoo.plugins.sequence.pipeline import IGNORE, PAD_ID, SequenceTask, Vocabulary
 from zoo.core.tasks import _sum
 from zoo.plugins.sequence.seq2seq_data import EOS_ID, SPECIALS, tokenize_characters
 
@@ -54,6 +54,7 @@ class Seq2Seq(SequenceTask):
     time_outputs = False  # generated [B, L]: L is the model's fixed decode length
     main_metric = "exact_match"
     higher_is_better = True
+    higher_is_better_metrics = frozenset({"token_accuracy", "teacher_forced_accuracy"})
     losses = ("cross_entropy",)
 
     def check_info(self, info):

@@ -29,7 +29,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from zoo.core.data import Dataset, locate
 from zoo.core.errors import ZooError
-from zoo.core.sequence import PAD, UNK, Vocabulary
+from zoo.plugins.sequence.pipeline import PAD, UNK, Vocabulary
 from zoo.plugins.sequence.seq2seq_data import BOS, EOS, make_dataset, make_split
 
 FILE = "tatoeba/data/eng-fra.txt"

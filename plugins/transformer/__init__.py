@@ -4,7 +4,7 @@ attention for images.
 ``layers`` holds the building blocks (attention in matrix form, masks, positions, encoder and
 decoder blocks); ``models`` the encoder models (classifier, tagger, local-attention classifier,
 ViT). The text pipeline and the sequence tasks are shared with the RNN family
-(:mod:`zoo.core.sequence`); ``sst2`` and ``atis`` come from the ``datasets`` plugin and
+(:mod:`zoo.plugins.sequence.pipeline`); ``sst2`` and ``atis`` come from the ``datasets`` plugin and
 ``fashion-mnist`` from the same. ``seq2seq`` is the encoder–decoder with greedy decoding; its
 ``seq2seq`` task and the generated ``reverse``, ``sort`` and ``addition`` datasets come from the
 ``sequence`` plugin (:mod:`zoo.plugins.sequence`, shared with the RNN encoder–decoder).

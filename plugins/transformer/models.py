@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from zoo.core.config import ModelConfig
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
-from zoo.core.sequence import length_mask
+from zoo.plugins.sequence.pipeline import length_mask
 from zoo.plugins.transformer.layers import (
     Encoder,
     LearnedPositions,

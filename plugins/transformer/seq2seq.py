@@ -37,7 +37,7 @@ from pydantic import Field
 from torch import Tensor, nn
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
-from zoo.core.sequence import PAD_ID, UNK_ID
+from zoo.plugins.sequence.pipeline import PAD_ID, UNK_ID
 from zoo.plugins.transformer.layers import (
     Decoder,
     Encoder,

@@ -13,8 +13,7 @@ Hooks implemented here:
 * ``register_datasets``: ``wiki-sample``, ``lee``, ``text8`` and ``text-file`` (any text file by path);
 * ``register_models``: ``skipgram``, ``cbow``, ``glove``;
 * ``export_model``: the deployable form is the lookup ids → L2-normalised vectors, not ``forward``;
-* ``on_train_start`` / ``on_train_end``: let the CPU kernel of skip-gram and CBOW apply word2vec's
-  SGD itself where plain SGD would (``attach_sgd``); after a run, write ``vectors.txt`` (word2vec text format)
+* ``on_train_start`` / ``on_train_end``: after a run, write ``vectors.txt`` (word2vec text format)
   and ``embedding_eval.json`` (WordSim353, SimLex-999, analogies) into the run directory, and add
   the evaluation to the run summary.
 """
@@ -75,25 +74,18 @@ def export_model(model, task, model_name, path, opset):
 
 
 @hookimpl
-def on_train_start(ctx, model, config, optimizer):
+def on_train_start(ctx, model):
     if ctx.model_name not in MODELS:
         return
     # on_train_end gets the run but not the model, which then holds the best weights (the
-    # trainer reloads them before testing): keep it for this run.
+    # trainer reloads them before testing): keep it for this run. (Skip-gram and CBOW apply
+    # word2vec's SGD themselves through the SelfUpdating protocol: models.attach_optimizer.)
     ctx.state[NAME] = model
-    if hasattr(model, "attach_sgd"):
-        # The CPU kernel steps the tables itself where plain SGD would (SkipGram.attach_sgd).
-        train = config["train"]
-        exclusive = (train.get("grad_clip") is None and train.get("precision", "fp32") == "fp32"
-                     and not train.get("compile") and ctx.world_size == 1)
-        model.attach_sgd(optimizer, train.get("loss"), exclusive)
 
 
 @hookimpl
 def on_train_end(ctx, run, summary):
     model = ctx.state.pop(NAME, None)
-    if hasattr(model, "attach_sgd"):
-        model.attach_sgd(None)
     if ctx.model_name not in MODELS or summary.get("status") != "finished" or model is None:
         return
     from zoo.plugins.word2vec.run_files import finish_run

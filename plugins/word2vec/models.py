@@ -27,8 +27,8 @@ otherwise dense (any optimizer, e.g. Adam). With ``d loss / d s = σ(s) − labe
 ``s = u · v``, every gradient is a batched matrix product of these ``[B, ·]`` coefficients with
 the gathered vectors. word2vec's own update: where plain SGD on the summed loss would apply that
 gradient, the CPU kernel instead runs word2vec's loop, centre after centre, each update applied
-in place before the next (:meth:`_NegativeSampling.attach_sgd`, set up by the plugin when
-training starts).
+in place before the next (:meth:`_NegativeSampling.attach_sgd`, set up by the trainer when
+training starts: :meth:`_NegativeSampling.attach_optimizer`, the ``SelfUpdating`` protocol).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from torch import nn
 from zoo.core.config import ModelConfig
 from zoo.core.data import DataInfo
 from zoo.core.errors import ZooError
+from zoo.core.protocols import SelfUpdating
 
 # The fused CPU step (kernels.py) needs numba; found without importing it (importing numba is slow).
 NUMBA = importlib.util.find_spec("numba") is not None
@@ -289,7 +290,7 @@ def huffman_codes(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return points, codes, lengths
 
 
-class _NegativeSampling(_WordVectors):
+class _NegativeSampling(_WordVectors, SelfUpdating):
     """Input vectors v (the embedding), output vectors u, and the unigram^α noise distribution."""
 
     def __init__(self, info: DataInfo, dim: int, negatives: int, ns_exponent: float,
@@ -341,6 +342,16 @@ class _NegativeSampling(_WordVectors):
     def _kernel_applies(self) -> bool:
         w = self.in_embed.weight
         return self.kernel != "torch" and NUMBA and w.device.type == "cpu" and w.dtype in _KERNEL_DTYPES
+
+    def attach_optimizer(self, optimizer: torch.optim.Optimizer, train, world_size: int) -> None:
+        """The trainer's cue (:class:`~zoo.core.protocols.SelfUpdating`): attach the CPU kernel's
+        SGD (:meth:`attach_sgd`) when nothing else touches the gradients."""
+        exclusive = (train.grad_clip is None and train.precision == "fp32" and not train.compile
+                     and world_size == 1)
+        self.attach_sgd(optimizer, train.loss, exclusive)
+
+    def detach_optimizer(self) -> None:
+        self.attach_sgd(None)
 
     def attach_sgd(self, optimizer: torch.optim.Optimizer | None, loss: str = "sum", exclusive: bool = True) -> bool:
         """Let the CPU kernel run word2vec's SGD itself (:func:`kernels.sgd_step`) at the lr of

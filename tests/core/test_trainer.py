@@ -16,6 +16,7 @@ from zoo.core import api
 from zoo.core.config import OptimConfig, ScheduleConfig
 from zoo.core.errors import NonFiniteLoss, TrainingInterrupted, ZooError
 from zoo.core.plugins import get_zoo
+from zoo.core.protocols import SelfUpdating
 from zoo.core.trainer import build_optimizer, lr_factor
 
 QUIET = {"train": {"progress": False, "device": "cpu"}}
@@ -205,49 +206,61 @@ def test_clip_grad_norm_takes_sparse_gradients():
         assert torch.allclose(got, before / expected, atol=1e-6)
 
 
-class _HalvesItself:
-    """Makes the model update itself in its training forward (halving its weights) and return
-    outputs with no graph, as word2vec's attached kernel does."""
+class _HalvesItself(torch.nn.Module, SelfUpdating):
+    """A SelfUpdating model: once the trainer attached the optimizer, its training forward halves
+    its weights and returns outputs with no graph, as word2vec's attached kernel does."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
         self.initial: dict[str, torch.Tensor] = {}
         self.updates = 0
+        self.attached: list[tuple[str, float, int]] = []
 
-    @hookimpl
-    def on_train_start(self, run, model, config, optimizer):
-        original = model.forward
-        self.initial = {k: p.detach().clone() for k, p in model.named_parameters()}
+    @property
+    def updates_itself(self) -> bool:
+        return bool(self.attached) and self.attached[-1][0] == "attached"
 
-        def forward(*inputs):
-            if model.training and torch.is_grad_enabled():
-                self.updates += 1
-                with torch.no_grad():
-                    for p in model.parameters():
-                        p.mul_(0.5)
-                    return original(*inputs)
-            return original(*inputs)
+    def attach_optimizer(self, optimizer, train, world_size):
+        self.initial = {k: p.detach().clone() for k, p in self.named_parameters()}
+        self.attached.append(("attached", optimizer.param_groups[0]["lr"], world_size))
 
-        model.forward, model.updates_itself = forward, True
+    def detach_optimizer(self):
+        self.attached.append(("detached", 0.0, 0))
+
+    def forward(self, x):
+        if self.updates_itself and self.training and torch.is_grad_enabled():
+            self.updates += 1
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.mul_(0.5)
+                return self.inner(x)
+        return self.inner(x)
 
 
 @pytest.mark.slow
-def test_a_model_that_updates_itself_gets_no_backward_or_optimizer_update(tmp_path):
-    plugin = _HalvesItself()
-    zoo = get_zoo()
-    zoo.pm.register(plugin, name="halves-itself")
+def test_a_model_that_updates_itself_gets_no_backward_or_optimizer_update(tmp_path, monkeypatch):
+    built: list[_HalvesItself] = []
+    original = api.build_model
+
+    def build(spec, run_config, info):
+        built.append(_HalvesItself(original(spec, run_config, info)))
+        return built[-1]
+
+    monkeypatch.setattr(api, "build_model", build)
     options = {"train": {"progress": False, "device": "cpu", "epochs": 2, "batch_size": 128},
                "optim": {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}, "schedule": {"name": "linear"},
                "data": {"val_fraction": 0.0}, "export": {"enabled": False}}
-    try:
-        summary = api.train("logistic", options=options, out=str(tmp_path / "r"), log=None)
-    finally:
-        zoo.pm.unregister(plugin)
-    assert summary["status"] == "finished" and plugin.updates > 2
+    summary = api.train("logistic", options=options, out=str(tmp_path / "r"), log=None)
+    (model,) = built
+    assert summary["status"] == "finished" and model.updates > 2
+    # attached once with the optimizer (at its peak lr before the first step), detached at the end
+    assert [(event, world) for event, _, world in model.attached] == [("attached", 1), ("detached", 0)]
     last = torch.load(tmp_path / "r" / "checkpoint-last.pt", weights_only=True)
     # only the model's own halving moved the weights: the optimizer (momentum, weight decay)
     # found no gradient; the schedule still stepped
     assert not last["optimizer"]["state"]
-    for name, before in plugin.initial.items():
-        assert torch.allclose(last["model"][name], before * 0.5 ** plugin.updates)
+    for name, before in model.initial.items():
+        assert torch.allclose(last["model"][name], before * 0.5 ** model.updates)
     lrs = [json.loads(line)["lr"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert lrs[1] < lrs[0] < 0.1

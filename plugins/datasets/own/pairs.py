@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from zoo.core.data import DataInfo, Dataset
-from zoo.core.sequence import PAD, UNK, UNK_ID, PairSplit, Vocabulary, pad
+from zoo.plugins.sequence.pipeline import PAD, UNK, UNK_ID, PairSplit, Vocabulary, pad
 from zoo.plugins.datasets.own.common import (
     OwnDataError,
     check_file,

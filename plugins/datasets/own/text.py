@@ -3,7 +3,7 @@
 ``text``
     A CSV/TSV file with a header, or JSONL (one object per line), with a text field and a label
     field → ``sequence-classification`` (RNNs, transformer classifiers). Words are tokenised and
-    counted as for SST-2 (:mod:`zoo.core.sequence`): the vocabulary comes from the training split
+    counted as for SST-2 (:mod:`zoo.plugins.sequence.pipeline`): the vocabulary comes from the training split
     only; sequences are cut to ``max_length`` tokens.
 ``tagged-text``
     CoNLL style: one ``token<TAB>tag`` line per token, a blank line between sentences
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from zoo.core.data import DataInfo, Dataset
-from zoo.core.sequence import IGNORE, UNK_ID, SequenceSplit, Vocabulary, bio_tag_names, bio_types, pad
+from zoo.plugins.sequence.pipeline import IGNORE, UNK_ID, SequenceSplit, Vocabulary, bio_tag_names, bio_types, pad
 from zoo.plugins.datasets.own.common import (
     OwnDataError,
     check_classes,

@@ -13,7 +13,7 @@ from zoo.core.catalogue import load_catalogue
 from zoo.core.data import DataInfo
 from zoo.core.export import export_onnx
 from zoo.core.runtime import make_session
-from zoo.core.sequence import SequenceClassification, SequenceSplit, pad
+from zoo.plugins.sequence.pipeline import SequenceClassification, SequenceSplit, pad
 from zoo.plugins.rnn.datasets import AddingOptions, adding_problem, load_adding_problem
 from zoo.plugins.rnn.models import RNNConfig, RNNModel
 

@@ -11,7 +11,7 @@ Text pipeline
     :meth:`SequenceTask.raw_inputs` turns raw text into model inputs from that metadata
     (``zoo predict`` accepts ``{"text": "..."}`` or a plain ``.txt`` file).
 
-Sequence tasks (registered by the core, used by name by any family)
+Sequence tasks (registered by the ``sequence`` plugin, used by name by any family)
     ``sequence-classification`` many-to-one: ``(tokens, lengths) → logits [B, C]``
     ``sequence-tagging``       many-to-many: ``(tokens, lengths) → logits [B, T, C]``; padding
                                is masked out of loss and metrics; BIO tags give span F1
@@ -402,6 +402,7 @@ class SequenceTagging(SequenceTask):
     time_outputs = True
     main_metric = "slot_f1"
     higher_is_better = True
+    higher_is_better_metrics = frozenset({"token_accuracy", "slot_precision", "slot_recall"})
     losses = ("cross_entropy",)
 
     def check_info(self, info):
@@ -471,6 +472,7 @@ class Seq2SeqAutoencoder(SequenceTask):
     time_outputs = True
     main_metric = "token_accuracy"
     higher_is_better = True
+    higher_is_better_metrics = frozenset({"sequence_accuracy"})
     losses = ("cross_entropy",)
 
     @staticmethod

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from zoo.core.errors import ZooError
-from zoo.core.sequence import (
+from zoo.plugins.sequence.pipeline import (
     IGNORE,
     PAD_ID,
     UNK_ID,
