@@ -60,7 +60,7 @@ def register_models(register: Callable[..., None]) -> None:
         @hookimpl
         def register_models(register):
             register("linear", build_linear, LinearConfig)
-            register("mlp", build_mlp, MLPConfig)  # one call per model
+            register("my-net", build_my_net, MyNetConfig)  # one call per model
     """
 
 

@@ -26,7 +26,7 @@ class PluginNames:
 
     ``zoo new-plugin my-family`` gives the plugin (entry-point) name ``my-family``, the
     distribution ``zoo-my-family`` (what ``pip install`` and PyPI call it), the import package
-    ``zoo_my_family``, the model ``my-family-mlp`` and the dataset ``my-family-blobs``.
+    ``zoo_my_family``, the model ``my-family-net`` and the dataset ``my-family-blobs``.
     """
 
     plugin: str
@@ -43,7 +43,7 @@ class PluginNames:
                            f"module zoo_my_family)")
         dashed = name.replace("_", "-")
         return cls(plugin=name, distribution=f"zoo-{dashed}", module=f"zoo_{name.replace('-', '_')}",
-                   model=f"{dashed}-mlp", dataset=f"{dashed}-blobs")
+                   model=f"{dashed}-net", dataset=f"{dashed}-blobs")
 
 
 def _files(names: PluginNames, zoo_version: str) -> dict[str, str]:

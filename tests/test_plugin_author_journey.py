@@ -104,19 +104,19 @@ def _check_listing(tmp: Path, env: dict) -> float:
     """``zoo list`` shows the plugin's model from its manifest: no torch, no plugin import, fast."""
     profiled = shell("zoo list", {**env, "PYTHONPROFILEIMPORTTIME": "1"}, tmp)  # also warms the disk cache
     assert profiled.returncode == 0, profiled.stderr
-    assert any(line.split()[:2] == ["shapes-mlp", "shapes"] for line in profiled.stdout.splitlines())
+    assert any(line.split()[:2] == ["shapes-net", "shapes"] for line in profiled.stdout.splitlines())
     modules = imported_modules(profiled.stderr)
     assert "torch" not in modules and "zoo_shapes" not in modules
     start = time.perf_counter()
     timed = shell("zoo list", env, tmp)
     seconds = time.perf_counter() - start
-    assert timed.returncode == 0 and "shapes-mlp" in timed.stdout
+    assert timed.returncode == 0 and "shapes-net" in timed.stdout
     return seconds
 
 
 def _check_trains(tmp: Path, env: dict) -> dict:
     """The plugin's model trains with its hook and its logger; a built-in model's run is left alone."""
-    trained = shell("zoo train shapes-mlp --out runs/shapes --epochs 2 --log csvlog -q --json", env, tmp)
+    trained = shell("zoo train shapes-net --out runs/shapes --epochs 2 --log csvlog -q --json", env, tmp)
     assert trained.returncode == 0, trained.stderr
     summary = json.loads(trained.stdout)  # the hook's print did not reach stdout
     assert "shapes: epoch 2 done" in trained.stderr
@@ -174,7 +174,7 @@ def _check_readme_predicts(tmp: Path, env: dict) -> None:
     steps = [line for line in readme.splitlines() if line.startswith(("echo ", "zoo predict "))]
     assert len(steps) == 2, readme
     for step in steps:
-        done = shell(step.replace("runs/shapes-mlp", "runs/shapes") + (" --json" if "predict" in step else ""),
+        done = shell(step.replace("runs/shapes-net", "runs/shapes") + (" --json" if "predict" in step else ""),
                      env, tmp)
         assert done.returncode == 0, done.stderr
     predictions = json.loads(done.stdout)

@@ -18,7 +18,7 @@ def pull(target: str, providers: list[str] | None = None, log=None):
     Example::
 
         import zoo
-        model = zoo.pull("gcn-cora:v1")
+        model = zoo.pull("my-net-iris:v1")
         outputs = model.session(x=features, edge_index=edges)
     """
     from zoo.core.hub.pull import pull as pull_folder

@@ -170,8 +170,8 @@ def resolve_target(target: str, log=None) -> str:
 
 
 def serve_targets(targets: list[str]) -> list[str]:
-    """``zoo serve`` targets with hub references pulled: ``hub:gcn`` → ``gcn=<cache path>`` (served
-    under the model's hub name), ``web=hub:gcn:v2`` → ``web=<cache path>``."""
+    """``zoo serve`` targets with hub references pulled: ``hub:my-net`` → ``my-net=<cache path>`` (served
+    under the model's hub name), ``web=hub:my-net:v2`` → ``web=<cache path>``."""
     resolved = []
     for target in targets:
         name, sep, location = target.partition("=")

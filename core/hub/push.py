@@ -16,7 +16,7 @@ from zoo.core.hub.store import MANIFEST, HubError, open_store
 
 
 def default_name(run_dir: str) -> str:
-    """``MODEL-DATASET`` from the run's summary (``gcn-cora``), the name a push takes by default."""
+    """``MODEL-DATASET`` from the run's summary (``my-net-iris``), the name a push takes by default."""
     from zoo.core.runs import Run
 
     summary = Run.open(run_dir).read_summary()

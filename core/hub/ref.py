@@ -52,7 +52,7 @@ class HubRef:
     @classmethod
     def parse(cls, text: str) -> HubRef:
         """``[HUB/]NAME[:TAG]`` (a leading ``hub:`` is dropped). The tag is the part after the last
-        ``:`` of the last path segment, so ``https://host:8000/models/gcn:v1`` works."""
+        ``:`` of the last path segment, so ``https://host:8000/models/my-net:v1`` works."""
         if text.startswith(PREFIX):
             text = text[len(PREFIX):]
         hub, sep, last = text.rstrip("/").rpartition("/")

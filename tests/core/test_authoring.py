@@ -79,13 +79,13 @@ def test_scaffolded_plugin_installs_lists_trains_exports(tmp_path):
     env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
     listed = run_cli("list", "--plugin", "shapes", env=env)
-    assert listed.returncode == 0 and "shapes-mlp" in listed.stdout
+    assert listed.returncode == 0 and "shapes-net" in listed.stdout
     status = _status(site)["shapes"]
-    assert (status["status"], status["version"], status["models"]) == ("loaded", "0.1.0", ["shapes-mlp"])
+    assert (status["status"], status["version"], status["models"]) == ("loaded", "0.1.0", ["shapes-net"])
     assert status["source"] == "zoo-shapes 0.1.0" and status["problems"] == []
 
     run = tmp_path / "run"
-    trained = run_cli("train", "shapes-mlp", "--out", str(run), "-q", "--json", env=env)
+    trained = run_cli("train", "shapes-net", "--out", str(run), "-q", "--json", env=env)
     assert trained.returncode == 0, trained.stderr
     assert json.loads(trained.stdout)["metrics"]["accuracy"] > 0.8
     exported = run_cli("export", str(run), env=env)

@@ -70,7 +70,7 @@ def test_editable_install_then_the_printed_next_steps_verbatim(tmp_path):
     env = make_venv(tmp_path / "venv")
     steps = new_plugin("my-family", tmp_path, env)
     assert steps == ["pip install -e ./zoo-my-family", "zoo list --plugin my-family", "pytest zoo-my-family/tests",
-                     "zoo train my-family-mlp --out runs/my-family-mlp"]
+                     "zoo train my-family-net --out runs/my-family-net"]
     install, listing, tests, train = steps
 
     installed = shell(install, env, tmp_path)
@@ -80,7 +80,7 @@ def test_editable_install_then_the_printed_next_steps_verbatim(tmp_path):
 
     listed = shell(listing, {**env, "PYTHONPROFILEIMPORTTIME": "1"}, tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.split()[:2] == ["my-family-mlp", "my-family"]
+    assert listed.stdout.split()[:2] == ["my-family-net", "my-family"]
     assert "torch" not in imported_modules(listed.stderr)  # read from zoo.toml; the plugin is not imported
 
     passed = shell(tests, env, tmp_path)
@@ -88,9 +88,9 @@ def test_editable_install_then_the_printed_next_steps_verbatim(tmp_path):
 
     trained = shell(train, env, tmp_path)
     assert trained.returncode == 0, trained.stderr
-    summary = json.loads((tmp_path / "runs" / "my-family-mlp" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "runs" / "my-family-net" / "summary.json").read_text())
     assert (summary["status"], summary["plugin"]) == ("finished", "my-family")
-    assert (tmp_path / "runs" / "my-family-mlp" / "model.onnx").is_file()
+    assert (tmp_path / "runs" / "my-family-net" / "model.onnx").is_file()
 
 
 @pytest.mark.parametrize("kind", ["regular", "target", "editable-compat", "editable-strict"])
@@ -110,17 +110,17 @@ def test_manifest_is_found_for_every_kind_of_install(tmp_path, kind):
 
     listed = shell("zoo list --plugin shapes --json", env, tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert [m["name"] for m in json.loads(listed.stdout)] == ["shapes-mlp"]
+    assert [m["name"] for m in json.loads(listed.stdout)] == ["shapes-net"]
     plugins = shell("zoo plugins --json", env, tmp_path)
     status = {p["name"]: p for p in json.loads(plugins.stdout)}["shapes"]
-    assert (status["status"], status["models"], status["problems"]) == ("loaded", ["shapes-mlp"], [])
+    assert (status["status"], status["models"], status["problems"]) == ("loaded", ["shapes-net"], [])
 
 
 def test_new_plugin_accepts_dashes_and_says_what_it_derived(tmp_path):
     created = run_cli("new-plugin", "my-family", "--dir", str(tmp_path))
     assert created.returncode == 0, created.stderr
     first = created.stdout.splitlines()[0]
-    for derived in ("distribution zoo-my-family", "module zoo_my_family", "my-family-mlp", "my-family-blobs"):
+    for derived in ("distribution zoo-my-family", "module zoo_my_family", "my-family-net", "my-family-blobs"):
         assert derived in first
     root = tmp_path / "zoo-my-family"
     pyproject = (root / "pyproject.toml").read_text()
