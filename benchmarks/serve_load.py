@@ -279,7 +279,7 @@ def main() -> None:
     parser.add_argument("--json", help="Also write the rows to this JSON file.")
     args = parser.parse_args()
     concurrencies = args.concurrency or [1, 8, 32]
-    from zoo.core.runtime import make_session
+    from zoo.core.deploy.runtime import make_session
 
     tmp = tempfile.TemporaryDirectory()
     run = args.run or train_model(args.model, Path(tmp.name))

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def quick_options(entry, **extra) -> dict:
     """Config overrides that make any catalogue model train in about a second."""
-    from zoo.core.config import deep_merge
+    from zoo.core.contract.config import deep_merge
 
     options = {
         "train": {"epochs": 1, "batch_size": 16, "progress": False, "device": "cpu"},

@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import quick_options
 from zoo.core import api
-from zoo.core.catalogue import load_catalogue
+from zoo.core.contract.catalogue import load_catalogue
 
 MODELS = sorted(load_catalogue().models)
 

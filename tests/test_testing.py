@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from zoo import testing
-from zoo.core.errors import ExportError
-from zoo.core.plugins import get_zoo
+from zoo.core.contract.errors import ExportError
+from zoo.core.contract.plugins import get_zoo
 
 
 def test_train_runs_quickly_into_a_temporary_folder_and_returns_the_summary():

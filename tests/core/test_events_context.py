@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from helpers import run_cli
 from zoo import hookimpl
 from zoo.core import api
-from zoo.core.catalogue import NamedEntry
-from zoo.core.errors import ZooError
-from zoo.core.plugins import get_zoo
+from zoo.core.contract.catalogue import NamedEntry
+from zoo.core.contract.errors import ZooError
+from zoo.core.contract.plugins import get_zoo
 
 OPTIONS = {"train": {"epochs": 2, "progress": False}, "data": {"limit": 64}, "export": {"enabled": False}}
 
@@ -118,7 +118,7 @@ def test_a_plugin_acts_only_on_its_own_runs(tmp_path):
 
 
 def test_builtin_loggers_are_declared_by_their_plugins():
-    from zoo.core.catalogue import load_catalogue
+    from zoo.core.contract.catalogue import load_catalogue
 
     loggers = load_catalogue().loggers
     assert {n: e.plugin for n, e in loggers.items()} == {"tensorboard": "tensorboard", "mlflow": "mlflow"}
@@ -257,7 +257,7 @@ def test_a_third_party_plugin_adds_a_command(tmp_path):
 
 
 def _declare(monkeypatch, **commands):
-    from zoo.core import commands as plugin_commands
+    from zoo.core.contract import commands as plugin_commands
 
     entries = {name: NamedEntry(name, plugin, "") for name, plugin in commands.items()}
     monkeypatch.setattr(plugin_commands, "declared", lambda: entries)

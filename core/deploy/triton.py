@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 ONNX_TO_TRITON = {
     "tensor(float)": "TYPE_FP32", "tensor(double)": "TYPE_FP64", "tensor(float16)": "TYPE_FP16",
@@ -27,7 +27,7 @@ ONNX_TO_TRITON = {
 
 
 def _signature(path: Path) -> tuple[list[dict], list[dict]]:
-    from zoo.core.runtime import make_session
+    from zoo.core.deploy.runtime import make_session
 
     session = make_session(path, providers=["CPUExecutionProvider"])
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.core import discovery
-from zoo.core.errors import ZooError, did_you_mean
+from zoo.core.contract import discovery
+from zoo.core.contract.errors import ZooError, did_you_mean
 
-REGISTRY_PATH = Path(__file__).resolve().parent.parent / "registry.toml"
+REGISTRY_PATH = Path(__file__).resolve().parents[2] / "registry.toml"
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class ModelEntry:
     ``schedule``, ``train``, ``export``); ``reference`` the published result we compare against;
     ``smoke`` further overrides (tiny sizes) used by the per-model tests in ``tests/``.
     ``recipes`` maps a dataset to overrides of the same shape as ``defaults``, merged over them
-    when that dataset is chosen (``[models.NAME.recipes.DATASET]``; see :mod:`zoo.core.config`).
+    when that dataset is chosen (``[models.NAME.recipes.DATASET]``; see :mod:`zoo.core.contract.config`).
     """
 
     name: str
@@ -462,7 +462,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
 @functools.cache
 def load_catalogue() -> Catalogue:
     """The built-in registry plus the manifests of installed third-party plugins (entry points)."""
-    from zoo.core import discovery
+    from zoo.core.contract import discovery
 
     catalogue = Catalogue()
     catalogue.add_manifest(read_manifest(REGISTRY_PATH), origin=str(REGISTRY_PATH))

@@ -1,11 +1,11 @@
 """One generic trainer for every family.
 
-The trainer knows nothing about models: a :class:`~zoo.core.tasks.Task` turns a batch into the
-model's inputs, a loss and metric sums. Data is an in-memory :class:`~zoo.core.data.Dataset`
+The trainer knows nothing about models: a :class:`~zoo.core.contract.task.Task` turns a batch into the
+model's inputs, a loss and metric sums. Data is an in-memory :class:`~zoo.core.train.data.Dataset`
 already on the device; an epoch is a seeded permutation of indices on the device, sliced into
 batches, so no DataLoader and no per-batch host synchronisation is involved (the loss is summed
 on the device and read once per epoch, plus a non-finite check about once a second). Optional
-augmentation of image batches (``[data.augment]``, :mod:`zoo.core.augment`) also runs on the
+augmentation of image batches (``[data.augment]``, :mod:`zoo.core.train.augment`) also runs on the
 device, on training batches only.
 
 Checkpoints hold everything needed to continue exactly: model, optimizer, scheduler, the global
@@ -16,9 +16,9 @@ interrupted run ends with the same weights as an uninterrupted one (on the CPU; 
 may be non-deterministic unless ``train.deterministic`` is set).
 
 Scale and speed live in their own modules and hook in at a few places: data-parallel training
-over processes (:mod:`zoo.core.distributed`: DDP wrapper, per-rank shard of each epoch's
+over processes (:mod:`zoo.core.train.distributed`: DDP wrapper, per-rank shard of each epoch's
 permutation, all-reduced sums, rank 0 writes), and mixed precision and ``torch.compile``
-(:mod:`zoo.core.precision`). ``self.model`` is always the plain module: checkpoints and export
+(:mod:`zoo.core.train.precision`). ``self.model`` is always the plain module: checkpoints and export
 never see a DDP or compiled wrapper.
 """
 
@@ -35,17 +35,17 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from zoo.core import checkpoint as checkpoint_file
-from zoo.core import distributed
-from zoo.core.augment import augment, check_images
-from zoo.core.config import OptimConfig, RunConfig, ScheduleConfig
-from zoo.core.data import Dataset, Split
-from zoo.core.distributed import SINGLE, DistContext
-from zoo.core.errors import NonFiniteLoss, TrainingInterrupted, ZooError
-from zoo.core.precision import Precision, compile_module
-from zoo.core.protocols import SelfUpdating
-from zoo.core.runs import Run, atomic_write_bytes
-from zoo.core.tasks import Task
+from zoo.core.train import checkpoint as checkpoint_file
+from zoo.core.train import distributed
+from zoo.core.train.augment import augment, check_images
+from zoo.core.contract.config import OptimConfig, RunConfig, ScheduleConfig
+from zoo.core.train.data import Dataset, Split
+from zoo.core.train.distributed import SINGLE, DistContext
+from zoo.core.contract.errors import NonFiniteLoss, TrainingInterrupted, ZooError
+from zoo.core.train.precision import Precision, compile_module
+from zoo.core.contract.protocols import SelfUpdating
+from zoo.core.train.runs import Run, atomic_write_bytes
+from zoo.core.contract.task import Task
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` → ``cuda`` when available, else ``cpu``; an unavailable CUDA request is an error."""

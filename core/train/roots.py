@@ -1,7 +1,7 @@
 """Where public datasets' files are looked for: the data roots and the download cache.
 
 Standard library only (platformdirs imported when needed), so ``zoo data list`` can say what is
-cached without importing torch. :mod:`zoo.core.data` re-exports these functions.
+cached without importing torch. :mod:`zoo.core.train.data` re-exports these functions.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def data_roots(configured: str | None = None) -> list[Path]:
     if configured:
         base = Path(configured).expanduser()
         if not base.is_dir():
-            from zoo.core.errors import DataUnavailable
+            from zoo.core.contract.errors import DataUnavailable
 
             raise DataUnavailable(f"data directory {configured!r} does not exist")
         roots.append(base)
@@ -47,9 +47,9 @@ def locate(dataset: str, files: list[str], configured: str | None = None,
     """The first root (of :func:`data_roots`, then ``system``) that holds every one of ``files``
     (paths relative to a root, e.g. ``["planetoid/ind.cora.x", ...]``).
 
-    Raises :class:`~zoo.core.errors.DataNotFound` naming the dataset and the roots searched.
+    Raises :class:`~zoo.core.contract.errors.DataNotFound` naming the dataset and the roots searched.
     """
-    from zoo.core.errors import DataNotFound
+    from zoo.core.contract.errors import DataNotFound
 
     roots = [*data_roots(configured), *system]
     for root in roots:

@@ -1,6 +1,6 @@
 """Data augmentation on device tensors, applied by the trainer to training batches only.
 
-The data already lives on the device as tensors (see :mod:`zoo.core.data`), so augmentation is a
+The data already lives on the device as tensors (see :mod:`zoo.core.train.data`), so augmentation is a
 few vectorised tensor operations per batch rather than per-sample Python in DataLoader workers.
 It applies to image inputs ``[B, C, H, W]`` (the task's first input) and is configured by the
 ``[data.augment]`` table; every option is off by default, so nothing changes unless asked.
@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zoo.core.config import AugmentConfig
-from zoo.core.errors import ZooError
+from zoo.core.contract.config import AugmentConfig
+from zoo.core.contract.errors import ZooError
 
 
 def check_images(x: torch.Tensor, config: AugmentConfig) -> None:

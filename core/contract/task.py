@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from zoo.core.data import DataInfo, Split
+    from zoo.core.train.data import DataInfo, Split
 
 
 class Task:
@@ -75,14 +75,14 @@ class Task:
         """Write this task's own files into the run once the test is done (rank 0 only).
 
         The default writes nothing; the built-in ``regression`` and ``classification`` tasks
-        record a :class:`~zoo.core.protocols.ReportsParameters` model's values, and
-        classification writes the test confusion matrix (:mod:`zoo.core.tasks`).
+        record a :class:`~zoo.core.contract.protocols.ReportsParameters` model's values, and
+        classification writes the test confusion matrix (:mod:`zoo.core.train.tasks`).
 
-        :param ctx: the run context (:class:`zoo.core.context.RunContext`; ``ctx.run.file(name)``
+        :param ctx: the run context (:class:`zoo.core.contract.context.RunContext`; ``ctx.run.file(name)``
             is a path in the run directory, ``ctx.config`` the resolved config)
         :param model: the trained model with the best weights, on the training device
         :param test: the test split, on the same device
-        :param info: what the data is (:class:`~zoo.core.data.DataInfo`)
+        :param info: what the data is (:class:`~zoo.core.train.data.DataInfo`)
         :param summary: the run summary about to be written; a task may add entries
         :returns: the files written (listed in the summary's ``plots``)
         """
@@ -111,7 +111,7 @@ class Task:
     # -- serving ----------------------------------------------------------------------------
     def raw_inputs(self, data: Any, metadata: dict[str, Any]) -> dict[str, np.ndarray] | None:
         """Model inputs from raw user input (e.g. text, for tasks whose models take token ids),
-        or ``None`` when ``data`` is plain arrays for :func:`zoo.core.runtime.load_inputs`.
+        or ``None`` when ``data`` is plain arrays for :func:`zoo.core.deploy.runtime.load_inputs`.
 
         :param data: the parsed JSON of ``zoo predict --input``, or a ``.txt`` file's lines
         :param metadata: the ONNX metadata (``onnx_*`` keys of ``DataInfo.extra`` are there)

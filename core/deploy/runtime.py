@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 ONNX_TO_NUMPY = {
     "tensor(float)": np.float32,

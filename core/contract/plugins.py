@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pluggy
-from zoo.core import hookspecs
-from zoo.core.catalogue import Catalogue, load_catalogue
-from zoo.core.errors import ZooError, did_you_mean
+from zoo.core.contract import hookspecs
+from zoo.core.contract.catalogue import Catalogue, load_catalogue
+from zoo.core.contract.errors import ZooError, did_you_mean
 
 CORE_PLUGIN = "core"
 
@@ -188,7 +188,7 @@ class _Collector:
                            f"[{kind}s] of {self.plugin!r}'s own manifest")
 
     def register_model(self, name: str, builder: Callable, config_class: type) -> None:
-        from zoo.core.config import ModelConfig
+        from zoo.core.contract.config import ModelConfig
 
         hook = "register_models"
         if not isinstance(name, str) or not name:
@@ -228,7 +228,7 @@ class _Collector:
         self.datasets[name] = DatasetSpec(name, loader, options_class, self.plugin, decoder)
 
     def register_task(self, task: Any) -> None:
-        from zoo.core.tasks import Task
+        from zoo.core.contract.task import Task
 
         hook = "register_tasks"
         if not isinstance(task, Task):
@@ -259,14 +259,16 @@ class Zoo:
 
     # -- loading --------------------------------------------------------------------------
     def load(self) -> Zoo:
-        from zoo.core import builtins, discovery
+        from zoo.core.contract import discovery
 
         disabled = discovery.disabled_plugins()
         strict = os.environ.get("ZOO_STRICT_PLUGINS", "") not in ("", "0")
 
         from zoo import __version__
 
-        self._load_one(CORE_PLUGIN, "zoo.core.builtins", "built-in", __version__, module=builtins)
+        # The core's own plugin (the built-in tasks) belongs to training; loaded by its name, so
+        # the contract imports nothing above it.
+        self._load_one(CORE_PLUGIN, "zoo.core.train.builtins", "built-in", __version__)
         candidates = [(p.name, p.module, p.source, __version__ if p.source == "built-in" else "")
                       for p in self.catalogue.plugins.values()]
         declared = {name for name, *_ in candidates}
@@ -372,7 +374,7 @@ class Zoo:
         included) is reported once, as a warning naming its plugin, and skipped for the rest of the
         run: a tracker's bug must neither end a run silently nor flood its log. The user's Ctrl-C
         goes through to the trainer, which checkpoints and stops. Every event gets ``ctx`` (a
-        :class:`zoo.core.context.RunContext`) among its arguments; what a listener prints goes to
+        :class:`zoo.core.contract.context.RunContext`) among its arguments; what a listener prints goes to
         stderr.
         """
         run_key = getattr(kwargs.get("run"), "path", None)

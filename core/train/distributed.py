@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 # Options of `zoo train` that belong to the launcher; they are not passed on to the workers.
 LAUNCH_OPTIONS = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id")

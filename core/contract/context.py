@@ -26,7 +26,7 @@ class RunContext:
                 return
             (ctx.path / "my-log.csv").open("a").write(f"{epoch},{metrics['train_loss']}\\n")
 
-    :param run: the run directory object (:class:`zoo.core.runs.Run`)
+    :param run: the run directory object (:class:`zoo.core.train.runs.Run`)
     :param config: the resolved config as a plain dict (the content of ``config.toml``)
     :param model_name: the catalogue name of the model being trained
     :param dataset_name: the dataset it trains on (``data.name``)

@@ -24,9 +24,9 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from zoo.core.catalogue import DataFile, DatasetEntry, load_catalogue
-from zoo.core.errors import ZooError, did_you_mean
-from zoo.core.roots import cache_root, data_roots
+from zoo.core.contract.catalogue import DataFile, DatasetEntry, load_catalogue
+from zoo.core.contract.errors import ZooError, did_you_mean
+from zoo.core.train.roots import cache_root, data_roots
 
 #: pooch's ``retry_if_failed``: a failed or corrupt download is tried this many more times
 #: (waiting 1 s, 2 s, ...) before the error is reported.
@@ -307,7 +307,7 @@ def info(name: str) -> dict[str, Any]:
 
 def path(name: str, data_dir: str | None = None) -> Path:
     """The data root that holds dataset ``name`` (the same search as the loaders)."""
-    from zoo.core.errors import DataNotFound
+    from zoo.core.contract.errors import DataNotFound
 
     entry = _with_files(name)
     found = where(entry, data_dir)

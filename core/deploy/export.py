@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from zoo.core.errors import ExportError
-from zoo.core.tasks import Task
+from zoo.core.contract.errors import ExportError
+from zoo.core.contract.task import Task
 
 
 @dataclass
@@ -89,7 +89,7 @@ def failure_reason(err: BaseException) -> str:
     reason = f"{type(root).__name__}: {lines[0] if lines else ''}".rstrip(": ")
     # Frames of torch, the standard library and zoo's core are machinery, not the model's code.
     machinery = (str(Path(torch.__file__).parent), sysconfig.get_paths()["stdlib"],
-                 str(Path(__file__).parent), "<")
+                 str(Path(__file__).parents[1]), "<")
     frames = [f for f in traceback.extract_tb(root.__traceback__) if not f.filename.startswith(machinery)]
     if frames:
         reason += f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})"
@@ -204,7 +204,7 @@ def _export_verified(model, task, example_inputs, axes, path: Path, opset, atol,
                      override) -> ExportResult:
     """:func:`export_onnx` inside its console capture."""
     import onnx
-    from zoo.core.runtime import make_session
+    from zoo.core.deploy.runtime import make_session
 
     model = model.eval().to("cpu")
     inputs = [tuple(t.detach().cpu() for t in args) for args in example_inputs]

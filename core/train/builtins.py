@@ -6,7 +6,7 @@ Registered through the same hooks as any plugin, under the name ``core``.
 from __future__ import annotations
 
 from zoo import hookimpl
-from zoo.core.tasks import Classification, Regression
+from zoo.core.train.tasks import Classification, Regression
 
 
 @hookimpl

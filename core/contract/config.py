@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from zoo.core.errors import ZooError
-from zoo.core.toml_io import dumps_toml, read_toml  # noqa: F401  (re-exported)
+from zoo.core.contract.errors import ZooError
+from zoo.core.contract.toml_io import dumps_toml, read_toml  # noqa: F401  (re-exported)
 
 
 class Section(BaseModel):
@@ -51,7 +51,7 @@ class ModelConfig(Section):
 
 
 class AugmentConfig(Section):
-    """Augmentation of training batches on the device (see :mod:`zoo.core.augment`); all off by default."""
+    """Augmentation of training batches on the device (see :mod:`zoo.core.train.augment`); all off by default."""
 
     shift: int = Field(0, ge=0, le=64, description="Random translation of images by up to this many "
                        "pixels in x and y (zero fill; pad-and-random-crop). 0 = off.")

@@ -31,7 +31,7 @@ class SelfUpdating:
         return False
 
     def attach_optimizer(self, optimizer: Any, train: Any, world_size: int) -> None:
-        """The trainer's optimizer, its ``[train]`` config (:class:`zoo.core.config.TrainConfig`:
+        """The trainer's optimizer, its ``[train]`` config (:class:`zoo.core.contract.config.TrainConfig`:
         grad clipping, precision, compile, loss) and the number of data-parallel processes.
         The default does nothing."""
 

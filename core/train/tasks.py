@@ -1,5 +1,5 @@
 """The built-in generic tasks, ``regression`` and ``classification`` (registered by the core's own
-plugin, :mod:`zoo.core.builtins`). The :class:`Task` base class is the contract (:mod:`zoo.core.task`).
+plugin, :mod:`zoo.core.train.builtins`). The :class:`Task` base class is the contract (:mod:`zoo.core.contract.task`).
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from zoo.core.data import Split, unwrap
-from zoo.core.errors import ZooError
-from zoo.core.protocols import ReportsParameters
-from zoo.core.task import Task
+from zoo.core.train.data import Split, unwrap
+from zoo.core.contract.errors import ZooError
+from zoo.core.contract.protocols import ReportsParameters
+from zoo.core.contract.task import Task
 
 __all__ = ["Classification", "Regression", "Task"]
 
@@ -139,7 +139,7 @@ class Classification(Task):
     def write_artifacts(self, ctx, model, test, info, summary):
         """The test confusion matrix (``confusion.json`` and, with matplotlib, ``confusion.png``) and a
         :class:`ReportsParameters` model's values."""
-        from zoo.core.runs import write_confusion
+        from zoo.core.train.runs import write_confusion
 
         _record_learned(model, summary)
         if not info.num_classes:

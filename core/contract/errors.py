@@ -22,7 +22,7 @@ class DataUnavailable(ZooError):
 
 
 class DataNotFound(DataUnavailable):
-    """A public dataset's files are in none of the data roots (:func:`zoo.core.data.locate`).
+    """A public dataset's files are in none of the data roots (:func:`zoo.core.train.data.locate`).
 
     ``dataset`` is its catalogue name and ``looked`` the roots searched, so ``zoo train`` can fetch
     it into the cache (unless offline) and try again, and the message can name ``zoo data fetch``.

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 
 def read_toml(path: str | Path) -> dict:

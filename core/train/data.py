@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 
 @dataclass
@@ -230,7 +230,7 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-from zoo.core.roots import cache_root, data_roots, locate  # noqa: E402,F401 - re-exported (torch-free module)
+from zoo.core.train.roots import cache_root, data_roots, locate  # noqa: E402,F401 - re-exported (torch-free module)
 
 
 def data_dir(configured: str | None, subdir: str, default: str | Path | None = None) -> Path | None:
@@ -240,7 +240,7 @@ def data_dir(configured: str | None, subdir: str, default: str | Path | None = N
     then ``DIR``), and must exist. Otherwise ``$ZOO_DATA_DIR/subdir``, ``$ZOO_DATA_DIR`` and the
     dataset's standard location are tried in turn. Returns the first folder that exists, or ``None``.
     """
-    from zoo.core.errors import DataUnavailable
+    from zoo.core.contract.errors import DataUnavailable
 
     if configured:
         base = Path(configured).expanduser()

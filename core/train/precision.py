@@ -25,7 +25,7 @@ import contextlib
 from typing import Any, Callable
 
 import torch
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -79,7 +79,7 @@ def compile_module(module: torch.nn.Module, mode: str, log: Callable[[str], None
     """``torch.compile(module, mode=mode)``, or ``module`` itself with a warning when that fails.
 
     Compilation is lazy: most failures only show at the first call, which the trainer makes in
-    its preflight (see :meth:`zoo.core.trainer.Trainer._preflight`).
+    its preflight (see :meth:`zoo.core.train.trainer.Trainer._preflight`).
     """
     import torch._dynamo
 

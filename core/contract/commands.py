@@ -10,13 +10,13 @@ against its declarations and against the core commands before anything runs.
 from __future__ import annotations
 
 import click
-from zoo.core.catalogue import NamedEntry, load_catalogue
-from zoo.core.errors import ZooError
+from zoo.core.contract.catalogue import NamedEntry, load_catalogue
+from zoo.core.contract.errors import ZooError
 
 
 def declared() -> dict[str, NamedEntry]:
     """The commands declared by the manifests of enabled plugins (no plugin is imported)."""
-    from zoo.core.discovery import disabled_plugins
+    from zoo.core.contract.discovery import disabled_plugins
 
     disabled = disabled_plugins()
     return {n: e for n, e in load_catalogue().commands.items() if e.plugin not in disabled}
@@ -33,7 +33,7 @@ def load(name: str, core: set[str]) -> click.Command:
     :param name: a command name declared under ``[commands.NAME]``
     :param core: the names of zoo's own commands, which no plugin may take
     """
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.plugins import get_zoo
 
     entry = declared()[name]
     zoo = get_zoo()

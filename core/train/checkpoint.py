@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 DIGEST_KEY = "sha256"
 

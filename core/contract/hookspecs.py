@@ -10,7 +10,7 @@ A hook that raises fails its own plugin, never zoo: anything raised (``SystemExi
 by a training-event hook, it is reported once as a warning naming the plugin and that hook is
 skipped for the rest of the run, which goes on; by ``export_model`` or ``explain_model``, the
 command ends with exit 2 and ``plugin 'NAME' failed in HOOK: ...``. Raise
-:class:`zoo.core.errors.ZooError` for a problem the user can fix: its message is shown as is.
+:class:`zoo.core.contract.errors.ZooError` for a problem the user can fix: its message is shown as is.
 
 Implement a hook with :data:`zoo.hookimpl`::
 
@@ -32,9 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
 
     import click
     import torch
-    from zoo.core.context import RunContext
-    from zoo.core.runs import Run
-    from zoo.core.tasks import Task
+    from zoo.core.contract.context import RunContext
+    from zoo.core.train.runs import Run
+    from zoo.core.contract.task import Task
 
 hookspec = pluggy.HookspecMarker("zoo")
 
@@ -72,7 +72,7 @@ def register_datasets(register: Callable[..., None]) -> None:
     ``options`` is the validated ``options_class`` instance (or ``None``) built from the
     ``[data.options]`` table; ``data_dir`` is the ``--data-dir`` / ``ZOO_DATA_DIR`` folder or
     ``None``. A loader whose files or packages are missing raises
-    :class:`zoo.core.errors.DataUnavailable` naming what to install or where to put the files.
+    :class:`zoo.core.contract.errors.DataUnavailable` naming what to install or where to put the files.
 
     A dataset of the user's own files can also give ``decoder(meta, path_or_payload) -> {input
     name: np.ndarray}``: its loader puts what it learned (columns, categories, vocabulary) in
@@ -111,7 +111,7 @@ def register_tasks(register: Callable[..., None]) -> None:
 # -- training events ------------------------------------------------------------------------
 #
 # Every event fires for every run in the process, whatever its model, on rank 0 only. Each gets
-# ``ctx`` (a :class:`zoo.core.context.RunContext`: run directory, resolved config, model, dataset,
+# ``ctx`` (a :class:`zoo.core.contract.context.RunContext`: run directory, resolved config, model, dataset,
 # plugin, task, rank, world size, enabled loggers, a per-run ``state`` dict): a plugin that acts
 # on its own models checks ``ctx.plugin`` or ``ctx.model_name``, a logger ``ctx.logs_to(NAME)``.
 # pluggy passes only the arguments an implementation names, so older ones without ``ctx`` work.
@@ -208,7 +208,7 @@ def register_commands(cli: click.Group) -> None:
     ``[commands.NAME]`` (``plugin`` and a one-line ``summary``): ``zoo --help`` lists the declared
     commands from the manifest without importing any plugin, and only ``zoo NAME ...`` loads the
     plugins and calls this hook. A name of a core command (``train``, ``list``, ...) is refused.
-    Raise :class:`zoo.core.errors.ZooError` for the user's mistakes (one line, exit 2).
+    Raise :class:`zoo.core.contract.errors.ZooError` for the user's mistakes (one line, exit 2).
 
     :param cli: the group to add commands to
 
@@ -266,11 +266,11 @@ def explain_model(
 
     Return ``None`` for models the plugin does not explain (the next plugin is asked), or write
     files into ``out_dir`` and return a report: a JSON-able dict with at least ``files``
-    (name → path). The CLI prints the report; user errors raise :class:`zoo.core.errors.ZooError`.
+    (name → path). The CLI prints the report; user errors raise :class:`zoo.core.contract.errors.ZooError`.
 
     :param model: the trained model with its best weights (eval mode, on the CPU, wrapped in
         ``Standardize`` when the dataset has input statistics: feed it raw inputs and use
-        ``zoo.core.data.unwrap`` to reach the family's module)
+        ``zoo.core.train.data.unwrap`` to reach the family's module)
     :param model_name: the catalogue name (dispatch on it)
     :param task: the task the model was trained for
     :param sample: one test sample as a batch of size 1 (e.g. ``{"x": [1, C, H, W], "y": [1]}``)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 
 class RunWriteError(ZooError):
@@ -122,12 +122,12 @@ class Run:
 
     # -- config and metrics ------------------------------------------------------------------
     def write_config(self, config: dict[str, Any]) -> None:
-        from zoo.core.toml_io import dumps_toml
+        from zoo.core.contract.toml_io import dumps_toml
 
         atomic_write_text(self.file(self.CONFIG), dumps_toml(config))
 
     def read_config(self) -> dict[str, Any]:
-        from zoo.core.toml_io import read_toml
+        from zoo.core.contract.toml_io import read_toml
 
         return read_toml(self.file(self.CONFIG))
 
