@@ -11,19 +11,19 @@ import pluggy
 
 __version__ = "0.1.0"
 
-#: Decorator that marks a function as an implementation of a zoo hook (see ``zoo.core.hookspecs``).
+#: Decorator that marks a function as an implementation of a zoo hook (see ``zoo.core.contract.hookspecs``).
 hookimpl = pluggy.HookimplMarker("zoo")
 
 _LAZY = {
-    "Task": "zoo.core.task",
-    "DataInfo": "zoo.core.data",
-    "Dataset": "zoo.core.data",
-    "TensorSplit": "zoo.core.data",
-    "ModelConfig": "zoo.core.config",
-    "ModelSpec": "zoo.core.plugins",
-    "DatasetSpec": "zoo.core.plugins",
-    "ZooError": "zoo.core.errors",
-    "RunContext": "zoo.core.context",
+    "Task": "zoo.core.contract.task",
+    "DataInfo": "zoo.core.train.data",
+    "Dataset": "zoo.core.train.data",
+    "TensorSplit": "zoo.core.train.data",
+    "ModelConfig": "zoo.core.contract.config",
+    "ModelSpec": "zoo.core.contract.plugins",
+    "DatasetSpec": "zoo.core.contract.plugins",
+    "ZooError": "zoo.core.contract.errors",
+    "RunContext": "zoo.core.contract.context",
     "pull": "zoo.core.hub.model",  # zoo.pull("NAME[:TAG]"): onnxruntime session and torch module
     "push": "zoo.core.hub.push",
 }

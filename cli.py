@@ -14,8 +14,8 @@ import traceback
 
 import click
 from zoo import __version__
-from zoo.core.catalogue import load_catalogue
-from zoo.core.errors import ZooError
+from zoo.core.contract.catalogue import load_catalogue
+from zoo.core.contract.errors import ZooError
 
 
 class ZooGroup(click.Group):
@@ -23,18 +23,18 @@ class ZooGroup(click.Group):
 
     Also the home of plugin commands (``register_commands``): ``zoo --help`` lists the commands
     declared in manifests (``[commands.NAME]``) without importing any plugin; ``zoo NAME`` loads
-    the plugins and takes the command from its plugin's hook (:mod:`zoo.core.commands`).
+    the plugins and takes the command from its plugin's hook (:mod:`zoo.core.contract.commands`).
     """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        from zoo.core.commands import declared
+        from zoo.core.contract.commands import declared
 
         return sorted({*self.commands, *declared()})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.commands:
             return self.commands[name]
-        from zoo.core import commands
+        from zoo.core.contract import commands
 
         if name not in commands.declared():
             return None
@@ -42,7 +42,7 @@ class ZooGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list of ``zoo --help``: plugin commands from their declarations only."""
-        from zoo.core.commands import declared, help_stub
+        from zoo.core.contract.commands import declared, help_stub
 
         plugin = declared()
         listed = [(n, self.commands.get(n) or help_stub(plugin[n])) for n in self.list_commands(ctx)]
@@ -80,7 +80,7 @@ def _emit_json(data) -> None:
 
 def _warn_broken_manifests() -> None:
     """One stderr line per third-party plugin whose manifest is broken (its models are missing)."""
-    from zoo.core import discovery
+    from zoo.core.contract import discovery
 
     import os
 
@@ -161,13 +161,13 @@ def info(model, as_json) -> None:
         ref = entry.reference
         click.echo(f"  reference: {ref.get('metric')} = {ref.get('value')} ({ref.get('source', '')})")
     if entry.defaults:
-        from zoo.core.toml_io import dumps_toml
+        from zoo.core.contract.toml_io import dumps_toml
 
         click.echo("  defaults:")
         for line in dumps_toml(entry.defaults).splitlines():
             click.echo(f"    {line}")
     for dataset, recipe in entry.recipes.items():  # merged over the defaults for --dataset DATASET
-        from zoo.core.toml_io import dumps_toml
+        from zoo.core.contract.toml_io import dumps_toml
 
         click.echo(f"  recipe for --dataset {dataset}:")
         for line in dumps_toml(recipe).splitlines():
@@ -186,7 +186,7 @@ def data_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def data_list(as_json) -> None:
     """Every declared dataset: task, download size, license, cached or not, checksums published or not."""
-    from zoo.core import fetch
+    from zoo.core.train import fetch
 
     rows = [fetch.status(d) for d in load_catalogue().datasets.values()]
     if as_json:
@@ -205,7 +205,7 @@ def data_list(as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def data_info(name, as_json) -> None:
     """A dataset's sources, checksums and where they were published, license, citation, cache."""
-    from zoo.core import fetch
+    from zoo.core.train import fetch
 
     data = fetch.info(name)
     if as_json:
@@ -240,7 +240,7 @@ def data_info(name, as_json) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def data_fetch(names, mirror, quiet) -> None:
     """Download datasets into the cache, checked against their published checksums."""
-    from zoo.core import fetch
+    from zoo.core.train import fetch
 
     entries = [fetch.declared(n) for n in names]  # every name checked before the first download
     for entry in entries:
@@ -253,7 +253,7 @@ def data_fetch(names, mirror, quiet) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def data_verify(name, as_json) -> None:
     """Re-hash cached files (of NAME, or of every cached dataset) against the published checksums."""
-    from zoo.core import fetch
+    from zoo.core.train import fetch
 
     rows = fetch.verify(name)
     if as_json:
@@ -277,7 +277,7 @@ def data_verify(name, as_json) -> None:
 @click.option("--data-dir", help="Also look in this folder first (as `zoo train --data-dir`).")
 def data_path(name, data_dir) -> None:
     """The data root holding NAME's files (--data-dir, $ZOO_DATA_DIR, then the cache)."""
-    from zoo.core import fetch
+    from zoo.core.train import fetch
 
     click.echo(str(fetch.path(name, data_dir)))
 
@@ -286,7 +286,7 @@ def data_path(name, data_dir) -> None:
 @click.argument("name")
 def data_rm(name) -> None:
     """Delete NAME's files from the cache (never from --data-dir or $ZOO_DATA_DIR folders)."""
-    from zoo.core import fetch
+    from zoo.core.train import fetch
 
     removed = fetch.remove(name)
     click.echo(f"{name}: removed {len(removed)} file(s) from {fetch.cache_root()}")
@@ -299,7 +299,7 @@ def data_rm(name) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json) -> None:
     """Show every plugin: source, status (loaded / failed / disabled), models, hooks."""
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.plugins import get_zoo
 
     zoo = get_zoo()
     catalogue = load_catalogue()
@@ -335,7 +335,7 @@ def runs(ctx, root, model, sort_by, as_json) -> None:
     """A table of the runs under --root; `zoo runs show RUN`, `zoo runs compare RUN RUN...`."""
     if ctx.invoked_subcommand is not None:
         return
-    from zoo.core.runs import describe, find_runs
+    from zoo.core.train.runs import describe, find_runs
 
     rows = [describe(r) for r in find_runs(root)]
     if model:
@@ -367,8 +367,8 @@ def runs(ctx, root, model, sort_by, as_json) -> None:
 def runs_show(run_dir, as_json) -> None:
     """A run's config, per-epoch metrics, test metrics and files (RUN_DIR or hub:NAME[:TAG])."""
     from zoo.core.hub import resolve_target
-    from zoo.core.runs import Run, describe
-    from zoo.core.toml_io import dumps_toml
+    from zoo.core.train.runs import Run, describe
+    from zoo.core.contract.toml_io import dumps_toml
 
     run = Run.open(resolve_target(run_dir, log=_stderr))
     row = describe(run)
@@ -394,8 +394,8 @@ def runs_show(run_dir, as_json) -> None:
 def runs_compare(run_dirs, as_json) -> None:
     """Config values that differ between runs (or hub:NAME[:TAG]), and their test metrics side by side."""
     from zoo.core.hub import resolve_target
-    from zoo.core.runs import Run, describe
-    from zoo.core.toml_io import flatten
+    from zoo.core.train.runs import Run, describe
+    from zoo.core.contract.toml_io import flatten
 
     loaded = [Run.open(resolve_target(d, log=_stderr)) for d in run_dirs]
 
@@ -490,7 +490,7 @@ def config_cmd(model, config_file, sets, schema) -> None:
     if schema:
         _emit_json(api.config_schema(model, config_file=config_file, sets=sets))
         return
-    from zoo.core.toml_io import dumps_toml
+    from zoo.core.contract.toml_io import dumps_toml
 
     click.echo(dumps_toml(api.show_config(model, config_file=config_file, sets=sets)), nl=False)
 
@@ -555,7 +555,7 @@ def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed
     from zoo.core import api
 
     if nproc_per_node is not None:
-        from zoo.core.distributed import launch
+        from zoo.core.train.distributed import launch
 
         ctx.exit(launch(_worker_argv(ctx), nproc_per_node, nnodes, node_rank, rdzv_endpoint, rdzv_id))
     _warn_broken_manifests()
@@ -575,7 +575,7 @@ def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed
     if compile_mode is not None:
         options.setdefault("train", {})["compile_mode"] = compile_mode
     log = None if (quiet or as_json) else (lambda line: click.echo(line, err=True))
-    from zoo.core.fetch import offline as offline_mode
+    from zoo.core.train.fetch import offline as offline_mode
 
     # stdout is this command's output (the --json summary): whatever the run prints goes to stderr.
     with offline_mode(bool(offline)), contextlib.redirect_stdout(sys.stderr):
@@ -599,7 +599,7 @@ def train(ctx, model, config_file, sets, epochs, dataset, data_dir, device, seed
 
 def _worker_argv(ctx: click.Context) -> list[str]:
     """The `zoo train` command line of a worker: this command's options minus the launcher's."""
-    from zoo.core.distributed import LAUNCH_OPTIONS
+    from zoo.core.train.distributed import LAUNCH_OPTIONS
 
     argv = ["--debug"] if ctx.obj and ctx.obj.get("debug") else []
     argv.append(ctx.info_name or "train")
@@ -652,7 +652,7 @@ def export_cmd(run_dir, opset, triton_repo, triton_name, triton_max_batch, trito
         summary = api.reexport(run_dir, opset)
     click.echo(f"onnx: {summary['onnx']} (parity {summary['parity']:.2e})")
     if triton_repo:
-        from zoo.core.triton import write_repository
+        from zoo.core.deploy.triton import write_repository
 
         folder = write_repository(Path(summary["onnx"]), Path(triton_repo),
                                   triton_name or name, triton_max_batch, triton_gpu)
@@ -741,7 +741,7 @@ def predict(target, input_file, as_json) -> None:
     """Run RUN_DIR/model.onnx (or a model.onnx, or a pulled hub:NAME) in onnxruntime on INPUT."""
     from zoo.core import api
     from zoo.core.hub import resolve_target
-    from zoo.core.runtime import json_safe
+    from zoo.core.deploy.runtime import json_safe
 
     predictions, metadata = api.predict(resolve_target(target, log=_stderr), input_file)
     click.echo(f"predict: ran on onnxruntime's {metadata['provider']}", err=True)
@@ -796,7 +796,7 @@ def pull(target, out, offline) -> None:
     Prints the folder: a run directory for predict, serve, export, runs show (or use hub:NAME).
     """
     from zoo.core import hub
-    from zoo.core.fetch import offline as offline_mode
+    from zoo.core.train.fetch import offline as offline_mode
 
     with offline_mode(bool(offline)):
         pulled = hub.pull(target, out=out, log=_stderr)
@@ -889,8 +889,8 @@ def sweep_group() -> None:
 def sweep_run(model, space_file, trials, folder, storage, study, workers, sampler, pruner, prune_after, seed,
               epochs, dataset, config_file, sets, as_json) -> None:
     """Search MODEL's hyperparameters; each trial is a run directory in the sweep folder."""
-    from zoo.core import sweep
-    from zoo.core.toml_io import read_toml
+    from zoo.core.tune import sweep
+    from zoo.core.contract.toml_io import read_toml
 
     options = {"export": {"enabled": False}}
     options.update({"train": {"epochs": epochs}} if epochs else {})
@@ -930,7 +930,7 @@ def sweep_show(folder, storage, study, top, plots, as_json) -> None:
     """The best trials of a study and its plots (optimisation history, importance, parallel coordinates)."""
     from pathlib import Path
 
-    from zoo.core import sweep
+    from zoo.core.tune import sweep
 
     if folder is None and storage is None:
         raise ZooError("name the sweep FOLDER or pass --storage URL")
@@ -962,7 +962,7 @@ def reproduce(ctx, model, all_models, seeds, folds, quick, out, sets, as_json) -
 
     Exit 1 (with the table) when a result is outside the tolerance declared in the catalogue.
     """
-    from zoo.core import reproduce as rep
+    from zoo.core.tune import reproduce as rep
 
     if bool(model) == all_models:
         raise ZooError("name one MODEL or pass --all")

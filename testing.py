@@ -20,7 +20,7 @@ A plugin's tests need three things, and each is one call here, so they never rea
         assert result["parity"] < 1e-4
 
 Everything runs on the CPU unless the options say otherwise; errors are zoo's own
-(:class:`zoo.ZooError` and its :class:`~zoo.core.errors.ExportError`), so a failing test shows
+(:class:`zoo.ZooError` and its :class:`~zoo.core.contract.errors.ExportError`), so a failing test shows
 the same one-line message a user of ``zoo train`` would see.
 """
 
@@ -35,8 +35,8 @@ __all__ = ["train", "plugin_problems", "check_plugin", "check_parity"]
 
 def _quick_options(model: str, epochs: int | None, limit: int | None, options: dict | None) -> dict:
     """CPU, no progress bar, the manifest's ``[models.NAME.smoke]``, then the caller's options."""
-    from zoo.core.catalogue import load_catalogue
-    from zoo.core.config import deep_merge
+    from zoo.core.contract.catalogue import load_catalogue
+    from zoo.core.contract.config import deep_merge
 
     entry = load_catalogue().resolve_trainable(model)
     quick = deep_merge({"train": {"epochs": 1, "progress": False, "device": "cpu"}}, entry.smoke)
@@ -69,10 +69,10 @@ def train(model: str, *, epochs: int | None = None, limit: int | None = None, op
 
     Raises:
         zoo.ZooError: the message ``zoo train`` would print (exit 2; a failed export is an
-            :class:`~zoo.core.errors.ExportError` whose ``summary`` holds the test metrics).
+            :class:`~zoo.core.contract.errors.ExportError` whose ``summary`` holds the test metrics).
     """
     from zoo.core import api
-    from zoo.core.config import deep_merge
+    from zoo.core.contract.config import deep_merge
 
     quick = _quick_options(model, epochs, limit, options)
     if not export:
@@ -93,7 +93,7 @@ def plugin_problems(plugin: str) -> list[str]:
         plugin (str): the plugin's name (its entry-point name, ``plugin = "..."`` in manifests).
     """
     from zoo.core.doctor import run_checks
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.plugins import get_zoo
 
     if plugin not in get_zoo().status:
         return [f"{plugin}: not installed (no entry point {plugin!r} in the group 'zoo'; "
@@ -132,12 +132,12 @@ def check_parity(model: str, module: Any = None, *, options: dict | None = None,
         ``checked_shapes``, ``provider`` and ``log`` (the exporter's console output).
 
     Raises:
-        zoo.core.errors.ExportError: the export or a check failed (one line; details in the log).
+        zoo.core.contract.errors.ExportError: the export or a check failed (one line; details in the log).
     """
     import torch
     from zoo.core import api
-    from zoo.core.plugins import get_zoo
-    from zoo.core.runs import Run
+    from zoo.core.contract.plugins import get_zoo
+    from zoo.core.train.runs import Run
 
     quick = _quick_options(model, None, None, options)
     entry, spec, run_config = api.resolve_config(model, sets=tuple(sets), options=quick)

@@ -35,7 +35,7 @@ def dataloader_loop(model, task, x, y, batch_size: int, steps: int, optim_config
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from zoo.core.trainer import build_optimizer
+    from zoo.core.train.trainer import build_optimizer
 
     optimizer = build_optimizer(optim_config, model.parameters())
     cuda = device.type == "cuda"
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from zoo.core import api
-    from zoo.core.catalogue import load_catalogue
-    from zoo.core.trainer import resolve_device
+    from zoo.core.contract.catalogue import load_catalogue
+    from zoo.core.train.trainer import resolve_device
 
     device = resolve_device(args.device)
     images = args.steps * args.batch_size

@@ -32,7 +32,7 @@ def make_case(name: str, batch_size: int, device, generator):
     import torch
 
     from zoo.core import api
-    from zoo.core.data import DataInfo
+    from zoo.core.train.data import DataInfo
 
     _, spec, config = api.resolve_config(name, options={"train": {"device": "cpu"}})
     if name == "gcn":
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from zoo.core.trainer import resolve_device
+    from zoo.core.train.trainer import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

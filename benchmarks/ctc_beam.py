@@ -26,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from zoo.core import api
-    from zoo.core.runtime import make_session
+    from zoo.core.deploy.runtime import make_session
     from zoo.plugins.ctc.decode import decode, edit_distance
 
     _, _, _, _, dataset, _, _ = api.load_run(args.run)

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from zoo.core import api
-    from zoo.core.catalogue import load_catalogue
+    from zoo.core.contract.catalogue import load_catalogue
 
     catalogue = load_catalogue()
     rows = []

@@ -64,7 +64,7 @@ def ort_session(path: Path, device: str):
     really runs, else why not (onnxruntime falls back to the CPU without raising)."""
     import onnxruntime as ort
 
-    from zoo.core.runtime import make_session
+    from zoo.core.deploy.runtime import make_session
 
     if device == "cpu":
         return make_session(path, providers=["CPUExecutionProvider"]), ""
@@ -88,8 +88,8 @@ def bench_model(name: str, batches: list[int], reps: int, warmup: int, folder: P
     import torch
 
     from zoo.core import api
-    from zoo.core.catalogue import load_catalogue
-    from zoo.core.export import export_onnx
+    from zoo.core.contract.catalogue import load_catalogue
+    from zoo.core.deploy.export import export_onnx
 
     entry = load_catalogue().models[name]
     _, spec, run_config = api.resolve_config(name, options={"train": {"device": "cpu"}})
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from zoo.core.catalogue import load_catalogue
+    from zoo.core.contract.catalogue import load_catalogue
 
     if args.threads:
         torch.set_num_threads(args.threads)

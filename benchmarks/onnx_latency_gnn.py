@@ -5,7 +5,7 @@ times graphs of the sizes that matter for GNNs.)
 
 Each family contributes a function ``cases() -> [Case]``: a model, its task, the inputs to export
 with, and named inputs to time ("batch 1", "batch 64", ...). Every model is exported through the
-core path (``zoo.core.export.export_onnx``: checker, symbolic axes, parity at untraced shapes), then
+core path (``zoo.core.deploy.export.export_onnx``: checker, symbolic axes, parity at untraced shapes), then
 each engine is timed in its own block (onnxruntime's spinning threads starve torch on 2 cores when
 calls alternate), both with the same thread count::
 
@@ -44,7 +44,7 @@ class Case:
 
 def gnn_cases() -> list[Case]:
     from zoo.core import api
-    from zoo.core.catalogue import load_catalogue
+    from zoo.core.contract.catalogue import load_catalogue
     from zoo.plugins.gnn.data import load_planetoid, load_tu
     from zoo.plugins.gnn.tasks import GraphClassification, NodeClassification, induced_subgraph
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     import onnxruntime as ort
 
-    from zoo.core.export import export_onnx
+    from zoo.core.deploy.export import export_onnx
 
     rows = []
     for family in args.family or sorted(FAMILIES):

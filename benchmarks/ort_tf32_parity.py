@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     import onnxruntime as ort
 
-    from zoo.core.export import export_module
+    from zoo.core.deploy.export import export_module
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         print("Skipped: onnxruntime has no CUDA provider here (a GPU and onnxruntime-gpu are needed).")

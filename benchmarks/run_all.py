@@ -193,7 +193,7 @@ class Bench:
 
 def onnx_quick_models() -> list[str]:
     """One model per family for the quick mode: the first of each plugin in the catalogue."""
-    from zoo.core.catalogue import load_catalogue
+    from zoo.core.contract.catalogue import load_catalogue
 
     first: dict[str, str] = {}
     for entry in load_catalogue().models.values():

@@ -449,7 +449,7 @@ def report(rows: list[dict], args, run: Path, feature_shape, skipped: str | None
 def main() -> None:
     args = parse_args()
     concurrencies = args.concurrency or [1, 8, 32]
-    from zoo.core.runtime import make_session
+    from zoo.core.deploy.runtime import make_session
 
     tmp = tempfile.TemporaryDirectory()
     run = args.run or train_model(args.model, Path(tmp.name))

@@ -1,7 +1,7 @@
 """`zoo sweep` with and without pruning: epochs trained and the best validation accuracy.
 
 Two studies of the same space and trial count on the MLP, one with the median pruner and one
-without (``--pruner none``), through ``zoo.core.sweep`` (what ``zoo sweep`` runs); then one run
+without (``--pruner none``), through ``zoo.core.tune.sweep`` (what ``zoo sweep`` runs); then one run
 of the catalogue's default MLP on the same data and epochs, the number a sweep must beat::
 
     python benchmarks/sweep.py                       # quick: digits, 20 trials of 20 epochs
@@ -30,7 +30,7 @@ SPACE = {
 
 
 def study(folder: Path, pruner: str, args, options: dict) -> dict:
-    from zoo.core import sweep
+    from zoo.core.tune import sweep
 
     settings = sweep.SweepSettings(model="mlp", space=SPACE, folder=str(folder / pruner), trials=args.trials,
                                    seed=args.seed, pruner=pruner, options=options)

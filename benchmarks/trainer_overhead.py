@@ -22,9 +22,9 @@ import time
 import torch
 import torch.nn.functional as F
 from zoo.core import api
-from zoo.core.errors import ZooError
-from zoo.core.runs import Run
-from zoo.core.trainer import Trainer, resolve_device
+from zoo.core.contract.errors import ZooError
+from zoo.core.train.runs import Run
+from zoo.core.train.trainer import Trainer, resolve_device
 
 
 def load(device_name: str, batch_size: int, epochs: int):
@@ -36,7 +36,7 @@ def load(device_name: str, batch_size: int, epochs: int):
         dataset, task = api.load_data(cfg, entry)
         source = "fashion-mnist"
     except ZooError:
-        from zoo.core.data import DataInfo, Dataset, TensorSplit
+        from zoo.core.train.data import DataInfo, Dataset, TensorSplit
 
         x, y = torch.rand(60000, 1, 28, 28), torch.randint(0, 10, (60000,))
         dataset = Dataset(TensorSplit(x=x, y=y), TensorSplit(x=x[:1000], y=y[:1000]),

@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         print("gensim is not installed: pip install 'zoo-ml[word2vec]'", file=sys.stderr)
         return 2
     from zoo.core import api
-    from zoo.core.runs import Run
+    from zoo.core.train.runs import Run
     from zoo.plugins.word2vec.corpus import CorpusOptions, iter_documents
     from zoo.plugins.word2vec.evaluate import WordVectors, evaluate_all
     from zoo.plugins.word2vec.run_files import evaluation_folder
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
         if args.lr is not None:
             options["optim"] = {"lr": args.lr}
         _, _, run_config = api.resolve_config(name, options=options)
-        dataset, _ = api.load_data(run_config, __import__("zoo.core.catalogue", fromlist=["x"])
+        dataset, _ = api.load_data(run_config, __import__("zoo.core.contract.catalogue", fromlist=["x"])
                                    .load_catalogue().models[name])
         tokens = dataset.info.extra["tokens"]           # in-vocabulary tokens: what gensim trains on
         positions = len(dataset.train)                  # ours: minus the held-out test positions

@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, NoReturn
 
-from zoo.core.catalogue import ModelEntry, load_catalogue
-from zoo.core.errors import ExportError, NonFiniteLoss, RunStopped, TrainingInterrupted, ZooError
+from zoo.core.contract.catalogue import ModelEntry, load_catalogue
+from zoo.core.contract.errors import ExportError, NonFiniteLoss, RunStopped, TrainingInterrupted, ZooError
 from zoo.core.hub.model import init_weights
 
 
 def _loaded_zoo(entry: ModelEntry | None = None):
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.plugins import get_zoo
 
     zoo = get_zoo()
     if entry is not None:
@@ -41,7 +41,7 @@ def _loaded_zoo(entry: ModelEntry | None = None):
 def resolve_config(model: str, config_file: str | None = None, sets: tuple[str, ...] = (),
                    options: dict | None = None):
     """(catalogue entry, model spec, validated RunConfig) for ``zoo train MODEL``/``zoo config``."""
-    from zoo.core import config as cfg
+    from zoo.core.contract import config as cfg
 
     entry = load_catalogue().resolve_trainable(model)
     zoo = _loaded_zoo(entry)
@@ -68,7 +68,7 @@ def check_loggers(names, zoo=None) -> None:
 def show_config(model: str, config_file: str | None = None, sets: tuple[str, ...] = ()) -> dict[str, Any]:
     """``zoo config MODEL``: the resolved config, its ``[data.options]`` validated by the dataset
     and filled with the dataset's defaults."""
-    from zoo.core.config import with_dataset_options
+    from zoo.core.contract.config import with_dataset_options
 
     _, _, run_config = resolve_config(model, config_file=config_file, sets=sets)
     dataset = _loaded_zoo().registry.datasets.get(run_config.data.name)
@@ -79,7 +79,7 @@ def show_config(model: str, config_file: str | None = None, sets: tuple[str, ...
 def config_schema(model: str, config_file: str | None = None, sets: tuple[str, ...] = ()) -> dict[str, Any]:
     """The JSON schema of MODEL's config, with the options of its dataset (the default one, or
     ``data.name`` as set)."""
-    from zoo.core.config import run_config_schema
+    from zoo.core.contract.config import run_config_schema
 
     _, spec, run_config = resolve_config(model, config_file=config_file, sets=sets)
     dataset = _loaded_zoo().registry.datasets.get(run_config.data.name)
@@ -89,7 +89,7 @@ def config_schema(model: str, config_file: str | None = None, sets: tuple[str, .
 
 def load_data(run_config, entry: ModelEntry):
     """The dataset of a run, prepared (limit, validation split) and checked against the task."""
-    from zoo.core.config import validate
+    from zoo.core.contract.config import validate
 
     zoo = _loaded_zoo()
     catalogue = load_catalogue()
@@ -130,8 +130,8 @@ def _load_fetching(dataset_spec, options, data_dir):
     """The loader's dataset; a public dataset missing from every data root (``DataNotFound``) is
     fetched into the cache (progress on stderr) and loaded again, unless offline (``--offline``,
     ``ZOO_OFFLINE=1``) or not declared with files. Each dataset is fetched at most once."""
-    from zoo.core import fetch
-    from zoo.core.errors import DataNotFound
+    from zoo.core.train import fetch
+    from zoo.core.contract.errors import DataNotFound
 
     fetched: set[str] = set()
     while True:
@@ -158,7 +158,7 @@ def _call_plugin(plugin: str, what: str, fn, *args):
 
 def build_model(spec, run_config, info):
     import torch
-    from zoo.core.data import Standardize
+    from zoo.core.train.data import Standardize
 
     model = _call_plugin(spec.plugin, f"building model {spec.name!r}", spec.builder, run_config.model, info)
     if not isinstance(model, torch.nn.Module):
@@ -190,10 +190,10 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
     """Train a model (or resume a run) and export it; returns the run summary.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this; they train one model
-    data-parallel (:mod:`zoo.core.distributed`) and rank 0 alone writes the run directory, logs,
+    data-parallel (:mod:`zoo.core.train.distributed`) and rank 0 alone writes the run directory, logs,
     tests and exports. The other ranks return a summary without test metrics.
     """
-    from zoo.core import distributed
+    from zoo.core.train import distributed
 
     dist = distributed.context_from_env()
     if not dist.enabled:
@@ -252,10 +252,10 @@ def _check_resume_changes(saved: dict, resolved: dict, run_dir) -> None:
 def _open_resume(run, model, config_file, sets, options, dist, log):
     """Everything a resume needs, checked before anything is written:
     ``(entry, spec, run_config, checkpoint, previous_summary)``."""
-    from zoo.core import checkpoint as checkpoint_file
-    from zoo.core.config import deep_merge, parse_set
-    from zoo.core.runs import Run
-    from zoo.core.toml_io import read_toml
+    from zoo.core.train import checkpoint as checkpoint_file
+    from zoo.core.contract.config import deep_merge, parse_set
+    from zoo.core.train.runs import Run
+    from zoo.core.contract.toml_io import read_toml
 
     saved = run.read_config()
     model_name = saved.get("model", {}).get("name") if isinstance(saved.get("model"), dict) else None
@@ -314,7 +314,7 @@ def _sigterm_as_interrupt():
 
 
 def _train(model, *, config_file, sets, options, out, resume, log, dist, force=False) -> dict[str, Any]:
-    from zoo.core.runs import Run
+    from zoo.core.train.runs import Run
 
     log = log or (lambda line: None)
     with contextlib.ExitStack() as stack:
@@ -358,7 +358,7 @@ class _Session:
 
 def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force, log, dist, stack):
     """Data, model and run directory set up, then fit, test, export; the summary written whatever happens."""
-    from zoo.core.trainer import Trainer
+    from zoo.core.train.trainer import Trainer
 
     session = _prepare(entry, spec, run_config, checkpoint, run, dist, log)
     _open_run(session, run, checkpoint is not None, out, force, stack)
@@ -382,10 +382,10 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
 
 def _prepare(entry, spec, run_config, checkpoint, run, dist, log) -> _Session:
     """Device, seeds, data and model, checked before anything is written."""
-    from zoo.core import distributed
-    from zoo.core.precision import Precision
-    from zoo.core.runs import Run
-    from zoo.core.trainer import resolve_device
+    from zoo.core.train import distributed
+    from zoo.core.train.precision import Precision
+    from zoo.core.train.runs import Run
+    from zoo.core.train.trainer import resolve_device
 
     started = time.time()
     tc = run_config.train
@@ -411,8 +411,8 @@ def _prepare(entry, spec, run_config, checkpoint, run, dist, log) -> _Session:
 def _open_run(session: _Session, run, resumed: bool, out, force, stack) -> None:
     """The run directory (created by rank 0 for a new run), the model and data on the device,
     the summary begun and the run context that every event gets."""
-    from zoo.core.context import RunContext
-    from zoo.core.runs import Run
+    from zoo.core.contract.context import RunContext
+    from zoo.core.train.runs import Run
 
     entry, run_config, dist, dataset = session.entry, session.run_config, session.dist, session.dataset
     if run is None:
@@ -507,8 +507,8 @@ def _start_summary(entry, task, run_config, device, net, dist) -> dict[str, Any]
 
 def _finish(session: _Session, result: dict[str, Any]) -> None:
     """After training: record the test metrics, export the ONNX file, draw the plots and let the
-    task write its own files (:meth:`Task.write_artifacts <zoo.core.tasks.Task.write_artifacts>`)."""
-    from zoo.core.runs import write_plots
+    task write its own files (:meth:`Task.write_artifacts <zoo.core.contract.task.Task.write_artifacts>`)."""
+    from zoo.core.train.runs import write_plots
 
     summary, run, net, task, dataset = session.summary, session.run, session.net, session.task, session.dataset
     run_config, log = session.run_config, session.log
@@ -540,7 +540,7 @@ def _export_into(summary, run, net, task, dataset, run_config, entry, zoo, log) 
     output and traceback are in ``RUN/export.log``). :func:`_export_failed` raises it once the
     summary is written. A Ctrl-C still interrupts the run (resumable).
     """
-    from zoo.core.export import failure_reason
+    from zoo.core.deploy.export import failure_reason
 
     try:
         exported = export_model(run, net.cpu(), task, dataset, run_config, entry, zoo)
@@ -559,7 +559,7 @@ def _export_into(summary, run, net, task, dataset, run_config, entry, zoo, log) 
 def _export_failed(summary, run) -> ExportError:
     """The error (exit 4) of a run whose training and test finished but whose export failed;
     ``err.summary`` is the run's summary, metrics included."""
-    from zoo.core.runs import Run
+    from zoo.core.train.runs import Run
 
     err = ExportError(
         f"{summary['model']} trained and tested (metrics in {run.file(Run.SUMMARY)}), but its export "
@@ -591,7 +591,7 @@ def _record_end(run, summary, previous, status, err, emit) -> None:
 def export_model(run, net, task, dataset, run_config, entry, zoo, opset: int | None = None):
     """Export a trained model into ``run`` with metadata, checker and parity check."""
     from zoo import __version__
-    from zoo.core.export import export_onnx
+    from zoo.core.deploy.export import export_onnx
 
     ec = run_config.export
     opset = opset or ec.opset
@@ -617,8 +617,8 @@ def export_model(run, net, task, dataset, run_config, entry, zoo, opset: int | N
 def load_run(run_dir: str):
     """A finished (or interrupted) run rebuilt on the CPU: its model with the best weights (eval
     mode), dataset and task. Returns ``(run, entry, run_config, net, dataset, task, zoo)``."""
-    from zoo.core import checkpoint as checkpoint_file
-    from zoo.core.runs import Run
+    from zoo.core.train import checkpoint as checkpoint_file
+    from zoo.core.train.runs import Run
 
     run = Run.open(run_dir)
     saved = run.read_config()
@@ -686,7 +686,7 @@ def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     Every bad input (unreadable file, arrays that do not fit the model, values the model cannot
     run on) is a one-line ZooError; predictions may hold NaN/inf floats (``json_safe`` them).
     """
-    from zoo.core.runtime import (
+    from zoo.core.deploy.runtime import (
         check_and_cast,
         load_inputs,
         make_session,
@@ -730,8 +730,8 @@ def load_task(name: str):
 
 def read_raw_meta(model_path: Path) -> dict[str, Any] | None:
     """The run's ``inputs.json`` next to ``model.onnx`` (how its dataset read raw input), or None."""
-    from zoo.core.runs import Run
-    from zoo.core.runtime import read_json
+    from zoo.core.train.runs import Run
+    from zoo.core.deploy.runtime import read_json
 
     path = model_path.parent / Run.INPUTS
     if not path.is_file():
@@ -755,7 +755,7 @@ def decode_raw(meta: dict[str, Any], path_or_payload: Any):
 
 def _read_raw(input_file: str) -> Any:
     """A ``.json`` input parsed, a ``.txt`` input as its non-empty lines, else ``None``."""
-    from zoo.core.runtime import read_json
+    from zoo.core.deploy.runtime import read_json
 
     path = Path(input_file)
     if not path.is_file():

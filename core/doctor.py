@@ -16,10 +16,10 @@ class Finding:
 def run_checks() -> list[Finding]:
     """Load every plugin and check it: loading, hook signatures, manifest, declarations, configs."""
     from pluggy import PluginValidationError
-    from zoo.core import discovery
-    from zoo.core.catalogue import load_catalogue
-    from zoo.core.errors import ZooError
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract import discovery
+    from zoo.core.contract.catalogue import load_catalogue
+    from zoo.core.contract.errors import ZooError
+    from zoo.core.contract.plugins import get_zoo
 
     zoo = get_zoo()
     catalogue = load_catalogue()
@@ -45,7 +45,7 @@ def run_checks() -> list[Finding]:
         entry = catalogue.models.get(name)
         if entry is None:
             continue
-        from zoo.core import config as cfg
+        from zoo.core.contract import config as cfg
 
         try:
             cfg.resolve(name, spec.config_class, entry.defaults, entry.dataset)
@@ -63,7 +63,7 @@ def run_checks() -> list[Finding]:
 def _default_dataset_findings(zoo, catalogue, entry, spec) -> list[Finding]:
     """The model's default dataset (``dataset =`` in its manifest) must be declared or registered:
     otherwise a plain ``zoo train MODEL`` can only fail."""
-    from zoo.core.errors import did_you_mean
+    from zoo.core.contract.errors import did_you_mean
 
     name = entry.dataset
     if name in zoo.registry.datasets or name in catalogue.datasets:
@@ -77,8 +77,8 @@ def _default_dataset_findings(zoo, catalogue, entry, spec) -> list[Finding]:
 def _recipe_findings(zoo, entry, spec) -> list[Finding]:
     """Each of the model's recipes resolved as ``--dataset DATASET`` would, its ``data.options``
     validated by the dataset: a broken recipe is found here, not by the user who picks it."""
-    from zoo.core import config as cfg
-    from zoo.core.errors import ZooError
+    from zoo.core.contract import config as cfg
+    from zoo.core.contract.errors import ZooError
 
     findings = []
     for dataset in entry.recipes:

@@ -14,7 +14,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 # Lower-case words joined by single '-' or '_': `shapes`, `my-family`, `my_family2`.
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def quick_options(entry, **extra) -> dict:
     """Config overrides that make any catalogue model train in about a second."""
-    from zoo.core.config import deep_merge
+    from zoo.core.contract.config import deep_merge
 
     options = {
         "train": {"epochs": 1, "batch_size": 16, "progress": False, "device": "cpu"},
@@ -46,7 +46,7 @@ def run_cli(*args: str, env: dict | None = None, cwd: str | Path | None = None,
 
 def with_plugin(plugin, fn):
     """``fn()`` with ``plugin`` registered on the process's zoo, unregistered afterwards."""
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.plugins import get_zoo
 
     zoo = get_zoo()
     zoo.pm.register(plugin)
@@ -63,7 +63,7 @@ def assert_predict_error(run_dir, tmp_path, content, message) -> None:
     import pytest
 
     from zoo.core import api
-    from zoo.core.errors import ZooError
+    from zoo.core.contract.errors import ZooError
 
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(content))

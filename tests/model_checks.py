@@ -21,7 +21,7 @@ import pytest
 import torch
 from helpers import quick_options
 from zoo.core import api
-from zoo.core.catalogue import load_catalogue
+from zoo.core.contract.catalogue import load_catalogue
 
 
 #: ``PLUGIN = OTHERS``: every family that has no ``tests/models/test_FAMILY.py`` of its own.

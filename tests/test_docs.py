@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from zoo.core import hookspecs
+from zoo.core.contract import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
@@ -48,7 +48,7 @@ def test_cli_reference_matches_help():
 
 def test_readme_catalogue_table_lists_every_model():
     """The README's catalogue table names, per plugin, exactly the models the registry declares."""
-    from zoo.core.catalogue import load_catalogue
+    from zoo.core.contract.catalogue import load_catalogue
 
     catalogue = load_catalogue()
     text = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -48,7 +48,7 @@ def _documented_shapes() -> dict[str, str]:
 
 
 def test_every_built_in_dataset_has_its_input_shape_documented():
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.plugins import get_zoo
 
     shapes = _documented_shapes()
     missing = sorted(set(get_zoo().registry.datasets) - set(shapes))
@@ -58,8 +58,8 @@ def test_every_built_in_dataset_has_its_input_shape_documented():
 @pytest.mark.slow
 def test_documented_fixed_shapes_are_what_the_loaders_give():
     """Each documented literal shape, e.g. ``(1, 28, 28)``, against the loader (tiny fixtures)."""
-    from zoo.core.errors import DataUnavailable, ZooError
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.errors import DataUnavailable, ZooError
+    from zoo.core.contract.plugins import get_zoo
 
     checked = []
     for name, cell in _documented_shapes().items():

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from zoo import testing
-from zoo.core.errors import ExportError
-from zoo.core.plugins import get_zoo
+from zoo.core.contract.errors import ExportError
+from zoo.core.contract.plugins import get_zoo
 
 
 @pytest.mark.slow

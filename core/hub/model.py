@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from zoo.core.errors import ZooError
-from zoo.core.runs import Run
+from zoo.core.contract.errors import ZooError
+from zoo.core.train.runs import Run
 
 
 def pull(target: str, providers: list[str] | None = None, log=None):
@@ -36,7 +36,7 @@ class OnnxModel:
     """
 
     def __init__(self, path: str | Path, providers: list[str] | None = None) -> None:
-        from zoo.core.runtime import make_session, read_metadata
+        from zoo.core.deploy.runtime import make_session, read_metadata
 
         self.path = Path(path)
         self.session = make_session(self.path, providers=providers)
@@ -48,7 +48,7 @@ class OnnxModel:
     def __call__(self, *arrays, **named) -> dict[str, Any]:
         import numpy as np
 
-        from zoo.core.runtime import check_and_cast, run_model
+        from zoo.core.deploy.runtime import check_and_cast, run_model
 
         if len(arrays) > len(self.input_names):
             raise ZooError(f"{self.path} takes {len(self.input_names)} input(s) "
@@ -88,8 +88,9 @@ class HubModel:
 def build_module(path: Path):
     """The torch module of a pulled folder, without its training data: the builder gets the
     ``data_info`` saved with the weights."""
-    from zoo.core import api, checkpoint
-    from zoo.core.data import DataInfo
+    from zoo.core import api
+    from zoo.core.train import checkpoint
+    from zoo.core.train.data import DataInfo
 
     run = Run.open(path)
     saved = run.read_config()
@@ -107,7 +108,7 @@ def build_module(path: Path):
 def _own_buffers(net) -> set[str]:
     """State-dict keys of the input/target standardisation wrapper: statistics of the data being
     trained on now, kept rather than taken from the source run."""
-    from zoo.core.data import Standardize
+    from zoo.core.train.data import Standardize
 
     if not isinstance(net, Standardize):
         return set()
@@ -118,7 +119,7 @@ def init_weights(net, source: str, log=None) -> str:
     """Load the weights of ``source`` (``hub:[HUB/]NAME[:TAG]`` or a run directory) into ``net``
     (``zoo train --init``). Every tensor must exist in both with the same shape; otherwise one
     line lists what differs and how to re-size the model. Returns the resolved source."""
-    from zoo.core import checkpoint
+    from zoo.core.train import checkpoint
     from zoo.core.hub.pull import pull
     from zoo.core.hub.ref import is_hub_target
 

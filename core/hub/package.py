@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 from zoo.core.hub.store import MANIFEST, HubError
-from zoo.core.runs import Run
+from zoo.core.train.runs import Run
 
 #: Run files copied as they are (when the run has them).
 COPIED = (Run.CONFIG, Run.ONNX, "model.onnx.data", Run.INPUTS, Run.METRICS)
@@ -80,7 +80,8 @@ def _finished(run_dir: str) -> Run:
 
 def build(run_dir: str, dest: Path, name: str, tag: str, license_: str | None) -> dict[str, Any]:
     """Write the push folder of ``run_dir`` into ``dest``; returns its manifest."""
-    from zoo.core import api, checkpoint
+    from zoo.core import api
+    from zoo.core.train import checkpoint
     from zoo.core.hub import card
 
     run = _finished(run_dir)
@@ -106,7 +107,7 @@ def build(run_dir: str, dest: Path, name: str, tag: str, license_: str | None) -
 
 def _dataset_info(name: str | None) -> dict[str, Any]:
     """The catalogue's dataset facts (license, citation), ``{}`` for own data."""
-    from zoo.core.catalogue import load_catalogue
+    from zoo.core.contract.catalogue import load_catalogue
 
     entry = load_catalogue().datasets.get(name or "")
     return entry.as_dict() if entry is not None else {}

@@ -54,7 +54,7 @@ def _hub_key(hub: str) -> str:
 
 def _resolve_tag(store, ref: HubRef) -> tuple[str, str | None]:
     """(tag, the manifest SHA-256 the index pins for it, or None for a hub without an index)."""
-    from zoo.core.errors import did_you_mean
+    from zoo.core.contract.errors import did_you_mean
 
     if store.url.startswith("hf://"):
         return ref.tag or "main", None
@@ -99,7 +99,7 @@ def pull(target: str | HubRef, out: str | Path | None = None, log=None) -> Pulle
 
 
 def _offline(store) -> bool:
-    from zoo.core.fetch import is_offline
+    from zoo.core.train.fetch import is_offline
 
     return is_offline() and not getattr(store, "local", False)
 
@@ -155,7 +155,7 @@ def _listed(raw: bytes, what: str) -> list[str]:
 
 
 def _copy_out(final: Path, out: Path) -> None:
-    from zoo.core.errors import ZooError
+    from zoo.core.contract.errors import ZooError
 
     if out.exists() and any(out.iterdir()):
         raise ZooError(f"--out {out} is not empty: choose a new folder")

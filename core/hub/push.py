@@ -17,7 +17,7 @@ from zoo.core.hub.store import MANIFEST, HubError, open_store
 
 def default_name(run_dir: str) -> str:
     """``MODEL-DATASET`` from the run's summary (``my-net-iris``), the name a push takes by default."""
-    from zoo.core.runs import Run
+    from zoo.core.train.runs import Run
 
     summary = Run.open(run_dir).read_summary()
     name = f"{summary.get('model', 'model')}-{summary.get('dataset', 'data')}"

@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 #: What ``zoo predict``, ``serve``, ``export``, ``runs show`` and ``train --init`` accept in place
 #: of a run directory: ``hub:NAME[:TAG]`` or ``hub:HUB/NAME[:TAG]``.

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 INDEX = "index.json"
 MANIFEST = "manifest.json"

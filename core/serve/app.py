@@ -8,7 +8,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 from zoo.core.serve.batcher import Batcher
 from zoo.core.serve.endpoint import Endpoint
 from zoo.core.serve.protocol import (

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 from zoo.core.serve.protocol import RequestError
 
 

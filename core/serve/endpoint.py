@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from zoo.core.errors import ZooError
-from zoo.core.runtime import run_model  # numpy and the standard library only: no torch
+from zoo.core.contract.errors import ZooError
+from zoo.core.deploy.runtime import run_model  # numpy and the standard library only: no torch
 from zoo.core.serve.protocol import (
     DEFAULT_MAX_BODY,
     ONNX_TO_V2,
@@ -55,7 +55,7 @@ class Endpoint:
     @classmethod
     def load(cls, name: str, path: Path, threads: int | None = None) -> Endpoint:
         from zoo.core import api
-        from zoo.core.runtime import make_session, read_metadata
+        from zoo.core.deploy.runtime import make_session, read_metadata
 
         session = make_session(path, spinning=False, threads=threads)
         endpoint = cls(name=name, path=path, session=session, metadata=read_metadata(session),
@@ -141,7 +141,7 @@ class Endpoint:
             raise RequestError(f"input {TEXT_INPUT!r}: {err}") from None
         if feed is None:
             raise RequestError(f"model {self.name!r} does not take raw text")
-        from zoo.core.runtime import check_and_cast
+        from zoo.core.deploy.runtime import check_and_cast
 
         try:
             return texts, check_and_cast(self.session, feed)
@@ -175,7 +175,7 @@ class Endpoint:
 
     def predictions(self, outputs: dict[str, np.ndarray], feed: dict[str, np.ndarray]) -> list[str]:
         """``zoo predict``'s answer for each row, JSON-encoded (the BYTES ``prediction`` output)."""
-        from zoo.core.runtime import json_safe
+        from zoo.core.deploy.runtime import json_safe
 
         answers = self.task.postprocess(outputs, {**self.metadata, "_inputs": feed})
         return [json.dumps(json_safe(a)[0]) for a in answers]

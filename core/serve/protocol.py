@@ -266,7 +266,7 @@ def json_codec():
 def std_dumps(obj: Any) -> bytes:
     """The standard library's JSON, with NaN and ±inf as null (as orjson writes them): bare NaN
     is not JSON, and clients' parsers refuse it."""
-    from zoo.core.runtime import json_safe
+    from zoo.core.deploy.runtime import json_safe
 
     try:
         return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()

@@ -8,7 +8,7 @@ import json
 import socket
 from dataclasses import dataclass
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 from zoo.core.serve.protocol import DEFAULT_MAX_BODY, DEFAULT_MAX_JSON, RequestError
 
 DEFAULT_READ_TIMEOUT = 30.0  # seconds for a request's headers or body to arrive

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from zoo.core.data import DataInfo, Dataset, TensorSplit
-from zoo.core.errors import ZooError
+from zoo.core.train.data import DataInfo, Dataset, TensorSplit
+from zoo.core.contract.errors import ZooError
 
 SOURCE = "fashion-mnist"
 
@@ -86,7 +86,7 @@ def _device(name: str) -> torch.device:
 
 
 def load_fashion_mnist_transformed(options: TransformedOptions | None, data_dir: str | None) -> Dataset:
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.plugins import get_zoo
 
     o = options or TransformedOptions()
     # The plain dataset comes through the registry (whichever plugin provides it), not by import.

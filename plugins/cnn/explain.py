@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from zoo.core.data import DataInfo, Standardize, unwrap
-from zoo.core.errors import ZooError
+from zoo.core.train.data import DataInfo, Standardize, unwrap
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.cnn.figures import Panel, panel_figure, save
 
 

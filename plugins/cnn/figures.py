@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 #: Inches per panel side; at :data:`DPI` a panel is about 250 px.
 PANEL_INCHES = 2.6

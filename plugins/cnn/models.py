@@ -8,7 +8,7 @@ what the spatial transformer adds: a small network predicts an affine transform 
 ``affine_grid`` + ``grid_sample`` resample the input with it, and the CNN sees the result.
 
 Every builder takes ``(config, info)`` with ``info.input_shape == (C, H, W)`` and raises
-:class:`~zoo.core.errors.ZooError` for inputs it cannot handle (too small, not an image).
+:class:`~zoo.core.contract.errors.ZooError` for inputs it cannot handle (too small, not an image).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 from torch import nn
 
-from zoo.core.config import ModelConfig
-from zoo.core.data import DataInfo
-from zoo.core.errors import ZooError
+from zoo.core.contract.config import ModelConfig
+from zoo.core.train.data import DataInfo
+from zoo.core.contract.errors import ZooError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

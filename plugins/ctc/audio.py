@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from zoo.core.data import Dataset, locate
-from zoo.core.errors import ZooError
+from zoo.core.train.data import Dataset, locate
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.ctc.data import DIGITS, make_split, recognition_info
 
 ROOT = "fsdd/free-spoken-digit-dataset-1.0.9/recordings"

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from zoo.core.data import DataInfo, Dataset, TensorSplit, to_device
-from zoo.core.errors import DataUnavailable
+from zoo.core.train.data import DataInfo, Dataset, TensorSplit, to_device
+from zoo.core.contract.errors import DataUnavailable
 
 DIGITS = "0123456789"
 

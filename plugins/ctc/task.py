@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from zoo.core.data import DataInfo, Split
-from zoo.core.errors import ZooError
-from zoo.core.tasks import Task
+from zoo.core.train.data import DataInfo, Split
+from zoo.core.contract.errors import ZooError
+from zoo.core.train.tasks import Task
 from zoo.plugins.ctc.decode import decode, edit_distance
 
 

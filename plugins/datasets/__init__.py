@@ -1,9 +1,9 @@
 """Shared datasets: scikit-learn's bundled sets, the image sets (MNIST, Fashion-MNIST, CIFAR-10)
 and the text sets (SST-2, ATIS) of the sequence families, used by several families.
 
-Loaders read local files only, found with :func:`zoo.core.data.locate`; the files of the public
+Loaders read local files only, found with :func:`zoo.core.train.data.locate`; the files of the public
 sets are declared (URL, published checksum) in ``registry.toml``, and a missing one raises
-:class:`~zoo.core.errors.DataNotFound`, on which ``zoo train`` fetches it into the cache.
+:class:`~zoo.core.contract.errors.DataNotFound`, on which ``zoo train`` fetches it into the cache.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from zoo.core.data import DataInfo, Dataset, TensorSplit, locate
-from zoo.core.errors import ZooError
+from zoo.core.train.data import DataInfo, Dataset, TensorSplit, locate
+from zoo.core.contract.errors import ZooError
 
 FOLDER = "cifar10/cifar-10-batches-bin"
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))

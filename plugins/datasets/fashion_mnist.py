@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo.core.data import Dataset
+from zoo.core.train.data import Dataset
 from zoo.plugins.datasets.idx import FILES, IDXOptions, load_idx_set, read_idx
 
 __all__ = ["FILES", "FashionMNISTOptions", "SYSTEM_ROOTS", "load_fashion_mnist", "read_idx"]

@@ -4,7 +4,7 @@ An IDX file is a magic number ``0x00 0x00 <dtype> <ndim>``, ``ndim`` big-endian 
 then the values; the image sets use dtype ``0x08`` (unsigned byte) and are distributed gzipped.
 Images are ``[N, 28, 28]`` uint8, labels ``[N]`` uint8 in ``0..9``.
 
-Files are found with :func:`zoo.core.data.locate` under ``<subdir>/`` of a data root
+Files are found with :func:`zoo.core.train.data.locate` under ``<subdir>/`` of a data root
 (``--data-dir``, ``$ZOO_DATA_DIR``, the cache, then per-dataset system folders such as
 ``/usr/share/datasets`` for Debian's Fashion-MNIST), so ``zoo train`` can fetch what is missing.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from zoo.core.data import DataInfo, Dataset, TensorSplit, locate
-from zoo.core.errors import ZooError
+from zoo.core.train.data import DataInfo, Dataset, TensorSplit, locate
+from zoo.core.contract.errors import ZooError
 
 #: The four files of an IDX image set, as distributed.
 FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",

@@ -6,7 +6,7 @@ The same IDX files and reader as Fashion-MNIST (:mod:`zoo.plugins.datasets.idx`)
 
 from __future__ import annotations
 
-from zoo.core.data import Dataset
+from zoo.core.train.data import Dataset
 from zoo.plugins.datasets.idx import IDXOptions, load_idx_set
 
 CLASS_NAMES = [str(digit) for digit in range(10)]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from zoo.core.data import DataInfo, Dataset, TensorSplit
-from zoo.core.errors import DataUnavailable
+from zoo.core.train.data import DataInfo, Dataset, TensorSplit
+from zoo.core.contract.errors import DataUnavailable
 
 TEST_FRACTION = 0.2
 

@@ -1,6 +1,6 @@
 """Text datasets shared by the sequence families (RNN, transformer): SST-2 and ATIS.
 
-Both are found with :func:`zoo.core.data.locate` under a data root (``--data-dir``,
+Both are found with :func:`zoo.core.train.data.locate` under a data root (``--data-dir``,
 ``$ZOO_DATA_DIR``, the cache where ``zoo data fetch`` puts them) and go through the core's text
 pipeline (:mod:`zoo.plugins.sequence.pipeline`): tokenise, build the vocabulary on the training split only,
 pad with lengths.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from zoo.core.data import DataInfo, Dataset, data_roots, locate
-from zoo.core.errors import DataNotFound, ZooError
+from zoo.core.train.data import DataInfo, Dataset, data_roots, locate
+from zoo.core.contract.errors import DataNotFound, ZooError
 from zoo.plugins.sequence.pipeline import IGNORE, SequenceSplit, Vocabulary, bio_tag_names, bio_types, pad, tokenize
 
 

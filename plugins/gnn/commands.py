@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 COUNT = click.IntRange(1, 100_000)
 

@@ -8,7 +8,7 @@ Two kinds of split:
 - :class:`GraphListSplit` — many small graphs, graph classification: ``batch(index)`` concatenates
   the chosen graphs into one disconnected graph (node indices offset) with a ``batch`` vector.
 
-The public sets are found with :func:`zoo.core.data.locate` (``--data-dir``, ``$ZOO_DATA_DIR``, the
+The public sets are found with :func:`zoo.core.train.data.locate` (``--data-dir``, ``$ZOO_DATA_DIR``, the
 cache that ``zoo data fetch`` fills) in the data-root layout: ``planetoid/ind.NAME.*`` and
 ``tu/NAME/NAME_*.txt``. Their sources are declared in ``registry.toml``. The user's own graphs
 (``graph``, ``graphs``) are read by :mod:`zoo.plugins.gnn.own`.
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from zoo.core.data import DataInfo, Dataset, Split, locate, to_device
-from zoo.core.errors import DataNotFound, DataUnavailable, ZooError
+from zoo.core.train.data import DataInfo, Dataset, Split, locate, to_device
+from zoo.core.contract.errors import DataNotFound, DataUnavailable, ZooError
 from zoo.plugins.gnn.files import GraphFileError, at
 from zoo.plugins.gnn.tu import read_tu
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 
 class GraphFileError(ZooError):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 
 class GraphInputError(ZooError):

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from zoo.core.data import DataInfo, Dataset, Split
-from zoo.core.errors import DataUnavailable, ZooError
+from zoo.core.train.data import DataInfo, Dataset, Split
+from zoo.core.contract.errors import DataUnavailable, ZooError
 
 if TYPE_CHECKING:
     import networkx as nx

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from zoo.core.data import unwrap
-from zoo.core.tasks import Task
+from zoo.core.train.data import unwrap
+from zoo.core.train.tasks import Task
 from zoo.plugins.gnn.graphgen_sample import EDGE_FILE
 
 GENERATORS = ("graphrnn", "graphrnn-s")
@@ -41,7 +41,7 @@ class _EdgeStep(nn.Module):
 
 
 class EdgeStepSignature(Task):
-    """The edge step's ONNX signature (for :func:`zoo.core.export.export_onnx`)."""
+    """The edge step's ONNX signature (for :func:`zoo.core.deploy.export.export_onnx`)."""
 
     name = "graph-generation-edge-step"
     input_names = ("edge", "edge_hidden")
@@ -58,7 +58,7 @@ def edge_examples(model: nn.Module, sizes: tuple[int, ...] = (3, 1, 17)) -> list
 
 def export_edge_step(model: nn.Module, path: Path, opset: int, atol: float = 1e-4, rtol: float = 1e-3):
     """Export and verify GraphRNN's edge step into ``path`` (an :class:`ExportResult`)."""
-    from zoo.core.export import export_module, export_onnx
+    from zoo.core.deploy.export import export_module, export_onnx
 
     signature = EdgeStepSignature()
     module = _EdgeStep(model).eval()
@@ -74,7 +74,7 @@ def export_edge_step(model: nn.Module, path: Path, opset: int, atol: float = 1e-
 
 def export_generator(model: nn.Module, task: Task, path: Path, opset: int) -> Path:
     """The hook's work: the graph step into ``path``, GraphRNN's edge step beside it."""
-    from zoo.core.export import export_module
+    from zoo.core.deploy.export import export_module
 
     inner = unwrap(model).eval()
     path = Path(path)

@@ -26,7 +26,7 @@ from typing import Callable
 import networkx as nx
 import numpy as np
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.gnn.graphgen_data import sequence_to_graph
 
 Array = np.ndarray
@@ -125,7 +125,7 @@ EDGE_FILE = "edge_step.onnx"
 
 def onnx_steps(run_dir: str | Path) -> Steps:
     """The steps of a run's exported files, run by onnxruntime."""
-    from zoo.core.runtime import make_session, read_metadata
+    from zoo.core.deploy.runtime import make_session, read_metadata
 
     run_dir = Path(run_dir)
     model_path = run_dir / "model.onnx"

@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zoo.core.data import DataInfo, Dataset, Split, unwrap
-from zoo.core.errors import ZooError
-from zoo.core.tasks import Task
+from zoo.core.train.data import DataInfo, Dataset, Split, unwrap
+from zoo.core.contract.errors import ZooError
+from zoo.core.train.tasks import Task
 
 
 class GraphGeneration(Task):

@@ -35,9 +35,9 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from zoo.core.config import ModelConfig
-from zoo.core.data import DataInfo
-from zoo.core.errors import ZooError
+from zoo.core.contract.config import ModelConfig
+from zoo.core.train.data import DataInfo
+from zoo.core.contract.errors import ZooError
 
 
 class GraphRNNSConfig(ModelConfig):

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from zoo.core.config import ModelConfig
-from zoo.core.data import DataInfo
-from zoo.core.errors import ZooError
+from zoo.core.contract.config import ModelConfig
+from zoo.core.train.data import DataInfo
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.gnn.graph import SameInputs, check_graph, exporting, gcn_norm, sparse_dropout, sparse_features
 from zoo.plugins.gnn.layers import ChebConv, Diffusion, GATConv, GCNConv, GINConv, GMMConv, NN4GLayer, SAGEConv
 from zoo.plugins.gnn.layers import num_graphs, readout

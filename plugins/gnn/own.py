@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from zoo.core.data import DataInfo, Dataset
+from zoo.core.train.data import DataInfo, Dataset
 from zoo.plugins.gnn.data import FoldOptions, NodeSplit, coalesce, folded
 from zoo.plugins.gnn.files import GraphFileError, csv_rows, fail, number
 from zoo.plugins.gnn.tu import find_tu_name, one_hot_degree, read_tu

@@ -1,6 +1,6 @@
 """Node and graph classification tasks: losses, metrics and the ONNX signature of graph inputs.
 
-Both reuse :class:`zoo.core.tasks.Classification` (cross-entropy, accuracy, softmax
+Both reuse :class:`zoo.core.train.tasks.Classification` (cross-entropy, accuracy, softmax
 post-processing) and change what a batch is:
 
 - ``node-classification``: inputs ``x [N, F]``, ``edge_index [2, E]`` → ``logits [N, C]``; the
@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.core.data import DataInfo, Split
-from zoo.core.errors import ZooError
-from zoo.core.tasks import Classification
+from zoo.core.train.data import DataInfo, Split
+from zoo.core.contract.errors import ZooError
+from zoo.core.train.tasks import Classification
 from zoo.plugins.gnn.graph import GraphInputError
 
 

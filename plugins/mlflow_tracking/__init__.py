@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from zoo import hookimpl
-from zoo.core.toml_io import flatten
+from zoo.core.contract.toml_io import flatten
 
 NAME = "mlflow"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from zoo.core.data import DataInfo, Dataset, TensorSplit
+from zoo.core.train.data import DataInfo, Dataset, TensorSplit
 
 
 class SyntheticLinearOptions(BaseModel):

@@ -10,9 +10,9 @@ from typing import Literal
 import torch
 from pydantic import Field, PositiveInt
 from torch import nn
-from zoo.core.config import ModelConfig
-from zoo.core.data import DataInfo
-from zoo.core.errors import ZooError
+from zoo.core.contract.config import ModelConfig
+from zoo.core.train.data import DataInfo
+from zoo.core.contract.errors import ZooError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,

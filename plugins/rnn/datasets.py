@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from zoo.core.data import DataInfo, Dataset
+from zoo.core.train.data import DataInfo, Dataset
 from zoo.plugins.sequence.pipeline import SequenceSplit, Vocabulary
 
 
@@ -65,7 +65,7 @@ class CopyOptions(BaseModel):
 def load_copy_sequences(options: CopyOptions | None, data_dir) -> Dataset:
     o = options or CopyOptions()
     if o.min_length > o.max_length:
-        from zoo.core.errors import ZooError
+        from zoo.core.contract.errors import ZooError
 
         raise ZooError(f"copy-sequences: min_length {o.min_length} > max_length {o.max_length}")
     generator = torch.Generator().manual_seed(o.seed)

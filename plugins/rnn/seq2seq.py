@@ -43,9 +43,9 @@ from typing import Literal
 import torch
 from pydantic import Field
 from torch import Tensor, nn
-from zoo.core.config import ModelConfig
-from zoo.core.data import DataInfo
-from zoo.core.errors import ZooError
+from zoo.core.contract.config import ModelConfig
+from zoo.core.train.data import DataInfo
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.sequence.pipeline import PAD_ID, UNK_ID, last_valid, length_mask
 from zoo.plugins.rnn.models import RecurrentLayer
 

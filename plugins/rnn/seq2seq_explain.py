@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from zoo.core.data import DataInfo, unwrap
-from zoo.core.errors import ZooError
+from zoo.core.train.data import DataInfo, unwrap
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.sequence.pipeline import Vocabulary
 
 

@@ -34,9 +34,9 @@ from typing import Any, ClassVar, Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from zoo.core.data import DataInfo, Split, TensorSplit, to_device
-from zoo.core.errors import ZooError
-from zoo.core.tasks import Classification, Task, _sum
+from zoo.core.train.data import DataInfo, Split, TensorSplit, to_device
+from zoo.core.contract.errors import ZooError
+from zoo.core.train.tasks import Classification, Task, _sum
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1

@@ -31,8 +31,8 @@ import string
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from zoo.core.data import DataInfo, Dataset
-from zoo.core.errors import ZooError
+from zoo.core.train.data import DataInfo, Dataset
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.sequence.pipeline import PAD, UNK, PairSplit, Vocabulary, pad
 
 BOS, EOS = "<bos>", "<eos>"

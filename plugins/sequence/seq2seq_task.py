@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.sequence.pipeline import IGNORE, PAD_ID, SequenceTask, Vocabulary
-from zoo.core.tasks import _sum
+from zoo.core.train.tasks import _sum
 from zoo.plugins.sequence.seq2seq_data import EOS_ID, SPECIALS, tokenize_characters
 
 BLEU_ORDER = 4

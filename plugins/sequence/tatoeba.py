@@ -27,8 +27,8 @@ from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from zoo.core.data import Dataset, locate
-from zoo.core.errors import ZooError
+from zoo.core.train.data import Dataset, locate
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.sequence.pipeline import PAD, UNK, Vocabulary
 from zoo.plugins.sequence.seq2seq_data import BOS, EOS, make_dataset, make_split
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 
 from zoo import hookimpl
-from zoo.core.toml_io import flatten
+from zoo.core.contract.toml_io import flatten
 
 NAME = "tensorboard"
 

@@ -34,7 +34,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 # -- attention --------------------------------------------------------------------------------
 

@@ -35,8 +35,8 @@ from typing import Literal
 import torch
 from pydantic import Field
 from torch import Tensor, nn
-from zoo.core.data import DataInfo
-from zoo.core.errors import ZooError
+from zoo.core.train.data import DataInfo
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.sequence.pipeline import PAD_ID, UNK_ID
 from zoo.plugins.transformer.layers import (
     Decoder,

@@ -63,8 +63,8 @@ def export_model(model, task, model_name, path, opset):
         return None
     import torch
 
-    from zoo.core.data import unwrap
-    from zoo.core.export import export_module
+    from zoo.core.train.data import unwrap
+    from zoo.core.deploy.export import export_module
 
     lookup = unwrap(model).lookup().eval()
     ids = torch.tensor([0, 2, 1], dtype=torch.int64) % lookup.weight.shape[0]

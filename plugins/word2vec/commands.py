@@ -8,14 +8,14 @@ importing this plugin). Both read ``vectors.txt`` of a finished skip-gram, CBOW 
 from __future__ import annotations
 
 import click
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 TOPN = click.IntRange(1, 1_000_000)
 
 
 def _vectors(run_dir: str, command: str):
     """The word vectors of ``run_dir``; a run of another family is a one-line error."""
-    from zoo.core.runs import Run
+    from zoo.core.train.runs import Run
     from zoo.plugins.word2vec import MODELS
     from zoo.plugins.word2vec.evaluate import WordVectors
 

@@ -9,7 +9,7 @@
 3. :func:`encode` streams the file a second time into two int32 arrays: the ids of in-vocabulary
    tokens (out-of-vocabulary tokens are dropped, as in word2vec) and the document of each token.
    Memory is 8 bytes per kept token.
-4. Two views, both :class:`zoo.core.data.Split` subclasses whose batches are generated on the
+4. Two views, both :class:`zoo.core.train.data.Split` subclasses whose batches are generated on the
    device:
 
    * :class:`WindowSplit` (skip-gram, CBOW): items are corpus positions. A batch of positions gets
@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from zoo.core.data import DataInfo, Dataset, Split, locate
-from zoo.core.errors import DataUnavailable, ZooError
+from zoo.core.train.data import DataInfo, Dataset, Split, locate
+from zoo.core.contract.errors import DataUnavailable, ZooError
 
 _SIMPLE = re.compile(r"[^\W\d_]+", re.UNICODE)
 
@@ -389,8 +389,8 @@ def cooccurrence(ids: torch.Tensor, docs: torch.Tensor, vocab_size: int, window:
 
 def find_text_file(dataset: str, relative: str | None, options: CorpusOptions, configured_dir: str | None) -> Path:
     """The corpus file: ``options.path`` if given, else ``relative`` (e.g. ``text/text8``) under the
-    first data root that holds it (:func:`zoo.core.data.locate`: ``--data-dir``, ``$ZOO_DATA_DIR``,
-    the cache), raising :class:`~zoo.core.errors.DataNotFound` for ``dataset`` when none does."""
+    first data root that holds it (:func:`zoo.core.train.data.locate`: ``--data-dir``, ``$ZOO_DATA_DIR``,
+    the cache), raising :class:`~zoo.core.contract.errors.DataNotFound` for ``dataset`` when none does."""
     if options.path is not None:
         path = Path(options.path).expanduser()
         if not path.is_file():

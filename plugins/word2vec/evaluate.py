@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.core.errors import ZooError, did_you_mean
+from zoo.core.contract.errors import ZooError, did_you_mean
 
 VECTORS_FILE = "vectors.txt"
 EVAL_FILE = "embedding_eval.json"

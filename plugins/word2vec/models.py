@@ -42,10 +42,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from zoo.core.config import ModelConfig
-from zoo.core.data import DataInfo
-from zoo.core.errors import ZooError
-from zoo.core.protocols import SelfUpdating
+from zoo.core.contract.config import ModelConfig
+from zoo.core.train.data import DataInfo
+from zoo.core.contract.errors import ZooError
+from zoo.core.contract.protocols import SelfUpdating
 
 # The fused CPU step (kernels.py) needs numba; found without importing it (importing numba is slow).
 NUMBA = importlib.util.find_spec("numba") is not None
@@ -344,7 +344,7 @@ class _NegativeSampling(_WordVectors, SelfUpdating):
         return self.kernel != "torch" and NUMBA and w.device.type == "cpu" and w.dtype in _KERNEL_DTYPES
 
     def attach_optimizer(self, optimizer: torch.optim.Optimizer, train, world_size: int) -> None:
-        """The trainer's cue (:class:`~zoo.core.protocols.SelfUpdating`): attach the CPU kernel's
+        """The trainer's cue (:class:`~zoo.core.contract.protocols.SelfUpdating`): attach the CPU kernel's
         SGD (:meth:`attach_sgd`) when nothing else touches the gradients."""
         exclusive = (train.grad_clip is None and train.precision == "fp32" and not train.compile
                      and world_size == 1)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.core.data import locate, unwrap
-from zoo.core.errors import DataNotFound
+from zoo.core.train.data import locate, unwrap
+from zoo.core.contract.errors import DataNotFound
 from zoo.plugins.word2vec.evaluate import VECTORS_FILE, WordVectors, evaluate_all, json_safe, write_eval
 
 

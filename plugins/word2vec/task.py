@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.core.data import DataInfo, Split
-from zoo.core.errors import ZooError
-from zoo.core.tasks import Task
+from zoo.core.train.data import DataInfo, Split
+from zoo.core.contract.errors import ZooError
+from zoo.core.contract.task import Task
 
 
 class EmbeddingTask(Task):

@@ -82,3 +82,59 @@ def test_family_names_are_found():
 def test_no_family_name_in_core(path):
     found = sorted(_words(path.read_text(encoding="utf-8")) & _family_names())
     assert not found, f"core/{path.relative_to(CORE)} names model families or models: {', '.join(found)}"
+
+
+# -- imports run one way: contract ← train ← deploy ← api/cli ----------------------------------
+LAYERS = ("contract", "train", "deploy")
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Modules ``path`` imports when it runs (annotation-only imports under ``TYPE_CHECKING`` left out)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[:2] != ["zoo", "core"] or len(parts) < 3:
+        return None
+    return LAYERS.index(parts[2]) if parts[2] in LAYERS else len(LAYERS)  # api, serve, ...: on top
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_core_imports_run_one_way(layer):
+    """contract imports neither train nor deploy; train does not import deploy; nothing in the
+    three imports the modules above them (api, serve, cli) or a plugin."""
+    level = LAYERS.index(layer)
+    wrong = []
+    for path in sorted((CORE / layer).rglob("*.py")):
+        for module in sorted(_runtime_imports(path)):
+            above = _layer(module) is not None and _layer(module) > level
+            if above or module.startswith(("zoo.plugins", "zoo.cli")):
+                wrong.append(f"{path.relative_to(CORE)} imports {module}")
+    assert not wrong, "; ".join(wrong)
+
+
+def test_the_direction_check_sees_a_wrong_import(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from zoo.core.deploy import export\n"
+                    "from zoo.core.train import data\n", encoding="utf-8")
+    assert _layer("zoo.core.train.data") == 1 and "zoo.core.deploy.export" not in _runtime_imports(path)
+    assert "zoo.core.train.data" in _runtime_imports(path)
+
+
+def test_core_is_grouped_by_what_it_does():
+    flat = sorted(p.name for p in CORE.glob("*.py"))
+    # the flow's top (api) and files other work moves or replaces; everything else is in a group
+    assert set(flat) <= {"__init__.py", "api.py", "serve.py", "doctor.py", "scaffold.py", "toml_io.py"}, flat

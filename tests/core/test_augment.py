@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from zoo.core import api
-from zoo.core.augment import augment, random_hflip, random_shift
-from zoo.core.config import AugmentConfig
-from zoo.core.errors import ZooError
+from zoo.core.train.augment import augment, random_hflip, random_shift
+from zoo.core.contract.config import AugmentConfig
+from zoo.core.contract.errors import ZooError
 
 
 def test_shift_moves_each_image_by_at_most_s_pixels_with_zero_fill():

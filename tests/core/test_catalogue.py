@@ -8,9 +8,9 @@ import sys
 
 import pytest
 from helpers import cli_in_fresh_interpreter
-from zoo.core.catalogue import Catalogue, load_catalogue
-from zoo.core.errors import ZooError
-from zoo.core.plugins import get_zoo
+from zoo.core.contract.catalogue import Catalogue, load_catalogue
+from zoo.core.contract.errors import ZooError
+from zoo.core.contract.plugins import get_zoo
 
 
 def test_declared_models_are_registered_one_to_one():

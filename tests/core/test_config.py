@@ -6,8 +6,8 @@ import tomllib
 
 import pytest
 from zoo.core import api
-from zoo.core.config import dumps_toml, parse_set
-from zoo.core.errors import ZooError
+from zoo.core.contract.config import dumps_toml, parse_set
+from zoo.core.contract.errors import ZooError
 
 
 def test_merge_order_defaults_file_set_options(tmp_path):
@@ -118,7 +118,7 @@ def test_malformed_config_files_are_one_line_errors(tmp_path, text, message):
 
 
 def test_manifest_defaults_with_a_scalar_section_name_the_model():
-    from zoo.core.config import ModelConfig, resolve
+    from zoo.core.contract.config import ModelConfig, resolve
 
     with pytest.raises(ZooError, match=r"the defaults of model 'm': \[train\] must be a table"):
         resolve("m", ModelConfig, {"train": 5}, "iris")

@@ -7,9 +7,9 @@ import tomllib
 
 import pytest
 from zoo.core import api
-from zoo.core.errors import ZooError
-from zoo.core.plugins import get_zoo
-from zoo.core.toml_io import dumps_toml
+from zoo.core.contract.errors import ZooError
+from zoo.core.contract.plugins import get_zoo
+from zoo.core.contract.toml_io import dumps_toml
 
 
 def test_config_shows_the_dataset_option_defaults():

@@ -15,9 +15,9 @@ import sys
 import pytest
 import torch
 from torch import nn
-from zoo.core import distributed
-from zoo.core.distributed import DistContext
-from zoo.core.errors import ZooError
+from zoo.core.train import distributed
+from zoo.core.train.distributed import DistContext
+from zoo.core.contract.errors import ZooError
 
 # A deterministic tiny run: no dropout, plain SGD, constant lr; 120 digits → 108 train / 12 val,
 # 9 global batches of 12 (6 per rank with 2 processes), so every rank's slice has the same size

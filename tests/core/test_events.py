@@ -108,7 +108,7 @@ class TextExplainer:
     def explain_model(self, model, model_name, task, sample, info, out_dir):
         if model_name != "logistic":
             return None
-        from zoo.core.data import unwrap
+        from zoo.core.train.data import unwrap
 
         path = out_dir / "weights.txt"
         path.write_text(str(unwrap(model).linear.weight.detach().tolist()))
@@ -122,7 +122,7 @@ def test_explain_hook_is_called_with_one_test_sample(tmp_path):
     assert report["label"] in (0, 1)
     import pytest
 
-    from zoo.core.errors import ZooError
+    from zoo.core.contract.errors import ZooError
 
     with pytest.raises(ZooError, match="out of range"):
         api.explain(str(tmp_path / "r"), index=10_000)

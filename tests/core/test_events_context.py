@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from helpers import cli_in_fresh_interpreter, run_cli, with_plugin
 from zoo import hookimpl
 from zoo.core import api
-from zoo.core.catalogue import NamedEntry
-from zoo.core.errors import ZooError
-from zoo.core.plugins import get_zoo
-from zoo.core.toml_io import dumps_toml
+from zoo.core.contract.catalogue import NamedEntry
+from zoo.core.contract.errors import ZooError
+from zoo.core.contract.plugins import get_zoo
+from zoo.core.contract.toml_io import dumps_toml
 
 OPTIONS = {"train": {"epochs": 2, "progress": False}, "data": {"limit": 64}, "export": {"enabled": False}}
 
@@ -110,7 +110,7 @@ def test_a_plugin_acts_only_on_its_own_runs(tmp_path):
 
 
 def test_builtin_loggers_are_declared_by_their_plugins():
-    from zoo.core.catalogue import load_catalogue
+    from zoo.core.contract.catalogue import load_catalogue
 
     loggers = load_catalogue().loggers
     assert {n: e.plugin for n, e in loggers.items()} == {"tensorboard": "tensorboard", "mlflow": "mlflow"}
@@ -241,7 +241,7 @@ def test_a_third_party_plugin_adds_a_command(tmp_path):
 
 
 def _declare(monkeypatch, **commands):
-    from zoo.core import commands as plugin_commands
+    from zoo.core.contract import commands as plugin_commands
 
     entries = {name: NamedEntry(name, plugin, "") for name, plugin in commands.items()}
     monkeypatch.setattr(plugin_commands, "declared", lambda: entries)

@@ -8,10 +8,10 @@ import onnx
 import pytest
 import torch
 from torch import nn
-from zoo.core.data import DataInfo, TensorSplit
-from zoo.core.errors import ExportError
-from zoo.core.export import export_onnx
-from zoo.core.tasks import Classification
+from zoo.core.train.data import DataInfo, TensorSplit
+from zoo.core.contract.errors import ExportError
+from zoo.core.deploy.export import export_onnx
+from zoo.core.train.tasks import Classification
 
 # Every test here trains, exports or starts a process: left out of the quick loop.
 pytestmark = pytest.mark.slow

@@ -15,9 +15,9 @@ import types
 
 import pytest
 from zoo.core import api
-from zoo.core.errors import ExportError
-from zoo.core.plugins import get_zoo
-from zoo.core.runs import Run, describe
+from zoo.core.contract.errors import ExportError
+from zoo.core.contract.plugins import get_zoo
+from zoo.core.train.runs import Run, describe
 
 # Every test here trains, exports or starts a process: left out of the quick loop.
 pytestmark = pytest.mark.slow
@@ -94,7 +94,7 @@ def test_a_successful_run_says_export_ok_and_disabled_says_so(tmp_path):
 DRIVER = """
 import dataclasses, sys
 sys.path.insert(0, {tests!r})
-from zoo.core.plugins import get_zoo
+from zoo.core.contract.plugins import get_zoo
 from test_export_failure import unexportable
 models = get_zoo().registry.models
 models["logistic"] = dataclasses.replace(models["logistic"], builder=unexportable(models["logistic"].builder))

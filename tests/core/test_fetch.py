@@ -1,4 +1,4 @@
-"""Downloads into the cache (zoo.core.fetch, `zoo data`), end to end against a local HTTP server.
+"""Downloads into the cache (zoo.core.train.fetch, `zoo data`), end to end against a local HTTP server.
 
 No network: a ``http.server`` in a thread serves files made at test time; test-only datasets are
 declared by putting entries into the (cached) catalogue.
@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from zoo.cli import main
-from zoo.core import fetch
-from zoo.core.catalogue import Catalogue, DataFile, DatasetEntry, load_catalogue
-from zoo.core.data import locate
-from zoo.core.errors import DataNotFound, ZooError
+from zoo.core.train import fetch
+from zoo.core.contract.catalogue import Catalogue, DataFile, DatasetEntry, load_catalogue
+from zoo.core.train.data import locate
+from zoo.core.contract.errors import DataNotFound, ZooError
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -384,7 +384,7 @@ def tiny_fashion_mnist(server, cache, monkeypatch):
     through ``core.data.locate`` (as every public loader does), so a missing copy raises
     ``DataNotFound('fashion-mnist')``."""
     import numpy as np
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.plugins import get_zoo
     from zoo.plugins.datasets import fashion_mnist
 
     rng = np.random.default_rng(0)

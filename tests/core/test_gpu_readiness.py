@@ -8,9 +8,9 @@ import os
 import pytest
 import torch
 from zoo.core import api
-from zoo.core.data import Split
-from zoo.core.errors import ZooError
-from zoo.core.trainer import batch_shapes_vary, check_cuda_graphs, restore_cuda_rng, uses_cuda_graphs
+from zoo.core.train.data import Split
+from zoo.core.contract.errors import ZooError
+from zoo.core.train.trainer import batch_shapes_vary, check_cuda_graphs, restore_cuda_rng, uses_cuda_graphs
 
 
 class _Lengths(Split):
@@ -89,7 +89,7 @@ class _FakeSession:
 @pytest.fixture
 def fake_ort(monkeypatch):
     import onnxruntime as ort
-    from zoo.core import runtime
+    from zoo.core.deploy import runtime
 
     monkeypatch.setattr(ort, "InferenceSession", _FakeSession)
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])

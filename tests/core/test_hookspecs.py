@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
-from zoo.core import hookspecs
+from zoo.core.contract import hookspecs
 
 
 def test_hook_names_match_the_specs():

@@ -26,7 +26,7 @@ from click.testing import CliRunner
 
 from zoo.cli import main
 from zoo.core import api
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 from zoo.core.hub import HubRef, pull, push
 from zoo.core.hub.card import front_matter, to_yaml
 
@@ -342,7 +342,7 @@ def test_init_fine_tunes_from_pulled_weights(hub, tmp_path):
 
 
 def pushed_info(hub):
-    from zoo.core.data import DataInfo
+    from zoo.core.train.data import DataInfo
 
     info = torch.load(hub / NAME / "v1" / "checkpoint-best.pt", weights_only=True)["data_info"]
     return DataInfo(**{**info, "input_shape": tuple(info["input_shape"])})

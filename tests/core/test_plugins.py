@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from helpers import run_cli
-from zoo.core.catalogue import load_catalogue
-from zoo.core.errors import ZooError
-from zoo.core.plugins import Registry, Zoo, _Collector
+from zoo.core.contract.catalogue import load_catalogue
+from zoo.core.contract.errors import ZooError
+from zoo.core.contract.plugins import Registry, Zoo, _Collector
 
 
 def make_distribution(root: Path, name: str, module_source: str, manifest: str | None = None) -> dict:
@@ -120,7 +120,7 @@ def _load_module(zoo: Zoo, name: str, **hooks):
 def test_duplicate_model_names_the_two_plugins():
     from torch import nn
     from zoo import hookimpl
-    from zoo.core.config import ModelConfig
+    from zoo.core.contract.config import ModelConfig
 
     zoo = Zoo(load_catalogue())
 
@@ -168,7 +168,7 @@ def test_registration_is_validated():
 def test_a_failing_registration_commits_nothing():
     from torch import nn
     from zoo import hookimpl
-    from zoo.core.config import ModelConfig
+    from zoo.core.contract.config import ModelConfig
 
     zoo = Zoo(load_catalogue())
 
@@ -185,8 +185,8 @@ def test_a_failing_registration_commits_nothing():
 def test_datasets_and_tasks_register_through_hooks():
     import torch
     from zoo import hookimpl
-    from zoo.core.data import DataInfo, Dataset, TensorSplit
-    from zoo.core.tasks import Regression
+    from zoo.core.train.data import DataInfo, Dataset, TensorSplit
+    from zoo.core.train.tasks import Regression
 
     class Huber(Regression):
         name = "huber-regression"
@@ -318,7 +318,7 @@ def test_a_real_ctrl_c_inside_a_listener_reaches_the_trainer():
 
 def test_firstresult_hook_failures_name_the_plugin_and_user_errors_pass():
     from zoo import hookimpl
-    from zoo.core.plugins import PluginError
+    from zoo.core.contract.plugins import PluginError
 
     @hookimpl
     def explain_model(model, model_name, task, sample, info, out_dir):
@@ -337,8 +337,8 @@ def test_firstresult_hook_failures_name_the_plugin_and_user_errors_pass():
 
 def test_builders_and_loaders_cannot_exit_zoo():
     from zoo import hookimpl
-    from zoo.core.config import ModelConfig
-    from zoo.core.plugins import PluginError
+    from zoo.core.contract.config import ModelConfig
+    from zoo.core.contract.plugins import PluginError
 
     def build(config, info):
         raise SystemExit(1) if info == "exit" else ValueError("bad width")
@@ -415,7 +415,7 @@ def test_broken_third_party_plugins_never_stop_other_commands(tmp_path):
 
 
 def _catalogue_declaring(plugin: str, model: str, dataset: str):
-    from zoo.core.catalogue import Catalogue
+    from zoo.core.contract.catalogue import Catalogue
 
     catalogue = Catalogue()
     catalogue.add_manifest({"plugins": {plugin: {"module": plugin}},
@@ -430,7 +430,7 @@ def _catalogue_declaring(plugin: str, model: str, dataset: str):
 def test_registering_a_name_another_plugin_declares_fails_only_the_registrant(kind, squatter_first):
     from torch import nn
     from zoo import hookimpl
-    from zoo.core.config import ModelConfig
+    from zoo.core.contract.config import ModelConfig
 
     def loader(options, data_dir):
         raise AssertionError("never loaded")
@@ -503,7 +503,7 @@ def test_each_broken_manifest_is_one_warning_line_and_its_model_names_it(tmp_pat
 
 @pytest.mark.slow
 def test_valid_lists_are_deduplicated_and_point_to_zoo_list_when_long():
-    from zoo.core.errors import LONGEST_LIST, did_you_mean
+    from zoo.core.contract.errors import LONGEST_LIST, did_you_mean
 
     assert did_you_mean("cnx", ["cnn", "cnn", "mlp"], "model") == \
         "unknown model 'cnx'; did you mean: cnn? (valid: cnn, mlp)"

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 from zoo.core import api
-from zoo.core.errors import ZooError
-from zoo.core.precision import Precision
+from zoo.core.contract.errors import ZooError
+from zoo.core.train.precision import Precision
 
 # mlp on 40 digits: 36 train / 4 val, 3 equal batches of 12 (few distinct shapes to compile).
 TINY = {"model": {"hidden": [16], "dropout": 0.0}, "data": {"name": "digits", "limit": 40},

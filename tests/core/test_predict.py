@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from zoo.cli import main
 from zoo.core import api
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_json_output_is_valid_json_with_null_for_nan_and_inf(linear_run, tmp_pat
 @pytest.mark.slow
 def test_an_input_the_model_cannot_run_on_is_a_zoo_error(linear_run, monkeypatch, tmp_path):
     """onnxruntime's own failures (whatever the signature checks let through) become one line."""
-    from zoo.core import runtime
+    from zoo.core.deploy import runtime
 
     (tmp_path / "x.json").write_text("[[1.0, 2.0]]")
 
@@ -101,7 +101,7 @@ def test_an_input_the_model_cannot_run_on_is_a_zoo_error(linear_run, monkeypatch
 
 
 def test_bugs_outside_onnxruntime_keep_their_traceback():
-    from zoo.core.runtime import run_model
+    from zoo.core.deploy.runtime import run_model
 
     class Broken:
         def run(self, names, feed):
@@ -112,7 +112,7 @@ def test_bugs_outside_onnxruntime_keep_their_traceback():
 
 
 def test_json_safe_counts_what_it_replaces():
-    from zoo.core.runtime import json_safe
+    from zoo.core.deploy.runtime import json_safe
 
     value = {"a": [1.0, float("nan"), {"b": (float("inf"), np.float32("-inf"))}], "c": "nan", "d": 2}
     assert json_safe(value) == ({"a": [1.0, None, {"b": [None, None]}], "c": "nan", "d": 2}, 3)

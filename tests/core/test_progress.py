@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from zoo.core.trainer import Progress
+from zoo.core.train.trainer import Progress
 
 
 class _Terminal(io.StringIO):

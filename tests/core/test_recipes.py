@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from pydantic import Field
 from zoo.core import api
-from zoo.core import config as cfg
-from zoo.core.catalogue import Catalogue, load_catalogue
-from zoo.core.errors import ZooError
+from zoo.core.contract import config as cfg
+from zoo.core.contract.catalogue import Catalogue, load_catalogue
+from zoo.core.contract.errors import ZooError
 
 RECIPES = [(m.name, d) for m in load_catalogue().models.values() for d in m.recipes]
 
@@ -187,7 +187,7 @@ def test_a_broken_recipe_is_reported_by_resolve():
 @pytest.mark.parametrize("model, dataset", RECIPES, ids=[f"{m}-{d}" for m, d in RECIPES])
 def test_every_registry_recipe_validates(model, dataset):
     """Its model's config schema and its dataset's options class take it (no data loaded)."""
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.plugins import get_zoo
 
     entry, _, config = api.resolve_config(model, options={"data": {"name": dataset}})
     assert config.data.name == dataset

@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 from zoo.cli import main
-from zoo.core import reproduce as rep
-from zoo.core.catalogue import load_catalogue
+from zoo.core.tune import reproduce as rep
+from zoo.core.contract.catalogue import load_catalogue
 
 # logistic on breast-cancer (scikit-learn's bundle, offline): 5 epochs take a second or two
 FAST = ("--set", "train.epochs=5")

@@ -7,9 +7,9 @@ import json
 
 import pytest
 from zoo import hookimpl, testing
-from zoo.core.errors import RunStopped
-from zoo.core.plugins import get_zoo
-from zoo.core.runs import Run, run_status
+from zoo.core.contract.errors import RunStopped
+from zoo.core.contract.plugins import get_zoo
+from zoo.core.train.runs import Run, run_status
 
 
 class StopAt:

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import run_cli
 from zoo.core import api
-from zoo.core.errors import TrainingInterrupted
+from zoo.core.contract.errors import TrainingInterrupted
 
 # Every test here trains, exports or starts a process: left out of the quick loop.
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def test_plots_are_readable_pngs(root):
 def test_runs_table_lists_metrics_and_status(root, tmp_path):
     interrupted = root / "c"
     from zoo import hookimpl
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.plugins import get_zoo
 
     class Stop:
         @hookimpl

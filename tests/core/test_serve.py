@@ -223,8 +223,8 @@ def test_zoo_serve_with_the_official_triton_client(runs, tmp_path):
 
 @pytest.mark.slow
 def test_triton_repository_matches_the_onnx_signature(runs, tmp_path):
-    from zoo.core.runtime import make_session
-    from zoo.core.triton import parse_pbtxt
+    from zoo.core.deploy.runtime import make_session
+    from zoo.core.deploy.triton import parse_pbtxt
 
     for name in ("linear", "logistic"):
         out = subprocess.run([sys.executable, "-m", "zoo", "export", str(runs / name), "--triton",
@@ -250,9 +250,9 @@ def test_triton_repository_for_image_text_and_graph_models(model, tmp_path):
     """Dims and dynamic axes right for a CNN, an RNN text model and a GNN (issue #9)."""
     from helpers import quick_options
 
-    from zoo.core.catalogue import load_catalogue
-    from zoo.core.runtime import make_session
-    from zoo.core.triton import parse_pbtxt, write_repository
+    from zoo.core.contract.catalogue import load_catalogue
+    from zoo.core.deploy.runtime import make_session
+    from zoo.core.deploy.triton import parse_pbtxt, write_repository
 
     entry = load_catalogue().models[model]
     api.train(model, options=quick_options(entry), out=str(tmp_path / "run"), log=None)
@@ -285,7 +285,7 @@ TEXTS = ["a gorgeous , witty , seductive movie .", "the plot is nothing but boil
 def text_run(tmp_path_factory):
     from helpers import quick_options
 
-    from zoo.core.catalogue import load_catalogue
+    from zoo.core.contract.catalogue import load_catalogue
 
     root = tmp_path_factory.mktemp("serve-text")
     entry = load_catalogue().models["lstm"]
@@ -512,7 +512,7 @@ def test_non_finite_outputs_are_json_null(client):
 
 
 def test_a_request_the_model_cannot_run_fails_alone_in_its_batch():
-    from zoo.core.errors import ZooError
+    from zoo.core.contract.errors import ZooError
     from zoo.core.serve import Batcher, RequestError
 
     class Endpoint:  # a model that cannot run on negative values
@@ -749,7 +749,7 @@ def test_the_batch_follows_the_number_of_busy_clients():
 def test_a_merged_call_that_fails_is_retried_per_request():
     """The bad request is merged with two good ones while a call is in flight: the merged call
     fails, each of the three runs alone, only the bad one gets a 400; every call is counted."""
-    from zoo.core.errors import ZooError
+    from zoo.core.contract.errors import ZooError
     from zoo.core.serve import Batcher, RequestError
 
     class Picky(_GatedEndpoint):
@@ -779,7 +779,7 @@ def test_a_merged_call_that_fails_is_retried_per_request():
 def test_an_api_key_guards_every_route_but_health(runs):
     from starlette.testclient import TestClient
 
-    from zoo.core.errors import ZooError
+    from zoo.core.contract.errors import ZooError
 
     with TestClient(_linear_app(runs, api_key="s3cret")) as client:
         assert client.get("/v2/health/live").status_code == 200
@@ -797,7 +797,7 @@ def test_an_api_key_guards_every_route_but_health(runs):
 
 
 def test_a_busy_port_and_unusable_tls_files_are_user_errors(tmp_path):
-    from zoo.core.errors import ZooError
+    from zoo.core.contract.errors import ZooError
     from zoo.core.serve import serve
 
     missing = [str(tmp_path / "missing")]  # never loaded: the port and the files are checked first

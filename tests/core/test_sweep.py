@@ -11,8 +11,8 @@ optuna = pytest.importorskip("optuna")
 
 from click.testing import CliRunner  # noqa: E402
 from zoo.cli import main  # noqa: E402
-from zoo.core import space, sweep  # noqa: E402
-from zoo.core.errors import TrainingInterrupted, ZooError  # noqa: E402
+from zoo.core.tune import space, sweep  # noqa: E402
+from zoo.core.contract.errors import TrainingInterrupted, ZooError  # noqa: E402
 
 GOOD_SPACE = {"optim": {"lr": {"log_uniform": [3e-3, 3e-2]}}, "model": {"hidden": {"choice": [[32], [64, 32]]}}}
 # digits (scikit-learn's bundle, offline): 3 epochs of a small MLP take about a second

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from zoo.core.data import DataInfo, TensorSplit
-from zoo.core.plugins import get_zoo
-from zoo.core.runs import Run
-from zoo.core.tasks import Classification, Regression, Task
+from zoo.core.train.data import DataInfo, TensorSplit
+from zoo.core.contract.plugins import get_zoo
+from zoo.core.train.runs import Run
+from zoo.core.train.tasks import Classification, Regression, Task
 
 
 @pytest.mark.parametrize("name", sorted(get_zoo().registry.tasks))

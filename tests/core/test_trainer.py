@@ -13,11 +13,11 @@ import pytest
 import torch
 from zoo import hookimpl
 from zoo.core import api
-from zoo.core.config import OptimConfig, ScheduleConfig
-from zoo.core.errors import NonFiniteLoss, TrainingInterrupted, ZooError
-from zoo.core.plugins import get_zoo
-from zoo.core.protocols import SelfUpdating
-from zoo.core.trainer import build_optimizer, lr_factor
+from zoo.core.contract.config import OptimConfig, ScheduleConfig
+from zoo.core.contract.errors import NonFiniteLoss, TrainingInterrupted, ZooError
+from zoo.core.contract.plugins import get_zoo
+from zoo.core.contract.protocols import SelfUpdating
+from zoo.core.train.trainer import build_optimizer, lr_factor
 
 QUIET = {"train": {"progress": False, "device": "cpu"}}
 
@@ -191,7 +191,7 @@ def test_unavailable_cuda_is_a_clear_error(tmp_path):
 def test_clip_grad_norm_takes_sparse_gradients():
     """Sparse embedding gradients (word2vec's tables) clip like their dense form, repeated rows
     summed first; torch's own clip_grad_norm_ raises on them."""
-    from zoo.core.trainer import clip_grad_norm
+    from zoo.core.train.trainer import clip_grad_norm
 
     torch.manual_seed(0)
     sparse = torch.nn.Embedding(6, 3, sparse=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from zoo.core.errors import ZooError
-from zoo.core.triton import config_pbtxt, parse_pbtxt
+from zoo.core.contract.errors import ZooError
+from zoo.core.deploy.triton import config_pbtxt, parse_pbtxt
 
 INPUTS = [{"name": "tokens", "data_type": "TYPE_INT64", "dims": [-1, -1]},
           {"name": "lengths", "data_type": "TYPE_INT64", "dims": [-1]}]

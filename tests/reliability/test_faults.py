@@ -106,7 +106,7 @@ def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays_intact(tmp_path, 
         assert "No space left on device" in lines[0] and "could not write" in lines[0]
         run = disk / "run"
         if (run / "checkpoint-last.pt").exists():
-            from zoo.core import checkpoint
+            from zoo.core.train import checkpoint
 
             checkpoint.load(run / "checkpoint-last.pt")  # intact: loads and matches its digest
         assert not list(run.glob(".*.tmp"))
@@ -118,8 +118,8 @@ def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays_intact(tmp_path, 
 def test_a_plugin_that_calls_sys_exit_mid_run_is_a_failed_run_and_one_line(tmp_path, monkeypatch, where):
     """sys.exit inside a task's loss or metrics must not end zoo silently (exit 0, no message)."""
     from zoo.core import api
-    from zoo.core.errors import ZooError
-    from zoo.core.tasks import Classification
+    from zoo.core.contract.errors import ZooError
+    from zoo.core.train.tasks import Classification
 
     def exits(*args, **kwargs):
         raise SystemExit(0)

@@ -18,11 +18,12 @@ import tomllib
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from zoo.core import api, discovery
-from zoo.core.catalogue import _MODEL_KEYS, Catalogue, load_catalogue
-from zoo.core.config import RunConfig
-from zoo.core.errors import ZooError
-from zoo.core.toml_io import dumps_toml
+from zoo.core import api
+from zoo.core.contract import discovery
+from zoo.core.contract.catalogue import _MODEL_KEYS, Catalogue, load_catalogue
+from zoo.core.contract.config import RunConfig
+from zoo.core.contract.errors import ZooError
+from zoo.core.contract.toml_io import dumps_toml
 
 # Property-based fuzzing runs hundreds of examples a test: left out of the quick loop.
 pytestmark = pytest.mark.slow

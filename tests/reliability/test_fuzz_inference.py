@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from zoo.core import api
-from zoo.core.errors import ZooError
-from zoo.core.runtime import json_safe
+from zoo.core.contract.errors import ZooError
+from zoo.core.deploy.runtime import json_safe
 
 # Every test here trains, exports or starts a process: left out of the quick loop.
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ MODELS = ("linear", "gcn", "lstm")
 def runs(tmp_path_factory):
     from helpers import quick_options
 
-    from zoo.core.catalogue import load_catalogue
+    from zoo.core.contract.catalogue import load_catalogue
 
     root = tmp_path_factory.mktemp("fuzz")
     api.train("linear", options={"train": {"progress": False, "epochs": 2}}, out=str(root / "linear"), log=None)
@@ -260,7 +260,7 @@ def test_valid_requests_batched_with_malformed_ones_get_their_own_answers(runs, 
 
 def _linear_weights(run) -> tuple[np.ndarray, float]:
     """The regression's weights and bias, read back from its ONNX model by running it."""
-    from zoo.core.runtime import make_session
+    from zoo.core.deploy.runtime import make_session
 
     session = make_session(run / "model.onnx")
     bias = float(session.run(None, {"x": np.zeros((1, 2), np.float32)})[0].reshape(-1)[0])

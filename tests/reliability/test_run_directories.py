@@ -12,8 +12,8 @@ import sys
 import pytest
 import torch
 from zoo.core import api
-from zoo.core.errors import TrainingInterrupted, ZooError
-from zoo.core.runs import Run, RunLock, describe
+from zoo.core.contract.errors import TrainingInterrupted, ZooError
+from zoo.core.train.runs import Run, RunLock, describe
 
 QUICK = {"train": {"progress": False, "device": "cpu", "epochs": 2}, "export": {"enabled": False}}
 
@@ -155,7 +155,7 @@ def test_cli_runs_table_survives_a_damaged_summary(run_copy, cli, tmp_path):
 
 @pytest.mark.slow
 def test_weights_that_do_not_fit_the_config_are_one_clear_error(run_copy):
-    from zoo.core import checkpoint
+    from zoo.core.train import checkpoint
 
     path = run_copy / "checkpoint-best.pt"
     payload = checkpoint.load(path)

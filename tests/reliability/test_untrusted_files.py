@@ -7,8 +7,9 @@ import pickle
 
 import pytest
 import torch
-from zoo.core import api, checkpoint
-from zoo.core.errors import ZooError
+from zoo.core import api
+from zoo.core.train import checkpoint
+from zoo.core.contract.errors import ZooError
 
 QUICK = {"train": {"progress": False, "device": "cpu", "epochs": 2}}
 

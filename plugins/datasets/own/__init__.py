@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 #: kind → "module:function" of its decoder (imported only when used).
 DECODERS: dict[str, str] = {

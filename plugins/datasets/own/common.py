@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 
 #: Values of a split column and the split each names.
 SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "dev": 1, "test": 2}

@@ -15,7 +15,7 @@ Memory: every image is decoded straight into one preallocated ``uint8`` array
 ``[N, C, H, W]`` ordered train | val | test, so the three splits are views of it and 10,000
 images of 64×64×3 cost 123 MB once, not a float copy per split. Batches become ``float32`` in
 [0, 1] (pixel / 255) on the device (:class:`ImageSplit`); the per-channel mean and std of the
-training pixels go into :class:`~zoo.core.data.DataInfo`, so the exported ONNX takes raw
+training pixels go into :class:`~zoo.core.train.data.DataInfo`, so the exported ONNX takes raw
 ``pixel / 255`` inputs and :func:`decode_inputs` needs nothing but the image.
 """
 
@@ -29,8 +29,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from zoo.core.data import DataInfo, Dataset, TensorSplit, to_device
-from zoo.core.errors import DataUnavailable, ZooError
+from zoo.core.train.data import DataInfo, Dataset, TensorSplit, to_device
+from zoo.core.contract.errors import DataUnavailable, ZooError
 
 KIND = "image-folder"
 SUFFIXES = (".png", ".jpg", ".jpeg")

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from zoo.core.data import DataInfo, Dataset
+from zoo.core.train.data import DataInfo, Dataset
 from zoo.plugins.sequence.pipeline import PAD, UNK, UNK_ID, PairSplit, Vocabulary, pad
 from zoo.plugins.datasets.own.common import (
     OwnDataError,

@@ -4,7 +4,7 @@ Columns
     Each feature column is *numeric* when its first value parses as a number, else *categorical*
     (``categorical = [...]`` forces a column to categories, e.g. zip codes). Numeric columns are
     standardised with the training split's mean and std (baked into the exported model by
-    :class:`~zoo.core.data.Standardize`, so the ONNX file takes raw values); categorical ones
+    :class:`~zoo.core.train.data.Standardize`, so the ONNX file takes raw values); categorical ones
     are one-hot over the categories seen in the *training* split. A category the training split
     never saw (in val/test, or at ``zoo predict``) encodes as an all-zero row: the model sees "none
     of the known categories", the usual choice of scikit-learn's ``handle_unknown="ignore"``.
@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from zoo.core.data import DataInfo, Dataset, TensorSplit
+from zoo.core.train.data import DataInfo, Dataset, TensorSplit
 from zoo.plugins.datasets.own.common import (
     OwnDataError,
     check_classes,
@@ -485,7 +485,7 @@ def _rows_from_file(path: Path, meta) -> list[tuple[Any, dict]]:
     p = check_file(path)
     suffix = p.suffix.lower()
     if suffix == ".json":
-        from zoo.core.runtime import read_json
+        from zoo.core.deploy.runtime import read_json
 
         return _rows_from_payload(read_json(p))
     if suffix in (".jsonl", ".ndjson"):

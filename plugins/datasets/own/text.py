@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from zoo.core.data import DataInfo, Dataset
+from zoo.core.train.data import DataInfo, Dataset
 from zoo.plugins.sequence.pipeline import IGNORE, UNK_ID, SequenceSplit, Vocabulary, bio_tag_names, bio_types, pad
 from zoo.plugins.datasets.own.common import (
     OwnDataError,
@@ -154,7 +154,7 @@ def _sentences(meta: dict, data: Any) -> list[tuple[str, str]]:
                 raise OwnDataError(f"{p}: not UTF-8 text ({err.reason})") from None
             return [(f"{p} line {i + 1}", s) for i, s in enumerate(lines) if s.strip()]
         if suffix == ".json":
-            from zoo.core.runtime import read_json
+            from zoo.core.deploy.runtime import read_json
 
             return [(f"{p} {w}", s) for w, s in _payload_sentences(read_json(p), field)]
         return [(f"{p} line {line}", rec[field]) for line, rec in records(p, [field])]

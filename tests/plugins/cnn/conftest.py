@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def fashion_mnist():
     """Skip when the Fashion-MNIST files are not installed."""
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.plugins import get_zoo
 
     try:
         return get_zoo().registry.dataset("fashion-mnist").loader(None, None)

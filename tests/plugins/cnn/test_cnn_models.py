@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zoo.core.data import DataInfo, Standardize
-from zoo.core.errors import ZooError
-from zoo.core.export import export_onnx
-from zoo.core.tasks import Classification
+from zoo.core.train.data import DataInfo, Standardize
+from zoo.core.contract.errors import ZooError
+from zoo.core.deploy.export import export_onnx
+from zoo.core.train.tasks import Classification
 from zoo.plugins.cnn.models import CNNConfig, LeNetConfig, ResNetConfig, STNConfig
 from zoo.plugins.cnn.models import build_cnn, build_lenet, build_resnet_small, build_stn
 

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from zoo.cli import main
 from zoo.core import api
-from zoo.core.data import DataInfo, Standardize
-from zoo.core.errors import ZooError
+from zoo.core.train.data import DataInfo, Standardize
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.cnn.explain import explain, filters_figure, occlusion, saliency
 from zoo.plugins.cnn.figures import Panel, panel_figure
 from zoo.plugins.cnn.models import STNConfig, build_stn

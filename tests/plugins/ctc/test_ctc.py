@@ -13,7 +13,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 from zoo.core import api
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.ctc.audio import SpokenDigitOptions, load_spoken_digit_strings, log_mel, mel_filterbank
 from zoo.plugins.ctc.data import DigitStringOptions, load_digit_strings
 from zoo.plugins.ctc.decode import (

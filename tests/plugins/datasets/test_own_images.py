@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from zoo.cli import main
 from zoo.core import api
-from zoo.core.plugins import get_zoo
+from zoo.core.contract.plugins import get_zoo
 from zoo.plugins.datasets.own.images import (
     ImageDataError,
     ImageFolderOptions,

@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from helpers import run_cli
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.datasets.own import decode_inputs, table, table_arrow
 from zoo.plugins.datasets.own.table import TableOptions, column_stats, load_table, load_table_dataset
 

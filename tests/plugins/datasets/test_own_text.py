@@ -7,7 +7,7 @@ import json
 
 import pytest
 from helpers import run_cli
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.datasets.own import decode_inputs
 from zoo.plugins.datasets.own.pairs import PairsOptions, load_pairs
 from zoo.plugins.datasets.own.text import OwnTextOptions, TaggedTextOptions, load_tagged_text, load_text

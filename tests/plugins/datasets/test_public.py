@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from zoo.core.errors import DataNotFound, ZooError
+from zoo.core.contract.errors import DataNotFound, ZooError
 from zoo.plugins.datasets import cifar10, fashion_mnist, idx, mnist, text
 
 IDX_FILES = idx.FILES
@@ -300,7 +300,7 @@ def test_atis_missing_is_data_not_found(roots):
 def _declared(name: str) -> dict:
     import tomllib
 
-    from zoo.core.catalogue import __file__ as catalogue_file
+    from zoo.core.contract.catalogue import __file__ as catalogue_file
 
     registry = Path(catalogue_file).resolve().parents[1] / "registry.toml"
     return tomllib.loads(registry.read_text(encoding="utf-8"))["datasets"][name]

@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from zoo.core.errors import DataNotFound, DataUnavailable
+from zoo.core.contract.errors import DataNotFound, DataUnavailable
 from zoo.plugins.gnn.data import PlanetoidOptions, TUOptions, load_planetoid, load_tu
 from zoo.plugins.gnn.files import GraphFileError
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.core.data import DataInfo
+from zoo.core.train.data import DataInfo
 from zoo.plugins.gnn.data import (
     GraphListSplit,
     _NumpyScipyUnpickler,
@@ -283,7 +283,7 @@ def test_mutag_folds(data_root):
 
 
 def test_missing_data_is_a_clear_error(tmp_path, monkeypatch):
-    from zoo.core.errors import DataUnavailable
+    from zoo.core.contract.errors import DataUnavailable
     from zoo.plugins.gnn.data import PlanetoidOptions, TUOptions
 
     monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
@@ -330,7 +330,7 @@ def test_predict_accepts_graph_json(karate_run, tmp_path):
 
 @pytest.mark.slow
 def test_onnxruntime_rejects_out_of_range_edges(karate_run):
-    from zoo.core.runtime import make_session
+    from zoo.core.deploy.runtime import make_session
 
     out, _ = karate_run
     session = make_session(out / "model.onnx")

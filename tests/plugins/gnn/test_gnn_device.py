@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zoo.core.data import DataInfo, Dataset, TensorSplit
+from zoo.core.train.data import DataInfo, Dataset, TensorSplit
 from zoo.plugins.gnn.data import GraphListSplit, NodeSplit, coalesce
 from zoo.plugins.gnn.graph import GraphInputError, check_graph, sparse_dropout, sparse_features, sparse_linear
 from zoo.plugins.gnn.models import MODELS

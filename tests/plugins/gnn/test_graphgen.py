@@ -236,7 +236,7 @@ def test_tiny_graphrnn_trains_samples_and_exports(tiny_run):
 @pytest.mark.slow
 def test_onnx_and_torch_sample_the_same_graphs(tiny_run):
     from zoo.core import api
-    from zoo.core.runtime import make_session
+    from zoo.core.deploy.runtime import make_session
     from zoo.plugins.gnn.graphgen_export import edge_examples
     from zoo.plugins.gnn.graphgen_sample import sample_onnx, sample_torch
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 from zoo.core import api
-from zoo.core.data import DataInfo
-from zoo.core.errors import ZooError
+from zoo.core.train.data import DataInfo
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.regression.models import (
     MLP,
     LinearConfig,

@@ -9,10 +9,10 @@ import pytest
 import torch
 from helpers import assert_predict_error, predict_raw_text, quick_options
 from zoo.core import api
-from zoo.core.catalogue import load_catalogue
-from zoo.core.data import DataInfo
-from zoo.core.export import export_onnx
-from zoo.core.runtime import make_session
+from zoo.core.contract.catalogue import load_catalogue
+from zoo.core.train.data import DataInfo
+from zoo.core.deploy.export import export_onnx
+from zoo.core.deploy.runtime import make_session
 from zoo.plugins.sequence.pipeline import SequenceClassification, SequenceSplit, pad
 from zoo.plugins.rnn.datasets import AddingOptions, adding_problem, load_adding_problem
 from zoo.plugins.rnn.models import RNNConfig, RNNModel

@@ -11,9 +11,9 @@ import pytest
 import torch
 from helpers import quick_options
 from zoo.core import api
-from zoo.core.catalogue import load_catalogue
-from zoo.core.errors import ZooError
-from zoo.core.runtime import make_session
+from zoo.core.contract.catalogue import load_catalogue
+from zoo.core.contract.errors import ZooError
+from zoo.core.deploy.runtime import make_session
 from zoo.plugins.rnn.seq2seq import RNNSeq2Seq, RNNSeq2SeqConfig, SourceAttention
 from zoo.plugins.sequence.seq2seq_data import BOS_ID, EOS_ID
 from zoo.plugins.sequence.seq2seq_task import Translation

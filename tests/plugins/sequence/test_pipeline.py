@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.sequence.pipeline import (
     IGNORE,
     PAD_ID,

@@ -9,9 +9,9 @@ import pytest
 import torch
 from helpers import assert_predict_error, predict_raw_text, quick_options
 from zoo.core import api
-from zoo.core.catalogue import load_catalogue
-from zoo.core.data import DataInfo
-from zoo.core.errors import ZooError
+from zoo.core.contract.catalogue import load_catalogue
+from zoo.core.train.data import DataInfo
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.transformer.models import (
     LocalTransformerConfig,
     SequenceTransformer,

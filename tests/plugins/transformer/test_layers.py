@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.transformer.layers import (
     Decoder,
     Encoder,

@@ -11,9 +11,9 @@ import torch
 from helpers import quick_options, run_cli
 from pydantic import ValidationError
 from zoo.core import api
-from zoo.core.catalogue import load_catalogue
-from zoo.core.errors import ZooError
-from zoo.core.runtime import make_session
+from zoo.core.contract.catalogue import load_catalogue
+from zoo.core.contract.errors import ZooError
+from zoo.core.deploy.runtime import make_session
 from zoo.plugins.transformer.seq2seq import Seq2SeqConfig, Seq2SeqTransformer, build_seq2seq
 from zoo.plugins.sequence.seq2seq_data import (
     BOS_ID,

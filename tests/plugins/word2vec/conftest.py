@@ -20,7 +20,7 @@ def planted_corpus(path: Path, lines: int = 120, length: int = 30, seed: int = 0
 
 
 def planted_options(path: Path, model: str = "skipgram", **extra) -> dict:
-    from zoo.core.config import deep_merge
+    from zoo.core.contract.config import deep_merge
 
     options = {
         "data": {"name": "text-file", "options": {"path": str(path), "min_count": 1, "window": 3,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.core.errors import ZooError
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.word2vec.corpus import (
     CorpusOptions,
     WindowSplit,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from zoo.core.errors import DataNotFound, ZooError
+from zoo.core.contract.errors import DataNotFound, ZooError
 from zoo.plugins.word2vec import corpus
 from zoo.plugins.word2vec.corpus import CorpusOptions, iter_documents, load_text8, load_wiki_sample
 from zoo.plugins.word2vec.run_files import evaluation_folder
@@ -88,7 +88,7 @@ def test_declared_files_provide_the_corpus(roots, name):
     import tomllib
     from pathlib import Path
 
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.plugins import get_zoo
 
     registry = Path(corpus.__file__).resolve().parents[2] / "registry.toml"
     entry = tomllib.loads(registry.read_text(encoding="utf-8"))["datasets"][name]

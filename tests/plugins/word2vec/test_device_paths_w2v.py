@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zoo.core.data import DataInfo
+from zoo.core.train.data import DataInfo
 from zoo.plugins.word2vec.models import CBOW, GloVe, SkipGram, _row_gradient
 
 COUNTS = [50, 30, 20, 10, 8, 6, 5, 3, 2, 1]

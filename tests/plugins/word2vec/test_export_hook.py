@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.core.errors import ExportError
-from zoo.core.export import export_onnx
-from zoo.core.tasks import Regression
+from zoo.core.contract.errors import ExportError
+from zoo.core.deploy.export import export_onnx
+from zoo.core.train.tasks import Regression
 
 # Every test here trains, exports or starts a process: left out of the quick loop.
 pytestmark = pytest.mark.slow

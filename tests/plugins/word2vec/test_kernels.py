@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from zoo import hookimpl
-from zoo.core.data import DataInfo
-from zoo.core.errors import ZooError
+from zoo.core.train.data import DataInfo
+from zoo.core.contract.errors import ZooError
 from zoo.plugins.word2vec import models
 from zoo.plugins.word2vec.models import CBOW, SkipGram
 
@@ -222,7 +222,7 @@ def test_kernel_noise_words_follow_unigram_to_the_three_quarters():
                          ids=["defaults", "mean-loss", "grad-clip", "momentum", "torch-kernel"])
 def test_trainer_lets_the_kernel_step_with_the_defaults_only(extra, fused, tmp_path, planted, monkeypatch):
     from zoo.core import api
-    from zoo.core.config import deep_merge
+    from zoo.core.contract.config import deep_merge
 
     calls = []
     step = kernels.sgd_step_words
@@ -301,9 +301,9 @@ def test_interrupted_kernel_run_resumes_to_the_same_weights(tmp_path, planted):
     which the checkpoint restores: stop after epoch 1, resume, and the weights equal a straight
     run's (one thread: two update the tables in a nondeterministic order, as gensim's do)."""
     from zoo.core import api
-    from zoo.core.config import deep_merge
-    from zoo.core.errors import TrainingInterrupted
-    from zoo.core.plugins import get_zoo
+    from zoo.core.contract.config import deep_merge
+    from zoo.core.contract.errors import TrainingInterrupted
+    from zoo.core.contract.plugins import get_zoo
 
     planted_corpus, planted_options = planted
     corpus = planted_corpus(tmp_path / "planted.txt", lines=20)

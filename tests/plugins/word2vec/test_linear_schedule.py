@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from zoo.core.config import ScheduleConfig
-from zoo.core.trainer import lr_factor
+from zoo.core.contract.config import ScheduleConfig
+from zoo.core.train.trainer import lr_factor
 
 
 def test_linear_decays_from_one_to_the_floor():

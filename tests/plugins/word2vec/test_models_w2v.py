@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from zoo.core.data import DataInfo
+from zoo.core.train.data import DataInfo
 from zoo.plugins.word2vec.evaluate import WordVectors
 from zoo.plugins.word2vec.models import CBOW, NUMBA, GloVe, SkipGram, huffman_codes
 
@@ -196,7 +196,7 @@ def test_planted_groups_cbow_and_glove(model_name, extra, tmp_path, planted):
 
     planted_corpus, planted_options = planted
     corpus = planted_corpus(tmp_path / "planted.txt")
-    from zoo.core.config import deep_merge
+    from zoo.core.contract.config import deep_merge
 
     options = deep_merge(planted_options(corpus, model_name, export={"enabled": False}), extra)
     api.train(model_name, options=options, out=str(tmp_path / "run"), log=None)
@@ -338,7 +338,7 @@ def test_hierarchical_softmax_learns_the_planted_groups(model_name, tmp_path, pl
 
     planted_corpus, planted_options = planted
     corpus = planted_corpus(tmp_path / "planted.txt")
-    from zoo.core.config import deep_merge
+    from zoo.core.contract.config import deep_merge
 
     options = deep_merge(planted_options(corpus, model_name, export={"enabled": False}),
                          {"model": {"loss": "hs"}})
