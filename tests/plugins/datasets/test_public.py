@@ -300,10 +300,9 @@ def test_atis_missing_is_data_not_found(roots):
 def _declared(name: str) -> dict:
     import tomllib
 
-    from zoo.core.contract.catalogue import __file__ as catalogue_file
+    from zoo.core.contract.catalogue import REGISTRY_PATH
 
-    registry = Path(catalogue_file).resolve().parents[1] / "registry.toml"
-    return tomllib.loads(registry.read_text(encoding="utf-8"))["datasets"][name]
+    return tomllib.loads(REGISTRY_PATH.read_text(encoding="utf-8"))["datasets"][name]
 
 
 @pytest.mark.parametrize("name, load", [
