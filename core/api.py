@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from zoo.core.contract.catalogue import ModelEntry, load_catalogue
+from zoo.core.contract.toml_io import flatten
 from zoo.core.contract.errors import ExportError, NonFiniteLoss, RunStopped, TrainingInterrupted, ZooError
 from zoo.core.hub.model import init_weights
 
@@ -226,19 +227,9 @@ def train(model: str | None = None, *, config_file: str | None = None, sets: tup
 FROZEN_ON_RESUME = ("model.", "data.", "optim.name", "train.batch_size", "train.seed")
 
 
-def _flatten(table: dict, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in table.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _check_resume_changes(saved: dict, resolved: dict, run_dir) -> None:
     """Refuse ``--set``/options on ``--resume`` that the checkpoint cannot follow (exit 2)."""
-    before, after = _flatten(saved), _flatten(resolved)
+    before, after = flatten(saved, keep_empty=True), flatten(resolved, keep_empty=True)
     frozen = sorted(k for k, v in after.items() if k in before and before[k] != v
                     and k.startswith(FROZEN_ON_RESUME) and not k.endswith("data_dir"))
     if frozen:

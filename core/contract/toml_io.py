@@ -44,12 +44,14 @@ def dumps_toml(data: dict) -> str:
     return tomli_w.dumps(_without_none(data))
 
 
-def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
-    """Nested tables as dotted keys: ``{"optim": {"lr": 0.1}}`` → ``{"optim.lr": 0.1}``."""
+def flatten(data: dict, prefix: str = "", keep_empty: bool = False) -> dict[str, Any]:
+    """Nested tables as dotted keys: ``{"optim": {"lr": 0.1}}`` → ``{"optim.lr": 0.1}``.
+
+    An empty table leaves no key, or with ``keep_empty`` is a key of its own (value ``{}``)."""
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
+        if isinstance(value, dict) and (value or not keep_empty):
+            out.update(flatten(value, f"{prefix}{key}.", keep_empty))
         else:
             out[f"{prefix}{key}"] = value
     return out

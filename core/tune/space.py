@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from zoo.core.contract.errors import ZooError, did_you_mean
+from zoo.core.contract.toml_io import flatten
 
 DISTRIBUTIONS = ("uniform", "log_uniform", "int", "log_int", "choice")
 
@@ -152,7 +153,7 @@ def check_against(space: dict[str, Param], model: str, where: str, sets: tuple[s
     from zoo.core import api
 
     config = api.show_config(model, config_file=config_file, sets=sets)
-    known = set(_flat(config))
+    known = set(flatten(config, keep_empty=True))
     for key, param in space.items():
         if key not in known:
             raise ZooError(f"{where}: " + did_you_mean(key, known, "config key",
@@ -162,13 +163,3 @@ def check_against(space: dict[str, Param], model: str, where: str, sets: tuple[s
                 api.resolve_config(model, config_file=config_file, sets=sets, options=nest({key: value}))
             except ZooError as err:
                 raise ZooError(f"{where}: {key} = {json.dumps(value)} is refused by {model}'s config: {err}") from None
-
-
-def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in table.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
