@@ -9,6 +9,8 @@ tracking client), so plugins need no module-level dicts keyed by run directory.
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,3 +64,15 @@ class RunContext:
     def logs_to(self, name: str) -> bool:
         """Whether the logger ``name`` (declared as ``[loggers.NAME]``) is enabled for this run."""
         return name in self.loggers
+
+    def logger_import(self, name: str, module: str, attr: str, missing: str) -> Any:
+        """For a logger's ``on_train_start``: ``module.attr`` (its writer or client class) when
+        the logger ``name`` is enabled for this run, else None. Also None, with the warning
+        ``missing``, when the package is not installed: the run goes on without that logger."""
+        if not self.logs_to(name):
+            return None
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ImportError:
+            warnings.warn(missing, stacklevel=3)
+            return None

@@ -11,7 +11,6 @@ artifacts. The tracking URI is ``$MLFLOW_TRACKING_URI`` or, by default, a local 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 from zoo import hookimpl
@@ -31,12 +30,9 @@ def tracking_uri(run_path: Path) -> str:
 
 @hookimpl
 def on_train_start(ctx):
-    if not ctx.logs_to(NAME):
-        return
-    try:
-        from mlflow.tracking import MlflowClient
-    except ImportError:
-        warnings.warn("--log mlflow needs MLflow: pip install 'zoo-ml[mlflow]'", stacklevel=2)
+    MlflowClient = ctx.logger_import(NAME, "mlflow.tracking", "MlflowClient",
+                                     "--log mlflow needs MLflow: pip install 'zoo-ml[mlflow]'")
+    if MlflowClient is None:
         return
     client = MlflowClient(tracking_uri(ctx.path))
     experiment = client.get_experiment_by_name("zoo")

@@ -10,8 +10,6 @@ View with ``tensorboard --logdir runs``. Needs the ``tensorboard`` package (``zo
 
 from __future__ import annotations
 
-import warnings
-
 from zoo import hookimpl
 from zoo.core.contract.toml_io import flatten
 
@@ -20,13 +18,9 @@ NAME = "tensorboard"
 
 @hookimpl
 def on_train_start(ctx):
-    if not ctx.logs_to(NAME):
-        return
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        warnings.warn("--log tensorboard needs the tensorboard package: pip install 'zoo-ml[tensorboard]'",
-                      stacklevel=2)
+    missing = "--log tensorboard needs the tensorboard package: pip install 'zoo-ml[tensorboard]'"
+    SummaryWriter = ctx.logger_import(NAME, "torch.utils.tensorboard", "SummaryWriter", missing)
+    if SummaryWriter is None:
         return
     ctx.state[NAME] = SummaryWriter(log_dir=str(ctx.path / "tensorboard"))
 
