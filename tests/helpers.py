@@ -83,3 +83,47 @@ def cli_in_fresh_interpreter(*args: str, timeout: float = 60) -> tuple[str, set[
     assert result.returncode == 0, result.stderr
     printed, _, modules = result.stdout.rpartition("\nMODULES ")
     return printed, set(json.loads(modules))
+
+
+def train_reverse_run(out: Path, model: str, n: int, n_test: int, lr: float) -> tuple[Path, dict]:
+    """A tiny trained run of a seq2seq ``model`` on ``reverse`` (length 2–5 over 6 symbols, 3
+    epochs): its decodes vary with the input, which is all the comparisons of the tests need.
+    Returns ``(out, summary)``."""
+    from zoo.core import api
+    from zoo.core.contract.catalogue import load_catalogue
+
+    entry = load_catalogue().models[model]
+    options = quick_options(entry, data={"limit": None, "options": {
+        "symbols": 6, "min_length": 2, "max_length": 5, "n": n, "n_test": n_test}},
+        optim={"lr": lr}, train={"epochs": 3, "batch_size": 32})
+    summary = api.train(model, options=options, out=str(out), log=None)
+    assert summary["status"] == "finished" and summary["parity"] == 0.0
+    return out, summary
+
+
+def check_onnx_greedy_decoding(out: Path) -> None:
+    """The run's ``model.onnx`` decodes 50 random ``reverse`` inputs (in batches of varied size)
+    exactly as the torch model does, and the decodes vary (not one constant row)."""
+    import numpy as np
+    import torch
+
+    from zoo.core import api
+    from zoo.core.deploy.runtime import make_session
+
+    _, _, _, net, _, _, _ = api.load_run(str(out))
+    session = make_session(out / "model.onnx")
+    generator = torch.Generator().manual_seed(0)
+    seen, decoded = 0, set()
+    for batch in (1, 7, 2, 13, 4, 23):
+        length = int(torch.randint(2, 6, (1,), generator=generator))
+        tokens = torch.randint(4, 10, (batch, length), generator=generator)
+        lengths = torch.randint(2, length + 1, (batch,), generator=generator)
+        tokens = tokens.masked_fill(torch.arange(length)[None] >= lengths[:, None], 0)
+        with torch.no_grad():
+            expected = net(tokens, lengths).numpy()
+        got = session.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})[0]
+        assert got.dtype == np.int64 and got.shape == expected.shape == (batch, 6)
+        np.testing.assert_array_equal(got, expected)
+        seen += batch
+        decoded |= {tuple(row) for row in got.tolist()}
+    assert seen == 50 and len(decoded) >= 8

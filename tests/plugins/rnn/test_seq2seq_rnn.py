@@ -9,11 +9,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import quick_options
+from helpers import check_onnx_greedy_decoding, quick_options, train_reverse_run
 from zoo.core import api
 from zoo.core.contract.catalogue import load_catalogue
 from zoo.core.contract.errors import ZooError
-from zoo.core.deploy.runtime import make_session
 from zoo.plugins.rnn.seq2seq import RNNSeq2Seq, RNNSeq2SeqConfig, SourceAttention
 from zoo.plugins.sequence.seq2seq_data import BOS_ID, EOS_ID
 from zoo.plugins.sequence.seq2seq_task import Translation
@@ -194,35 +193,12 @@ def test_tatoeba_fixture_filtered_split_and_directions():
 @pytest.fixture(scope="module")
 def reverse_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("rnn-reverse") / "run"
-    entry = load_catalogue().models["rnn-seq2seq"]
-    options = quick_options(entry, data={"limit": None, "options": {
-        "symbols": 6, "min_length": 2, "max_length": 5, "n": 600, "n_test": 40}},
-        optim={"lr": 1e-2}, train={"epochs": 3, "batch_size": 32})
-    summary = api.train("rnn-seq2seq", options=options, out=str(out), log=None)
-    assert summary["status"] == "finished" and summary["parity"] == 0.0
-    return out, summary
+    return train_reverse_run(out, "rnn-seq2seq", n=600, n_test=40, lr=1e-2)
 
 
 @pytest.mark.slow
 def test_onnx_greedy_decoding_equals_torch_on_50_random_inputs(reverse_run):
-    out, _ = reverse_run
-    _, _, _, net, _, _, _ = api.load_run(str(out))
-    session = make_session(out / "model.onnx")
-    generator = torch.Generator().manual_seed(0)
-    seen, decoded = 0, set()
-    for batch in (1, 7, 2, 13, 4, 23):
-        length = int(torch.randint(2, 6, (1,), generator=generator))
-        tokens = torch.randint(4, 10, (batch, length), generator=generator)
-        lengths = torch.randint(2, length + 1, (batch,), generator=generator)
-        tokens = tokens.masked_fill(torch.arange(length)[None] >= lengths[:, None], 0)
-        with torch.no_grad():
-            expected = net(tokens, lengths).numpy()
-        got = session.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})[0]
-        assert got.dtype == np.int64 and got.shape == expected.shape == (batch, 6)
-        np.testing.assert_array_equal(got, expected)
-        seen += batch
-        decoded |= {tuple(row) for row in got.tolist()}
-    assert seen == 50 and len(decoded) >= 8
+    check_onnx_greedy_decoding(reverse_run[0])
 
 
 @pytest.mark.slow

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
-from helpers import quick_options, run_cli
+from helpers import check_onnx_greedy_decoding, run_cli, train_reverse_run
 from pydantic import ValidationError
 from zoo.core import api
-from zoo.core.contract.catalogue import load_catalogue
 from zoo.core.contract.errors import ZooError
-from zoo.core.deploy.runtime import make_session
 from zoo.plugins.transformer.seq2seq import Seq2SeqConfig, Seq2SeqTransformer, build_seq2seq
 from zoo.plugins.sequence.seq2seq_data import (
     BOS_ID,
@@ -179,39 +176,13 @@ def test_bad_inputs_to_the_model_are_clear_errors():
 
 @pytest.fixture(scope="module")
 def reverse_run(tmp_path_factory):
-    """Reverse of length 2–5 over 6 symbols, trained for a second: its decodes vary with the
-    input (that is all the comparisons below need; the bars are met by the documented runs)."""
     out = tmp_path_factory.mktemp("reverse") / "run"
-    entry = load_catalogue().models["transformer-seq2seq"]
-    options = quick_options(entry, data={"limit": None, "options": {
-        "symbols": 6, "min_length": 2, "max_length": 5, "n": 1000, "n_test": 20}},
-        optim={"lr": 3e-3}, train={"epochs": 3, "batch_size": 32})
-    summary = api.train("transformer-seq2seq", options=options, out=str(out), log=None)
-    assert summary["status"] == "finished" and summary["parity"] == 0.0
-    return out, summary
+    return train_reverse_run(out, "transformer-seq2seq", n=1000, n_test=20, lr=3e-3)
 
 
 @pytest.mark.slow
 def test_onnx_greedy_decoding_equals_torch_on_50_random_inputs(reverse_run):
-    out, summary = reverse_run
-    _, _, _, net, _, _, _ = api.load_run(str(out))
-    session = make_session(out / "model.onnx")
-    generator = torch.Generator().manual_seed(0)
-    seen, decoded = 0, set()
-    for batch in (1, 7, 2, 13, 4, 23):                       # 50 inputs in batches of varied size
-        length = int(torch.randint(2, 6, (1,), generator=generator))
-        tokens = torch.randint(4, 10, (batch, length), generator=generator)
-        lengths = torch.randint(2, length + 1, (batch,), generator=generator)
-        tokens = tokens.masked_fill(torch.arange(length)[None] >= lengths[:, None], 0)
-        with torch.no_grad():
-            expected = net(tokens, lengths).numpy()
-        got = session.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})[0]
-        assert got.dtype == np.int64 and got.shape == expected.shape == (batch, 6)
-        np.testing.assert_array_equal(got, expected)
-        seen += batch
-        decoded |= {tuple(row) for row in got.tolist()}
-    assert seen == 50
-    assert len(decoded) >= 8                                # varied decodes, not one constant row
+    check_onnx_greedy_decoding(reverse_run[0])
 
 
 @pytest.mark.slow
