@@ -16,32 +16,27 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
 from zoo.core.train.data import DataInfo, Dataset, TensorSplit
+from zoo.core.train.options import DataOptions, seed_field
 from zoo.core.contract.errors import ZooError
 
 SOURCE = "fashion-mnist"
 
 
-class TransformedOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TransformedOptions(DataOptions):
+    ordered = (("min_scale", "max_scale"),)
     canvas: int = Field(40, ge=28, le=256, description="Side of the output images in pixels.")
     max_rotation: float = Field(45.0, ge=0.0, le=180.0, description="Rotation drawn from ±this, degrees.")
     min_scale: float = Field(0.7, gt=0.0, le=4.0, description="Smallest scale factor.")
     max_scale: float = Field(1.2, gt=0.0, le=4.0, description="Largest scale factor.")
     max_shift: float = Field(6.0, ge=0.0, description="Translation drawn from ±this, pixels (x and y).")
-    seed: int = Field(0, ge=0, description="Seed of the transform parameters (independent of train.seed).")
+    seed: int = seed_field("the transform parameters")
     n_train: int | None = Field(None, ge=1, description="Use only the first N training images (tests).")
     n_test: int | None = Field(None, ge=1, description="Use only the first N test images (tests).")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
                         description="Where the images are resampled (auto = cuda when available).")
-
-    @model_validator(mode="after")
-    def _ranges(self):
-        if self.min_scale > self.max_scale:
-            raise ValueError(f"min_scale {self.min_scale} > max_scale {self.max_scale}")
-        return self
 
 
 def random_affines(n: int, options: TransformedOptions, generator: torch.Generator) -> torch.Tensor:

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 from zoo.core.train.data import Dataset, locate
+from zoo.core.train.options import DataOptions, n_field, n_test_field, seed_field
 from zoo.core.contract.errors import ZooError
 from zoo.plugins.ctc.data import DIGITS, make_split, recognition_info
 
@@ -33,23 +34,17 @@ PROBE = f"{ROOT}/0_jackson_0.wav"  # the file `zoo data` declares under `provide
 _NAME = re.compile(r"^([0-9])_([A-Za-z]+)_([0-9]+)\.wav$")
 
 
-class SpokenDigitOptions(BaseModel):
+class SpokenDigitOptions(DataOptions):
     """Options of ``spoken-digit-strings``."""
 
-    model_config = ConfigDict(extra="forbid")
-    n: int = Field(4_000, ge=2, le=1_000_000, description="Training strings.")
-    n_test: int = Field(500, ge=1, le=100_000, description="Test strings.")
+    ordered = (("min_digits", "max_digits"),)
+    n: int = n_field(4_000, 1_000_000, "strings")
+    n_test: int = n_test_field(500, 100_000, "strings")
     min_digits: int = Field(1, ge=1, le=16, description="Fewest recordings in a string.")
     max_digits: int = Field(5, ge=1, le=16, description="Most recordings in a string.")
     max_pause_ms: int = Field(150, ge=0, le=2_000, description="Longest pause between recordings (ms).")
     n_mels: int = Field(40, ge=4, le=128, description="Mel filters (features per frame).")
-    seed: int = Field(0, ge=0, description="Seed of the generator (independent of train.seed).")
-
-    @model_validator(mode="after")
-    def _ranges(self):
-        if self.min_digits > self.max_digits:
-            raise ValueError(f"min_digits {self.min_digits} > max_digits {self.max_digits}")
-        return self
+    seed: int = seed_field()
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:

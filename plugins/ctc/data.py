@@ -26,8 +26,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 from zoo.core.train.data import DataInfo, Dataset, TensorSplit, to_device
+from zoo.core.train.options import DataOptions, n_field, n_test_field, seed_field
 from zoo.core.contract.errors import DataUnavailable
 
 DIGITS = "0123456789"
@@ -76,12 +77,12 @@ def recognition_info(height: int, alphabet: str, **extra) -> DataInfo:
 
 # -- digit-strings ----------------------------------------------------------------------------
 
-class DigitStringOptions(BaseModel):
+class DigitStringOptions(DataOptions):
     """Options of ``digit-strings``: rendered strings of scikit-learn digit glyphs."""
 
-    model_config = ConfigDict(extra="forbid")
-    n: int = Field(20_000, ge=2, le=1_000_000, description="Training strings.")
-    n_test: int = Field(2_000, ge=1, le=200_000, description="Test strings.")
+    ordered = (("min_digits", "max_digits"), ("min_glyph_width", "max_glyph_width"))
+    n: int = n_field(20_000, 1_000_000, "strings")
+    n_test: int = n_test_field(2_000, 200_000, "strings")
     min_digits: int = Field(1, ge=1, le=32, description="Shortest string.")
     max_digits: int = Field(8, ge=1, le=32, description="Longest string.")
     min_glyph_width: int = Field(5, ge=2, le=32, description="Narrowest glyph after resizing (px; the source is 8).")
@@ -91,15 +92,7 @@ class DigitStringOptions(BaseModel):
                         "each glyph is shifted down by 0..jitter rows.")
     test_glyphs: float = Field(0.2, gt=0.0, lt=1.0, description="Share of the 1,797 glyph images "
                                "kept for the test strings (never drawn in training strings).")
-    seed: int = Field(0, ge=0, description="Seed of the generator (independent of train.seed).")
-
-    @model_validator(mode="after")
-    def _ranges(self):
-        if self.min_digits > self.max_digits:
-            raise ValueError(f"min_digits {self.min_digits} > max_digits {self.max_digits}")
-        if self.min_glyph_width > self.max_glyph_width:
-            raise ValueError(f"min_glyph_width {self.min_glyph_width} > max_glyph_width {self.max_glyph_width}")
-        return self
+    seed: int = seed_field()
 
 
 def _glyphs() -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from zoo.core.train.data import DataInfo, Dataset, TensorSplit
+from zoo.core.train.options import DataOptions, n_field, n_test_field, seed_field
 
 
-class SyntheticLinearOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    n: int = Field(1000, ge=2, le=10_000_000, description="Training samples.")
-    n_test: int = Field(200, ge=1, le=10_000_000, description="Test samples (drawn separately).")
+class SyntheticLinearOptions(DataOptions):
+    n: int = n_field(1000, 10_000_000, "samples")
+    n_test: int = n_test_field(200, 10_000_000, "samples (drawn separately)")
     w: list[float] = Field([2.0, -3.4], min_length=1, description="True weights (one per feature).")
     b: float = Field(4.2, description="True bias.")
     noise: float = Field(0.01, ge=0.0, description="Standard deviation σ of the label noise.")
-    seed: int = Field(0, ge=0, description="Seed of the generator (independent of train.seed).")
+    seed: int = seed_field()
 
     @model_validator(mode="after")
     def _finite(self):

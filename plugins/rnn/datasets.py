@@ -12,17 +12,17 @@ from the encoder's final state).
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from zoo.core.train.data import DataInfo, Dataset
+from zoo.core.train.options import DataOptions, n_field, n_test_field, seed_field
 from zoo.plugins.sequence.pipeline import SequenceSplit, Vocabulary
 
 
-class AddingOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AddingOptions(DataOptions):
     T: int = Field(100, ge=2, le=100_000, description="Sequence length.")
-    n: int = Field(20_000, ge=2, le=10_000_000, description="Training sequences.")
-    n_test: int = Field(2_000, ge=1, le=1_000_000, description="Test sequences.")
-    seed: int = Field(0, ge=0, description="Seed of the generator (independent of train.seed).")
+    n: int = n_field(20_000, 10_000_000, "sequences")
+    n_test: int = n_test_field(2_000, 1_000_000, "sequences")
+    seed: int = seed_field()
 
 
 def adding_problem(n: int, T: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,13 +52,12 @@ def load_adding_problem(options: AddingOptions | None, data_dir) -> Dataset:
     return Dataset(train=train, test=test, info=info)
 
 
-class CopyOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CopyOptions(DataOptions):
     vocab: int = Field(10, ge=2, le=10_000, description="Distinct symbols (ids 2 … vocab + 1).")
     min_length: int = Field(3, ge=1, description="Shortest sequence.")
     max_length: int = Field(8, ge=1, le=10_000, description="Longest sequence.")
-    n: int = Field(10_000, ge=2, le=10_000_000, description="Training sequences.")
-    n_test: int = Field(1_000, ge=1, le=1_000_000, description="Test sequences.")
+    n: int = n_field(10_000, 10_000_000, "sequences")
+    n_test: int = n_test_field(1_000, 1_000_000, "sequences")
     seed: int = Field(0, ge=0, description="Seed of the generator.")
 
 

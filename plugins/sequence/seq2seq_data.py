@@ -30,8 +30,9 @@ from __future__ import annotations
 import string
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 from zoo.core.train.data import DataInfo, Dataset
+from zoo.core.train.options import DataOptions, n_field, n_test_field, seed_field
 from zoo.core.contract.errors import ZooError
 from zoo.plugins.sequence.pipeline import PAD, UNK, PairSplit, Vocabulary, pad
 
@@ -79,23 +80,17 @@ def make_dataset(vocab: Vocabulary, train: Seq2SeqSplit, test: Seq2SeqSplit,
 
 # -- reverse and sort -------------------------------------------------------------------------
 
-class SymbolOptions(BaseModel):
+class SymbolOptions(DataOptions):
     """Options of ``reverse`` and ``sort``: random symbol sequences of random length."""
 
-    model_config = ConfigDict(extra="forbid")
+    ordered = (("min_length", "max_length"),)
     symbols: int = Field(10, ge=2, le=len(SYMBOLS),
                          description="Distinct symbols: the digits 0-9, then letters a-z.")
     min_length: int = Field(1, ge=1, le=512, description="Shortest source sequence.")
     max_length: int = Field(10, ge=1, le=512, description="Longest source sequence.")
-    n: int = Field(10_000, ge=2, le=10_000_000, description="Training sequences.")
-    n_test: int = Field(2_000, ge=1, le=1_000_000, description="Test sequences.")
-    seed: int = Field(0, ge=0, description="Seed of the generator (independent of train.seed).")
-
-    @model_validator(mode="after")
-    def _lengths(self):
-        if self.min_length > self.max_length:
-            raise ValueError(f"min_length {self.min_length} > max_length {self.max_length}")
-        return self
+    n: int = n_field(10_000, 10_000_000, "sequences")
+    n_test: int = n_test_field(2_000, 1_000_000, "sequences")
+    seed: int = seed_field()
 
 
 def _symbol_sequences(o: SymbolOptions, n: int, generator: torch.Generator) -> list[list[int]]:
@@ -131,16 +126,15 @@ def load_sort(options: SymbolOptions | None, data_dir) -> Dataset:
 
 # -- addition ---------------------------------------------------------------------------------
 
-class AdditionOptions(BaseModel):
+class AdditionOptions(DataOptions):
     """Options of ``addition``: ``a + b → a + b`` written out digit by digit."""
 
-    model_config = ConfigDict(extra="forbid")
     digits: int = Field(5, ge=1, le=15, description="Largest number of digits of an operand.")
     little_endian: bool = Field(False, description="Write operands and sum least significant "
                                 "digit first (the carry then flows the way the decoder writes).")
-    n: int = Field(50_000, ge=2, le=10_000_000, description="Training sums.")
-    n_test: int = Field(2_000, ge=1, le=1_000_000, description="Test sums.")
-    seed: int = Field(0, ge=0, description="Seed of the generator (independent of train.seed).")
+    n: int = n_field(50_000, 10_000_000, "sums")
+    n_test: int = n_test_field(2_000, 1_000_000, "sums")
+    seed: int = seed_field()
 
 
 def _operands(n: int, digits: int, generator: torch.Generator) -> list[int]:

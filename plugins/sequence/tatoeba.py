@@ -26,8 +26,9 @@ import unicodedata
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from zoo.core.train.data import Dataset, locate
+from zoo.core.train.options import DataOptions, seed_field
 from zoo.core.contract.errors import ZooError
 from zoo.plugins.sequence.pipeline import PAD, UNK, Vocabulary
 from zoo.plugins.sequence.seq2seq_data import BOS, EOS, make_dataset, make_split
@@ -38,10 +39,9 @@ ENGLISH_PREFIXES = ("i am ", "i m ", "he is", "he s ", "she is", "she s ", "you 
                     "we are", "we re ", "they are", "they re ")
 
 
-class TatoebaOptions(BaseModel):
+class TatoebaOptions(DataOptions):
     """``data.options`` of ``tatoeba-eng-fra``."""
 
-    model_config = ConfigDict(extra="forbid")
     direction: Literal["fra-eng", "eng-fra"] = Field("fra-eng", description="Source-target languages "
                                                      "(the tutorial translates French to English).")
     max_length: int = Field(10, ge=2, le=100, description="Keep pairs whose sides have fewer words than this.")
@@ -49,7 +49,7 @@ class TatoebaOptions(BaseModel):
                                    "'he is', 'you are', ... (the tutorial's filter).")
     min_freq: int = Field(1, ge=1, le=1000, description="Words seen fewer times in training become <unk>.")
     test_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="Share of the pairs held out for testing.")
-    seed: int = Field(0, ge=0, description="Seed of the train/test split (independent of train.seed).")
+    seed: int = seed_field("the train/test split")
 
 
 def normalize(text: str) -> str:
