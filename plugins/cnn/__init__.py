@@ -20,15 +20,19 @@ from zoo.plugins.cnn.models import (
     build_stn,
 )
 
-MODELS = ("lenet", "cnn", "resnet-small", "stn")
+#: name → (builder, config class): what ``register_models`` registers and ``explain_model`` draws.
+MODELS = {
+    "lenet": (build_lenet, LeNetConfig),
+    "cnn": (build_cnn, CNNConfig),
+    "resnet-small": (build_resnet_small, ResNetConfig),
+    "stn": (build_stn, STNConfig),
+}
 
 
 @hookimpl
 def register_models(register):
-    register("lenet", build_lenet, LeNetConfig)
-    register("cnn", build_cnn, CNNConfig)
-    register("resnet-small", build_resnet_small, ResNetConfig)
-    register("stn", build_stn, STNConfig)
+    for name, (build, config_class) in MODELS.items():
+        register(name, build, config_class)
 
 
 @hookimpl

@@ -32,7 +32,14 @@ from zoo.plugins.word2vec.models import (
 )
 from zoo.plugins.word2vec.task import EmbeddingTask
 
-MODELS = ("skipgram", "cbow", "glove")
+#: name → (builder, config class): what ``register_models`` registers and the hooks below handle.
+MODELS = {
+    "skipgram": (build_skipgram, SkipGramConfig),
+    "cbow": (build_cbow, CBOWConfig),
+    "glove": (build_glove, GloVeConfig),
+}
+#: name → loader; every corpus takes the same options (:class:`CorpusOptions`).
+CORPORA = {"wiki-sample": load_wiki_sample, "lee": load_lee, "text8": load_text8, "text-file": load_text_file}
 NAME = "word2vec"
 
 
@@ -43,17 +50,14 @@ def register_tasks(register):
 
 @hookimpl
 def register_datasets(register):
-    register("wiki-sample", load_wiki_sample, CorpusOptions)
-    register("lee", load_lee, CorpusOptions)
-    register("text8", load_text8, CorpusOptions)
-    register("text-file", load_text_file, CorpusOptions)
+    for name, load in CORPORA.items():
+        register(name, load, CorpusOptions)
 
 
 @hookimpl
 def register_models(register):
-    register("skipgram", build_skipgram, SkipGramConfig)
-    register("cbow", build_cbow, CBOWConfig)
-    register("glove", build_glove, GloVeConfig)
+    for name, (build, config_class) in MODELS.items():
+        register(name, build, config_class)
 
 
 @hookimpl
