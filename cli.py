@@ -78,6 +78,10 @@ def _emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+#: ``--json`` of the commands that list or show something (each use adds its own option).
+_json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
 def _warn_broken_manifests() -> None:
     """One stderr line per third-party plugin whose manifest is broken (its models are missing)."""
     from zoo.core.contract import discovery
@@ -113,7 +117,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--task", help="Only models for this task.")
 @click.option("--tag", help="Only models with this tag.")
 @click.option("--datasets", "show_datasets", is_flag=True, help="List datasets instead of models.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 def list_models(pattern, plugin, task, tag, show_datasets, as_json) -> None:
     """List the models (or datasets) of the catalogue, optionally filtered."""
     catalogue = load_catalogue()
@@ -142,7 +146,7 @@ def list_models(pattern, plugin, task, tag, show_datasets, as_json) -> None:
 
 @main.command()
 @click.argument("model")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 def info(model, as_json) -> None:
     """Show a model's catalogue entry: task, dataset, paper, defaults, reference result."""
     entry = load_catalogue().resolve_trainable(model)
@@ -183,7 +187,7 @@ def data_group() -> None:
 
 
 @data_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 def data_list(as_json) -> None:
     """Every declared dataset: task, download size, license, cached or not, checksums published or not."""
     from zoo.core.train import fetch
@@ -202,7 +206,7 @@ def data_list(as_json) -> None:
 
 @data_group.command("info")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 def data_info(name, as_json) -> None:
     """A dataset's sources, checksums and where they were published, license, citation, cache."""
     from zoo.core.train import fetch
@@ -250,7 +254,7 @@ def data_fetch(names, mirror, quiet) -> None:
 
 @data_group.command("verify")
 @click.argument("name", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 def data_verify(name, as_json) -> None:
     """Re-hash cached files (of NAME, or of every cached dataset) against the published checksums."""
     from zoo.core.train import fetch
@@ -296,7 +300,7 @@ def data_rm(name) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 def plugins(as_json) -> None:
     """Show every plugin: source, status (loaded / failed / disabled), models, hooks."""
     from zoo.core.contract.plugins import get_zoo
@@ -329,7 +333,7 @@ def plugins(as_json) -> None:
               help="Folder holding run directories.")
 @click.option("--model", help="Only runs of this model.")
 @click.option("--sort", "sort_by", help="Sort by this test metric (descending), e.g. accuracy.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 @click.pass_context
 def runs(ctx, root, model, sort_by, as_json) -> None:
     """A table of the runs under --root; `zoo runs show RUN`, `zoo runs compare RUN RUN...`."""
@@ -363,7 +367,7 @@ def runs(ctx, root, model, sort_by, as_json) -> None:
 
 @runs.command("show")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 def runs_show(run_dir, as_json) -> None:
     """A run's config, per-epoch metrics, test metrics and files (RUN_DIR or hub:NAME[:TAG])."""
     from zoo.core.hub import resolve_target
@@ -390,7 +394,7 @@ def runs_show(run_dir, as_json) -> None:
 
 @runs.command("compare")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 def runs_compare(run_dirs, as_json) -> None:
     """Config values that differ between runs (or hub:NAME[:TAG]), and their test metrics side by side."""
     from zoo.core.hub import resolve_target
@@ -418,7 +422,7 @@ def runs_compare(run_dirs, as_json) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 def doctor(as_json) -> None:
     """Check every plugin: loading, hook signatures, manifests, declared vs registered, defaults.
 
@@ -767,7 +771,7 @@ def _stderr(line: str) -> None:
 @click.argument("target", required=False, metavar="[HUB/]NAME[:TAG]")
 @click.option("--force", is_flag=True, help="Replace TAG if it exists (tags are immutable otherwise).")
 @click.option("--license", "license_", help="The card's license (default: the dataset's, else 'other').")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 def push(run_dir, target, force, license_, as_json) -> None:
     """Publish a finished run: model card, model.onnx, best weights, config, summary, SHA-256 manifest.
 
@@ -810,7 +814,7 @@ def hub_group() -> None:
 
 @hub_group.command("list")
 @click.argument("hub_url", required=False, metavar="[HUB]")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 def hub_list(hub_url, as_json) -> None:
     """The models and tags on HUB (default: $ZOO_HUB, else the user data dir)."""
     from zoo.core import hub
@@ -829,7 +833,7 @@ def hub_list(hub_url, as_json) -> None:
 
 @hub_group.command("show")
 @click.argument("target", metavar="[HUB/]NAME[:TAG]")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 def hub_show(target, as_json) -> None:
     """A pushed model's card, tags and files with their SHA-256, read without pulling it."""
     from zoo.core import hub
@@ -925,7 +929,7 @@ def _show_sweep(result: dict, as_json: bool) -> None:
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True, help="Best trials to list.")
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="Write sweep-history/importance/parallel PNGs into FOLDER (matplotlib).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 def sweep_show(folder, storage, study, top, plots, as_json) -> None:
     """The best trials of a study and its plots (optimisation history, importance, parallel coordinates)."""
     from pathlib import Path

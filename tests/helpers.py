@@ -85,20 +85,27 @@ def cli_in_fresh_interpreter(*args: str, timeout: float = 60) -> tuple[str, set[
     return printed, set(json.loads(modules))
 
 
-def train_reverse_run(out: Path, model: str, n: int, n_test: int, lr: float) -> tuple[Path, dict]:
-    """A tiny trained run of a seq2seq ``model`` on ``reverse`` (length 2–5 over 6 symbols, 3
-    epochs): its decodes vary with the input, which is all the comparisons of the tests need.
-    Returns ``(out, summary)``."""
-    from zoo.core import api
-    from zoo.core.contract.catalogue import load_catalogue
+def reverse_run_fixture(model: str, n: int, n_test: int, lr: float):
+    """A module-scoped fixture ``reverse_run``: a tiny trained run of a seq2seq ``model`` on
+    ``reverse`` (length 2–5 over 6 symbols, 3 epochs); its decodes vary with the input, which is
+    all the comparisons of the tests need. It gives ``(out, summary)``."""
+    import pytest
 
-    entry = load_catalogue().models[model]
-    options = quick_options(entry, data={"limit": None, "options": {
-        "symbols": 6, "min_length": 2, "max_length": 5, "n": n, "n_test": n_test}},
-        optim={"lr": lr}, train={"epochs": 3, "batch_size": 32})
-    summary = api.train(model, options=options, out=str(out), log=None)
-    assert summary["status"] == "finished" and summary["parity"] == 0.0
-    return out, summary
+    @pytest.fixture(scope="module")
+    def reverse_run(tmp_path_factory) -> tuple[Path, dict]:
+        from zoo.core import api
+        from zoo.core.contract.catalogue import load_catalogue
+
+        out = tmp_path_factory.mktemp(f"{model}-reverse") / "run"
+        entry = load_catalogue().models[model]
+        options = quick_options(entry, data={"limit": None, "options": {
+            "symbols": 6, "min_length": 2, "max_length": 5, "n": n, "n_test": n_test}},
+            optim={"lr": lr}, train={"epochs": 3, "batch_size": 32})
+        summary = api.train(model, options=options, out=str(out), log=None)
+        assert summary["status"] == "finished" and summary["parity"] == 0.0
+        return out, summary
+
+    return reverse_run
 
 
 def check_onnx_greedy_decoding(out: Path) -> None:

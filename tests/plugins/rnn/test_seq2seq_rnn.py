@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import check_onnx_greedy_decoding, quick_options, train_reverse_run
+from helpers import check_onnx_greedy_decoding, quick_options, reverse_run_fixture
 from zoo.core import api
 from zoo.core.contract.catalogue import load_catalogue
 from zoo.core.contract.errors import ZooError
@@ -190,10 +190,7 @@ def test_tatoeba_fixture_filtered_split_and_directions():
 
 # -- a tiny trained run: ONNX == torch, zoo explain, match by length ----------------------------
 
-@pytest.fixture(scope="module")
-def reverse_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("rnn-reverse") / "run"
-    return train_reverse_run(out, "rnn-seq2seq", n=600, n_test=40, lr=1e-2)
+reverse_run = reverse_run_fixture("rnn-seq2seq", n=600, n_test=40, lr=1e-2)
 
 
 @pytest.mark.slow

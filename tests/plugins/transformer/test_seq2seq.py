@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from helpers import check_onnx_greedy_decoding, run_cli, train_reverse_run
+from helpers import check_onnx_greedy_decoding, reverse_run_fixture, run_cli
 from pydantic import ValidationError
 from zoo.core import api
 from zoo.core.contract.errors import ZooError
@@ -174,10 +174,7 @@ def test_bad_inputs_to_the_model_are_clear_errors():
 
 # -- a tiny trained run: ONNX == torch, zoo predict ---------------------------------------------
 
-@pytest.fixture(scope="module")
-def reverse_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reverse") / "run"
-    return train_reverse_run(out, "transformer-seq2seq", n=1000, n_test=20, lr=3e-3)
+reverse_run = reverse_run_fixture("transformer-seq2seq", n=1000, n_test=20, lr=3e-3)
 
 
 @pytest.mark.slow
