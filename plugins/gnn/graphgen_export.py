@@ -22,22 +22,16 @@ from zoo.plugins.gnn.graphgen_sample import EDGE_FILE
 GENERATORS = ("graphrnn", "graphrnn-s")
 
 
-class _GraphStep(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
+class _Step(nn.Module):
+    """One step network of a generator (``step``: graph level, ``edge_step``: edge level) as a
+    module of its own, so the exporter traces that method alone."""
+
+    def __init__(self, model: nn.Module, method: str) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.method = model, method
 
-    def forward(self, row: torch.Tensor, hidden: torch.Tensor):
-        return self.model.step(row, hidden)
-
-
-class _EdgeStep(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, edge: torch.Tensor, edge_hidden: torch.Tensor):
-        return self.model.edge_step(edge, edge_hidden)
+    def forward(self, inputs: torch.Tensor, hidden: torch.Tensor):
+        return getattr(self.model, self.method)(inputs, hidden)
 
 
 class EdgeStepSignature(Task):
@@ -61,7 +55,7 @@ def export_edge_step(model: nn.Module, path: Path, opset: int, atol: float = 1e-
     from zoo.core.deploy.export import export_module, export_onnx
 
     signature = EdgeStepSignature()
-    module = _EdgeStep(model).eval()
+    module = _Step(model, "edge_step").eval()
 
     def override(module, tmp):
         export_module(module, edge_examples(model)[0], tmp, signature.input_names, signature.output_names,
@@ -81,6 +75,6 @@ def export_generator(model: nn.Module, task: Task, path: Path, opset: int) -> Pa
     if hasattr(inner, "edge_step"):
         export_edge_step(inner, path.parent / EDGE_FILE, opset)
     examples = task.export_examples(inner, None)
-    export_module(_GraphStep(inner).eval(), examples[0], path, task.input_names, task.output_names,
+    export_module(_Step(inner, "step").eval(), examples[0], path, task.input_names, task.output_names,
                   task.dynamic_axes(None), opset)
     return path

@@ -86,7 +86,7 @@ def test_a_bare_name_uses_the_default_hub_and_folders_are_absolute(monkeypatch, 
     monkeypatch.setenv("ZOO_HUB", str(tmp_path))
     assert HubRef.parse("hub:gcn:v1") == HubRef(str(tmp_path), "gcn", "v1")
     monkeypatch.chdir(tmp_path)
-    assert HubRef.parse("shared/hub/gcn") == HubRef(str(tmp_path / "shared" / "hub"), "gcn")
+    assert HubRef.parse("team/hub/gcn") == HubRef(str(tmp_path / "team" / "hub"), "gcn")
 
 
 @pytest.mark.parametrize("text", ["", "hub:", "x/..:v1", "gcn:", "g cn", "gcn:v1:v2"])
