@@ -184,9 +184,9 @@ class Translation(Seq2Seq):
         _, generated = self._split(output)
         hyps = [_words(row) for row in generated.tolist()]
         refs = [_words(row) for row in batch["target"].tolist()]
-        # one row per sentence: [sys_len, ref_len, correct_1..4, total_1..4]
-        stats = self._scorer()._extract_corpus_statistics(hyps, [refs])
-        totals = torch.tensor(stats, dtype=torch.float64).sum(dim=0).tolist()
+        # the batch's sufficient statistics (public BLEUScore fields), summed over the splits' batches
+        score = self._scorer().corpus_score(hyps, [refs])
+        totals = [score.sys_len, score.ref_len, *score.counts, *score.totals]
         device = batch["target"].device
         sums.update({k: torch.tensor(float(v), dtype=torch.float64, device=device) for k, v in zip(_BLEU_KEYS, totals)})
         return sums
