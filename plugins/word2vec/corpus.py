@@ -227,6 +227,7 @@ class WindowSplit(Split):
         self.ids, self.docs, self.positions, self.keep = ids, docs, positions, keep
         self.window, self.dynamic_window, self.stochastic = window, dynamic_window, stochastic
         self.offsets = torch.cat([torch.arange(-window, 0), torch.arange(1, window + 1)]).to(ids.device)
+        self._reach_offsets = self.offsets.abs().to(torch.int8)  # compared with the int8 window draws
         self._padded: torch.Tensor | None = None
 
     def __len__(self) -> int:
@@ -310,10 +311,11 @@ class WindowSplit(Split):
         for first in range(start, steps, group):
             last = min(first + group, steps)
             pos = positions[bounds[first]:bounds[last]]
-            context = padded[pos.unsqueeze(1) + self.offsets].long()  # (G·B, 2w)
+            # int32 ids (the models and kernels take them; half the bytes of int64)
+            context = padded[pos.unsqueeze(1) + self.offsets]         # (G·B, 2w)
             mask = context >= 0
             if reach is not None:
-                mask &= self.offsets.abs() <= reach[bounds[first]:bounds[last]]
+                mask &= self._reach_offsets <= reach[bounds[first]:bounds[last]]
             context.clamp_(min=0)  # padding slots read word 0 with mask False: every id is a row
             centre = padded[pos].long()
             for step in range(first, last):

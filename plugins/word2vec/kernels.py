@@ -253,6 +253,76 @@ def draw(noise, state):
     return noise[(state >> np.uint64(16)) % np.uint64(noise.shape[0])], state
 
 
+#: An alias entry kept with certainty (any 48-bit draw's quotient is below it).
+_ALWAYS = 1 << 62
+
+
+@_jit
+def alias_table(probs):
+    """Walker's alias table of the distribution ``probs [V]`` (Vose's construction): ``keep
+    [V]`` (int64) and ``other [V]`` (int32), for :func:`draw_alias`.
+
+    Slot i is drawn uniformly; it yields word i with probability q_i = keep_i / ⌊2^48 / V⌋ and
+    word ``other[i]`` otherwise, with q and ``other`` chosen so that every word's total is
+    exactly its probability (up to 2^−48 / V per slot). The table is 12 bytes a word, so it
+    stays in cache where word2vec's unigram table (≥ 10^6 slots, 4 MB) does not: each noise
+    word of that table is a cache miss.
+    """
+    v = probs.shape[0]
+    span = float((1 << 48) // v)
+    q = probs * (v / probs.sum())
+    keep = np.full(v, _ALWAYS, np.int64)
+    other = np.arange(v).astype(np.int32)
+    small, large = np.empty(v, np.int64), np.empty(v, np.int64)
+    n_small, n_large = 0, 0
+    for i in range(v):
+        if q[i] < 1.0:
+            small[n_small] = i
+            n_small += 1
+        else:
+            large[n_large] = i
+            n_large += 1
+    while n_small > 0 and n_large > 0:
+        n_small -= 1
+        n_large -= 1
+        s, big = small[n_small], large[n_large]
+        keep[s], other[s] = np.int64(q[s] * span), big
+        q[big] = q[big] + q[s] - 1.0
+        if q[big] < 1.0:
+            small[n_small] = big
+            n_small += 1
+        else:
+            large[n_large] = big
+            n_large += 1
+    return keep, other  # the slots left over keep their own word: q = 1 up to rounding
+
+
+@_jit
+def draw_alias(keep, other, state):
+    """One word from an alias table (:func:`alias_table`) with word2vec's generator: the 48 bits
+    x = state >> 16 give the slot x mod V and, from x div V, the coin that keeps it."""
+    state = next_random(state)
+    x = state >> np.uint64(16)
+    v = np.uint64(keep.shape[0])
+    i = x % v
+    if x // v < np.uint64(keep[i]):
+        return np.int64(i), state
+    return np.int64(other[i]), state
+
+
+@_jit
+def alias_words(keep, other, seed, chunks, batch, negatives):
+    """``[batch, negatives]``: the noise words :func:`cbow_negative_part` draws for a batch of
+    ``chunks`` chunks (same streams)."""
+    out = np.empty((batch, negatives), np.int64)
+    for i in range(chunks):
+        state = chunk_state(seed, i)
+        for b in range(batch * i // chunks, batch * (i + 1) // chunks):
+            for j in range(negatives):
+                out[b, j], state = draw_alias(keep, other, state)
+    return out
+
+
 @_jit
 def centre_targets(b, centre, targets, labels, tmask, by_centre, noise, state, drawn):
     """Centre ``b``'s output rows, labels and mask (``[J]`` each) and the generator's state.
@@ -329,6 +399,97 @@ def skipgram_sgd_chunk(w_in, w_out, centre, context, weight, targets, labels, tm
             for d in range(dim):
                 w_in[row, d] -= gv[d]
     return loss, count
+
+
+@_jit
+def cbow_negative_chunk(w_in, w_out, centre, context, mask, keep, other, negatives, state, exact, lr, b0, b1):
+    """:func:`cbow_sgd_chunk` for negative sampling, the default objective, written as gensim's
+    ``fast_sentence_cbow_neg`` is: centres ``b0..b1``, each one's context vectors summed once into
+    ``h`` (then ``h /= n``), its ``1 + negatives`` targets (the centre word, label 1, then words
+    drawn from ``noise`` with word2vec's generator, label 0) scored and stepped in turn,
+
+        s = u_t · h,   g = lr·(σ(s) − label),   work += g·u_t,   u_t −= g·h,
+
+    and each context vector stepped by ``−work`` (``−work / n`` with ``exact``). Every centre draws
+    its words, with or without a context, so the draws depend on the positions only
+    (:func:`alias_words` gives them). Everything stays in the tables'
+    precision and nothing is allocated or sliced per centre. Returns the loss (each term taken
+    before its own update) and the centres that had a context.
+    """
+    real = w_in.dtype.type
+    dim, width = w_in.shape[1], context.shape[1]
+    h = np.empty(dim, w_in.dtype)
+    work = np.empty(dim, w_in.dtype)
+    rows = np.empty(width, np.int64)
+    loss, count = 0.0, 0.0
+    for b in range(b0, b1):
+        n = 0
+        for c in range(width):
+            if mask[b, c]:
+                rows[n] = context[b, c]
+                n += 1
+        if n == 0:
+            for j in range(negatives):
+                _, state = draw_alias(keep, other, state)
+            continue
+        count += 1.0
+        r = rows[0]
+        for d in range(dim):
+            h[d] = w_in[r, d]
+        for i in range(1, n):
+            r = rows[i]
+            for d in range(dim):
+                h[d] += w_in[r, d]
+        inv = real(1.0 / n)
+        for d in range(dim):
+            h[d] *= inv
+            work[d] = 0
+        product = 1.0  # of the terms' factors 1 + e (see score): one log per centre
+        for j in range(negatives + 1):
+            if j == 0:
+                t, label = centre[b], 1.0
+            else:
+                t, state = draw_alias(keep, other, state)
+                label = 0.0
+            s = real(0)
+            for d in range(dim):
+                s += w_out[t, d] * h[d]
+            e = math.exp(-abs(s))
+            sig = 1.0 / (1.0 + e) if s >= 0 else e / (1.0 + e)
+            product *= 1.0 + e
+            loss += max(-s if label else s, 0.0)
+            g = real(lr * (sig - label))
+            for d in range(dim):
+                work[d] += g * w_out[t, d]
+                w_out[t, d] -= g * h[d]
+        loss += math.log(product)
+        if exact:
+            for d in range(dim):
+                work[d] *= inv
+        for i in range(n):
+            r = rows[i]
+            for d in range(dim):
+                w_in[r, d] -= work[d]
+    return loss, count
+
+
+@_jit
+def cbow_negative_part(w_in, w_out, centre, context, mask, keep, other, negatives, seed, exact, lr, i, chunks):
+    """Chunk ``i`` of ``chunks`` of the batch, with its own generator stream (:func:`chunk_state`,
+    computed here: a uint64 passed in from Python would arrive as an int64)."""
+    batch = context.shape[0]
+    return cbow_negative_chunk(w_in, w_out, centre, context, mask, keep, other, negatives, chunk_state(seed, i),
+                               exact, lr, batch * i // chunks, batch * (i + 1) // chunks)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _cbow_negative_parallel(w_in, w_out, centre, context, mask, keep, other, negatives, seed, exact, lr, chunks):
+    """:func:`cbow_negative_part` on ``chunks`` parallel chunks (Hogwild, as in :func:`_sgd_parallel`)."""
+    losses, counts = np.zeros(chunks), np.zeros(chunks)
+    for i in numba.prange(chunks):
+        losses[i], counts[i] = cbow_negative_part(w_in, w_out, centre, context, mask, keep, other, negatives,
+                                                  seed, exact, lr, i, chunks)
+    return losses.sum(), counts.sum()
 
 
 @_jit
@@ -481,20 +642,30 @@ def sgd_step(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, context: torch.
 
 def sgd_step_words(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, centre: torch.Tensor, context: torch.Tensor,
                    mask: torch.Tensor, exact: bool, lr: float, seed: int, noise: torch.Tensor | None = None,
-                   negatives: int = 0, huffman: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-                   ) -> torch.Tensor:
+                   negatives: int = 0, huffman: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                   alias: tuple[np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
     """word2vec's own training step straight from a batch of windows (``centre [B]``,
-    ``context [B, C]``, ``mask [B, C]`` bool), its targets found inside the kernel as word2vec
-    finds them: ``negatives`` words per centre drawn from the ``noise`` table with word2vec's
-    generator (started from ``seed``; :func:`noise_words` gives the same draws), or the
-    centre's Huffman path (``huffman = (points, labels, mask)``, ``[V, L]`` each). No ``[B, J]``
-    tensor is built.
+    ``context [B, C]`` (int32 or int64), ``mask [B, C]`` bool), its targets found inside the
+    kernel as word2vec finds them: ``negatives`` words per centre drawn with word2vec's generator
+    (started from ``seed``) from the ``noise`` table (:func:`noise_words` gives the same draws)
+    or, for CBOW, from the alias table ``alias = (keep, other)`` of the same distribution
+    (:func:`alias_table`; :func:`alias_words` gives the draws), or the centre's Huffman path
+    (``huffman = (points, labels, mask)``, ``[V, L]`` each). No ``[B, J]`` tensor is built.
 
     :returns: ``[2]`` (float64): the batch's summed loss and its count (CBOW: centres with a
         context; skip-gram: pairs), as the models' forward returns them.
     """
     real = w_in.detach().numpy().dtype
     as_np = lambda t, dt: np.ascontiguousarray(t.numpy(), dtype=dt)  # noqa: E731  (no copy when it fits)
+    chunks = _chunks(context.shape[0])
+    ids = context.numpy()
+    if not (ids.dtype in (np.int32, np.int64) and ids.flags.c_contiguous):
+        ids = as_np(context, np.int64)
+    if kind == "cbow" and alias is not None:  # gensim's fast_sentence_cbow_neg
+        args = (w_in.detach().numpy(), w_out.detach().numpy(), as_np(centre, np.int64), ids,
+                np.ascontiguousarray(mask.numpy()), *alias, negatives, seed, exact, lr)
+        totals = cbow_negative_part(*args, 0, 1) if chunks == 1 else _cbow_negative_parallel(*args, chunks)
+        return torch.tensor(totals, dtype=torch.float64)
     if huffman is not None:
         points, labels, tmask = huffman
         targets, labels, tmask, by_centre, table = (as_np(points, np.int64), as_np(labels, real),
@@ -505,8 +676,8 @@ def sgd_step_words(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, centre: t
         labels[0, 0] = 1
         tmask, by_centre, table = np.ones((1, 1 + negatives), real), False, as_np(noise, np.int32)
     totals = _sgd(_KINDS[kind], w_in.detach().numpy(), w_out.detach().numpy(), as_np(centre, np.int64),
-                       as_np(context, np.int64), np.ascontiguousarray(mask.numpy()), targets, labels, tmask, by_centre, table, seed,
-                       exact, lr, _chunks(context.shape[0]))
+                  ids, np.ascontiguousarray(mask.numpy()), targets, labels, tmask, by_centre, table, seed,
+                  exact, lr, chunks)
     return torch.from_numpy(totals)  # no per-value tensor construction (a Python-level cost per step)
 
 
@@ -528,3 +699,7 @@ def warm_up(dtype: torch.dtype = torch.float32) -> None:
                        noise=torch.zeros(4, dtype=torch.int32), negatives=1)
         sgd_step_words(kind, table.clone(), table.clone(), centre, context, mask, False, 0.0, 0,
                        huffman=(targets, labels, torch.ones(2, 2, dtype=dtype)))
+        for ids in (context, context.int()):  # the corpus gives int32 contexts
+            sgd_step_words(kind, table.clone(), table.clone(), centre, ids, mask, False, 0.0, 0,
+                           noise=torch.zeros(4, dtype=torch.int32), negatives=1,
+                           alias=alias_table(np.ones(3)) if kind == "cbow" else None)

@@ -331,6 +331,9 @@ class _NegativeSampling(_WordVectors, SelfUpdating):
         table = torch.repeat_interleave(torch.arange(len(probs), dtype=torch.int32),
                                         torch.diff(bounds, prepend=torch.zeros(1, dtype=torch.long)))
         self.register_buffer("noise_table", table, persistent=False)
+        # The same distribution as an alias table for the CPU kernel (built on its first step).
+        self.noise_probs = probs.numpy()
+        self._alias: tuple[np.ndarray, np.ndarray] | None = None
         self.negatives = negatives
         self.sparse = sparse
         self.in_embed = nn.Embedding(len(self.vocab), dim, sparse=sparse)
@@ -390,7 +393,8 @@ class _NegativeSampling(_WordVectors, SelfUpdating):
             # One draw from torch's generator seeds the kernel's (reproducible under train.seed).
             seed = int(torch.randint(1 << 62, (), dtype=torch.int64))
             targets = (dict(huffman=(self.hs_points, self.hs_labels, self.hs_mask)) if self.objective == "hs"
-                       else dict(noise=self.noise_table, negatives=self.negatives))
+                       else dict(noise=self.noise_table, negatives=self.negatives,
+                                 alias=self.noise_alias() if kind == "cbow" else None))
             totals = sgd_step_words(kind, w_in, w_out, centre, context, mask, exact, self.sgd_group["lr"], seed,
                                     **targets)
             # Updated already: there is no graph, nothing for backward or the optimizer to do.
@@ -405,6 +409,15 @@ class _NegativeSampling(_WordVectors, SelfUpdating):
         else:
             loss = _SkipGramLoss.apply(w_in, w_out, context, weight, *targets, self.sparse, self.mean_out)
         return loss, count
+
+    def noise_alias(self) -> tuple[np.ndarray, np.ndarray]:
+        """The noise distribution as a Walker alias table (:func:`kernels.alias_table`, 12 bytes
+        a word): what the CBOW kernel draws from, in cache where the 4 MB unigram table is not."""
+        if self._alias is None:
+            from zoo.plugins.word2vec.kernels import alias_table
+
+            self._alias = alias_table(self.noise_probs)
+        return self._alias
 
     @property
     def updates_itself(self) -> bool:

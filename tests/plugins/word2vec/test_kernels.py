@@ -149,8 +149,10 @@ def test_attached_model_steps_in_training_forward_only(cls, kind, one_thread):
     optimizer.param_groups[0]["lr"] = 0.25                 # what a scheduler does between steps
     context, weight, _, _ = _batch()
     centre = torch.arange(6) % 7
-    # the noise words the kernel draws with word2vec's generator, seeded from torch's
-    noise = torch.from_numpy(kernels.noise_words(model.noise_table.numpy(), _kernel_seed(5), 1, 6, 2))
+    # the noise words the kernel draws with word2vec's generator, seeded from torch's (CBOW: from
+    # the alias table of the same distribution)
+    noise = torch.from_numpy(kernels.alias_words(*model.noise_alias(), _kernel_seed(5), 1, 6, 2) if kind == "cbow"
+                             else kernels.noise_words(model.noise_table.numpy(), _kernel_seed(5), 1, 6, 2))
     targets = torch.cat([centre.unsqueeze(1), noise], 1)
     labels = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64).expand(6, 3)
     expected_loss, expected_in, expected_out = _sequential(kind, model.in_embed.weight.detach(),
@@ -212,6 +214,94 @@ def test_kernel_noise_words_follow_unigram_to_the_three_quarters():
     # the two chunks draw different streams, and a seed repeats its draws
     assert not np.array_equal(draws[:20_000], draws[20_000:])
     assert np.array_equal(draws, kernels.noise_words(table, 7, 2, 40_000, 5))
+
+
+def test_alias_table_draws_unigram_to_the_three_quarters_exactly():
+    counts = np.array([1000, 300, 100, 10, 1, 7, 55, 2])
+    model = CBOW(_info(counts), dim=4, negatives=5, ns_exponent=0.75)
+    keep, other = model.noise_alias()
+    expected = counts ** 0.75 / (counts ** 0.75).sum()
+    # the table itself: each word's total over the slots is its probability
+    span = (1 << 48) // len(counts)
+    q = np.minimum(keep / span, 1.0)
+    total = q + np.bincount(other, weights=1.0 - q, minlength=len(counts))
+    assert np.allclose(total / len(counts), expected, atol=1e-12)
+    draws = kernels.alias_words(keep, other, 7, 2, 40_000, 5)
+    freq = np.bincount(draws.ravel(), minlength=len(counts)) / draws.size
+    assert np.allclose(freq, expected, atol=3e-3), (freq, expected)
+    assert not np.array_equal(draws[:20_000], draws[20_000:])
+    assert np.array_equal(draws, kernels.alias_words(keep, other, 7, 2, 40_000, 5))
+
+
+def _cbow_reference(w_in, w_out, centre, context, mask, noise, lr, exact):
+    """gensim's fast_sentence_cbow_neg in numpy, float64, on given noise words ``[B, k]``."""
+    w_in, w_out, loss = w_in.copy(), w_out.copy(), 0.0
+    for b in range(len(centre)):
+        rows = context[b][mask[b]]
+        if len(rows) == 0:
+            continue
+        h = w_in[rows].mean(0)
+        work = np.zeros_like(h)
+        for t, label in [(centre[b], 1.0)] + [(t, 0.0) for t in noise[b]]:
+            s = w_out[t] @ h
+            loss += np.logaddexp(0.0, -s if label else s)    # −log σ(±s)
+            g = lr * (1.0 / (1.0 + np.exp(-s)) - label)
+            work += g * w_out[t]
+            w_out[t] -= g * h
+        for r in rows:
+            w_in[r] -= work / len(rows) if exact else work
+    return loss, w_in, w_out
+
+
+@pytest.mark.parametrize("exact", [False, True])
+@pytest.mark.parametrize("ids", [np.int64, np.int32])
+def test_cbow_negative_kernel_equals_a_numpy_reference(exact, ids):
+    rng = np.random.default_rng(3)
+    w_in, w_out = rng.standard_normal((9, 6)) * 0.5, rng.standard_normal((9, 6)) * 0.5
+    centre = rng.integers(0, 9, 40)
+    context = rng.integers(0, 9, (40, 4)).astype(ids)
+    mask = rng.random((40, 4)) < 0.6
+    mask[5] = False                                          # a centre without context
+    keep, other = kernels.alias_table(rng.random(9) + 0.1)
+    noise = kernels.alias_words(keep, other, 11, 1, 40, 3)   # the kernel's own draws
+    expected = _cbow_reference(w_in, w_out, centre, context, mask, noise, 0.2, exact)
+    got_in, got_out = w_in.copy(), w_out.copy()
+    loss, count = kernels.cbow_negative_part(got_in, got_out, centre, context, mask, keep, other, 3, 11, exact,
+                                             0.2, 0, 1)
+    assert count == (mask.sum(1) > 0).sum() == 39
+    assert loss == pytest.approx(expected[0], rel=1e-12)
+    assert np.allclose(got_in, expected[1], atol=1e-12) and np.allclose(got_out, expected[2], atol=1e-12)
+    # through the public step, float32 tables: the same update to float32 rounding
+    f_in, f_out = torch.tensor(w_in, dtype=torch.float32), torch.tensor(w_out, dtype=torch.float32)
+    totals = kernels.sgd_step_words("cbow", f_in, f_out, torch.from_numpy(centre), torch.from_numpy(context),
+                                    torch.from_numpy(mask), exact, 0.2, 11, negatives=3, alias=(keep, other))
+    assert float(totals[0]) == pytest.approx(expected[0], rel=1e-4) and float(totals[1]) == 39
+    assert np.allclose(f_in.numpy(), expected[1], atol=1e-5) and np.allclose(f_out.numpy(), expected[2], atol=1e-5)
+
+
+def test_cbow_negative_kernel_threads_split_the_batch():
+    """Two chunks on two threads, one half of the batch each; on halves that share no row (no
+    noise words: those rows would be shared), the sequential result."""
+    rng = np.random.default_rng(4)
+    w_in, w_out = rng.standard_normal((20, 5)) * 0.5, rng.standard_normal((20, 5)) * 0.5
+    centre, context = rng.integers(0, 10, 30), rng.integers(0, 10, (30, 4))
+    centre[15:] += 10
+    context[15:] += 10
+    mask = rng.random((30, 4)) < 0.7
+    keep, other = kernels.alias_table(np.ones(20))
+    _, expected_in, expected_out = _cbow_reference(w_in, w_out, centre, context, mask, np.zeros((30, 0), int), 0.1,
+                                                   False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got_in, got_out = torch.from_numpy(w_in.copy()), torch.from_numpy(w_out.copy())
+        totals = kernels.sgd_step_words("cbow", got_in, got_out, torch.from_numpy(centre), torch.from_numpy(context),
+                                        torch.from_numpy(mask), False, 0.1, 5, negatives=0, alias=(keep, other))
+    finally:
+        torch.set_num_threads(before)
+    assert float(totals[1]) == (mask.sum(1) > 0).sum()
+    assert np.allclose(got_in.numpy(), expected_in, atol=1e-12) and np.allclose(got_out.numpy(), expected_out,
+                                                                                atol=1e-12)
 
 
 @pytest.mark.slow
