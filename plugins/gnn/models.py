@@ -360,6 +360,19 @@ MODELS: dict[str, tuple[type[GraphModel], type[GNNConfig]]] = {
 }
 
 
+def build_sampled_graphsage(config: GraphSAGEConfig, info: DataInfo) -> nn.Module:
+    """GraphSAGE for neighbour-sampled training (the data's ``fanouts``, one per layer): the
+    same network as ``graphsage``, so it evaluates and exports on whole graphs."""
+    fanouts = info.extra.get("fanouts")
+    if not fanouts:
+        raise ZooError(f"{config.name} trains on neighbour-sampled mini-batches: set data.options.fanouts "
+                       "(one fan-out per layer, e.g. [25, 10]), or train graphsage full-batch")
+    if len(fanouts) != config.layers:
+        raise ZooError(f"{config.name}: data.options.fanouts has {len(fanouts)} hop(s) {fanouts}, but the "
+                       f"model has {config.layers} layer(s): give one fan-out per layer")
+    return make_builder(GraphSAGE)(config, info)
+
+
 def make_builder(cls: type[GraphModel]):
     def build(config: GNNConfig, info: DataInfo) -> nn.Module:
         if not info.num_classes or info.num_classes < 2:
