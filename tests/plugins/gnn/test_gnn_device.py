@@ -162,7 +162,9 @@ def test_value_checks_run_on_the_cpu_only_and_shape_checks_everywhere():
 def test_dense_input_dropout_off_the_cpu_finds_no_non_zeros(host_reads):
     out = sparse_dropout(torch.empty(6, 4, device="meta"), 0.5)          # F.dropout: same distribution
     assert out.shape == (6, 4) and host_reads == []
-    x = torch.ones(6, 4) * (torch.rand(6, 4) < 0.5)
+    sparse_dropout(torch.rand(60, 40) + 0.1, 0.25)                       # dense features: F.dropout
+    assert "nonzero" not in host_reads
+    x = torch.ones(60, 40) * (torch.arange(2400).view(60, 40) % 20 == 0)  # 5 % non-zero
     sparse_dropout(x, 0.25)
     assert "nonzero" in host_reads                                       # the CPU keeps its random draws
 
