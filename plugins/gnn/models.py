@@ -187,10 +187,20 @@ class GCN(GraphModel):
     def __init__(self, config: GCNConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         _convs(config, self, lambda width, out, last: GCNConv(width, out))
+        self._norm, self._norm_nodes = SameInputs(), -1
 
     def encode(self, x, edge_index):
-        norm = gcn_norm(edge_index, x.shape[0])
-        return self.stack(x, edge_index, norm)
+        return self.stack(x, edge_index, self.normalized(edge_index, x.shape[0]))
+
+    def normalized(self, edge_index: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Edges and weights of D̃^-1/2 Ã D̃^-1/2, reused while the same ``edge_index`` (unchanged)
+        comes back with the same node count: full-batch training feeds one graph every epoch, and
+        the normalisation has no parameters (as PyG's ``GCNConv(cached=True)``). Eager mode only."""
+        if exporting():
+            return gcn_norm(edge_index, n)
+        if n != self._norm_nodes:
+            self._norm, self._norm_nodes = SameInputs(), n
+        return self._norm(lambda e: gcn_norm(e, n), edge_index)
 
 
 class ChebNet(GraphModel):
