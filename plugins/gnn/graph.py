@@ -143,9 +143,9 @@ def sparse_features(x: torch.Tensor, row_normalize: bool, max_density: float = 0
     ``x W`` then multiplies only the non-zeros (Kipf & Welling's sparse inputs), and the input
     dropout draws one number per non-zero (:func:`sparse_dropout`).
     """
-    index = x.nonzero().t()                                      # row-major: already coalesced
-    if index.shape[1] > max_density * x.numel():
+    if int(torch.count_nonzero(x)) > max_density * x.numel():    # dense: no [2, nnz] index built
         return None
+    index = x.nonzero().t()                                      # row-major: already coalesced
     values = x[index[0], index[1]]
     if row_normalize:
         sums = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device).index_add_(0, index[0], values.abs())
