@@ -14,6 +14,7 @@ from functools import partial
 from zoo import hookimpl
 from zoo.plugins.gnn.data import (
     TU_DATASETS,
+    KarateOptions,
     PlanetoidOptions,
     TUOptions,
     load_karate,
@@ -25,7 +26,7 @@ from zoo.plugins.gnn.graphgen_data import GENERATORS as GRAPH_SETS
 from zoo.plugins.gnn.graphgen_data import GenerationOptions, load_generation  # (networkx imported when used)
 from zoo.plugins.gnn.graphgen_task import GraphGeneration
 from zoo.plugins.gnn.graphrnn import GraphRNNConfig, GraphRNNSConfig, build_graphrnn, build_graphrnn_s
-from zoo.plugins.gnn.models import MODELS, make_builder
+from zoo.plugins.gnn.models import MODELS, GraphSAGEConfig, build_sampled_graphsage, make_builder
 from zoo.plugins.gnn.tasks import GraphClassification, NodeClassification
 
 GENERATIVE = ("graphrnn", "graphrnn-s")
@@ -44,7 +45,7 @@ def register_datasets(register):
         register(name, partial(load_planetoid, dataset=name), PlanetoidOptions)
     for name in TU_DATASETS:
         register(name, partial(load_tu, dataset=name), TUOptions)
-    register("karate", load_karate, None)
+    register("karate", load_karate, KarateOptions)
     register("graph", load_graph, GraphOptions)      # the user's own: node table + edge list
     register("graphs", load_graphs, GraphsOptions)   # the user's own: TU folder or JSONL
     for name in GRAPH_SETS:                          # generated with networkx (graph generation)
@@ -55,6 +56,7 @@ def register_datasets(register):
 def register_models(register):
     for name, (cls, config_class) in MODELS.items():
         register(name, make_builder(cls), config_class)
+    register("graphsage-sampled", build_sampled_graphsage, GraphSAGEConfig)
     register("graphrnn", build_graphrnn, GraphRNNConfig)
     register("graphrnn-s", build_graphrnn_s, GraphRNNSConfig)
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from zoo.core.train.data import DataInfo, Dataset, Split, locate, to_device
 from zoo.core.contract.errors import DataNotFound, DataUnavailable, ZooError
 from zoo.plugins.gnn.files import GraphFileError, at
+from zoo.plugins.gnn.sampling import SamplingOptions, sampled
 from zoo.plugins.gnn.tu import read_tu
 
 PLANETOID_URL = "https://github.com/kimiyoung/planetoid/raw/master/data"   # ind.{name}.{x,y,...}
@@ -231,7 +232,7 @@ def planetoid_files(name: str) -> list[str]:
     return [f"planetoid/ind.{name}.{part}" for part in PLANETOID_PARTS]
 
 
-class PlanetoidOptions(BaseModel):
+class PlanetoidOptions(SamplingOptions):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, pattern=r"^(cora|citeseer|pubmed)$",
                              description="Planetoid set: cora, citeseer or pubmed (default: the dataset chosen).")
@@ -282,7 +283,8 @@ def load_planetoid(options: PlanetoidOptions | None, data_dir: str | None, datas
     base = NodeSplit(x_t, edge_index, y_t, masks["train"])
     info = DataInfo(input_shape=(x_t.shape[1],), num_classes=labels.shape[1],
                     extra={"level": "node", "num_nodes": n, "num_edges": int(edge_index.shape[1])})
-    return Dataset(train=base, val=base.with_mask(masks["val"]), test=base.with_mask(masks["test"]), info=info)
+    return sampled(Dataset(train=base, val=base.with_mask(masks["val"]), test=base.with_mask(masks["test"]),
+                           info=info), options)
 
 
 def _read_test_index(path: Path) -> np.ndarray:
@@ -408,7 +410,11 @@ def folded(graphs: list[tuple[torch.Tensor, torch.Tensor]], y: torch.Tensor, cla
 # -- karate club ------------------------------------------------------------------------------
 
 
-def load_karate(options: None, data_dir: str | None) -> Dataset:
+class KarateOptions(SamplingOptions):
+    """Options of ``karate``: only neighbour sampling."""
+
+
+def load_karate(options: KarateOptions | None, data_dir: str | None) -> Dataset:
     """Zachary's karate club (networkx): 34 members, 78 friendships, 2 clubs after the split.
     Features are one-hot node ids; 4 labelled members per club train, 6 validate, the rest test."""
     try:
@@ -430,9 +436,10 @@ def load_karate(options: None, data_dir: str | None) -> Dataset:
     base = NodeSplit(torch.eye(n), edge_index, y, masks["train"])
     info = DataInfo(input_shape=(n,), num_classes=2, class_names=["Mr. Hi", "Officer"],
                     extra={"level": "node", "num_nodes": n})
-    return Dataset(train=base, val=base.with_mask(masks["val"]), test=base.with_mask(masks["test"]), info=info)
+    return sampled(Dataset(train=base, val=base.with_mask(masks["val"]), test=base.with_mask(masks["test"]),
+                           info=info), options)
 
 
-__all__ = ["GraphListSplit", "NodeSplit", "PlanetoidOptions", "TU_DATASETS", "TUOptions", "coalesce", "folded",
+__all__ = ["GraphListSplit", "KarateOptions", "NodeSplit", "PlanetoidOptions", "TU_DATASETS", "TUOptions", "coalesce", "folded",
            "load_karate", "load_planetoid", "load_tu", "planetoid_files", "read_tu", "stratified_folds", "tu_files",
            "FoldOptions", "ZooError"]

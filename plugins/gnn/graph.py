@@ -71,12 +71,14 @@ def check_graph(x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor |
         raise GraphInputError("batch holds a negative graph id")
 
 
-def sparse_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+def sparse_dropout(x: torch.Tensor, p: float, training: bool = True, max_density: float = 0.1) -> torch.Tensor:
     """Dropout drawing random numbers only for the non-zero entries of ``x``.
 
     Same distribution as ``F.dropout`` (a zero stays zero whether dropped or not) but much cheaper
     on sparse bag-of-words features (Cora: 1.3 % non-zero; Kipf & Welling's sparse dropout). A
-    dense ``x`` off the CPU takes ``F.dropout``: finding its non-zeros would be a device sync.
+    dense ``x`` off the CPU takes ``F.dropout``: finding its non-zeros would be a device sync; so
+    does one more than ``max_density`` non-zero (dense features), where gathering and scattering
+    the non-zeros costs more than a random number per entry.
     """
     if not training or p == 0.0:
         return x
@@ -84,7 +86,7 @@ def sparse_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Te
         keep = (torch.rand(x.values().shape, device=x.device) >= p).to(x.dtype)
         return torch.sparse_coo_tensor(x.indices(), x.values() * keep / (1.0 - p), x.shape, is_coalesced=True,
                                        check_invariants=False)
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or int(torch.count_nonzero(x)) > max_density * x.numel():
         return F.dropout(x, p, training)
     index = x.nonzero(as_tuple=True)
     values = x[index]
@@ -141,9 +143,9 @@ def sparse_features(x: torch.Tensor, row_normalize: bool, max_density: float = 0
     ``x W`` then multiplies only the non-zeros (Kipf & Welling's sparse inputs), and the input
     dropout draws one number per non-zero (:func:`sparse_dropout`).
     """
-    index = x.nonzero().t()                                      # row-major: already coalesced
-    if index.shape[1] > max_density * x.numel():
+    if int(torch.count_nonzero(x)) > max_density * x.numel():    # dense: no [2, nnz] index built
         return None
+    index = x.nonzero().t()                                      # row-major: already coalesced
     values = x[index[0], index[1]]
     if row_normalize:
         sums = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device).index_add_(0, index[0], values.abs())

@@ -187,10 +187,20 @@ class GCN(GraphModel):
     def __init__(self, config: GCNConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         _convs(config, self, lambda width, out, last: GCNConv(width, out))
+        self._norm, self._norm_nodes = SameInputs(), -1
 
     def encode(self, x, edge_index):
-        norm = gcn_norm(edge_index, x.shape[0])
-        return self.stack(x, edge_index, norm)
+        return self.stack(x, edge_index, self.normalized(edge_index, x.shape[0]))
+
+    def normalized(self, edge_index: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Edges and weights of D̃^-1/2 Ã D̃^-1/2, reused while the same ``edge_index`` (unchanged)
+        comes back with the same node count: full-batch training feeds one graph every epoch, and
+        the normalisation has no parameters (as PyG's ``GCNConv(cached=True)``). Eager mode only."""
+        if exporting():
+            return gcn_norm(edge_index, n)
+        if n != self._norm_nodes:
+            self._norm, self._norm_nodes = SameInputs(), n
+        return self._norm(lambda e: gcn_norm(e, n), edge_index)
 
 
 class ChebNet(GraphModel):
@@ -358,6 +368,19 @@ MODELS: dict[str, tuple[type[GraphModel], type[GNNConfig]]] = {
     "dcnn": (DCNN, DCNNConfig),
     "monet": (MoNet, MoNetConfig),
 }
+
+
+def build_sampled_graphsage(config: GraphSAGEConfig, info: DataInfo) -> nn.Module:
+    """GraphSAGE for neighbour-sampled training (the data's ``fanouts``, one per layer): the
+    same network as ``graphsage``, so it evaluates and exports on whole graphs."""
+    fanouts = info.extra.get("fanouts")
+    if not fanouts:
+        raise ZooError(f"{config.name} trains on neighbour-sampled mini-batches: set data.options.fanouts "
+                       "(one fan-out per layer, e.g. [25, 10]), or train graphsage full-batch")
+    if len(fanouts) != config.layers:
+        raise ZooError(f"{config.name}: data.options.fanouts has {len(fanouts)} hop(s) {fanouts}, but the "
+                       f"model has {config.layers} layer(s): give one fan-out per layer")
+    return make_builder(GraphSAGE)(config, info)
 
 
 def make_builder(cls: type[GraphModel]):

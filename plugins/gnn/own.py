@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from zoo.core.train.data import DataInfo, Dataset
 from zoo.plugins.gnn.data import FoldOptions, NodeSplit, coalesce, folded
 from zoo.plugins.gnn.files import GraphFileError, csv_rows, fail, number
+from zoo.plugins.gnn.sampling import SamplingOptions, sampled
 from zoo.plugins.gnn.tu import find_tu_name, one_hot_degree, read_tu
 
 #: Without feature columns a graph gets one-hot node ids, up to this many nodes (N × N floats).
@@ -44,7 +45,7 @@ MAX_IDENTITY_NODES = 20_000
 SPLITS = ("train", "val", "test")
 
 
-class GraphOptions(BaseModel):
+class GraphOptions(SamplingOptions):
     """Options of the ``graph`` dataset (``data.options.*``)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -102,7 +103,7 @@ def load_graph(options: GraphOptions, data_dir: str | None = None) -> Dataset:
                     extra={"level": "node", "num_nodes": n, "num_edges": int(edge_index.shape[1]),
                            "features": nodes["features"]})
     val = base.with_mask(masks["val"]) if bool(masks["val"].any()) else None
-    return Dataset(train=base, val=val, test=base.with_mask(masks["test"]), info=info)
+    return sampled(Dataset(train=base, val=val, test=base.with_mask(masks["test"]), info=info), options)
 
 
 def _graph_paths(o: GraphOptions) -> tuple[Path, Path]:

@@ -116,11 +116,14 @@ def test_resumed_epoch_starts_at_the_right_batch():
 
 
 # Losses of 3 SGD steps (lr 0.1, train mode: dropout on) on the batches of `graph_list()`, recorded
-# from the loop-built batches and the earlier checks before the batching was vectorised.
+# from the loop-built batches and the earlier checks before the batching was vectorised. gcn and
+# gat were re-recorded when dense inputs (> 10 % non-zero) moved to F.dropout (other random draws);
+# with sparse_dropout(max_density=1.1) the earlier values (0.5563, 1.3543, 0.8172 / 0.6849, 0.4848,
+# 0.9728) still come out.
 RECORDED_GRAPH_LOSSES = {
     "gin": [0.6001201868057251, 5.7431840896606445, 23.61849594116211],
-    "gcn": [0.5562692880630493, 1.3542512655258179, 0.8172365427017212],
-    "gat": [0.684882640838623, 0.4847869277000427, 0.9728238582611084],
+    "gcn": [0.750554084777832, 1.277260422706604, 0.6725364327430725],
+    "gat": [0.7453962564468384, 1.0164695978164673, 1.088329553604126],
 }
 
 
@@ -162,7 +165,9 @@ def test_value_checks_run_on_the_cpu_only_and_shape_checks_everywhere():
 def test_dense_input_dropout_off_the_cpu_finds_no_non_zeros(host_reads):
     out = sparse_dropout(torch.empty(6, 4, device="meta"), 0.5)          # F.dropout: same distribution
     assert out.shape == (6, 4) and host_reads == []
-    x = torch.ones(6, 4) * (torch.rand(6, 4) < 0.5)
+    sparse_dropout(torch.rand(60, 40) + 0.1, 0.25)                       # dense features: F.dropout
+    assert "nonzero" not in host_reads
+    x = torch.ones(60, 40) * (torch.arange(2400).view(60, 40) % 20 == 0)  # 5 % non-zero
     sparse_dropout(x, 0.25)
     assert "nonzero" in host_reads                                       # the CPU keeps its random draws
 
