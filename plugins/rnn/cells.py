@@ -4,11 +4,14 @@ Padding sits at the end of each sequence, so a left-to-right pass never mixes pa
 real positions; callers read only ``t < lengths`` (the backward direction is run on sequences
 reversed within their lengths, see :func:`zoo.plugins.sequence.pipeline.reverse_padded`).
 
-Hand-written recurrences (Elman for export, Jordan, peephole LSTM) are a ``step`` function
+Hand-written recurrences (Elman for export, Jordan, peephole LSTM in eager) are a ``step`` function
 ``(carry, x_t) → (carry, y_t)``. In eager mode a Python loop runs it (fast to differentiate);
 under ``torch.export`` (ONNX export) the same step goes through ``torch._higher_order_ops.scan``,
 which becomes an ONNX Scan with a dynamic time axis. A Python loop would be unrolled and the
 time axis silently frozen to the traced length.
+
+``nn.LSTM``/``nn.GRU`` and the peephole LSTM export as ONNX's own ``LSTM``/``GRU`` operator
+(:func:`onnx_recurrence`): one node that onnxruntime runs with its fused recurrent kernel.
 """
 
 from __future__ import annotations
@@ -81,10 +84,10 @@ class ElmanCell(Recurrence):
         return (h,), h
 
     def forward(self, x, lengths):
-        if _exporting():  # ONNX's own RNN operator (tanh): one fused node, time axis symbolic
-            rnn = self.rnn
-            bias = torch.cat([rnn.bias_ih_l0, rnn.bias_hh_l0]).unsqueeze(0)            # (1, 2H)
-            return onnx_recurrence("RNN", x, rnn.weight_ih_l0, rnn.weight_hh_l0, bias, self.hidden_size)
+        # Not ONNX's own RNN operator: onnxruntime's CPU kernel for it was ~15× slower than this
+        # scan at batch 64 (hidden 64, 32 steps; docs/results.md), unlike its LSTM and GRU.
+        if _exporting():
+            return super().forward(x, lengths)
         return self.rnn(x)[0]
 
 
@@ -241,7 +244,7 @@ def onnx_recurrence(op: str, x: torch.Tensor, w: torch.Tensor, r: torch.Tensor, 
     the op also runs over the padding, so every output (padding included) matches torch.
 
     Args:
-        op (str): ``"RNN"`` (tanh), ``"GRU"`` or ``"LSTM"``.
+        op (str): ``"GRU"`` or ``"LSTM"`` (``"RNN"`` works too, but its kernel is slow).
         w (Tensor): input weights ``[G·H, D]`` in ONNX's gate order (G = 1, 3, 4).
         r (Tensor): recurrent weights ``[G·H, H]``, same order.
         bias (Tensor): ``[1, 2·G·H]``, the input biases then the recurrent ones.
