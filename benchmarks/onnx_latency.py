@@ -153,8 +153,9 @@ def bench_model(name: str, batches: list[int], reps: int, warmup: int, folder: P
     model = api.build_model(spec, run_config, dataset.info).eval()
     examples, sizes = inputs_at(task, model, dataset.test.to("cpu"), batches)
     path = folder / f"{name}.onnx"
-    export_onnx(model, task, examples[:1], task.dynamic_axes(dataset.info), path, opset=run_config.export.opset,
-                override=exporter(entry, task, run_config.export.opset))
+    ec = run_config.export
+    export_onnx(model, task, examples[:1], task.dynamic_axes(dataset.info), path, opset=ec.opset,
+                atol=ec.atol, rtol=ec.rtol, override=exporter(entry, task, ec.opset))
     session, note = ort_session(path, device, ort_threads)
     model = model.to(device)  # after the export, which moves the model to the CPU
     sync = torch.cuda.synchronize if device == "cuda" else _no_sync
