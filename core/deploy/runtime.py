@@ -100,7 +100,7 @@ def make_session(path: str | Path, providers: list[str] | None = None, spinning:
 
 def _disabled_optimizers(providers: list[str]) -> list[str]:
     """Graph rewrites that made CPU inference slower, by measurement: ``SkipLayerNormFusion``
-    (residual Add + LayerNormalization into one SkipLayerNormalization node) left transformer
+    (residual Add + LayerNormalization into one SkipLayerNormalization node) left attention
     encoders 15–20 % slower at batch 64 on onnxruntime 1.31's CPU provider (docs/results.md)."""
     return ["SkipLayerNormFusion"] if providers == ["CPUExecutionProvider"] else []
 
