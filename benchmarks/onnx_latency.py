@@ -7,7 +7,8 @@ axes, parity), and timed in torch (eval, no_grad) and in onnxruntime on the same
 from the test split by the task (``task.export_inputs``). Each engine is timed in its own block:
 onnxruntime's spinning worker threads starve torch on small CPUs when calls alternate.
 
-    python benchmarks/onnx_latency.py                        # regression and cnn families
+    python benchmarks/onnx_latency.py --all --threads 2 --rounds 3   # every catalogue model
+    python benchmarks/onnx_latency.py                        # the default families
     python benchmarks/onnx_latency.py --plugin cnn --reps 50
     python benchmarks/onnx_latency.py --model lenet --model stn --batch 1 --batch 64
     python benchmarks/onnx_latency.py --device cuda --model mlp --model cnn
@@ -19,6 +20,13 @@ which a server pays too; torch's does not). The provider that really ran is read
 ``session.get_providers()``: where the CUDA provider could not be loaded the row says so and
 onnxruntime is not timed, rather than silently timing the CPU. ``--device cpu`` (the default)
 pins onnxruntime to the CPU provider.
+
+Every model is exported the way ``zoo export`` does it: through its family's ``export_model``
+hook where there is one (GraphRNN's graph-level step network, word2vec's lookup), timed in torch
+on the same inputs (the module the parity check compares against). Inputs at each batch size
+come from the test split; tasks whose examples come from the model (a recurrent step's state)
+have theirs repeated along the ``batch`` axes. Graph tasks answer every size with the whole
+test graph: one row. A model that cannot be exported is listed as FAILED with the reason.
 
 Prints one row per (model, batch): median milliseconds per call and the ratio ORT / torch
 (the issue's goal is ≤ 0.5 at batch 1).
@@ -59,7 +67,7 @@ def median_ms(fn, reps: int, warmup: int, inputs: tuple = (), sync=_no_sync) -> 
     return statistics.median(times)
 
 
-def ort_session(path: Path, device: str):
+def ort_session(path: Path, device: str, threads: int | None = None):
     """(session, note): onnxruntime on ``device``'s provider; ``note`` is empty when that provider
     really runs, else why not (onnxruntime falls back to the CPU without raising)."""
     import onnxruntime as ort
@@ -67,13 +75,13 @@ def ort_session(path: Path, device: str):
     from zoo.core.deploy.runtime import make_session
 
     if device == "cpu":
-        return make_session(path, providers=["CPUExecutionProvider"]), ""
+        return make_session(path, providers=["CPUExecutionProvider"], threads=threads), ""
     if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN from the nvidia-* wheels torch brought, if any
         try:
             ort.preload_dlls()
         except Exception:  # noqa: BLE001 - the provider check below reports what did not load
             pass
-    session = make_session(path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    session = make_session(path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"], threads=threads)
     ran = session.get_providers()[0]
     if ran == "CUDAExecutionProvider":
         return session, ""
@@ -83,8 +91,55 @@ def ort_session(path: Path, device: str):
                      f"for CUDA {built}, offers {', '.join(ort.get_available_providers())})")
 
 
+def exporter(entry, task, opset: int):
+    """The export ``zoo export`` runs for ``entry``: the family's ``export_model`` hook when one is
+    registered (GraphRNN's step network, word2vec's embedding lookup), else the core's default."""
+    from zoo.core import api
+    from zoo.core.contract.plugins import get_zoo
+
+    zoo = get_zoo()
+    api.resolve_config(entry.name)  # loads the entry's plugin
+    if not zoo.pm.hook.export_model.get_hookimpls():
+        return None
+    return lambda model, path: zoo.pm.hook.export_model(model=model, task=task, model_name=entry.name,
+                                                        path=path, opset=opset)
+
+
+def inputs_at(task, model, test, sizes: list[int]) -> tuple[list[tuple], list[int]]:
+    """(examples, batch sizes): the traced example first, then one per size that fits the test split.
+
+    Tasks that cut batches from the split take sizes (sequence tasks (batch, length) pairs:
+    sentences of 32 tokens); tasks whose examples come from the model (a recurrent step's state)
+    give their own, which are repeated along the axes named ``batch`` to reach each size.
+    """
+    import torch
+
+    from zoo.core.contract.task import Task
+
+    if type(task).export_examples is not Task.export_examples:
+        traced = task.export_examples(model, test)[0]
+        axes = task.dynamic_axes(None)
+        out = [traced]
+        for size in sizes:
+            args = []
+            for name, t in zip(task.input_names, traced):
+                axis = next((a for a, label in axes.get(name, {}).items() if label == "batch"), None)
+                index = torch.arange(size) % t.shape[axis] if axis is not None else None
+                args.append(t if axis is None else t.index_select(axis, index))
+            out.append(tuple(args))
+        return out, sizes
+    sizes = [b for b in sizes if b <= len(test)]
+    try:
+        return task.export_inputs(test, sizes=(3, *sizes)), sizes
+    except TypeError:  # sequence tasks take (batch, length) pairs
+        return task.export_inputs(test, sizes=((3, 7), *((b, 32) for b in sizes))), sizes
+
+
 def bench_model(name: str, batches: list[int], reps: int, warmup: int, folder: Path,
-                device: str = "cpu") -> list[dict]:
+                device: str = "cpu", rounds: int = 1, ort_threads: int | None = None) -> list[dict]:
+    """Rows of one model. ``rounds`` > 1 alternates the engines' blocks (torch, onnxruntime,
+    torch, ...) and keeps each engine's best block median: load from other processes on a
+    shared machine then hits both engines alike instead of whichever ran during it."""
     import torch
 
     from zoo.core import api
@@ -96,28 +151,34 @@ def bench_model(name: str, batches: list[int], reps: int, warmup: int, folder: P
     torch.manual_seed(0)
     dataset, task = api.load_data(run_config, entry)
     model = api.build_model(spec, run_config, dataset.info).eval()
-    test = dataset.test
-    sizes = [b for b in batches if b <= len(test)]
-    try:
-        examples = task.export_inputs(test, sizes=(3, *sizes))
-    except TypeError:  # sequence tasks take (batch, length) pairs: time sentences of 32 tokens
-        examples = task.export_inputs(test, sizes=((3, 7), *((b, 32) for b in sizes)))
+    examples, sizes = inputs_at(task, model, dataset.test.to("cpu"), batches)
     path = folder / f"{name}.onnx"
-    export_onnx(model, task, examples, task.dynamic_axes(dataset.info), path, opset=run_config.export.opset)
-    session, note = ort_session(path, device)
+    ec = run_config.export
+    export_onnx(model, task, examples[:1], task.dynamic_axes(dataset.info), path, opset=ec.opset,
+                atol=ec.atol, rtol=ec.rtol, override=exporter(entry, task, ec.opset))
+    session, note = ort_session(path, device, ort_threads)
     model = model.to(device)  # after the export, which moves the model to the CPU
     sync = torch.cuda.synchronize if device == "cuda" else _no_sync
     names = [i.name for i in session.get_inputs()]
-    rows = []
+    rows, seen = [], []
     for size, args in zip(sizes, examples[1:]):
+        shapes = [list(t.shape) for t in args]
+        if shapes in seen:  # a graph task answers every size with the whole test graph
+            continue
+        seen.append(shapes)
         feed = {n: t.numpy() for n, t in zip(names, args)}
-        with torch.no_grad():
-            torch_ms = median_ms(model, reps, warmup, tuple(t.to(device) for t in args), sync)
-        ort_ms = None if note else median_ms(lambda: session.run(None, feed), reps, warmup)
+        torch_times, ort_times = [], []
+        for _ in range(rounds):
+            with torch.no_grad():
+                torch_times.append(median_ms(model, reps, warmup, tuple(t.to(device) for t in args), sync))
+            if not note:
+                ort_times.append(median_ms(lambda: session.run(None, feed), reps, warmup))
+        torch_ms, ort_ms = min(torch_times), (min(ort_times) if ort_times else None)
         rows.append({"model": name, "dataset": run_config.data.name, "batch": size,
                      "params": sum(p.numel() for p in model.parameters()), "device": device,
                      "torch_ms": torch_ms, "ort_ms": ort_ms, "ratio": None if ort_ms is None else ort_ms / torch_ms,
-                     "provider": session.get_providers()[0], "note": note})
+                     "provider": session.get_providers()[0], "note": note,
+                     "shapes": shapes})
     return rows
 
 
@@ -125,10 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plugin", action="append", help=f"Families to include (default: {', '.join(DEFAULT_PLUGINS)}).")
     parser.add_argument("--model", action="append", help="Only these models (overrides --plugin).")
+    parser.add_argument("--all", action="store_true", help="Every model of the catalogue (overrides --plugin).")
     parser.add_argument("--batch", action="append", type=int, help="Batch sizes (default: 1 and 64).")
     parser.add_argument("--reps", type=int, default=30, help="Timed calls per engine and batch size.")
     parser.add_argument("--warmup", type=int, default=5, help="Untimed calls first.")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch and onnxruntime intra-op threads (default: each engine's own).")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="Alternating blocks per engine (torch, onnxruntime, torch, ...); the best "
+                             "block median of each engine is kept (default: 1).")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cpu: torch on the CPU, onnxruntime's CPU provider; cuda: torch on the GPU, "
                              "onnxruntime's CUDA provider (default: cpu).")
@@ -147,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     catalogue = load_catalogue()
     if args.model:
         names = args.model
+    elif args.all:
+        names = list(catalogue.models)
     else:
         plugins = args.plugin or list(DEFAULT_PLUGINS)
         names = [m.name for m in catalogue.models.values() if m.plugin in plugins]
@@ -155,20 +223,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             try:
-                rows += bench_model(name, batches, args.reps, args.warmup, Path(tmp), args.device)
+                rows += bench_model(name, batches, args.reps, args.warmup, Path(tmp), args.device, args.rounds,
+                                    args.threads)
             except Exception as err:  # noqa: BLE001 - one failing model must not hide the others
                 failures.append(f"{name}: {type(err).__name__}: {str(err)[:200]}")
             print(f"  done {name}", file=sys.stderr, flush=True)
 
     gpu = f", {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
     print(f"torch {torch.__version__}, device {args.device}{gpu}, {torch.get_num_threads()} torch threads, "
-          f"median of {args.reps} calls")
-    print("| model | dataset | params | batch | torch eager (ms) | onnxruntime (ms) | ORT / torch | provider |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+          f"{args.threads or 'default'} onnxruntime threads, median of {args.reps} calls, best of {args.rounds} "
+          f"alternating round(s)")
+    print("| model | dataset | params | batch | first input | torch eager (ms) | onnxruntime (ms) | ORT / torch "
+          "| provider |")
+    print("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- |")
     for r in rows:
         ort = f"{r['ort_ms']:.3f} | {r['ratio']:.2f}" if r["ort_ms"] is not None else "not timed | -"
         provider = r["note"] or r["provider"].replace("ExecutionProvider", "")
-        print(f"| {r['model']} | {r['dataset']} | {r['params']:,} | {r['batch']} | {r['torch_ms']:.3f} | "
+        shape = "×".join(map(str, r["shapes"][0]))
+        print(f"| {r['model']} | {r['dataset']} | {r['params']:,} | {r['batch']} | {shape} | {r['torch_ms']:.3f} | "
               f"{ort} | {provider} |")
     for line in failures:
         print(f"FAILED {line}")
@@ -176,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         import json
 
         Path(args.json).write_text(json.dumps({"reps": args.reps, "threads": torch.get_num_threads(),
+                                               "rounds": args.rounds,
                                                "device": args.device, "rows": rows, "failures": failures}))
     return 1 if failures or any(r["note"] for r in rows) else 0
 

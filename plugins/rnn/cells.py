@@ -4,11 +4,14 @@ Padding sits at the end of each sequence, so a left-to-right pass never mixes pa
 real positions; callers read only ``t < lengths`` (the backward direction is run on sequences
 reversed within their lengths, see :func:`zoo.plugins.sequence.pipeline.reverse_padded`).
 
-Hand-written recurrences (Elman for export, Jordan, peephole LSTM) are a ``step`` function
+Hand-written recurrences (Elman for export, Jordan, peephole LSTM in eager) are a ``step`` function
 ``(carry, x_t) → (carry, y_t)``. In eager mode a Python loop runs it (fast to differentiate);
 under ``torch.export`` (ONNX export) the same step goes through ``torch._higher_order_ops.scan``,
 which becomes an ONNX Scan with a dynamic time axis. A Python loop would be unrolled and the
 time axis silently frozen to the traced length.
+
+``nn.LSTM``/``nn.GRU`` and the peephole LSTM export as ONNX's own ``LSTM``/``GRU`` operator
+(:func:`onnx_recurrence`): one node that onnxruntime runs with its fused recurrent kernel.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ class ElmanCell(Recurrence):
         return (h,), h
 
     def forward(self, x, lengths):
+        # Not ONNX's own RNN operator: onnxruntime's CPU kernel for it was ~15× slower than this
+        # scan at batch 64 (hidden 64, 32 steps; docs/results.md), unlike its LSTM and GRU.
         if _exporting():
             return super().forward(x, lengths)
         return self.rnn(x)[0]
@@ -138,6 +143,16 @@ class PeepholeLSTMCell(Recurrence):
         zeros = x.new_zeros(x.shape[0], self.hidden_size)
         return (zeros, zeros.clone())
 
+    def forward(self, x, lengths):
+        if not _exporting():
+            return super().forward(x, lengths)
+        # ONNX's LSTM operator has these peepholes (input P, gates i, o, f): one fused node.
+        order = (0, 3, 1, 2)                           # (i, f, g, o) → ONNX's (i, o, f, c)
+        bias = torch.cat([_gates(self.inp.bias, order), torch.zeros_like(self.inp.bias)]).unsqueeze(0)
+        peepholes = self.peep[[0, 2, 1]].reshape(1, -1)                              # (1, 3H): i, o, f
+        return onnx_recurrence("LSTM", x, _gates(self.inp.weight, order), _gates(self.rec.weight, order),
+                               bias, self.hidden_size, peepholes=peepholes)
+
     def step(self, carry, xt):
         h, c = carry
         z = xt + self.rec(h)                                     # (B, 4H)
@@ -151,9 +166,10 @@ class PeepholeLSTMCell(Recurrence):
 
 
 class TorchCell(Recurrence):
-    """``nn.LSTM`` / ``nn.GRU``, one layer, one direction: their fused kernels to train, and the
-    same equations through the scan to export (the exporter froze the time axis of their
-    per-step outputs, which taggers and the autoencoder need).
+    """``nn.LSTM`` / ``nn.GRU``, one layer, one direction: their fused kernels to train, and
+    ONNX's own ``LSTM`` / ``GRU`` operator to export (:meth:`onnx_operator`; the exporter's own
+    translation froze the time axis of their per-step outputs, which taggers and the autoencoder
+    need). ``project``/``step`` keep the same equations as a scan, for reference and tests.
 
     LSTM (PyTorch's gate order i, f, g, o): ``c_t = f ⊙ c_{t−1} + i ⊙ g``, ``h_t = o ⊙ tanh(c_t)``.
     GRU (r, z, n): ``n = tanh(W_n x + b_in + r ⊙ (U_n h + b_hn))``, ``h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}``.
@@ -193,9 +209,55 @@ class TorchCell(Recurrence):
 
     def forward(self, x, lengths):
         if _exporting():
-            return super().forward(x, lengths)
+            return self.onnx_operator(x)
         return self.rnn(x)[0]
 
+    def onnx_operator(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer as ONNX's own ``LSTM`` / ``GRU`` operator (export only): ``[B, T, D] → [B, T, H]``.
+
+        The weights are reordered from PyTorch's gate order to ONNX's: LSTM ``(i, f, g, o) →
+        (i, o, f, c)``, GRU ``(r, z, n) → (z, r, h)``; GRU runs with ``linear_before_reset=1``,
+        which is PyTorch's ``r ⊙ (U_n h + b_hn)``.
+        """
+        order = (0, 3, 1, 2) if self.is_lstm else (1, 0, 2)
+        rnn = self.rnn
+        bias = torch.cat([_gates(rnn.bias_ih_l0, order), _gates(rnn.bias_hh_l0, order)]).unsqueeze(0)
+        return onnx_recurrence("LSTM" if self.is_lstm else "GRU", x, _gates(rnn.weight_ih_l0, order),
+                               _gates(rnn.weight_hh_l0, order), bias, self.hidden_size,
+                               **({} if self.is_lstm else {"linear_before_reset": 1}))
+
+
+def _gates(w: torch.Tensor, order: tuple[int, ...]) -> torch.Tensor:
+    """The gate blocks of ``w [G·H, ...]`` (stacked along dim 0) in another order."""
+    parts = w.chunk(len(order), dim=0)
+    return torch.cat([parts[k] for k in order], dim=0)
+
+
+def onnx_recurrence(op: str, x: torch.Tensor, w: torch.Tensor, r: torch.Tensor, bias: torch.Tensor,
+                    hidden_size: int, peepholes: torch.Tensor | None = None, **attrs) -> torch.Tensor:
+    """ONNX's own ``RNN`` / ``GRU`` / ``LSTM`` operator, forward direction, in an exported graph:
+    ``x [B, T, D] → outputs [B, T, H]`` (call only under export; eager has no kernel for it).
+
+    One fused node with the time axis symbolic, run by onnxruntime's recurrent kernel (the input
+    projection of all steps as one GEMM, then one small GEMM per step), where a Scan would run
+    a subgraph of a dozen nodes per step. No ``sequence_lens``: like ``nn.LSTM`` and the scan
+    the op also runs over the padding, so every output (padding included) matches torch.
+
+    Args:
+        op (str): ``"GRU"`` or ``"LSTM"`` (``"RNN"`` works too, but its kernel is slow).
+        w (Tensor): input weights ``[G·H, D]`` in ONNX's gate order (G = 1, 3, 4).
+        r (Tensor): recurrent weights ``[G·H, H]``, same order.
+        bias (Tensor): ``[1, 2·G·H]``, the input biases then the recurrent ones.
+        peepholes (Tensor, optional): LSTM peepholes ``[1, 3·H]`` in the order i, o, f.
+        **attrs: more ONNX attributes (``linear_before_reset``).
+    """
+    xs = x.transpose(0, 1)                                                   # (T, B, D)
+    inputs = [xs, w.unsqueeze(0), r.unsqueeze(0), bias]
+    if peepholes is not None:  # LSTM inputs 5-7: sequence_lens, initial_h, initial_c absent
+        inputs += [None, None, None, peepholes]
+    ys = torch.onnx.ops.symbolic(op, inputs, {"hidden_size": hidden_size, "direction": "forward", **attrs},
+                                 dtype=x.dtype, shape=(xs.shape[0], 1, xs.shape[1], hidden_size))
+    return ys.squeeze(1).transpose(0, 1)                                     # (T, 1, B, H) → (B, T, H)
 
 CELLS = {
     "elman": ElmanCell,

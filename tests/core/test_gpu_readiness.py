@@ -73,7 +73,8 @@ def test_deterministic_mode_fixes_the_cublas_workspace(monkeypatch):
 
 
 class _FakeSession:
-    def __init__(self, path, sess_options=None, providers=None):
+    def __init__(self, path, sess_options=None, providers=None, disabled_optimizers=None):
+        self.disabled_optimizers = disabled_optimizers
         names = [p[0] if isinstance(p, tuple) else p for p in providers]
         if "CUDAExecutionProvider" in names and _FakeSession.cuda_fails:
             raise RuntimeError("libcudnn.so.9: cannot open shared object file")
@@ -112,6 +113,13 @@ def test_cuda_that_fails_to_load_is_retried_on_the_cpu(fake_ort, caplog, monkeyp
     session = fake_ort.make_session("m.onnx", exact=True)
     assert session.requested == ["CPUExecutionProvider"]
     assert "could not use CUDAExecutionProvider" in caplog.text and "libcudnn" in caplog.text
+
+
+def test_skip_layer_norm_fusion_is_off_on_the_cpu_only(fake_ort, monkeypatch):
+    """Measured slower on the CPU provider (docs/results.md); CUDA sessions keep every rewrite."""
+    assert fake_ort.make_session("m.onnx").disabled_optimizers == []
+    monkeypatch.setattr(_FakeSession, "cuda_fails", True)
+    assert fake_ort.make_session("m.onnx").disabled_optimizers == ["SkipLayerNormFusion"]
 
 
 def test_parity_sessions_turn_tf32_off(fake_ort):

@@ -98,6 +98,18 @@ def test_stn_starts_as_the_identity_transform():
     assert torch.allclose(out, x, atol=1e-5)
 
 
+def test_stn_grid_is_affine_grids_for_any_theta():
+    """The fixed base grid times θᵀ (one matmul, fast in onnxruntime) is F.affine_grid's grid."""
+    from zoo.plugins.cnn.models import affine_base_grid
+
+    torch.manual_seed(0)
+    theta = torch.randn(5, 2, 3)
+    for size in (1, 7, 28):
+        grid = torch.matmul(affine_base_grid(size), theta.transpose(1, 2)).view(5, size, size, 2)
+        expected = torch.nn.functional.affine_grid(theta, (5, 1, size, size), align_corners=False)
+        torch.testing.assert_close(grid, expected, atol=1e-6, rtol=1e-5)
+
+
 def test_stn_out_size_changes_what_the_cnn_sees():
     config = SMALL["stn"][1].model_copy(update={"out_size": 24})
     model = build_stn(config, info(1, 40, 40)).eval()

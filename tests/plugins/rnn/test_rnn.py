@@ -25,25 +25,39 @@ def _split():
     return SequenceSplit(("tokens",), tokens=tokens, lengths=lengths, y=torch.zeros(5, dtype=torch.long))
 
 
+# The recurrent node each cell exports to: ONNX's own operator where it is fast, else a Scan.
+ONNX_NODE = {"elman": "Scan", "lstm": "LSTM", "gru": "GRU", "lstm-peephole": "LSTM", "jordan": "Scan"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_jordan_onnx_matches_torch_at_two_untraced_lengths(tmp_path, bidirectional):
+@pytest.mark.parametrize("cell,bidirectional", [("jordan", False), ("jordan", True), ("elman", True),
+                                                ("lstm", True), ("gru", False), ("lstm-peephole", True)])
+def test_onnx_matches_torch_at_two_untraced_lengths(tmp_path, cell, bidirectional):
+    """Traced at length 7, the file answers as torch at lengths 23 and 3 (padding included: the
+    per-token tagger's outputs at padded positions are compared too)."""
+    import onnx
+
     torch.manual_seed(0)
-    model = RNNModel("jordan", RNNConfig(name="jordan", embedding_dim=6, hidden_size=5,
-                                         bidirectional=bidirectional), INFO).eval()
-    task = SequenceClassification()
-    traced = task.export_inputs(_split())[:1]                       # traced at length 7
-    export_onnx(model, task, traced, task.dynamic_axes(INFO), tmp_path / "j.onnx")
-    session = make_session(tmp_path / "j.onnx")
-    for batch, length in [(2, 23), (4, 3)]:
-        tokens = torch.randint(2, 30, (batch, length))
-        lengths = torch.randint(1, length + 1, (batch,))
-        lengths[0] = length
-        got = session.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})[0]
-        with torch.no_grad():
-            expected = model(tokens, lengths).numpy()
-        assert got.shape == expected.shape == (batch, 3)
-        np.testing.assert_allclose(got, expected, atol=1e-5)
+    for head in ("pooled", "per_token"):
+        info = DataInfo(input_shape=(16,), num_classes=3, extra={"vocab_size": 30, "sequence_head": head})
+        model = RNNModel(cell, RNNConfig(name=cell, embedding_dim=6, hidden_size=5, layers=2,
+                                         bidirectional=bidirectional), info).eval()
+        task = SequenceClassification()
+        traced = task.export_inputs(_split())[:1]                       # traced at length 7
+        export_onnx(model, task, traced, task.dynamic_axes(INFO), tmp_path / "j.onnx")
+        nodes = [n.op_type for n in onnx.load(str(tmp_path / "j.onnx")).graph.node]
+        assert nodes.count(ONNX_NODE[cell]) == 2 * (1 + bidirectional), nodes
+        assert "Loop" not in nodes and (ONNX_NODE[cell] == "Scan" or "Scan" not in nodes)
+        session = make_session(tmp_path / "j.onnx")
+        for batch, length in [(2, 23), (4, 3)]:
+            tokens = torch.randint(2, 30, (batch, length))
+            lengths = torch.randint(1, length + 1, (batch,))
+            lengths[0] = length
+            got = session.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})[0]
+            with torch.no_grad():
+                expected = model(tokens, lengths).numpy()
+            assert got.shape == expected.shape == ((batch, 3) if head == "pooled" else (batch, length, 3))
+            np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("cell", ["elman", "jordan", "lstm", "lstm-peephole", "gru"])

@@ -162,3 +162,42 @@ def test_decoder_is_causal_and_respects_the_memory_mask():
     out2 = dec(y2, memory2, memory_mask=mmask)
     torch.testing.assert_close(out2[:, :3], out[:, :3], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(out2[:, 3:], out[:, 3:])
+
+
+@pytest.mark.slow
+def test_exported_encoder_takes_an_additive_mask_and_matches_torch(tmp_path):
+    """Under export a bool mask becomes the additive 0 / finfo.min bias (no Where(IsNaN) over
+    every attention weight in the graph); the file answers as torch at an untraced length."""
+    import onnx
+
+    from zoo.core.deploy.export import export_module
+    from zoo.core.deploy.runtime import make_session
+    from zoo.plugins.transformer.layers import additive_mask
+
+    q, k, v = _qkv()
+    mask = padding_mask(LENGTHS, T) & local_mask(T, 2)
+    rows = mask.expand(B, H, T, T).any(-1)                          # queries with an allowed key
+    assert not rows.all()  # the case the bias does not cover (models avoid it) is present
+    torch.testing.assert_close(F.scaled_dot_product_attention(q, k, v, attn_mask=additive_mask(mask, q.dtype))[rows],
+                               F.scaled_dot_product_attention(q, k, v, attn_mask=mask)[rows], atol=1e-6, rtol=1e-5)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = Encoder(16, 2, 32, 2, dropout=0.0)
+
+        def forward(self, x, lengths):
+            return self.encoder(x, padding_mask(lengths, x.shape[1]))
+
+    torch.manual_seed(0)
+    model = Model().eval()
+    path = tmp_path / "enc.onnx"
+    export_module(model, (torch.randn(3, 7, 16), torch.tensor([7, 4, 2])), path, ("x", "lengths"), ("y",),
+                  {"x": {0: "batch", 1: "time"}, "lengths": {0: "batch"}}, 18)
+    assert "IsNaN" not in {n.op_type for n in onnx.load(str(path)).graph.node}
+    x, lengths = torch.randn(2, 11, 16), torch.tensor([11, 5])
+    got = make_session(path).run(None, {"x": x.numpy(), "lengths": lengths.numpy()})[0]
+    with torch.no_grad():
+        expected = model(x, lengths).numpy()
+    keep = padding_mask(lengths, 11)[:, 0, 0, :, None].numpy()     # real tokens only
+    assert abs((got - expected) * keep).max() < 1e-4
