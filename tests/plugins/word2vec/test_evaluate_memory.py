@@ -1,0 +1,43 @@
+"""The analogy evaluation scores questions in chunks whose size bounds its memory, not its answer."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+from zoo.plugins.word2vec.evaluate import WordVectors, evaluate_analogies
+
+
+def _vectors(vocab: int = 300, dim: int = 8) -> WordVectors:
+    rng = np.random.default_rng(0)
+    return WordVectors([f"w{i}" for i in range(vocab)], rng.standard_normal((vocab, dim)).astype(np.float32))
+
+
+def _questions(path, vocab: int = 300, count: int = 200):
+    rng = np.random.default_rng(1)
+    lines = [": section"] + [" ".join(f"w{i}" for i in rng.integers(0, vocab, 4)) for _ in range(count)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_every_chunk_size_gives_the_same_accuracy(tmp_path):
+    vectors, path = _vectors(), _questions(tmp_path / "q.txt")
+    results = [evaluate_analogies(vectors, path, chunk=chunk) for chunk in (1, 7, 64, None, 10_000)]
+    assert results[0]["answered"] == 200
+    assert all(r == results[0] for r in results)
+
+
+def test_the_default_chunk_keeps_the_score_matrix_near_16_mib(tmp_path):
+    """[chunk, V] float32 scores: about 16 MiB by default however large the vocabulary (1,024
+    questions at a time against 30,000 words would hold 117 MiB)."""
+    vocab = 30_000  # the default `restrict`
+    vectors = _vectors(vocab, dim=4)
+    path = _questions(tmp_path / "q.txt", vocab=vocab, count=3_000)
+    tracemalloc.start()  # numpy reports its allocations to tracemalloc
+    try:
+        result = evaluate_analogies(vectors, path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result["answered"] == 3_000
+    assert peak < 32 * 2 ** 20, f"peak {peak / 2 ** 20:.0f} MiB"
