@@ -135,6 +135,10 @@ def child_hand(path: str, modules: list[str]) -> None:
     if hasattr(model, "attach_optimizer"):  # a model that applies its own sparse update (word2vec)
         model.attach_optimizer(optimizer, types.SimpleNamespace(**recipe["self_updating"]), 1)
 
+    def args(batch):  # the model's inputs in a batch (word2vec's windows: centres, contexts, mask)
+        keys = ("centre", "context", "mask") if "centre" in batch else recipe["inputs"]
+        return [batch[k] for k in keys]
+
     def loss_of(output, batch, reduction="mean"):
         if recipe["loss"] == "pairs":
             loss_sum, count = output
@@ -149,7 +153,7 @@ def child_hand(path: str, modules: list[str]) -> None:
         model.eval()
         total_loss = torch.zeros(())
         for batch in split.batches(recipe["eval_batch_size"]):
-            output = model(*(batch[k] for k in recipe["inputs"]))
+            output = model(*args(batch))
             total_loss += loss_of(output, batch, "sum").float()
         return float(total_loss)
 
@@ -159,7 +163,7 @@ def child_hand(path: str, modules: list[str]) -> None:
         model.train()
         epoch_loss = torch.zeros(())
         for batch in train.batches(recipe["batch_size"], torch.randperm(len(train), generator=generator)):
-            loss = loss_of(model(*(batch[k] for k in recipe["inputs"])), batch)
+            loss = loss_of(model(*args(batch)), batch)
             if loss.requires_grad:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
