@@ -13,7 +13,9 @@ For one model of each family, three fresh interpreters are measured, each by the
    optimizer, learning-rate schedule and gradient clipping; validation every epoch and the test
    at the end, with the task's loss written out by hand. No run directory, no checkpoints.
    Its data arrive as ready tensors (``torch.load``), the cheapest possible loading: whatever
-   zoo's dataset loader holds while decoding the files counts against zoo.
+   zoo's dataset loader holds while decoding the files counts against zoo. A short run of it
+   (two steps) first fills the on-disk caches of compiled kernels (word2vec's numba kernels),
+   so that neither side pays for compiling them.
 3. Baselines after imports: ``import torch`` plus what each side imports before any work
    (zoo: the CLI, the catalogue and the model's plugin via ``resolve_config``; hand: the
    modules of the model and split classes), so the difference of the peaks can be told
@@ -97,8 +99,9 @@ def child_prepare(model: str, epochs: int, path: str) -> None:
     print(json.dumps({"modules": modules, "task": task.name}))
 
 
-def child_hand(path: str, modules: list[str]) -> None:
-    """The hand-written loop (see the module docstring)."""
+def child_hand(path: str, modules: list[str], warm: bool = False) -> None:
+    """The hand-written loop (see the module docstring); ``warm``: two steps and one evaluation
+    batch only, so that compiled kernels (numba's on-disk cache) exist before either side is measured."""
     import importlib
     import math
     import types
@@ -155,6 +158,8 @@ def child_hand(path: str, modules: list[str]) -> None:
         for batch in split.batches(recipe["eval_batch_size"]):
             output = model(*args(batch))
             total_loss += loss_of(output, batch, "sum").float()
+            if warm:
+                break
         return float(total_loss)
 
     torch.manual_seed(recipe["seed"])
@@ -172,6 +177,8 @@ def child_hand(path: str, modules: list[str]) -> None:
             optimizer.step()
             scheduler.step()
             epoch_loss += loss.detach().float()
+            if warm and scheduler.last_epoch >= 2:
+                break
         float(epoch_loss)
         if val is not None:
             evaluate(val)
@@ -187,10 +194,12 @@ def measure_model(model: str, epochs: int, export: bool, env: dict[str, str], tm
     saved = tmp / f"{model}.pt"
     _, out = _measure([py, me, "--child", "prepare", model, str(epochs), str(saved)], env)
     prepared = json.loads(out.strip().splitlines()[-1])
+    hand = [py, me, "--child", "hand", str(saved), ",".join(prepared["modules"])]
+    _measure(hand[:3] + ["hand-warm"] + hand[4:], env)  # kernels compiled and cached, for both sides
     zoo_base = json.loads(_measure([py, me, "--child", "zoo-baseline", model], env)[1].splitlines()[-1])["baseline"]
     train = [py, "-m", "zoo", "train", model, "--epochs", str(epochs), "-q", "--force"]
     zoo_peak, _ = _measure(train + ["--no-export", "--out", str(tmp / f"run-{model}")], env)
-    hand_peak, out = _measure([py, me, "--child", "hand", str(saved), ",".join(prepared["modules"])], env)
+    hand_peak, out = _measure(hand, env)
     hand_base = json.loads(out.strip().splitlines()[-1])["baseline"]
     row = {"model": model, "task": prepared["task"], "epochs": epochs, "zoo_peak": zoo_peak, "hand_peak": hand_peak,
            "zoo_baseline": zoo_base, "hand_baseline": hand_base, "ratio": zoo_peak / hand_peak,
@@ -216,7 +225,7 @@ def main() -> None:
             return child_prepare(rest[0], int(rest[1]), rest[2])
         if kind == "zoo-baseline":
             return child_zoo_baseline(rest[0])
-        return child_hand(rest[0], rest[1].split(","))
+        return child_hand(rest[0], rest[1].split(","), warm=kind == "hand-warm")
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
