@@ -5,6 +5,8 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+import pytest
+from zoo.plugins.word2vec import evaluate
 from zoo.plugins.word2vec.evaluate import WordVectors, evaluate_analogies
 
 
@@ -41,3 +43,29 @@ def test_the_default_chunk_keeps_the_score_matrix_near_16_mib(tmp_path):
         tracemalloc.stop()
     assert result["answered"] == 3_000
     assert peak < 32 * 2 ** 20, f"peak {peak / 2 ** 20:.0f} MiB"
+
+
+def test_spearman_matches_scipy_with_ties_and_is_nan_when_undefined():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        n = int(rng.integers(2, 60))
+        x, y = rng.integers(0, 6, n).astype(float), rng.standard_normal(n).round(1)  # many ties
+        if np.ptp(x) == 0 or np.ptp(y) == 0:
+            continue
+        assert evaluate.spearman(x, y) == pytest.approx(scipy_stats.spearmanr(x, y).statistic, abs=1e-12)
+    assert evaluate.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(evaluate.spearman([1.0], [2.0])) and np.isnan(evaluate.spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_the_word_pair_evaluation_does_not_import_scipy_stats(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "pairs.tsv"
+    path.write_text("# c\nw1\tw2\t3.0\nw3\tw4\t1.0\nw5\tw6\t2.5\n", encoding="utf-8")
+    code = ("import sys, numpy as np; from zoo.plugins.word2vec.evaluate import WordVectors, evaluate_pairs; "
+            "v = WordVectors([f'w{i}' for i in range(8)], np.random.default_rng(0).standard_normal((8, 3)).astype('float32')); "
+            f"r = evaluate_pairs(v, {str(path)!r}); print(r['pairs'], 'scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["3", "False"]
