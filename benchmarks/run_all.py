@@ -179,6 +179,24 @@ def render_sweep(d: dict) -> str:
 # -- the benchmarks ---------------------------------------------------------------------------
 
 
+def render_memory(d: dict) -> str:
+    export = any("zoo_export_peak" in r for r in d["rows"])
+    rows = []
+    for r in d["rows"]:
+        if "error" in r:
+            rows.append([r["model"], f"failed: {r['error']}"] + [""] * (6 + export))
+            continue
+        work = (r["zoo_peak"] - r["zoo_baseline"], r["hand_peak"] - r["hand_baseline"])
+        rows.append([r["model"], r["task"], f"{r['zoo_baseline']:.0f}", f"{r['hand_baseline']:.0f}",
+                     f"{r['zoo_peak']:.0f}", f"{r['hand_peak']:.0f}", _ratio(r["zoo_peak"], r["hand_peak"]),
+                     _ratio(*work)] + ([f"{r['zoo_export_peak']:.0f}"] if export else []))
+    header = ["model", "task", "zoo after imports MiB", "hand after imports MiB", "`zoo train --no-export` peak MiB",
+              "hand loop peak MiB", "ratio zoo / hand", "ratio (peak − imports)"]
+    return (f"Peak RSS (`ru_maxrss`) of fresh processes, {d['epochs']} epoch(s), the same model, splits, batch "
+            f"sizes and optimizer; the hand loop reads ready tensors (goal ratio ≤ 1.1).\n\n"
+            + _table(header + (["zoo train with export, peak MiB"] if export else []), rows))
+
+
 @dataclass
 class Bench:
     key: str
@@ -209,6 +227,8 @@ BENCHMARKS = [
           ["--repeats", "3"], ["--repeats", "10"], render_startup),
     Bench("trainer", "Trainer overhead vs a hand-written loop", "trainer_overhead.py",
           ["--epochs", "1", "--repeats", "1"], [], render_trainer, device=True),
+    Bench("memory", "Peak RSS of `zoo train` vs a hand-written loop, one model per family", "train_memory.py",
+          ["--epochs", "1", "--models", "mlp,gcn,skipgram"], ["--epochs", "2", "--export"], render_memory),
     Bench("cnn", "CNN training throughput vs a DataLoader loop", "cnn_throughput.py",
           ["--steps", "30", "--batch-size", "64", "--warmup", "3"], [], render_cnn, device=True),
     Bench("onnx", "onnxruntime vs torch eager latency, per family", "onnx_latency.py",

@@ -358,6 +358,7 @@ def _run_training(entry, spec, run_config, run, checkpoint, previous, out, force
     try:
         with _sigterm_as_interrupt():
             result = trainer.fit(checkpoint)
+            del trainer  # it holds the training data, released before the export (_finish)
             if dist.enabled:
                 session.summary["rank_weights_sha256"] = result["rank_weights_sha256"]
             if not dist.is_main:  # rank 0 tests, exports and writes the summary
@@ -504,6 +505,11 @@ def _finish(session: _Session, result: dict[str, Any]) -> None:
     summary, run, net, task, dataset = session.summary, session.run, session.net, session.task, session.dataset
     run_config, log = session.run_config, session.log
     result["test"].update(task.evaluate_model(net, dataset))  # e.g. a generative model's samples
+    # Training is over: let the training and validation samples go before the export and the
+    # plots import and allocate (onnx, onnxruntime, matplotlib), so that the run's peak memory
+    # is not the whole dataset plus the exporter.
+    session.dataset = dataset = dataset.test_only()
+    session.data_on_device = session.data_on_device.test_only()
     summary.update({
         "status": "finished", "phase": "export", "metrics": result["test"], "epochs": result["epochs"],
         "best_epoch": result["best_epoch"], "stopped_early": result["stopped_early"],

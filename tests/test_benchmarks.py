@@ -54,3 +54,13 @@ def test_serve_load_skips_the_peer_with_a_reason_when_mlserver_is_missing(tmp_pa
     text = _run_all().render_serve({"requests": 10, "repeats": 1, "rows": [], "peer": "mlserver",
                                     "peer_skipped": why})
     assert "Peer skipped: MLServer is not installed" in text
+
+
+def test_memory_rows_compute_both_ratios_and_keep_a_failed_model():
+    text = _run_all().render_memory({"epochs": 1, "rows": [
+        {"model": "mlp", "task": "classification", "zoo_baseline": 240.0, "hand_baseline": 220.0,
+         "zoo_peak": 660.0, "hand_peak": 600.0},
+        {"model": "gcn", "error": "data missing"}]})
+    assert "| mlp | classification | 240 | 220 | 660 | 600 | 1.10 | 1.11 |" in text  # 420 / 380
+    assert "| gcn | failed: data missing |" in text
+    assert all(line.count("|") == 9 for line in text.splitlines() if line.startswith("|"))

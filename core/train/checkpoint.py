@@ -44,7 +44,7 @@ def _feed(h, value: Any) -> None:
             _feed(h, tensor.values())
             return
         h.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
-        h.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy())  # its buffer: no bytes copy
     elif isinstance(value, dict):
         h.update(f"D{len(value)}".encode())
         for key, item in value.items():

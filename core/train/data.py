@@ -173,6 +173,14 @@ class Dataset:
             test = test.subset(torch.arange(limit))
         return Dataset(train=train, val=val, test=test, info=self.info)
 
+    def test_only(self) -> Dataset:
+        """This dataset without its training and validation samples, for the work after training
+        (test-time metrics, export, plots): ``train`` is the test split itself, ``val`` is dropped.
+        Once nothing else holds the full dataset its training tensors (usually most of the data)
+        are freed, so that work adds its own memory (onnx, onnxruntime, matplotlib) to the model
+        and the test split rather than to the whole dataset."""
+        return Dataset(train=self.test, test=self.test, info=self.info)
+
     def to(self, device: torch.device | str) -> Dataset:
         """The splits on ``device``; a tensor that several splits share is moved once (:func:`to_device`)."""
         token = _MOVED.set({})
