@@ -17,7 +17,8 @@ def test_config_shows_the_dataset_option_defaults():
     shown = api.show_config("lstm")["data"]["options"]
     assert shown == defaults and shown["max_length"] == 128
     assert api.show_config("lstm", sets=("data.options.max_length=64",))["data"]["options"]["max_length"] == 64
-    assert api.show_config("gcn", sets=("data.name=karate",))["data"]["options"] == {}  # takes none
+    # karate takes only the neighbour-sampling options (graphsage-sampled), off by default
+    assert api.show_config("gcn", sets=("data.name=karate",))["data"]["options"] == {"fanouts": None, "sample_seed": 0}
 
 
 def test_config_validates_option_values_and_keys():
