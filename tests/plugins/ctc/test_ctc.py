@@ -29,7 +29,8 @@ from zoo.plugins.ctc.task import SequenceRecognition
 
 
 def _log(rows) -> np.ndarray:
-    return np.log(np.asarray(rows, dtype=np.float64))
+    with np.errstate(divide="ignore"):  # a probability of 0 is log −inf on purpose
+        return np.log(np.asarray(rows, dtype=np.float64))
 
 
 # -- decoding ---------------------------------------------------------------------------------
