@@ -224,8 +224,9 @@ def serve(targets: list[str], host: str = "127.0.0.1", port: int = 8000, max_bat
         # uvicorn handles SIGINT/SIGTERM gracefully: stop accepting, finish in-flight requests, exit.
         # No access log and no X-Forwarded-* rewriting: both cost per request and serve no purpose
         # on a model server bound to loopback by default. No websockets: nothing here speaks them.
+        # No "server: uvicorn" header: it names the software to every client and costs per response.
         config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30, access_log=False,
-                                proxy_headers=False, ws="none", timeout_keep_alive=idle_timeout,
+                                proxy_headers=False, ws="none", timeout_keep_alive=idle_timeout, server_header=False,
                                 http=guarded_protocol(AutoHTTPProtocol, read_timeout),
                                 ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
                                 limit_concurrency=max_connections)

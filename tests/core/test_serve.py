@@ -874,6 +874,16 @@ def _server(*args, env: dict | None = None, scheme: str = "http", verify=True):
 
 
 @pytest.mark.slow
+def test_answers_do_not_name_the_server_software(runs):
+    import httpx
+
+    with _server(runs / "linear") as (base, _):
+        answer = httpx.post(f"{base}/v2/models/linear/infer", json={"inputs": [OK]})
+        assert answer.status_code == 200 and "date" in answer.headers
+        assert "server" not in answer.headers, answer.headers
+
+
+@pytest.mark.slow
 def test_https_with_an_api_key_and_the_connection_kept_after_a_bad_request(runs, tmp_path):
     import http.client
     import ssl
