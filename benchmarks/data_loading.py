@@ -12,8 +12,7 @@ the seconds of the load call (wall, and CPU over all threads: steadier on a shar
 peak RSS of the process, and the peak growth over the RSS after imports (what loading itself
 cost, without torch's, pandas' or pyarrow's import).
 ``--threads N`` sets ``OMP_NUM_THREADS`` in the children, which also caps pyarrow's threads; by
-default each side uses what it uses on a user's machine (pyarrow parses on every core, pandas'
-C parser on one).
+default each side uses the threads it uses on a user's machine.
 
 Loaders compared (goal: zoo ≤ 1.2× the peer's time and memory):
 
