@@ -136,7 +136,8 @@ def inputs_at(task, model, test, sizes: list[int]) -> tuple[list[tuple], list[in
 
 
 def bench_model(name: str, batches: list[int], reps: int, warmup: int, folder: Path,
-                device: str = "cpu", rounds: int = 1, ort_threads: int | None = None) -> list[dict]:
+                device: str = "cpu", rounds: int = 1, ort_threads: int | None = None,
+                opset: int | None = None) -> list[dict]:
     """Rows of one model. ``rounds`` > 1 alternates the engines' blocks (torch, onnxruntime,
     torch, ...) and keeps each engine's best block median: load from other processes on a
     shared machine then hits both engines alike instead of whichever ran during it."""
@@ -147,7 +148,8 @@ def bench_model(name: str, batches: list[int], reps: int, warmup: int, folder: P
     from zoo.core.deploy.export import export_onnx
 
     entry = load_catalogue().models[name]
-    _, spec, run_config = api.resolve_config(name, options={"train": {"device": "cpu"}})
+    options = {"train": {"device": "cpu"}, **({"export": {"opset": opset}} if opset else {})}
+    _, spec, run_config = api.resolve_config(name, options=options)
     torch.manual_seed(0)
     dataset, task = api.load_data(run_config, entry)
     model = api.build_model(spec, run_config, dataset.info).eval()
@@ -198,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cpu: torch on the CPU, onnxruntime's CPU provider; cuda: torch on the GPU, "
                              "onnxruntime's CUDA provider (default: cpu).")
+    parser.add_argument("--opset", type=int, default=None,
+                        help="Export at this ONNX opset instead of each model's export.opset (e.g. 18 "
+                             "vs 23 for the transformers' fused Attention).")
     parser.add_argument("--json", help="Also write the rows (and failures) to this JSON file.")
     args = parser.parse_args(argv)
 
@@ -224,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             try:
                 rows += bench_model(name, batches, args.reps, args.warmup, Path(tmp), args.device, args.rounds,
-                                    args.threads)
+                                    args.threads, args.opset)
             except Exception as err:  # noqa: BLE001 - one failing model must not hide the others
                 failures.append(f"{name}: {type(err).__name__}: {str(err)[:200]}")
             print(f"  done {name}", file=sys.stderr, flush=True)

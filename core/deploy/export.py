@@ -96,6 +96,21 @@ def failure_reason(err: BaseException) -> str:
     return reason if len(reason) <= 400 else reason[:397] + "..."
 
 
+# The opset of the export in progress (None outside one): modules that emit ONNX operators of
+# their own read it through export_opset() to choose between operator versions.
+_opset: contextvars.ContextVar[int | None] = contextvars.ContextVar("zoo_export_opset", default=None)
+
+
+def export_opset() -> int | None:
+    """The ONNX opset that :func:`export_module` is exporting to while it traces, else None.
+
+    ``torch.compiler.is_exporting()`` says that a trace runs, not for which opset; a module that
+    writes an operator through ``torch.onnx.ops.symbolic`` needs to know whether the default
+    domain has it (ONNX's ``Attention`` exists from opset 23).
+    """
+    return _opset.get()
+
+
 def export_module(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
                   input_names: tuple[str, ...], output_names: tuple[str, ...],
                   axes: dict[str, dict[int, str]], opset: int) -> None:
@@ -115,6 +130,7 @@ def export_module(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
+    token = _opset.set(opset)
     try:
         with warnings.catch_warnings(), captured_console() as console:
             warnings.simplefilter("ignore")
@@ -133,6 +149,7 @@ def export_module(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
         traceback.print_exception(err, file=console)
         raise ExportError(f"ONNX export failed: {failure_reason(err)}") from err
     finally:
+        _opset.reset(token)
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
     frozen = frozen_axes(onnx.load(str(path)), axes)

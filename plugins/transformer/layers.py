@@ -106,6 +106,41 @@ def additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
 
 
+ATTENTION_OPSET = 23   # the first opset whose default domain has ``Attention``
+
+
+def onnx_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, heads: int) -> Tensor:
+    """ONNX's fused ``Attention`` operator (opset 23) in an exported graph: ``q [B, Tq, D]``,
+    ``k``/``v`` ``[B, Tk, D]`` (heads not split), ``mask`` broadcastable to ``[B, H, Tq, Tk]``
+    → ``[B, Tq, D]`` (heads merged). Call only under an export to opset ≥ 23.
+
+    The same maths as ``F.scaled_dot_product_attention``, ``softmax(q_h k_hᵀ / √d + mask) v_h``
+    per head, as one node: onnxruntime runs it with its attention kernel, where the exporter's
+    own translation at lower opsets is a dozen nodes over the ``[B, H, Tq, Tk]`` scores
+    (Transpose, MatMul, Mul, Add, Softmax, MatMul, Transpose) that its CPU optimiser leaves
+    unfused. Inputs stay 3-D (``q_num_heads``/``kv_num_heads`` attributes), so no Transpose
+    splits or merges the heads. The mask (bool, True = may attend, or an additive bias) is
+    expanded to ``[B | 1, H | 1, Tq, Tk]``: the kernel broadcasts the two leading axes only.
+    """
+    inputs: list[Tensor | None] = [q, k, v]
+    if mask is not None:
+        while mask.dim() < 4:
+            mask = mask.unsqueeze(0)
+        inputs.append(mask.expand(mask.shape[0], mask.shape[1], q.shape[1], k.shape[1]))
+    return torch.onnx.ops.symbolic("Attention", inputs, {"q_num_heads": heads, "kv_num_heads": heads},
+                                   dtype=q.dtype, shape=q.shape, version=ATTENTION_OPSET)
+
+
+def _fused_export() -> bool:
+    """True while exporting to an opset that has ONNX's ``Attention`` (:func:`onnx_attention`)."""
+    if not torch.compiler.is_exporting():
+        return False
+    from zoo.core.deploy.export import export_opset
+
+    opset = export_opset()
+    return opset is not None and opset >= ATTENTION_OPSET
+
+
 class MultiHeadAttention(nn.Module):
     """``H`` attention heads of width ``d = D / H`` in parallel, then an output projection.
 
@@ -144,6 +179,8 @@ class MultiHeadAttention(nn.Module):
             q = F.linear(query, w_q, b_q)                                   # (B, Tq, D)
             k = F.linear(key, w_k, b_k)                                     # (B, Tk, D)
             v = F.linear(value, w_v, b_v)                                   # (B, Tk, D)
+        if self.use_sdpa and _fused_export():
+            return self.out_proj(onnx_attention(q, k, v, mask, self.heads))  # (B, Tq, D)
         q, k, v = self._split(q), self._split(k), self._split(v)            # (B, H, T·, d)
         p = self.dropout if self.training else 0.0
         if self.use_sdpa:

@@ -134,3 +134,15 @@ def test_predict_token_arrays_match_raw_text(sst2_run, tmp_path):
     by_ids, _ = api.predict(str(sst2_run), str(arrays))
     assert by_ids[0]["label"] == by_text[0]["label"]
     assert np.allclose(by_ids[0].get("probabilities", [0]), by_text[0].get("probabilities", [0]))
+
+
+def test_every_catalogue_transformer_exports_at_the_opset_of_the_fused_attention():
+    """Their defaults ask for opset 23, where attention exports as ONNX's one ``Attention`` node
+    (plugins/transformer/layers.py); a model that forgot would export the slow unfused form."""
+    from zoo.plugins.transformer.layers import ATTENTION_OPSET
+
+    names = [m.name for m in load_catalogue().models.values() if m.plugin == "transformer"]
+    assert len(names) >= 5
+    for name in names:
+        _, _, run_config = api.resolve_config(name)
+        assert run_config.export.opset >= ATTENTION_OPSET, name

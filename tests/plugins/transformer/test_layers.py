@@ -194,10 +194,113 @@ def test_exported_encoder_takes_an_additive_mask_and_matches_torch(tmp_path):
     path = tmp_path / "enc.onnx"
     export_module(model, (torch.randn(3, 7, 16), torch.tensor([7, 4, 2])), path, ("x", "lengths"), ("y",),
                   {"x": {0: "batch", 1: "time"}, "lengths": {0: "batch"}}, 18)
-    assert "IsNaN" not in {n.op_type for n in onnx.load(str(path)).graph.node}
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "IsNaN" not in ops and "Attention" not in ops  # below opset 23: the exporter's own form
     x, lengths = torch.randn(2, 11, 16), torch.tensor([11, 5])
     got = make_session(path).run(None, {"x": x.numpy(), "lengths": lengths.numpy()})[0]
     with torch.no_grad():
         expected = model(x, lengths).numpy()
     keep = padding_mask(lengths, 11)[:, 0, 0, :, None].numpy()     # real tokens only
     assert abs((got - expected) * keep).max() < 1e-4
+
+
+class _Seq2Seq(torch.nn.Module):
+    """Encoder (padding mask) and decoder (causal & target padding, cross-attention to the
+    source's real tokens): every mask form the catalogue's seq2seq model uses."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = Encoder(16, 2, 32, 1, dropout=0.0, norm_first=True)
+        self.decoder = Decoder(16, 2, 32, 1, dropout=0.0, norm_first=True)
+
+    def forward(self, x, lengths, y, y_lengths):
+        memory = self.encoder(x, padding_mask(lengths, x.shape[1]))
+        return self.decoder(y, memory, padding_mask(y_lengths, y.shape[1]), padding_mask(lengths, x.shape[1]))
+
+
+class _LocalEncoder(torch.nn.Module):
+    """Windowed attention as SequenceTransformer builds it: a [B, 1, T, T] mask, no empty row."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = Encoder(16, 2, 32, 2, dropout=0.0)
+
+    def forward(self, x, lengths):
+        keys = padding_mask(lengths, x.shape[1])
+        return self.encoder(x, local_mask(x.shape[1], 1) & (keys | ~keys.transpose(-1, -2)))
+
+
+class _PlainEncoder(torch.nn.Module):
+    """No mask at all (ViT)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = Encoder(16, 2, 32, 2, dropout=0.0, norm_first=True, activation="gelu")
+
+    def forward(self, x, lengths):
+        return self.encoder(x)
+
+
+def _inputs(model, batch, t, seed):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, t + 1, (batch,), generator=g)
+    lengths[0] = t
+    x = torch.randn(batch, t, 16, generator=g)
+    if isinstance(model, _Seq2Seq):
+        ty = max(t - 2, 2)
+        y_lengths = torch.randint(1, ty + 1, (batch,), generator=g)
+        y_lengths[0] = ty
+        return (x, lengths, torch.randn(batch, ty, 16, generator=g), y_lengths), y_lengths
+    return (x, lengths), lengths
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", [_Seq2Seq, _LocalEncoder, _PlainEncoder])
+def test_opset_23_export_is_one_fused_attention_node_per_layer_with_parity(tmp_path, kind):
+    """At opset 23 every attention is ONNX's ``Attention`` (no Softmax over [B, H, Tq, Tk] left),
+    the checker accepts the file, and onnxruntime answers as torch at untraced lengths and batch
+    sizes, padded rows included (compared on real tokens, whose outputs are used)."""
+    import onnx
+
+    from zoo.core.deploy.export import export_module
+    from zoo.core.deploy.runtime import make_session
+
+    torch.manual_seed(0)
+    model = kind().eval()
+    args, _ = _inputs(model, 3, 7, seed=0)
+    names = ("x", "lengths", "y", "y_lengths")[:len(args)]
+    axes = {"x": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "y": {0: "batch", 1: "out"},
+            "y_lengths": {0: "batch"}}
+    path = tmp_path / "attn.onnx"
+    export_module(model, args, path, names, ("out",), {n: axes[n] for n in names}, 23)
+    graph = onnx.load(str(path))
+    onnx.checker.check_model(graph, full_check=True)
+    ops = [n.op_type for n in graph.graph.node]
+    layers = 3 if kind is _Seq2Seq else 2                           # self, self + cross
+    assert ops.count("Attention") == layers and "Softmax" not in ops
+    session = make_session(path)
+    for batch, t, seed in ((2, 11, 1), (5, 4, 2), (1, 1, 3)):
+        args, real = _inputs(model, batch, max(t, 2) if kind is _Seq2Seq else t, seed)
+        got = session.run(None, {n: a.numpy() for n, a in zip(names, args)})[0]
+        with torch.no_grad():
+            expected = model(*args).numpy()
+        keep = padding_mask(real, got.shape[1])[:, 0, 0, :, None].numpy()
+        if kind is _PlainEncoder:
+            keep = keep | True                                      # no padding: every row counts
+        assert abs((got - expected) * keep).max() < 1e-4, (batch, t)
+
+
+def test_export_opset_is_set_only_while_exporting(tmp_path):
+    """``export_opset()`` is what layers read to choose ONNX's Attention (opset ≥ 23)."""
+    from zoo.core.deploy.export import export_module, export_opset
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append(export_opset())
+            return x * 2
+
+    assert export_opset() is None
+    export_module(Probe(), (torch.randn(2, 3),), tmp_path / "p.onnx", ("x",), ("y",), {"x": {0: "batch"}}, 23)
+    assert seen and set(seen) == {23} and export_opset() is None
