@@ -112,14 +112,14 @@ def runtime_findings() -> list[Finding]:
                         "on the CPU", True)]
     torch_major = (torch.version.cuda or "").split(".")[0]
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        spec = "onnxruntime-gpu>=1.27" if torch_major == "13" else "onnxruntime-gpu>=1.20,<1.27"
+        spec = "onnxruntime-gpu>=1.27" if torch_major == "13" else "onnxruntime-gpu>=1.23,<1.27"
         return [Finding("runtime", "gpu", f"onnxruntime {onnxruntime.__version__} has no CUDA provider: "
                         f"pip uninstall -y onnxruntime && pip install '{spec}'", False)]
     from onnxruntime.capi import build_and_package_info as build
 
     ort_major = str(getattr(build, "cuda_version", "") or "").split(".")[0]
     if ort_major and ort_major != torch_major:
-        spec = "onnxruntime-gpu>=1.27" if torch_major == "13" else "onnxruntime-gpu>=1.20,<1.27"
+        spec = "onnxruntime-gpu>=1.27" if torch_major == "13" else "onnxruntime-gpu>=1.23,<1.27"
         return [Finding("runtime", "gpu", f"onnxruntime-gpu {onnxruntime.__version__} is built for CUDA "
                         f"{build.cuda_version}, torch for CUDA {torch.version.cuda}: pip install '{spec}'", False)]
     return [Finding("runtime", "gpu", f"torch CUDA {torch.version.cuda}, onnxruntime-gpu "

@@ -116,7 +116,7 @@ ort_spec() {  # the onnxruntime-gpu builds for torch's CUDA major; empty for a t
   # onnxruntime-gpu 1.27 and later on PyPI are built for CUDA 13, 1.19 to 1.26 for CUDA 12 (their
   # [cuda] extras require nvidia-cuda-runtime 13 / nvidia-cuda-runtime-cu12): the newest wheel
   # that `pip install -e .` picks would not load next to a CUDA 12 torch.
-  "$PY" -c "import torch; print({'12': 'onnxruntime-gpu>=1.20,<1.27', '13': 'onnxruntime-gpu>=1.27'}.get(
+  "$PY" -c "import torch; print({'12': 'onnxruntime-gpu>=1.23,<1.27', '13': 'onnxruntime-gpu>=1.27'}.get(
     (torch.version.cuda or '').split('.')[0], '') if torch.cuda.is_available() else '')" 2>/dev/null
 }
 
