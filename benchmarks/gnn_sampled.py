@@ -33,16 +33,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-class PygSAGE(nn.Module):
-    def __init__(self, f: int, c: int, hidden: int = 16, dropout: float = 0.5) -> None:
-        super().__init__()
-        from torch_geometric.nn import SAGEConv
+def PygSAGE(f: int, c: int) -> nn.Module:  # noqa: N802 - used as a model class
+    from gnn_scale import PygTwoLayer  # benchmarks/ is on sys.path (above)
 
-        self.conv1, self.conv2, self.dropout = SAGEConv(f, hidden), SAGEConv(hidden, c), dropout
-
-    def forward(self, x, edge_index):
-        x = F.relu(self.conv1(F.dropout(x, self.dropout, self.training), edge_index))
-        return self.conv2(F.dropout(x, self.dropout, self.training), edge_index)
+    return PygTwoLayer("SAGEConv", f, c)
 
 
 def load(args) -> dict:

@@ -87,16 +87,23 @@ def zoo_model(name: str, features: int, classes: int) -> nn.Module:
     return cls(config_class(name=name, row_normalize=False), info)
 
 
-class PygGCN(nn.Module):
-    def __init__(self, f: int, c: int, hidden: int = 16, dropout: float = 0.5) -> None:
-        super().__init__()
-        from torch_geometric.nn import GCNConv
+class PygTwoLayer(nn.Module):
+    """Two PyG convolutions ``conv`` (a torch_geometric.nn class name) with ReLU and dropout between."""
 
-        self.conv1, self.conv2, self.dropout = GCNConv(f, hidden), GCNConv(hidden, c), dropout
+    def __init__(self, conv: str, f: int, c: int, hidden: int = 16, dropout: float = 0.5) -> None:
+        super().__init__()
+        import torch_geometric.nn as pyg
+
+        layer = getattr(pyg, conv)
+        self.conv1, self.conv2, self.dropout = layer(f, hidden), layer(hidden, c), dropout
 
     def forward(self, x, edge_index):
         x = F.relu(self.conv1(F.dropout(x, self.dropout, self.training), edge_index))
         return self.conv2(F.dropout(x, self.dropout, self.training), edge_index)
+
+
+def PygGCN(f: int, c: int) -> PygTwoLayer:  # noqa: N802 - used as a model class
+    return PygTwoLayer("GCNConv", f, c)
 
 
 class PygGAT(nn.Module):

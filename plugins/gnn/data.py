@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from zoo.core.train.data import DataInfo, Dataset, Split, locate, to_device
 from zoo.core.contract.errors import DataNotFound, DataUnavailable, ZooError
 from zoo.plugins.gnn.files import GraphFileError, at
-from zoo.plugins.gnn.sampling import SamplingOptions, sampled
+from zoo.plugins.gnn.sampling import GraphNodesSplit, SamplingOptions, sampled
 from zoo.plugins.gnn.tu import read_tu
 
 PLANETOID_URL = "https://github.com/kimiyoung/planetoid/raw/master/data"   # ind.{name}.{x,y,...}
@@ -37,7 +37,7 @@ TU_URL = "https://www.chrsmrrs.com/graphkerneldatasets"                     # {N
 # -- splits ---------------------------------------------------------------------------------
 
 
-class NodeSplit(Split):
+class NodeSplit(GraphNodesSplit):
     """One graph with the nodes of this split marked in ``mask`` (length 1: the graph)."""
 
     def __init__(self, x: torch.Tensor, edge_index: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> None:
@@ -59,14 +59,6 @@ class NodeSplit(Split):
 
     def with_mask(self, mask: torch.Tensor) -> NodeSplit:
         return NodeSplit(self.x, self.edge_index, self.y, mask.to(self.mask.device))
-
-    @property
-    def device(self) -> torch.device:
-        return self.x.device
-
-    @property
-    def num_nodes(self) -> int:
-        return self.x.shape[0]
 
     def __repr__(self) -> str:
         return (f"NodeSplit(nodes={self.x.shape[0]}, edges={self.edge_index.shape[1]}, "

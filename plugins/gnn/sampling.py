@@ -127,7 +127,23 @@ class NeighbourSampler:
         return nodes, edge_index
 
 
-class SampledNodeSplit(Split):
+class GraphNodesSplit(Split):
+    """A split over the nodes of one graph held whole in ``x`` ``[N, F]`` and ``edge_index``
+    ``[2, E]``: the device and node count are the graph's (full-batch :class:`NodeSplit` in
+    ``data.py`` and :class:`SampledNodeSplit` below)."""
+
+    x: torch.Tensor
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    @property
+    def num_nodes(self) -> int:
+        return self.x.shape[0]
+
+
+class SampledNodeSplit(GraphNodesSplit):
     """Training split of neighbour-sampled mini-batches: one sample per seed node (a node of
     ``mask``); ``batch(index)`` is the sampled subgraph of those seeds with ``x``, ``y``,
     ``edge_index`` (local ids) and ``mask`` true on the seeds only. The full graph stays in
@@ -158,14 +174,6 @@ class SampledNodeSplit(Split):
     def subset(self, index: torch.Tensor) -> SampledNodeSplit:
         return SampledNodeSplit(self.x, self.edge_index, self.y, self.mask, self.fanouts, self.seed,
                                 self.seeds.index_select(0, index.to(self.seeds.device)))
-
-    @property
-    def device(self) -> torch.device:
-        return self.x.device
-
-    @property
-    def num_nodes(self) -> int:
-        return self.x.shape[0]
 
     def __repr__(self) -> str:
         return (f"SampledNodeSplit(nodes={self.x.shape[0]}, edges={self.edge_index.shape[1]}, "
