@@ -19,10 +19,11 @@ Parsing and memory
     capped by ``OMP_NUM_THREADS``), which gives the same arrays bit for bit and leaves every file it
     cannot vouch for, bad data included, to the csv module below, so errors are worded the same.
     Without it, or with ``FAST_CSV = False``, one streaming pass of the csv module fills arrays
-    preallocated from an upper bound on the row count (its line ends). Either way numbers go
-    into one float32 ``[rows, numeric columns]`` array, categories into one int32 code array per
-    column; no list of rows or of strings is ever held. The model's input matrix is then built
-    in split order, a block of rows at a time, so train, val and test are views of it.
+    preallocated from an upper bound on the row count (its line ends). Numbers stay column by
+    column (pyarrow's float64 buffers, or the csv module's float32 array), categories become one
+    int32 code array per column; no list of rows or of strings is ever held. The model's input
+    matrix is then written once, in split order, a block of rows at a time on several threads
+    (numpy releases the GIL), so train, val and test are views of it.
 
 The run keeps the columns, categories and classes in ``DataInfo.extra["raw_inputs"]`` (kind
 ``table``): :func:`decode_inputs` turns raw rows (CSV, JSON objects) into the model's ``x``.
@@ -85,7 +86,9 @@ class TableOptions(BaseModel):
 class Table:
     """A parsed table: numbers, category codes, target and split, one row per data row.
 
-    :param numeric: ``[N, k]`` float32, the numeric feature columns in ``numeric_names`` order
+    :param numeric: the numeric feature columns as blocks of rows in file order; each block is
+        one ``[m]`` array per column of ``numeric_names`` (float32, or float64 that rounds to a
+        finite float32), ``[]`` without numeric columns; :meth:`numbers` joins them
     :param codes: per categorical column, ``[N]`` int32 codes into ``categories[name]``
     :param first_line: per categorical column (and the target), value → line it first appears on
     :param target: ``[N]`` float32 (regression) or int32 codes into ``labels``
@@ -94,7 +97,7 @@ class Table:
 
     path: Path
     numeric_names: list[str]
-    numeric: np.ndarray
+    numeric: list[list[np.ndarray]]
     categorical_names: list[str]
     codes: dict[str, np.ndarray]
     categories: dict[str, list[str]]
@@ -108,6 +111,16 @@ class Table:
 
     def __len__(self) -> int:
         return len(self.target)
+
+    @np.errstate(over="ignore")
+    def numbers(self) -> np.ndarray:
+        """``[N, k]`` float32: the numeric columns, joined (float64 rounded as numpy rounds)."""
+        out, start = np.empty((len(self), len(self.numeric_names)), dtype=np.float32), 0
+        for columns in self.numeric:
+            for j, values in enumerate(columns):
+                out[start:start + len(values), j] = values
+            start += len(columns[0])
+        return out
 
 
 def _line_bound(path: Path) -> int:
@@ -246,9 +259,14 @@ def _parse(p, reader, bound, target, features, categorical, split_column, task) 
     if cols.regression:
         _check_finite(p, y[:n, None], lines[:n], [target])
     split = split_codes(split_values, lines[:n].tolist(), p, split_column) if split_column else None
-    return Table(p, cols.numeric, numeric[:n], cols.categorical, {c: a[:n] for c, a in codes.items()},
+    return Table(p, cols.numeric, _blocks_of(numeric[:n]), cols.categorical, {c: a[:n] for c, a in codes.items()},
                  {c: list(m) for c, m in maps.items()}, firsts, target, y[:n],
                  None if cols.regression else list(label_map), split, lines[:n])
+
+
+def _blocks_of(numeric: np.ndarray) -> list[list[np.ndarray]]:
+    """``Table.numeric`` of one ``[N, k]`` array: one block, its columns as views."""
+    return [list(numeric.T)] if numeric.shape[1] else []
 
 
 def _chain(first, rest):
@@ -345,7 +363,7 @@ def _from_columns(p, cols, numeric, text, target, split_column, rows) -> Table:
         y = codes.pop(target)
     _check_finite(p, numeric, rows, cols.numeric)
     split = split_codes(text[split_column], [f"row {r}" for r in rows], p, split_column) if split_column else None
-    return Table(p, cols.numeric, numeric, cols.categorical, {c: codes[c] for c in cols.categorical},
+    return Table(p, cols.numeric, _blocks_of(numeric), cols.categorical, {c: codes[c] for c in cols.categorical},
                  {c: list(maps[c]) for c in cols.categorical}, firsts, target, y,
                  None if cols.regression else list(maps[target]), split, rows)
 
@@ -380,27 +398,59 @@ BLOCK_ROWS = 1 << 16
 
 def encode_matrix(t: Table, categories: dict[str, list[str]], order: np.ndarray) -> np.ndarray:
     """``[N, numeric + Σ categories]`` float32 in ``order``: numbers as parsed, then one one-hot
-    block per categorical column (all zeros for a category outside ``categories``)."""
+    block per categorical column (all zeros for a category outside ``categories``).
+
+    Each block of file rows is encoded into a small buffer and its rows scattered at once to
+    their places in split order (``x[dest[i]] = row i``), so the numbers are read where they were
+    parsed and ``x`` is written once; the blocks run on several threads.
+    """
     k = len(t.numeric_names)
     width = k + sum(len(v) for v in categories.values())
-    x = np.zeros((len(order), width), dtype=np.float32)
-    luts, offsets, offset = [], [], k
+    x = np.empty((len(order), width), dtype=np.float32)
+    dest = np.empty(len(order), dtype=np.int64)
+    dest[order] = np.arange(len(order))
+    onehot, at = [], k  # (codes, category code → position in its one-hot block or -1, block offset)
     for c in t.categorical_names:
         position = {v: i for i, v in enumerate(categories[c])}
-        luts.append(np.array([position.get(v, -1) for v in t.categories[c]], dtype=np.int64))
-        offsets.append(offset)
-        offset += len(categories[c])
-    numbers = np.empty((min(BLOCK_ROWS, len(order)), k), dtype=np.float32)
-    for start in range(0, len(order), BLOCK_ROWS):  # whole rows gathered, a block at a time
-        rows = order[start:start + BLOCK_ROWS]
-        block = x[start:start + len(rows)]
-        # np.take into a buffer: several times faster than fancy indexing (mode="clip": no checks)
-        block[:, :k] = np.take(t.numeric, rows, axis=0, out=numbers[:len(rows)], mode="clip")
-        for c, lut, at in zip(t.categorical_names, luts, offsets):
-            pos = lut.take(t.codes[c].take(rows))
-            hit = np.arange(len(rows)) if pos.min(initial=0) >= 0 else np.nonzero(pos >= 0)[0]
+        onehot.append((t.codes[c], np.array([position.get(v, -1) for v in t.categories[c]], dtype=np.int64), at))
+        at += len(categories[c])
+
+    @np.errstate(over="ignore")  # float64 → float32 (Table.numeric holds only finite float32 values)
+    def encode(job: tuple[int, int, list[np.ndarray]]) -> None:
+        start, stop, columns = job
+        block = np.zeros((stop - start, width), dtype=np.float32)
+        for j, values in enumerate(columns):
+            block[:, j] = values
+        for codes, lut, at in onehot:
+            pos = lut.take(codes[start:stop])
+            hit = np.arange(stop - start) if pos.min(initial=0) >= 0 else np.nonzero(pos >= 0)[0]
             block.reshape(-1)[hit * width + at + pos[hit]] = 1.0  # flat indices: one-hot
+        x[dest[start:stop]] = block
+
+    jobs = _row_blocks(t)
+    threads = min(len(jobs), torch.get_num_threads())
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(encode, jobs))
+    else:
+        for job in jobs:
+            encode(job)
     return x
+
+
+def _row_blocks(t: Table) -> list[tuple[int, int, list[np.ndarray]]]:
+    """``(start, stop, numeric columns of rows start:stop)`` of at most ``BLOCK_ROWS`` file rows."""
+    if not t.numeric:
+        return [(a, min(a + BLOCK_ROWS, len(t)), []) for a in range(0, len(t), BLOCK_ROWS)]
+    jobs, start = [], 0
+    for columns in t.numeric:
+        m = len(columns[0])
+        jobs += [(start + a, start + min(a + BLOCK_ROWS, m), [v[a:a + BLOCK_ROWS] for v in columns])
+                 for a in range(0, m, BLOCK_ROWS)]
+        start += m
+    return jobs
 
 
 def column_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

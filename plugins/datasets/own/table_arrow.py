@@ -11,18 +11,22 @@ got. ``None`` is returned when
 - the file is not UTF-8 (checked over the whole file, columns not used included);
 - its rows are not one per line (blank lines between rows, a quoted field spanning lines): the
   data row ``i`` is then not on line ``i + 2``, and errors found later must name the right line;
-- a categorical value, label or split name is empty or not a split name.
+- a categorical value, label or split name is empty or not a split name;
+- a number is not finite, or beyond float32 (the csv module names its line and column).
 
-Values: numbers are parsed as float64 (correctly rounded, like Python's ``float``) and then rounded
-to float32, as numpy does when the csv-module path assigns strings to its float32 array; parsing
-straight to float32 differs in the last bit for a few decimal strings. Categories, labels and
+Values: numbers are parsed as float64 (correctly rounded, like Python's ``float``) and rounded
+to float32 when the model's matrix is written, as numpy does when the csv-module path assigns
+strings to its float32 array; parsing straight to float32 differs in the last bit for a few
+decimal strings. Categories, labels and
 split names are stripped of surrounding whitespace and coded in order of first appearance, as in
 the csv-module path.
 
-Memory: the file is read in record batches (``pyarrow.csv.open_csv``, ``BLOCK`` bytes of text
-each, parsed on pyarrow's threads), each written at once into the arrays of the table: float32
-numbers, int32 category codes, the target (see :class:`_Arrays`). Only a few batches are held
-at a time; the columns not used are not converted at all.
+Speed and memory: the whole file is parsed by ``pyarrow.csv.read_csv`` (``BLOCK`` bytes of text
+per block, the blocks parsed in parallel on pyarrow's threads; its streaming reader parses on one
+thread). The table keeps the numeric columns as pyarrow's float64 buffers (no copy: the model's
+matrix is written from them, and they are freed after); category codes, the target and the split
+are converted record batch by record batch (see :class:`_Arrays`). The columns not used are not
+converted at all.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from zoo.plugins.datasets.own.common import SPLIT_NAMES, delimiter, open_text
 
-#: Bytes of CSV text per record batch: large enough for pyarrow's threads, small next to the arrays.
+#: Bytes of CSV text per block that pyarrow parses (one thread each) and per record batch.
 BLOCK = 1 << 20
 
 
@@ -126,7 +130,7 @@ def _count_lines(p: Path, size: int) -> int:
 
 
 def _read(p: Path, size: int, cols, header: list[str], target: str, split_column: str | None):
-    """The first ``size`` bytes, parsed a record batch at a time into :class:`_Arrays`."""
+    """The first ``size`` bytes, parsed in parallel, then put into :class:`_Arrays` a record batch at a time."""
     import pyarrow as pa
     import pyarrow.csv as pc
 
@@ -143,60 +147,48 @@ def _read(p: Path, size: int, cols, header: list[str], target: str, split_column
                    parse_options=pc.ParseOptions(delimiter=delimiter(p), ignore_empty_lines=False),
                    convert_options=pc.ConvertOptions(column_types=types, include_columns=list(types),
                                                      null_values=[], strings_can_be_null=False))
-    out = _Arrays(size, cols, target, split_column)
     try:
-        with pa.OSFile(str(p)) as f, pc.open_csv(f.get_stream(0, size), **options) as reader:
-            for batch in reader:
-                out.add({c: batch.column(name) for c, name in column.items()})
+        with pa.OSFile(str(p)) as f:
+            whole = pc.read_csv(f.get_stream(0, size), **options)
     except pa.ArrowException:
         raise _Fallback from None
+    out = _Arrays(whole.num_rows, cols, target, split_column)
+    for batch in whole.to_batches():
+        out.add({c: batch.column(name) for c, name in column.items()})
     return out
 
 
+#: The smallest float64 magnitude that rounds to float32 infinity (2^128 − 2^103, a tie: to even).
+FLOAT32_OVERFLOW = 2.0 ** 128 - 2.0 ** 103
+
+
 class _Arrays:
-    """The arrays of a :class:`Table`, filled a record batch at a time.
+    """The arrays of a :class:`Table` of ``rows`` rows, filled a record batch at a time: the numeric
+    columns kept as views of the batches' float64 buffers, the rest converted (int32 codes, the
+    float32 or int32 target, int8 split codes)."""
 
-    They are allocated at the first batch for an estimate of the rows (that batch's rows per
-    byte × the file size × 1.25; pages never written are never resident) and grown (doubled) in
-    the rare file whose rows get shorter further down.
-    """
-
-    def __init__(self, size: int, cols, target: str, split_column: str | None) -> None:
-        self.size, self.cols, self.target, self.split_column, self.n = size, cols, target, split_column, 0
+    def __init__(self, rows: int, cols, target: str, split_column: str | None) -> None:
+        self.cols, self.target, self.split_column, self.n = cols, target, split_column, 0
         self.coded = cols.categorical + ([] if cols.regression else [target])
         self.maps: dict[str, dict[str, int]] = {c: {} for c in self.coded}
         self.firsts: dict[str, dict[str, int]] = {c: {} for c in [*cols.categorical, target]}
-        self.arrays: dict[str, np.ndarray] = {}
+        self.numeric: list[list[np.ndarray]] = []
+        self.arrays = {"y": np.empty(rows, np.float32 if cols.regression else np.int32),
+                       **{c: np.empty(rows, np.int32) for c in cols.categorical}}
+        if split_column:
+            self.arrays["split"] = np.empty(rows, np.int8)
 
     def __len__(self) -> int:
         return self.n
 
-    def _reserve(self, m: int) -> None:
-        capacity = len(self.arrays["y"]) if self.arrays else 0
-        if self.n + m <= capacity:
-            return
-        if not capacity:
-            capacity = int(m * self.size / BLOCK * 1.25) + m
-            kinds = {"numeric": (np.float32, (len(self.cols.numeric),)),
-                     "y": (np.float32 if self.cols.regression else np.int32, ()),
-                     **{c: (np.int32, ()) for c in self.cols.categorical}}
-            if self.split_column:
-                kinds["split"] = (np.int8, ())
-            self.arrays = {name: np.empty((capacity, *shape), dtype) for name, (dtype, shape) in kinds.items()}
-            return
-        for name, old in self.arrays.items():
-            self.arrays[name] = np.empty((2 * (self.n + m), *old.shape[1:]), old.dtype)
-            self.arrays[name][:self.n] = old[:self.n]
-
-    @np.errstate(over="ignore")  # beyond float32: inf, reported by _check_finite as in the csv path
+    @np.errstate(over="ignore")  # beyond float32: inf, which falls back (see _finite)
     def add(self, batch: dict) -> None:
         m = len(batch[self.target])
-        self._reserve(m)
         a, at = self.arrays, slice(self.n, self.n + m)
-        for k, c in enumerate(self.cols.numeric):  # float64 → float32, as numpy rounds Python floats
-            a["numeric"][at, k] = _numpy(batch[c], np.float64)
+        if self.cols.numeric:
+            self.numeric.append([_finite(_numpy(batch[c], np.float64)) for c in self.cols.numeric])
         if self.cols.regression:
-            a["y"][at] = _numpy(batch[self.target], np.float64)
+            a["y"][at] = _finite(_numpy(batch[self.target], np.float64))
         for c in self.coded:
             a["y" if c == self.target else c][at] = self._code(batch[c], self.maps[c], self.firsts[c])
         if self.split_column:
@@ -221,20 +213,15 @@ class _Arrays:
         return lut[index]
 
     def table(self, p: Path):
-        """The :class:`Table`, after the checks the csv-module path makes once all rows are read."""
-        from zoo.plugins.datasets.own.table import Table, _check_finite
+        """The :class:`Table` (row ``i`` is line ``i + 2``: see :func:`_scan`)."""
+        from zoo.plugins.datasets.own.table import Table
 
         if self.n == 0:
             raise _Fallback
-        cols, target, n = self.cols, self.target, self.n
-        a = {name: array[:n] for name, array in self.arrays.items()}
-        lines = range(2, n + 2)  # row i is line i + 2 (see _scan), not an array of them
-        _check_finite(p, a["numeric"], lines, cols.numeric)
-        if cols.regression:
-            _check_finite(p, a["y"][:, None], lines, [target])
-        return Table(p, cols.numeric, a["numeric"], cols.categorical, {c: a[c] for c in cols.categorical},
+        cols, target, n, a = self.cols, self.target, self.n, self.arrays
+        return Table(p, cols.numeric, self.numeric, cols.categorical, {c: a[c] for c in cols.categorical},
                      {c: list(self.maps[c]) for c in cols.categorical}, self.firsts, target, a["y"],
-                     None if cols.regression else list(self.maps[target]), a.get("split"), lines,
+                     None if cols.regression else list(self.maps[target]), a.get("split"), range(2, n + 2),
                      parser="pyarrow")
 
 
@@ -245,6 +232,14 @@ def _split_codes(values) -> np.ndarray:
     if (codes < 0).any():
         raise _Fallback  # a value that is not a split name: the csv module names its line
     return codes
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """``values`` (float64) when each is finite as float32; else fall back: the csv module names
+    the first bad value's line and column, in file order among all errors."""
+    if not (np.abs(values) < FLOAT32_OVERFLOW).all():  # False for NaN too
+        raise _Fallback
+    return values
 
 
 def _numpy(values, dtype) -> np.ndarray:

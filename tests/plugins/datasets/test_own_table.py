@@ -49,7 +49,7 @@ def houses(path, n=60):
 def test_numeric_and_categorical_columns(tmp_path, parser):
     t = load_table(houses(tmp_path / "h.csv"), "price")
     assert t.numeric_names == ["area", "rooms"] and t.categorical_names == ["city"]
-    assert t.numeric.shape == (60, 2) and t.numeric.dtype == np.float32 and t.labels is None
+    assert t.numbers().shape == (60, 2) and t.numbers().dtype == np.float32 and t.labels is None
     assert t.categories["city"] == ["paris", "lyon", "nice"] and t.lines[0] == 2 and t.parser == parser
 
 
@@ -222,8 +222,8 @@ def _parse_both(monkeypatch, path, target, **options):
 
 
 def _assert_same(fast, slow):
-    for name in ["numeric", "target", "split"]:
-        a, b = getattr(fast, name), getattr(slow, name)
+    for name in ["numbers", "target", "split"]:
+        a, b = (getattr(fast, name), getattr(slow, name)) if name != "numbers" else (fast.numbers(), slow.numbers())
         assert (a is None and b is None) or (a.dtype == b.dtype and a.tobytes() == b.tobytes()), name
     assert fast.codes.keys() == slow.codes.keys()
     assert all(fast.codes[c].tobytes() == slow.codes[c].tobytes() for c in fast.codes)
@@ -309,6 +309,32 @@ def test_parsers_agree_on_generated_tables(tmp_path, monkeypatch, rows, style):
         assert outcomes[0] == outcomes[1]
     else:
         _assert_same(*outcomes)
+
+
+@both
+def test_matrix_written_by_blocks_on_threads_is_the_gathered_one(tmp_path, monkeypatch, parser):
+    """Blocks of 7 rows (several per record batch and across batches) on 3 threads: each row of
+    x is its file row's numbers then its one-hots, in split order."""
+    monkeypatch.setattr(table_arrow, "BLOCK", 512)
+    monkeypatch.setattr(table, "BLOCK_ROWS", 7)
+    monkeypatch.setattr(table.torch, "get_num_threads", lambda: 3)
+    rng = np.random.default_rng(5)
+    path = tmp_path / "t.csv"
+    path.write_text("a,c,b,d,y\n" + "".join(f"{rng.normal():.5f},{'pqr'[i % 3]},{rng.normal():.7g},"
+                                            f"{'uv'[i % 7 == 0]},{i % 2}\n" for i in range(300)))
+    t = load_table(path, "y")
+    assert len(t.numeric) > 5 if parser == "pyarrow" else len(t.numeric) == 1  # record batches
+    order = np.random.default_rng(0).permutation(len(t))
+    categories = {"c": ["q", "r"], "d": ["u", "v"]}  # "p" unseen: zeros
+    x = table.encode_matrix(t, categories, order)
+    expected = np.zeros((300, 6), np.float32)
+    expected[:, :2] = t.numbers()[order]
+    for c, at in (("c", 2), ("d", 4)):
+        for i, row in enumerate(order):
+            value = t.categories[c][t.codes[c][row]]
+            if value in categories[c]:
+                expected[i, at + categories[c].index(value)] = 1
+    assert x.tobytes() == expected.tobytes()
 
 
 def test_column_stats_match_numpy():
