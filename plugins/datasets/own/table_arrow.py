@@ -237,8 +237,8 @@ def _split_codes(values) -> np.ndarray:
 def _finite(values: np.ndarray) -> np.ndarray:
     """``values`` (float64) when each is finite as float32; else fall back: the csv module names
     the first bad value's line and column, in file order among all errors."""
-    if not (np.abs(values) < FLOAT32_OVERFLOW).all():  # False for NaN too
-        raise _Fallback
+    if len(values) and not (values.max() < FLOAT32_OVERFLOW and values.min() > -FLOAT32_OVERFLOW):
+        raise _Fallback  # (a NaN makes max and min NaN: both comparisons False)
     return values
 
 
