@@ -115,12 +115,13 @@ class _FastInfer:
     zoo_status: dict[int, bytes] = {}  # uvicorn's status lines
 
     def on_headers_complete(self) -> None:
-        cycle = self._zoo_cycle_for()
+        headers = dict(self.headers)
+        cycle = self._zoo_cycle_for(headers)
         if cycle is None:
             super().on_headers_complete()
             return
         self.cycle = cycle
-        cycle.begin(dict(self.headers))
+        cycle.begin(headers)
 
     def on_body(self, body: bytes) -> None:
         if type(self.cycle) is _InferCycle:
@@ -134,7 +135,7 @@ class _FastInfer:
         else:
             super().on_message_complete()
 
-    def _zoo_cycle_for(self) -> _InferCycle | None:
+    def _zoo_cycle_for(self, headers: dict[bytes, bytes]) -> _InferCycle | None:
         """A cycle when this request takes the fast path (see the module's docstring), else None."""
         parser, cycle = self.parser, self.cycle
         if (parser.get_method() != b"POST" or self.expect_100_continue or parser.should_upgrade()
@@ -149,7 +150,7 @@ class _FastInfer:
         limit = self.limit_concurrency
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             return None
-        if self.zoo_key is not None and not bearer_ok(dict(self.headers), self.zoo_key):
+        if self.zoo_key is not None and not bearer_ok(headers, self.zoo_key):
             return None
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
         return _InferCycle(self, name.decode(), keep_alive)
