@@ -36,7 +36,7 @@ bearer token guards everything but ``/v2/health/*`` (401); TLS comes from uvicor
 The infer route is answered at the HTTP protocol itself (:mod:`.fast`): the request read from
 the parser's callbacks, handed to the batcher, and answered from its reply in one write, with no
 task, coroutine or ASGI message per request; the other routes, and infer requests that need what
-only the ASGI application handles (a wrong API key, ``Expect: 100-continue``, ...), go through
+only the ASGI application handles (a wrong API key, a pipelined request, ...), go through
 Starlette.
 
 The package, in the order a request meets it: :mod:`.transport` (HTTP: body limits, stalled

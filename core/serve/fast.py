@@ -12,11 +12,11 @@ parser's callbacks, the request checked and handed to the model's batcher
 The answers are the ASGI route's (:meth:`Routes.infer`): the same statuses, one-line JSON
 errors, ``content-type``, ``content-length``, ``x-zoo-latency-ms`` and uvicorn's ``date``
 header. Every other route takes the ASGI application, and so does an infer request that needs
-what only it handles: a missing or wrong API key (401), ``Expect: 100-continue``, a
-percent-encoded path, an HTTP upgrade, a request pipelined behind one not yet answered, or one
-beyond ``--max-connections`` (503). Body limits (413), the read timeout (408, by the stall
-guard, which reads the same cycle fields), keep-alive, ``Connection: close``, HTTP/1.0 and a
-graceful shutdown (finish the request, then close) behave as on the ASGI route.
+what only it handles: a missing or wrong API key (401), a percent-encoded path, an HTTP
+upgrade, a request pipelined behind one not yet answered, or one beyond ``--max-connections``
+(503). Body limits (413), the read timeout (408, by the stall guard, which reads the same cycle
+fields), ``Expect: 100-continue``, keep-alive, ``Connection: close``, HTTP/1.0 and a graceful
+shutdown (finish the request, then close) behave as on the ASGI route.
 """
 
 from __future__ import annotations
@@ -57,13 +57,16 @@ class _InferCycle:
 
     def begin(self, headers: dict[bytes, bytes]) -> None:
         """The headers are in: an unknown model (404) or a declared size over the limits (413)
-        is answered before the body is read."""
+        is answered before the body is read (and without ``100 Continue``, as on the ASGI route)."""
         routes = self.protocol.zoo_routes
         try:
             routes.endpoint(self.name)
             self.limit, self.split = body_limit(headers, routes.limits)
         except Exception as err:  # noqa: BLE001 - answered by failure()
             self.answer(*routes.failure(err, self.name))
+            return
+        if self.protocol.expect_100_continue:  # the client waits for this before it sends the body
+            self.protocol.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def receive(self, chunk: bytes) -> None:
         if self.response_complete:
@@ -138,7 +141,7 @@ class _FastInfer:
     def _zoo_cycle_for(self, headers: dict[bytes, bytes]) -> _InferCycle | None:
         """A cycle when this request takes the fast path (see the module's docstring), else None."""
         parser, cycle = self.parser, self.cycle
-        if (parser.get_method() != b"POST" or self.expect_100_continue or parser.should_upgrade()
+        if (parser.get_method() != b"POST" or parser.should_upgrade()
                 or (cycle is not None and not cycle.response_complete)):
             return None
         path = self.url.partition(b"?")[0]
