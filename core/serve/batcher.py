@@ -255,8 +255,14 @@ class Batcher:
             self.calls += calls - 1  # a failed merged call: each request ran again alone
         else:
             results = [error] * len(group)
+        failed = None
         for p, outputs in zip(group, results):
-            p.reply(_request_error(outputs) if isinstance(outputs, BaseException) else outputs)
+            try:  # a reply that fails (a bug) must not leave the rest of the group unanswered
+                p.reply(_request_error(outputs) if isinstance(outputs, BaseException) else outputs)
+            except Exception as err:  # noqa: BLE001 - raised below, to the loop's exception handler
+                failed = failed or err
+        if failed is not None:
+            raise failed
 
 
 def _work(loop, function, args: tuple, done) -> None:

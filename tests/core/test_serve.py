@@ -1034,3 +1034,29 @@ def test_the_infer_fast_path_answers_as_the_asgi_route(runs):
         status, headers, answer, rest = _read_answer(s)
         assert json.loads(answer) == reference.json() and headers[b"connection"] == b"close"
         assert rest + s.recv(1) == b""
+
+
+def test_a_reply_that_fails_leaves_the_rest_of_its_batch_answered():
+    """Batcher.start's callbacks: a merged call answers each request through its own reply; one
+    that raises (a bug) reaches the loop's exception handler, the others are still answered."""
+    from zoo.core.serve import Batcher
+
+    endpoint = _GatedEndpoint()
+    batcher = Batcher(endpoint, max_batch=32, max_delay_ms=100, max_in_flight=1)
+    answered, raised = [], []
+
+    def broken(outputs):
+        raise RuntimeError("a broken reply")
+
+    async def go():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: raised.append(context["exception"]))
+        batcher.start(_rows(0), answered.append)
+        await _until(lambda: endpoint.running == 1)
+        for v, reply in ((1, answered.append), (2, broken), (3, answered.append)):
+            batcher.start(_rows(v), reply)
+        endpoint.release.set()
+        await _until(lambda: len(answered) == 3)
+
+    asyncio.run(go())
+    assert [a["y"][0, 0] for a in answered] == [0, 2, 6] and [len(f["x"]) for f in endpoint.feeds] == [1, 3]
+    assert [str(e) for e in raised] == ["a broken reply"]
