@@ -78,7 +78,6 @@ class Batcher:
         self.calls = 0      # onnxruntime executions
         self.requests = 0   # inference requests answered through them
         self.inline_bytes = -1  # feeds up to this size ran within INLINE_BELOW_S: run on the loop
-        self.pool: ThreadPoolExecutor | None = None  # the worker threads, started at the first call
 
     async def submit(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one request's ``feed`` (arrays ``[rows, ...]``), alone or merged; its outputs' rows
@@ -142,9 +141,7 @@ class Batcher:
     def _in_thread(self, loop, function, args: tuple, done: Callable[[Any, BaseException | None], None]) -> None:
         """``function(*args)`` in a worker thread, then ``done(result, error)`` on the loop: one
         hand-off each way (``run_in_executor`` adds a future on each side and a loop turn)."""
-        if self.pool is None:  # as many threads as asyncio's default executor
-            self.pool = ThreadPoolExecutor(min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="zoo-serve")
-        self.pool.submit(_work, loop, function, args, done)
+        _pool().submit(_work, loop, function, args, done)
 
     def _timed(self, feed: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
         """``endpoint.run(feed)``, timed: a fast call raises the size of feeds run on the loop, a
@@ -263,6 +260,12 @@ class Batcher:
                 failed = failed or err
         if failed is not None:
             raise failed
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """The worker threads every model's calls share, as many as asyncio's default executor has."""
+    return ThreadPoolExecutor(min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="zoo-serve")
 
 
 def _work(loop, function, args: tuple, done) -> None:
