@@ -90,7 +90,8 @@ class Batcher:
         """Run one request's ``feed``, alone or merged, and call ``reply`` once, on the event
         loop and never before this returns, with its outputs' rows or a :class:`RequestError`.
         The callback form of :meth:`submit`: the HTTP fast path answers from it directly, with
-        no task or future per request. ``reply`` must not raise."""
+        no task or future per request. A ``reply`` that raises (a bug) reaches the loop's
+        exception handler, after the other requests of its call are answered."""
         loop = asyncio.get_running_loop()
         self.requests += 1
         if self.max_batch <= 1 or not self.endpoint.batchable:
