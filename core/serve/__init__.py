@@ -33,10 +33,17 @@ are bounded before anything is allocated (413); a body that does not arrive with
 timeout is a 408, and connections that stall before or between requests are closed; an optional
 bearer token guards everything but ``/v2/health/*`` (401); TLS comes from uvicorn.
 
+The infer route is answered at the HTTP protocol itself (:mod:`.fast`): the request read from
+the parser's callbacks, handed to the batcher, and answered from its reply in one write, with no
+task, coroutine or ASGI message per request; the other routes, and infer requests that need what
+only the ASGI application handles (a wrong API key, a pipelined request, ...), go through
+Starlette.
+
 The package, in the order a request meets it: :mod:`.transport` (HTTP: body limits, stalled
-connections, the API key, TLS), :mod:`.protocol` (the v2 bodies as pydantic models; tensors
-decoded and encoded), :mod:`.endpoint` (one model: its signature and requests checked against
-it), :mod:`.batcher` (dynamic batching), :mod:`.app` (the routes and the uvicorn server).
+connections, the API key, TLS), :mod:`.fast` (the infer route at the protocol),
+:mod:`.protocol` (the v2 bodies as pydantic models; tensors decoded and encoded),
+:mod:`.endpoint` (one model: its signature and requests checked against it), :mod:`.batcher`
+(dynamic batching), :mod:`.app` (the routes and the uvicorn server).
 """
 
 from zoo.core.serve.app import Routes, build_app, load_endpoints, resolve_targets, serve

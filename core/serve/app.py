@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
 import time
 import traceback
@@ -137,20 +139,21 @@ class Routes:
              "execution_count": self.batchers[n].calls} for n in chosen]})
 
     async def infer(self, scope, receive, send) -> None:
-        """``POST /v2/models/{name}/infer``: every failure is answered in one JSON line."""
-        started, close = time.perf_counter(), False
+        """``POST /v2/models/{name}/infer`` as an ASGI endpoint (the in-process route, as under a
+        test client; ``zoo serve`` answers it at the HTTP protocol, :mod:`.fast`): every failure
+        is answered in one JSON line."""
+        started = time.perf_counter()
         try:
-            answer = await self._answer(scope, receive)
-            if answer is None:
+            self.endpoint(scope["path_params"]["name"])  # an unknown model: 404 before the body is read
+            body = await read_request(scope, receive, self.limits)
+            if body is None:
                 return  # the client left
-            status, payload = 200, answer
-        except RequestError as err:
-            status, payload, close = err.status, self.dumps({"error": str(err)}), err.close
-        except ZooError as err:  # the model could not run on the request's values
-            status, payload = 400, self.dumps({"error": str(err)})
-        except Exception as err:  # noqa: BLE001 - a bug: logged, answered in one line, connection kept
-            self.log(f"internal error on {scope['path']}: {err!r}\n{traceback.format_exc().rstrip()}")
-            status, payload = 500, self.dumps({"error": f"internal error ({type(err).__name__}); see the server log"})
+            future = asyncio.get_running_loop().create_future()
+            self.begin(scope["path_params"]["name"], *body,
+                       lambda *answer: future.done() or future.set_result(answer))  # done: cancelled
+            status, payload, close = await future
+        except Exception as err:  # noqa: BLE001 - each answered in one line by failure()
+            status, payload, close = self.failure(err, scope["path"])
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                    (b"x-zoo-latency-ms", f"{(time.perf_counter() - started) * 1e3:.3f}".encode())]
         if close:
@@ -158,18 +161,45 @@ class Routes:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    async def _answer(self, scope, receive) -> bytes | None:
-        """Read, validate, run (batched) and encode one request; None when the client left."""
-        endpoint = self.endpoint(scope["path_params"]["name"])
-        body = await read_request(scope, receive, self.limits)
-        if body is None:
-            return None
-        raw, split = body
-        request = parse_request(raw[:split])
-        feed = endpoint.decode(request, raw[split:], self.limits.body)
-        wanted = endpoint.wanted_outputs(request)
-        outputs = await self.batchers[endpoint.name].submit(feed)
-        return self.dumps(endpoint.respond(request, feed, outputs, wanted, self.arrays))
+    def begin(self, name: str, raw: bytes, split: int, answer: Callable[[int, bytes, bool], None]) -> None:
+        """Validate and decode one request (``raw[:split]`` its JSON part, the rest binary tensor
+        data), hand it to the model's batcher, and call ``answer(status, payload, close)`` once:
+        at once for a bad request, else when its call returns. ``close``: the connection cannot
+        carry another request."""
+        try:
+            endpoint = self.endpoint(name)
+            request = parse_request(raw[:split])
+            feed = endpoint.decode(request, raw[split:], self.limits.body)
+            wanted = endpoint.wanted_outputs(request)
+        except Exception as err:  # noqa: BLE001 - answered by failure()
+            answer(*self.failure(err, f"/v2/models/{name}/infer"))
+            return
+        self.batchers[endpoint.name].start(feed, functools.partial(self._finish, endpoint, request, feed, wanted,
+                                                                   answer))
+
+    def _finish(self, endpoint: Endpoint, request, feed, wanted, answer, outputs) -> None:
+        """The batcher's reply: the response encoded (or the failure) and answered."""
+        if isinstance(outputs, BaseException):
+            answer(*self.failure(outputs, f"/v2/models/{endpoint.name}/infer"))
+            return
+        try:
+            payload = self.dumps(endpoint.respond(request, feed, outputs, wanted, self.arrays))
+        except Exception as err:  # noqa: BLE001 - answered by failure()
+            answer(*self.failure(err, f"/v2/models/{endpoint.name}/infer"))
+            return
+        answer(200, payload, False)
+
+    def failure(self, err: BaseException, where: str) -> tuple[int, bytes, bool]:
+        """(status, one-line JSON payload, close the connection) for a failed request: a
+        RequestError its own status; a ZooError (the model could not run on the request's
+        values) a 400; anything else a bug, logged and answered 500."""
+        if isinstance(err, RequestError):
+            return err.status, self.dumps({"error": str(err)}), err.close
+        if isinstance(err, ZooError):
+            return 400, self.dumps({"error": str(err)}), False
+        self.log(f"internal error on {where}: {err!r}\n"
+                 f"{''.join(traceback.format_exception(err)).rstrip()}")
+        return 500, self.dumps({"error": f"internal error ({type(err).__name__}); see the server log"}), False
 
 
 def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0,
@@ -195,6 +225,7 @@ def build_app(targets: list[str], max_batch: int = 32, max_delay_ms: float = 2.0
         app.add_middleware(_BearerAuth, key=api_key.strip())  # added last: the outermost layer
     app.state.batchers = batchers
     app.state.failed = failed
+    app.state.routes = routes  # for the infer fast path at the HTTP protocol (zoo serve)
     return app
 
 
@@ -210,6 +241,8 @@ def serve(targets: list[str], host: str = "127.0.0.1", port: int = 8000, max_bat
     try:
         import uvicorn
         from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+        from zoo.core.serve.fast import fast_protocol
     except ImportError:
         raise ZooError(_NEEDS_EXTRA) from None
     _check_tls(ssl_certfile, ssl_keyfile)
@@ -227,7 +260,8 @@ def serve(targets: list[str], host: str = "127.0.0.1", port: int = 8000, max_bat
         # No "server: uvicorn" header: it names the software to every client and costs per response.
         config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30, access_log=False,
                                 proxy_headers=False, ws="none", timeout_keep_alive=idle_timeout, server_header=False,
-                                http=guarded_protocol(AutoHTTPProtocol, read_timeout),
+                                http=guarded_protocol(fast_protocol(AutoHTTPProtocol, app.state.routes, api_key),
+                                                      read_timeout),
                                 ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
                                 limit_concurrency=max_connections)
         server = uvicorn.Server(config)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -20,13 +22,16 @@ from zoo.core.serve.protocol import RequestError
 # exchange) cost more than the call; above it the loop must keep reading requests meanwhile.
 INLINE_BELOW_S = 0.0003
 
+# A request's outputs (its rows of each output) or the RequestError that answers it.
+Reply = Callable[[Any], None]
 
-@dataclass
+
+@dataclass(slots=True)
 class _Pending:
     feed: dict[str, np.ndarray]
     rows: int
     key: tuple  # what must agree to merge: each input's name, non-batch dimensions and dtype
-    future: asyncio.Future
+    reply: Reply
     since: float  # loop.time() at arrival
 
 
@@ -75,44 +80,69 @@ class Batcher:
         self.inline_bytes = -1  # feeds up to this size ran within INLINE_BELOW_S: run on the loop
 
     async def submit(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one request's ``feed`` (arrays ``[rows, ...]``), alone or merged; its outputs' rows."""
+        """Run one request's ``feed`` (arrays ``[rows, ...]``), alone or merged; its outputs' rows
+        (a :class:`RequestError` raised when the model cannot run on them)."""
+        future = asyncio.get_running_loop().create_future()
+        self.start(feed, functools.partial(_settle, future))
+        return await future
+
+    def start(self, feed: dict[str, np.ndarray], reply: Reply) -> None:
+        """Run one request's ``feed``, alone or merged, and call ``reply`` once, on the event
+        loop and never before this returns, with its outputs' rows or a :class:`RequestError`.
+        The callback form of :meth:`submit`: the HTTP fast path answers from it directly, with
+        no task or future per request. A ``reply`` that raises (a bug) reaches the loop's
+        exception handler, after the other requests of its call are answered."""
         loop = asyncio.get_running_loop()
         self.requests += 1
         if self.max_batch <= 1 or not self.endpoint.batchable:
-            return await self._run_alone(feed, 1)
+            self._start_alone(loop, feed, 1, reply)
+            return
         rows = next(iter(feed.values())).shape[0]
         if not self.running and not self.queue and (  # the model is idle ...
                 rows >= min(self.expected, self.max_batch) or loop.time() >= self.due_until):
-            return await self._run_alone(feed, rows)  # ... and no answered client is due: at once
+            self._start_alone(loop, feed, rows, reply)  # ... and no answered client is due: at once
+            return
         key = tuple((name, a.shape[1:], a.dtype.str) for name, a in sorted(feed.items()))
-        pending = _Pending(feed, rows, key, loop.create_future(), loop.time())
-        self.queue.append(pending)
+        self.queue.append(_Pending(feed, rows, key, reply, loop.time()))
         self.queued_rows += rows
         if not self.soon:  # at the end of this loop iteration: requests whose handlers run in it merge
             self.soon = True
             loop.call_soon(self._on_soon)
-        return await pending.future
 
-    async def _run_alone(self, feed: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
-        """Run a request that found the model idle in its own handler, not queued (as cheap as
-        batching off): on the event loop itself when it is alone and feeds of its size have run
-        within ``INLINE_BELOW_S``, else in a worker thread. Alone: after one more turn of the
-        loop, in which the requests already read start or queue, no other call runs and none
-        waits; under load calls stay in threads, in parallel with the loop."""
+    def _start_alone(self, loop, feed: dict[str, np.ndarray], rows: int, reply: Reply) -> None:
+        """Run a request that found the model idle by itself, not queued (as cheap as batching
+        off): on the event loop itself when it is alone and feeds of its size have run within
+        ``INLINE_BELOW_S``, else in a worker thread. Alone: after one more turn of the loop, in
+        which the requests already read start or queue, no other call runs and none waits;
+        under load calls stay in threads, in parallel with the loop."""
         self.running += 1
         self.running_rows += rows
         self.calls += 1
         size = sum(a.nbytes for a in feed.values())
+        if self.running == 1 and size <= self.inline_bytes:
+            loop.call_soon(self._alone_on_loop, loop, feed, rows, size, reply)
+        else:
+            self._in_thread(loop, self._timed, (feed, size), functools.partial(self._alone_done, rows, reply))
+
+    def _alone_on_loop(self, loop, feed: dict[str, np.ndarray], rows: int, size: int, reply: Reply) -> None:
+        if self.running != 1 or self.queue:  # others came meanwhile: the loop must keep reading them
+            self._in_thread(loop, self._timed, (feed, size), functools.partial(self._alone_done, rows, reply))
+            return
         try:
-            if self.running == 1 and size <= self.inline_bytes:
-                await asyncio.sleep(0)
-                if self.running == 1 and not self.queue:
-                    return self._timed(feed, size)
-            return await asyncio.get_running_loop().run_in_executor(None, self._timed, feed, size)
+            result = self._timed(feed, size)
         except Exception as err:  # noqa: BLE001 - as for a merged call
-            raise _request_error(err) from None
-        finally:
-            self._finished(rows)
+            result = _request_error(err)
+        self._finished(rows)
+        reply(result)
+
+    def _alone_done(self, rows: int, reply: Reply, result: Any, error: BaseException | None) -> None:
+        self._finished(rows)
+        reply(_request_error(error) if error is not None else result)
+
+    def _in_thread(self, loop, function, args: tuple, done: Callable[[Any, BaseException | None], None]) -> None:
+        """``function(*args)`` in a worker thread, then ``done(result, error)`` on the loop: one
+        hand-off each way (``run_in_executor`` adds a future on each side and a loop turn)."""
+        _pool().submit(_work, loop, function, args, done)
 
     def _timed(self, feed: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
         """``endpoint.run(feed)``, timed: a fast call raises the size of feeds run on the loop, a
@@ -144,8 +174,8 @@ class Batcher:
             self.running += 1
             self.running_rows += rows
             self.calls += 1
-            future = loop.run_in_executor(None, self._call, [p.feed for p in group], [p.rows for p in group])
-            future.add_done_callback(functools.partial(self._done, group, rows))
+            self._in_thread(loop, self._call, ([p.feed for p in group], [p.rows for p in group]),
+                            functools.partial(self._done, group, rows))
 
     def _hold(self, now: float) -> float:
         """Until when the oldest queued request is held back (``now`` or earlier: not at all).
@@ -214,23 +244,51 @@ class Batcher:
         self.due_until = asyncio.get_running_loop().time() + self.max_delay
         self._dispatch()
 
-    def _done(self, group: list[_Pending], rows: int, future: asyncio.Future) -> None:
+    def _done(self, group: list[_Pending], rows: int, result: Any, error: BaseException | None) -> None:
         """A call returned (on the event loop): start the next from what queued meanwhile, then
-        answer this group's requests."""
+        answer this group's requests, each straight from here."""
         self._finished(rows)
-        error = asyncio.CancelledError() if future.cancelled() else future.exception()
         if error is None:
-            results, calls = future.result()
+            results, calls = result
             self.calls += calls - 1  # a failed merged call: each request ran again alone
         else:
             results = [error] * len(group)
-        for p, result in zip(group, results):
-            if p.future.done():  # the client left
-                continue
-            if isinstance(result, BaseException):
-                p.future.set_exception(_request_error(result))
-            else:
-                p.future.set_result(result)
+        failed = None
+        for p, outputs in zip(group, results):
+            try:  # a reply that fails (a bug) must not leave the rest of the group unanswered
+                p.reply(_request_error(outputs) if isinstance(outputs, BaseException) else outputs)
+            except Exception as err:  # noqa: BLE001 - raised below, to the loop's exception handler
+                failed = failed or err
+        if failed is not None:
+            raise failed
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """The worker threads every model's calls share, as many as asyncio's default executor has."""
+    return ThreadPoolExecutor(min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="zoo-serve")
+
+
+def _work(loop, function, args: tuple, done) -> None:
+    """In a worker thread: run, then hand the result (or the error) to ``done`` on the loop."""
+    try:
+        result, error = function(*args), None
+    except Exception as err:  # noqa: BLE001 - handed to the waiting request(s)
+        result, error = None, err
+    try:
+        loop.call_soon_threadsafe(done, result, error)
+    except RuntimeError:  # the loop closed meanwhile: nobody waits for the answer
+        pass
+
+
+def _settle(future: asyncio.Future, result: Any) -> None:
+    """:meth:`Batcher.submit`'s reply: the awaited future settled, unless its caller left."""
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
 
 
 def _request_error(err: BaseException) -> RequestError:

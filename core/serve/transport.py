@@ -56,22 +56,35 @@ def _header_int(headers: dict[bytes, bytes], name: bytes) -> int | None:
     return int(value) if value is not None and value.isdigit() and len(value) <= 18 else None
 
 
-async def read_request(scope, receive, limits: Limits) -> tuple[bytes, int] | None:
-    """The request body and the length of its JSON part (the rest is binary tensor data), read
-    within ``limits``; None when the client left. Declared sizes are checked before reading, so
-    an oversized body is refused (413) without being received."""
-    headers = dict(scope["headers"])
+_ADVICE = "; send large tensors as binary data (tritonclient's binary_data=True) or raise --max-json-mb"
+
+
+def body_limit(headers: dict[bytes, bytes], limits: Limits) -> tuple[int, int | None]:
+    """(the most body bytes to read, the length of the JSON part when declared) for a request's
+    headers (lower-case names). Declared sizes beyond ``limits`` are a 413 (the connection then
+    closed) before any byte of the body is read."""
     declared = _header_int(headers, b"content-length")
     split = _header_int(headers, b"inference-header-content-length")
     json_limit = min(limits.json, limits.body)
-    advice = "; send large tensors as binary data (tritonclient's binary_data=True) or raise --max-json-mb"
     if declared is not None and declared > limits.body:
         raise RequestError(f"request body of {declared} bytes exceeds the limit of {limits.body} "
                            f"(--max-body-mb)", 413, close=True)
     if (split if split is not None else declared or 0) > json_limit:
-        raise RequestError(f"the JSON part of the request exceeds the limit of {json_limit} bytes{advice}",
+        raise RequestError(f"the JSON part of the request exceeds the limit of {json_limit} bytes{_ADVICE}",
                            413, close=True)
-    limit = limits.body if split is not None else json_limit  # without the header, all is JSON
+    return (limits.body if split is not None else json_limit), split  # without the header, all is JSON
+
+
+def body_too_large(limit: int, split: int | None) -> RequestError:
+    """The 413 for a body that grew past ``limit`` while being read."""
+    return RequestError(f"request body exceeds the limit of {limit} bytes{'' if split is not None else _ADVICE}",
+                        413, close=True)
+
+
+async def read_request(scope, receive, limits: Limits) -> tuple[bytes, int] | None:
+    """The request body and the length of its JSON part (the rest is binary tensor data), read
+    within ``limits`` (:func:`body_limit`); None when the client left."""
+    limit, split = body_limit(dict(scope["headers"]), limits)
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -80,8 +93,7 @@ async def read_request(scope, receive, limits: Limits) -> tuple[bytes, int] | No
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise RequestError(f"request body exceeds the limit of {limit} bytes"
-                               f"{'' if split is not None else advice}", 413, close=True)
+            raise body_too_large(limit, split)
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -108,10 +120,14 @@ class _BearerAuth:
         await send({"type": "http.response.body", "body": payload})
 
     def _allowed(self, scope) -> bool:
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, token = given.partition(b" ")
-        # compare_digest: the time taken does not tell how much of a guessed key was right
-        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
+        return bearer_ok(dict(scope["headers"]), self.key)
+
+
+def bearer_ok(headers: dict[bytes, bytes], key: bytes) -> bool:
+    """Whether ``headers`` (lower-case names) carry ``Authorization: Bearer KEY``."""
+    scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+    # compare_digest: the time taken does not tell how much of a guessed key was right
+    return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), key)
 
 
 def _check_tls(certfile: str | None, keyfile: str | None) -> None:

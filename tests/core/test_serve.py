@@ -965,3 +965,98 @@ def test_connections_beyond_the_cap_get_503_and_the_server_keeps_serving(runs):
         time.sleep(0.5)
         served = httpx.post(f"{base}/v2/models/linear/infer", json={"inputs": [OK]}, timeout=10)
         assert served.status_code == 200
+
+
+def _read_answer(s: socket.socket, buffer: bytes = b"") -> tuple[bytes, dict[bytes, bytes], bytes, bytes]:
+    """One HTTP response off a socket → (status line, headers, body, what was read beyond it)."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = s.recv(65536)
+        assert chunk, f"closed after {buffer!r}"
+        buffer += chunk
+    head, _, buffer = buffer.partition(b"\r\n\r\n")
+    status, *lines = head.split(b"\r\n")
+    headers = dict(line.lower().split(b": ", 1) for line in lines)
+    length = int(headers.get(b"content-length", b"0"))
+    while len(buffer) < length:
+        buffer += s.recv(65536)
+    return status, headers, buffer[:length], buffer[length:]
+
+
+@pytest.mark.slow
+def test_the_infer_fast_path_answers_as_the_asgi_route(runs):
+    """zoo serve answers infer at the HTTP protocol (core/serve/fast.py): the same answers as the
+    ASGI route, over keep-alive, pipelined, chunked, Expect: 100-continue and HTTP/1.0 requests;
+    a 404 keeps the connection, a 413 closes it."""
+    from starlette.testclient import TestClient
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from zoo.core.serve.fast import _FastInfer, fast_protocol
+
+    assert issubclass(fast_protocol(HttpToolsProtocol, None), _FastInfer)
+    assert fast_protocol(H11Protocol, None) is H11Protocol  # h11: the ASGI route only
+    body = json.dumps({"inputs": [OK], "id": "r1"}).encode()
+    with TestClient(_linear_app(runs)) as client:
+        reference = client.post("/v2/models/linear/infer", content=body)
+    post = b"POST /v2/models/linear/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    with _server(runs / "linear") as (_, port), socket.create_connection(("127.0.0.1", port)) as s:
+        s.settimeout(10)
+        s.sendall(post)
+        status, headers, answer, rest = _read_answer(s)
+        assert status == b"HTTP/1.1 200 OK" and json.loads(answer) == reference.json() and not rest
+        assert set(headers) == {k.encode() for k in reference.headers} | {b"date"}
+        assert headers[b"content-type"] == b"application/json" and float(headers[b"x-zoo-latency-ms"]) > 0
+        s.sendall(post + post.replace(b"/linear/", b"/linear/versions/1/"))  # pipelined: both, in order
+        for _ in range(2):
+            status, _, answer, rest = _read_answer(s, rest)
+            assert status.endswith(b"200 OK") and json.loads(answer) == reference.json()
+        s.sendall(post.replace(b"/linear/", b"/nobody/") + post)  # a 404 keeps the connection
+        status, _, answer, rest = _read_answer(s, rest)
+        assert status.endswith(b"404 Not Found") and "unknown model 'nobody'" in json.loads(answer)["error"]
+        assert _read_answer(s, rest)[0].endswith(b"200 OK")
+        chunked = (b"POST /v2/models/linear/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (10, body[:10], len(body) - 10, body[10:]))
+        s.sendall(chunked)
+        assert json.loads(_read_answer(s)[2]) == reference.json()
+        expecting = post.replace(b"Host: x\r\n", b"Host: x\r\nExpect: 100-continue\r\n")
+        s.sendall(expecting[:-len(body)])  # the head only: the body follows the server's go-ahead
+        assert s.recv(25) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(body)
+        status, _, answer, rest = _read_answer(s)
+        assert status.endswith(b"200 OK") and json.loads(answer) == reference.json()
+        s.sendall(post.replace(b"Content-Length: %d" % len(body), b"Content-Length: %d" % (2 ** 30)))
+        status, headers, answer, _ = _read_answer(s, rest)
+        assert status.endswith(b"413 Request Entity Too Large") and headers[b"connection"] == b"close"
+        assert s.recv(1) == b""  # closed
+    with _server(runs / "linear") as (_, port), socket.create_connection(("127.0.0.1", port)) as s:
+        s.settimeout(10)
+        s.sendall(post.replace(b"HTTP/1.1", b"HTTP/1.0"))
+        status, headers, answer, rest = _read_answer(s)
+        assert json.loads(answer) == reference.json() and headers[b"connection"] == b"close"
+        assert rest + s.recv(1) == b""
+
+
+def test_a_reply_that_fails_leaves_the_rest_of_its_batch_answered():
+    """Batcher.start's callbacks: a merged call answers each request through its own reply; one
+    that raises (a bug) reaches the loop's exception handler, the others are still answered."""
+    from zoo.core.serve import Batcher
+
+    endpoint = _GatedEndpoint()
+    batcher = Batcher(endpoint, max_batch=32, max_delay_ms=100, max_in_flight=1)
+    answered, raised = [], []
+
+    def broken(outputs):
+        raise RuntimeError("a broken reply")
+
+    async def go():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: raised.append(context["exception"]))
+        batcher.start(_rows(0), answered.append)
+        await _until(lambda: endpoint.running == 1)
+        for v, reply in ((1, answered.append), (2, broken), (3, answered.append)):
+            batcher.start(_rows(v), reply)
+        endpoint.release.set()
+        await _until(lambda: len(answered) == 3)
+
+    asyncio.run(go())
+    assert [a["y"][0, 0] for a in answered] == [0, 2, 6] and [len(f["x"]) for f in endpoint.feeds] == [1, 3]
+    assert [str(e) for e in raised] == ["a broken reply"]
