@@ -81,8 +81,9 @@ def make_session(path: str | Path, providers: list[str] | None = None, spinning:
     batch ran 3× slower than the same node without a mask (B 64, T 32, D 64). Flushed, the
     masked weights are exact zeros, as in torch. onnxruntime sets the flags on its intra-op
     threads and, for the first session of a process only, on the thread that creates it
-    (which then flushes denormals in everything it computes, numpy and torch included); a
-    call from another thread runs its own share of the work unflushed.
+    (which then flushes denormals in everything it computes, numpy and torch included);
+    threads started later by that thread inherit them, so only a call from a thread that
+    already ran before the first session does its own share of the work unflushed.
     """
     ort = _onnxruntime()
     if providers is None:
