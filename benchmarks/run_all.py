@@ -262,6 +262,10 @@ BENCHMARKS = [
     Bench("onnx-opset", "Transformers in onnxruntime: opset 18 vs opset 23 (fused Attention) vs torch eager",
           "onnx_opset_compare.py", None, ["--model", "transformer-classifier", "--model", "vit", "--model",
                                           "transformer-seq2seq", "--rounds", "3"]),
+    Bench("onnx-options", "onnxruntime session options (denormal flush, SkipLayerNormFusion, optimisation level) "
+          "vs torch eager, transformers", "onnx_session_options.py", None,
+          ["--model", "transformer-classifier", "--model", "transformer-tagger", "--model", "local-transformer",
+           "--rounds", "3"]),
     Bench("tf32", "onnxruntime CUDA with and without TF32 vs float32 torch (GPU and onnxruntime-gpu only)",
           "ort_tf32_parity.py", None, []),
     Bench("scatter", "Sum-aggregation formulations (design study)", "gnn_scatter_formulations.py", None, []),

@@ -171,6 +171,8 @@ class MultiHeadAttention(nn.Module):
         return x.view(b, t, self.heads, self.head_dim).transpose(1, 2)     # (B, H, T, d)
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None) -> Tensor:
+        if self.use_sdpa and _fused_export():
+            return self._fused(query, key, value, mask)
         if query is key and key is value:                                  # self-attention: one matmul
             q, k, v = self.in_proj(query).chunk(3, dim=-1)                  # 3 × (B, T, D)
         else:
@@ -179,8 +181,6 @@ class MultiHeadAttention(nn.Module):
             q = F.linear(query, w_q, b_q)                                   # (B, Tq, D)
             k = F.linear(key, w_k, b_k)                                     # (B, Tk, D)
             v = F.linear(value, w_v, b_v)                                   # (B, Tk, D)
-        if self.use_sdpa and _fused_export():
-            return self.out_proj(onnx_attention(q, k, v, mask, self.heads))  # (B, Tq, D)
         q, k, v = self._split(q), self._split(k), self._split(v)            # (B, H, T·, d)
         p = self.dropout if self.training else 0.0
         if self.use_sdpa:
@@ -192,6 +192,29 @@ class MultiHeadAttention(nn.Module):
         b, _, tq, _ = y.shape
         y = y.transpose(1, 2).reshape(b, tq, self.dim)                      # (B, Tq, D), heads merged
         return self.out_proj(y)
+
+    def _fused(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None) -> Tensor:
+        """The forward pass as exported at opset ≥ 23: one ``Attention`` node (:func:`onnx_attention`),
+        and two biases moved where they cost nothing.
+
+        Each head's weights sum to 1 over the keys, so the value bias passes through attention
+        unchanged and folds into the output bias, and the key bias adds ``q_i · b_k`` to every
+        score of query i, which the softmax cancels::
+
+            softmax_j(q_i (k_j + b_k)ᵀ) = softmax_j(q_i k_jᵀ),   Σ_j a_ij (v_j + b_v) = Σ_j a_ij v_j + b_v
+            out = (Y + b_v) W_oᵀ + b_o = Y W_oᵀ + (b_o + W_o b_v)
+
+        So K and V are bias-free matmuls, and q, k, v are three matmuls rather than one over
+        ``[3D, D]`` and a Split: onnxruntime adds a bias in a pass of its own (its ``MatMul``
+        takes none) and copies each output of a Split.
+        """
+        w_q, w_k, w_v = self.in_proj.weight.chunk(3, dim=0)
+        b_q, _, b_v = self.in_proj.bias.chunk(3, dim=0)
+        q = F.linear(query, w_q, b_q)                                       # (B, Tq, D)
+        k = F.linear(key, w_k)                                              # (B, Tk, D), bias cancels
+        v = F.linear(value, w_v)                                            # (B, Tk, D), bias moved on
+        y = onnx_attention(q, k, v, mask, self.heads)                       # (B, Tq, D)
+        return F.linear(y, self.out_proj.weight, self.out_proj.bias + self.out_proj.weight @ b_v)
 
 
 # -- positions --------------------------------------------------------------------------------

@@ -278,6 +278,11 @@ def test_opset_23_export_is_one_fused_attention_node_per_layer_with_parity(tmp_p
     ops = [n.op_type for n in graph.graph.node]
     layers = 3 if kind is _Seq2Seq else 2                           # self, self + cross
     assert ops.count("Attention") == layers and "Softmax" not in ops
+    # Keys and values are bias-free matmuls (the key bias cancels in the softmax, the value
+    # bias is folded into the output's), not slices of one [3D, D] projection.
+    producer = {out: n.op_type for n in graph.graph.node for out in n.output}
+    for node in (n for n in graph.graph.node if n.op_type == "Attention"):
+        assert [producer.get(name) for name in node.input[1:3]] == ["MatMul", "MatMul"]
     session = make_session(path)
     for batch, t, seed in ((2, 11, 1), (5, 4, 2), (1, 1, 3)):
         args, real = _inputs(model, batch, max(t, 2) if kind is _Seq2Seq else t, seed)
