@@ -83,7 +83,10 @@ def make_session(path: str | Path, providers: list[str] | None = None, spinning:
     threads and, for the first session of a process only, on the thread that creates it
     (which then flushes denormals in everything it computes, numpy and torch included);
     threads started later by that thread inherit them, so only a call from a thread that
-    already ran before the first session does its own share of the work unflushed.
+    already ran before the first session does its own share of the work unflushed. ``exact``
+    sessions (the export's parity check, inside ``zoo train`` and sweeps) do not flush, so that
+    whatever the process computes after an export (the task's files, the next trial) is computed
+    as in a process that never exported.
     """
     ort = _onnxruntime()
     if providers is None:
@@ -92,7 +95,8 @@ def make_session(path: str | Path, providers: list[str] | None = None, spinning:
     options.log_severity_level = 3  # the CUDA→CPU fallback is reported by get_providers(), not logs
     if threads:
         options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.set_denormal_as_zero", "1")  # see the docstring
+    if not exact:  # the export's parity check runs in the training process: leave its threads as they are
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")  # see the docstring
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")

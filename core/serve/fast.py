@@ -159,14 +159,22 @@ class _FastInfer:
         return _InferCycle(self, name.decode(), keep_alive)
 
 
+#: uvicorn releases whose ``HttpToolsProtocol`` internals the fast path was tested against
+#: (``(major, minor)``, both ends included); any other release serves every route through ASGI.
+TESTED_UVICORN = ((0, 55), (0, 55))
+
+
 def fast_protocol(base: type, routes, api_key: str | None = None) -> type:
     """uvicorn's HTTP protocol class ``base`` answering the infer route itself (httptools'
-    protocol; any other ``base``, such as h11's, is returned as it is)."""
+    protocol of a tested uvicorn release; any other ``base``, such as h11's, or a release
+    outside ``TESTED_UVICORN``, whose private protocol fields may differ, is returned as it is)."""
     try:
+        import uvicorn
         from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
     except ImportError:
         return base
-    if not issubclass(base, HttpToolsProtocol):
+    release = tuple(int(part) for part in uvicorn.__version__.split(".")[:2] if part.isdigit())
+    if not issubclass(base, HttpToolsProtocol) or not TESTED_UVICORN[0] <= release <= TESTED_UVICORN[1]:
         return base
     key = api_key.strip().encode() if api_key is not None else None
     return type(f"FastInfer{base.__name__}", (_FastInfer, base),

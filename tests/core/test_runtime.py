@@ -30,20 +30,23 @@ def test_sessions_ask_for_denormals_as_zero(tmp_path):
     _square_model(tmp_path / "m.onnx")
     options = make_session(tmp_path / "m.onnx").get_session_options()
     assert options.get_session_config_entry("session.set_denormal_as_zero") == "1"
+    exact = make_session(tmp_path / "m.onnx", exact=True).get_session_options()  # the export's parity check
+    with pytest.raises(RuntimeError, match="does not have configuration"):
+        exact.get_session_config_entry("session.set_denormal_as_zero")
 
 
 _SQUARE = """
 import sys, numpy as np
 x = np.full(8, 1e-20, np.float32)
-if sys.argv[2] == "zoo":
+if sys.argv[2] in ("zoo", "exact"):
     from zoo.core.deploy.runtime import make_session
-    session = make_session(sys.argv[1], providers=["CPUExecutionProvider"], threads=1)
+    session = make_session(sys.argv[1], providers=["CPUExecutionProvider"], threads=1, exact=sys.argv[2] == "exact")
 else:
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
-print(float(session.run(None, {"x": x})[0].max()))
+print(float(session.run(None, {"x": x})[0].max()), float((x * x).max()))  # then this thread's own product
 """
 
 
@@ -58,7 +61,9 @@ def test_denormal_results_are_flushed_to_zero(tmp_path):
     def largest(kind: str) -> float:
         done = subprocess.run([sys.executable, str(script), str(tmp_path / "m.onnx"), kind],
                               capture_output=True, text=True, timeout=120, check=True)
-        return float(done.stdout.split()[-1])
+        return tuple(float(v) for v in done.stdout.split()[-2:])
 
-    assert 0 < largest("plain") < 1.2e-38
-    assert largest("zoo") == 0.0
+    assert 0 < largest("plain")[0] < 1.2e-38
+    assert largest("zoo")[0] == 0.0
+    session, own = largest("exact")  # a parity check inside zoo train: nothing flushed, this thread neither
+    assert 0 < session < 1.2e-38 and 0 < own < 1.2e-38

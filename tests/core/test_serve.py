@@ -982,6 +982,17 @@ def _read_answer(s: socket.socket, buffer: bytes = b"") -> tuple[bytes, dict[byt
     return status, headers, buffer[:length], buffer[length:]
 
 
+def test_the_fast_path_is_off_on_an_untested_uvicorn(monkeypatch):
+    """Its private protocol fields may differ in another uvicorn release: ASGI only there."""
+    uvicorn = pytest.importorskip("uvicorn")
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from zoo.core.serve.fast import fast_protocol
+
+    monkeypatch.setattr(uvicorn, "__version__", "0.99.1")
+    assert fast_protocol(HttpToolsProtocol, None) is HttpToolsProtocol
+
+
 @pytest.mark.slow
 def test_the_infer_fast_path_answers_as_the_asgi_route(runs):
     """zoo serve answers infer at the HTTP protocol (core/serve/fast.py): the same answers as the
@@ -993,6 +1004,12 @@ def test_the_infer_fast_path_answers_as_the_asgi_route(runs):
 
     from zoo.core.serve.fast import _FastInfer, fast_protocol
 
+    import uvicorn
+
+    from zoo.core.serve import fast
+
+    if not fast.TESTED_UVICORN[0] <= tuple(map(int, uvicorn.__version__.split(".")[:2])) <= fast.TESTED_UVICORN[1]:
+        pytest.skip(f"uvicorn {uvicorn.__version__}: the fast path is off outside {fast.TESTED_UVICORN}")
     assert issubclass(fast_protocol(HttpToolsProtocol, None), _FastInfer)
     assert fast_protocol(H11Protocol, None) is H11Protocol  # h11: the ASGI route only
     body = json.dumps({"inputs": [OK], "id": "r1"}).encode()
