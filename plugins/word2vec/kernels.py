@@ -643,7 +643,7 @@ def sgd_step(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, context: torch.
 def sgd_step_words(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, centre: torch.Tensor, context: torch.Tensor,
                    mask: torch.Tensor, exact: bool, lr: float, seed: int, noise: torch.Tensor | None = None,
                    negatives: int = 0, huffman: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-                   alias: tuple[np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
+                   alias: tuple[np.ndarray, np.ndarray] | None = None, workers=None) -> torch.Tensor:
     """word2vec's own training step straight from a batch of windows (``centre [B]``,
     ``context [B, C]`` (int32 or int64), ``mask [B, C]`` bool), its targets found inside the
     kernel as word2vec finds them: ``negatives`` words per centre drawn with word2vec's generator
@@ -652,20 +652,40 @@ def sgd_step_words(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, centre: t
     (:func:`alias_table`; :func:`alias_words` gives the draws), or the centre's Huffman path
     (``huffman = (points, labels, mask)``, ``[V, L]`` each). No ``[B, J]`` tensor is built.
 
+    ``workers`` (:class:`~zoo.plugins.word2vec.workers.UpdateWorkers`): the batch becomes one
+    job, run whole by one of the persistent worker threads (one chunk: its draws are those of
+    ``chunks = 1``), and the call returns without waiting for it; otherwise the batch is cut
+    into one chunk per ``torch.get_num_threads()`` thread and run now.
+
     :returns: ``[2]`` (float64): the batch's summed loss and its count (CBOW: centres with a
-        context; skip-gram: pairs), as the models' forward returns them.
+        context; skip-gram: pairs), as the models' forward returns them; with ``workers``, the
+        totals of the jobs that finished since the last call instead (the rest come from
+        ``workers.drain()``).
     """
+    chunks = 1 if workers is not None else _chunks(context.shape[0])
+    kernel, args = _words_job(kind, w_in, w_out, centre, context, mask, exact, lr, seed, noise, negatives, huffman,
+                              alias)
+    if workers is not None:
+        workers.submit(kernel, (*args, 0, 1))
+        return torch.tensor(workers.collect(), dtype=torch.float64)
+    if chunks == 1:
+        return torch.tensor(kernel(*args, 0, 1), dtype=torch.float64)
+    parallel = _cbow_negative_parallel if kernel is cbow_negative_part else _sgd_parallel
+    # no per-value tensor construction (a Python-level cost per step)
+    return torch.from_numpy(np.asarray(parallel(*args, chunks), dtype=np.float64))
+
+
+def _words_job(kind, w_in, w_out, centre, context, mask, exact, lr, seed, noise, negatives, huffman, alias):
+    """The kernel of :func:`sgd_step_words` and its arguments, all but ``(chunk, chunks)``: the
+    numpy views of the tables (in-place updates reach the parameters) and of the batch."""
     real = w_in.detach().numpy().dtype
     as_np = lambda t, dt: np.ascontiguousarray(t.numpy(), dtype=dt)  # noqa: E731  (no copy when it fits)
-    chunks = _chunks(context.shape[0])
     ids = context.numpy()
     if not (ids.dtype in (np.int32, np.int64) and ids.flags.c_contiguous):
         ids = as_np(context, np.int64)
+    tables, mask = (w_in.detach().numpy(), w_out.detach().numpy()), np.ascontiguousarray(mask.numpy())
     if kind == "cbow" and alias is not None:  # gensim's fast_sentence_cbow_neg
-        args = (w_in.detach().numpy(), w_out.detach().numpy(), as_np(centre, np.int64), ids,
-                np.ascontiguousarray(mask.numpy()), *alias, negatives, seed, exact, lr)
-        totals = cbow_negative_part(*args, 0, 1) if chunks == 1 else _cbow_negative_parallel(*args, chunks)
-        return torch.tensor(totals, dtype=torch.float64)
+        return cbow_negative_part, (*tables, as_np(centre, np.int64), ids, mask, *alias, negatives, seed, exact, lr)
     if huffman is not None:
         points, labels, tmask = huffman
         targets, labels, tmask, by_centre, table = (as_np(points, np.int64), as_np(labels, real),
@@ -675,10 +695,8 @@ def sgd_step_words(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, centre: t
         labels = np.zeros((1, 1 + negatives), real)
         labels[0, 0] = 1
         tmask, by_centre, table = np.ones((1, 1 + negatives), real), False, as_np(noise, np.int32)
-    totals = _sgd(_KINDS[kind], w_in.detach().numpy(), w_out.detach().numpy(), as_np(centre, np.int64),
-                  ids, np.ascontiguousarray(mask.numpy()), targets, labels, tmask, by_centre, table, seed,
-                  exact, lr, chunks)
-    return torch.from_numpy(totals)  # no per-value tensor construction (a Python-level cost per step)
+    return sgd_chunk, (_KINDS[kind], *tables, as_np(centre, np.int64), ids, mask, targets, labels, tmask, by_centre,
+                       table, seed, exact, lr)
 
 
 _NO_NOISE = np.zeros(0, np.int32)
