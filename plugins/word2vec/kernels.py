@@ -24,7 +24,9 @@ Threads: the batch is cut into one chunk per ``torch.get_num_threads()`` thread.
 :func:`fused_step` each chunk has its own row slots and the chunks' rows are concatenated (a row
 touched by two chunks appears twice; its gradients are summed when applied); in the SGD kernels
 the chunks update the shared tables without locks (Hogwild, as gensim's worker threads do), each
-with its own generator stream.
+with its own generator stream. The attached models run word2vec's update at several threads on
+persistent worker threads instead (:mod:`zoo.plugins.word2vec.workers`): one whole batch per
+worker, one chunk, and no meeting of the threads per batch.
 
 numba is optional (``pip install 'zoo-ml[word2vec]'``): without it, on CUDA, or with
 ``model.kernel = "torch"`` the torch path runs; :mod:`zoo.plugins.word2vec.models` imports this
@@ -589,6 +591,24 @@ def _step(kind, w_in, w_out, context, weight, targets, labels, tmask, exact, mea
     return losses.sum(), rows_in[:n_in], values_in[:n_in], rows_out[:n_out], values_out[:n_out]
 
 
+@_jit
+def gather_windows(padded, pos, offsets, reach, centre, context, mask):
+    """The windows of centres at slots ``pos [G]`` of a padded corpus (``padded [M]``, −1
+    between documents, :meth:`WindowSplit.padded_corpus <zoo.plugins.word2vec.corpus.WindowSplit.padded_corpus>`):
+    ``centre [G]`` ← ``padded[pos]``, ``context [G, O]`` ← ``padded[pos + offsets]`` with −1 read
+    as word 0, and ``mask [G, O]`` ← the slot holds a word and ``|offset| ≤ reach[g]`` (``reach
+    [G, 1]``, int8; an empty ``reach``: every offset). One pass, what the split's torch ops
+    compute in six: the trainer's thread builds the windows while the workers train."""
+    full = reach.shape[0] == 0
+    for g in range(pos.shape[0]):
+        p = pos[g]
+        centre[g] = padded[p]
+        for c in range(offsets.shape[0]):
+            word = padded[p + offsets[c]]
+            mask[g, c] = word >= 0 and (full or abs(offsets[c]) <= reach[g, 0])
+            context[g, c] = max(word, 0)
+
+
 def _arrays(w_in, w_out, context, weight, targets, labels, tmask):
     """numpy views of the tables (shared memory: in-place updates reach the parameters) and
     contiguous copies of the batch, in the tables' dtype."""
@@ -708,6 +728,10 @@ def warm_up(dtype: torch.dtype = torch.float32) -> None:
     table = torch.zeros(3, 2, dtype=dtype)
     context, weight = torch.zeros(2, 2, dtype=torch.int64), torch.ones(2, 2, dtype=dtype)
     targets, labels = torch.zeros(2, 2, dtype=torch.int64), torch.zeros(2, 2, dtype=dtype)
+    padded, pos, offsets = np.array([-1, 0, 1, -1], np.int32), np.array([1, 2]), np.array([-1, 1])
+    for reach in (np.ones((2, 1), np.int8), np.zeros((0, 1), np.int8)):
+        gather_windows(padded, pos, offsets, reach, np.empty(2, np.int64), np.empty((2, 2), np.int32),
+                       np.empty((2, 2), np.bool_))
     for kind in _KINDS:
         fused_step(kind, table, table, context, weight, targets, labels, None, False, False, True)
         sgd_step(kind, table.clone(), table.clone(), context, weight, targets, labels, None, False, 0.0)
