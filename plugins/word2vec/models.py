@@ -393,7 +393,7 @@ class _NegativeSampling(_WordVectors, SelfUpdating):
             self._workers = UpdateWorkers(threads)
             # The trainer's thread is now gensim's job producer: its torch ops (the windows) run
             # on it alone. Parallel torch ops would leave OpenMP threads spinning after each one,
-            # on the cores the workers need (measured: up to a third of a core per epoch).
+            # on the cores the workers need (docs/results.md, word2vec worker threads).
             self._torch_threads = threads
             torch.set_num_threads(1)
         return True
