@@ -4,7 +4,8 @@
 
 Both train on the same token lists (our streaming reader), with the same dimension, window,
 negatives, min_count, subsampling threshold, epochs and thread count (``torch.set_num_threads``
-vs gensim ``workers``), and are evaluated by the same code (``zoo.plugins.word2vec.evaluate``):
+vs gensim ``workers``; at more than one thread ours, like gensim, runs its update on that many
+persistent worker threads, one batch per job), and are evaluated by the same code (``zoo.plugins.word2vec.evaluate``):
 WordSim353 Spearman (OOV pairs skipped) and 3CosAdd analogy accuracy restricted to the 30,000
 most frequent words. Words/s = words trained on × epochs / training seconds (ours: the training
 positions, i.e. in-vocabulary tokens minus the 1 % held out for the test loss, over the sum of the

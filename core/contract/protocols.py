@@ -22,7 +22,9 @@ class SelfUpdating:
        the training loop ends (also on an error or an interrupt);
     2. for every training step whose loss has no graph while :attr:`updates_itself` is true,
        skips ``zero_grad``, backward and gradient clipping (the optimizer then finds no gradient
-       and does nothing; the schedule still steps). Every other loss is backpropagated as usual.
+       and does nothing; the schedule still steps). Every other loss is backpropagated as usual;
+    3. at the end of every epoch's steps (and before an interrupted epoch is checkpointed) calls
+       :meth:`finish_updates`, before it evaluates, records or saves anything.
     """
 
     @property
@@ -37,6 +39,13 @@ class SelfUpdating:
 
     def detach_optimizer(self) -> None:
         """Training ended: forget the optimizer. The default does nothing."""
+
+    def finish_updates(self) -> Any:
+        """Complete the updates that training forwards started but did not finish (a model whose
+        forward hands its update to worker threads and returns early) and return the summed
+        loss of those steps that no forward returned yet, added to the epoch's training loss;
+        None (the default) when there are none."""
+        return None
 
 
 @runtime_checkable

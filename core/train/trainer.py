@@ -577,6 +577,7 @@ class Trainer:
             self._train_step(loop, batch, stats)
             state.step += 1
             if stop.requested:
+                self._finish_updates(stats)
                 state.loss_sum = float(stats.loss_sum)
                 self._checkpoint(state, loop.optimizer, loop.scheduler, epoch_start_generator, Run.LAST)
                 loop.progress.clear()
@@ -591,7 +592,16 @@ class Trainer:
                     self._non_finite(epoch, state.step)
                 loop.progress.update(epoch, tc.epochs, state.step, loop.steps_per_epoch,
                                      (epoch - 1) * loop.steps_per_epoch + state.step)
+        self._finish_updates(stats)
         return stats
+
+    def _finish_updates(self, stats: _EpochStats) -> None:
+        """A SelfUpdating model completes the updates its forwards left running; their loss
+        joins the epoch's (docs/plugins.md)."""
+        if isinstance(self.model, SelfUpdating):
+            pending = self.model.finish_updates()
+            if pending is not None:
+                stats.loss_sum += torch.as_tensor(pending, device=stats.loss_sum.device).float()
 
     def _train_step(self, loop: _Loop, batch: dict[str, torch.Tensor], stats: _EpochStats) -> None:
         """Forward, loss, backward, clipping and the optimizer's and scheduler's step for one batch."""

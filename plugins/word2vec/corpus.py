@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -38,6 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from zoo.core.train.data import DataInfo, Dataset, Split, locate
 from zoo.core.contract.errors import DataUnavailable, ZooError
 
+# The windows are gathered by a numba kernel where it is installed (found without importing it).
+_NUMBA = importlib.util.find_spec("numba") is not None
 _SIMPLE = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
@@ -311,16 +314,34 @@ class WindowSplit(Split):
         for first in range(start, steps, group):
             last = min(first + group, steps)
             pos = positions[bounds[first]:bounds[last]]
-            # int32 ids (the models and kernels take them; half the bytes of int64)
-            context = padded[pos.unsqueeze(1) + self.offsets]         # (G·B, 2w)
-            mask = context >= 0
-            if reach is not None:
-                mask &= self._reach_offsets <= reach[bounds[first]:bounds[last]]
-            context.clamp_(min=0)  # padding slots read word 0 with mask False: every id is a row
-            centre = padded[pos].long()
+            group_reach = None if reach is None else reach[bounds[first]:bounds[last]]
+            centre, context, mask = self._gather(padded, pos, group_reach)
             for step in range(first, last):
                 rows = slice(bounds[step] - bounds[first], bounds[step + 1] - bounds[first])
                 yield {"centre": centre[rows], "context": context[rows], "mask": mask[rows]}
+
+    def _gather(self, padded: torch.Tensor, pos: torch.Tensor, reach: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Centres (int64 ``[G]``), contexts (int32 ``[G, 2w]``: the models and kernels take them,
+        half the bytes of int64) and the mask of a group of slots of the padded corpus; on the
+        CPU with numba, in one compiled pass (:func:`kernels.gather_windows`, the same values)."""
+        if pos.device.type == "cpu" and _NUMBA:
+            from zoo.plugins.word2vec.kernels import gather_windows
+
+            centre = torch.empty(pos.shape[0], dtype=torch.int64)
+            context = torch.empty((pos.shape[0], self.offsets.shape[0]), dtype=torch.int32)
+            mask = torch.empty(context.shape, dtype=torch.bool)
+            no_reach = np.zeros((0, 1), np.int8)
+            gather_windows(padded.numpy(), pos.numpy(), self.offsets.numpy(),
+                           no_reach if reach is None else reach.numpy(), centre.numpy(), context.numpy(),
+                           mask.numpy())
+            return centre, context, mask
+        context = padded[pos.unsqueeze(1) + self.offsets]         # (G·B, 2w)
+        mask = context >= 0
+        if reach is not None:
+            mask &= self._reach_offsets <= reach
+        context.clamp_(min=0)  # padding slots read word 0 with mask False: every id is a row
+        return padded[pos].long(), context, mask
 
     def _with(self, positions: torch.Tensor, stochastic: bool | None = None) -> WindowSplit:
         return WindowSplit(self.ids, self.docs, positions, self.keep, self.window, self.dynamic_window,

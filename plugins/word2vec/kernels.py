@@ -24,7 +24,9 @@ Threads: the batch is cut into one chunk per ``torch.get_num_threads()`` thread.
 :func:`fused_step` each chunk has its own row slots and the chunks' rows are concatenated (a row
 touched by two chunks appears twice; its gradients are summed when applied); in the SGD kernels
 the chunks update the shared tables without locks (Hogwild, as gensim's worker threads do), each
-with its own generator stream.
+with its own generator stream. The attached models run word2vec's update at several threads on
+persistent worker threads instead (:mod:`zoo.plugins.word2vec.workers`): one whole batch per
+worker, one chunk, and no meeting of the threads per batch.
 
 numba is optional (``pip install 'zoo-ml[word2vec]'``): without it, on CUDA, or with
 ``model.kernel = "torch"`` the torch path runs; :mod:`zoo.plugins.word2vec.models` imports this
@@ -589,6 +591,24 @@ def _step(kind, w_in, w_out, context, weight, targets, labels, tmask, exact, mea
     return losses.sum(), rows_in[:n_in], values_in[:n_in], rows_out[:n_out], values_out[:n_out]
 
 
+@_jit
+def gather_windows(padded, pos, offsets, reach, centre, context, mask):
+    """The windows of centres at slots ``pos [G]`` of a padded corpus (``padded [M]``, −1
+    between documents, :meth:`WindowSplit.padded_corpus <zoo.plugins.word2vec.corpus.WindowSplit.padded_corpus>`):
+    ``centre [G]`` ← ``padded[pos]``, ``context [G, O]`` ← ``padded[pos + offsets]`` with −1 read
+    as word 0, and ``mask [G, O]`` ← the slot holds a word and ``|offset| ≤ reach[g]`` (``reach
+    [G, 1]``, int8; an empty ``reach``: every offset). One pass, what the split's torch ops
+    compute in six: the trainer's thread builds the windows while the workers train."""
+    full = reach.shape[0] == 0
+    for g in range(pos.shape[0]):
+        p = pos[g]
+        centre[g] = padded[p]
+        for c in range(offsets.shape[0]):
+            word = padded[p + offsets[c]]
+            mask[g, c] = word >= 0 and (full or abs(offsets[c]) <= reach[g, 0])
+            context[g, c] = max(word, 0)
+
+
 def _arrays(w_in, w_out, context, weight, targets, labels, tmask):
     """numpy views of the tables (shared memory: in-place updates reach the parameters) and
     contiguous copies of the batch, in the tables' dtype."""
@@ -643,7 +663,7 @@ def sgd_step(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, context: torch.
 def sgd_step_words(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, centre: torch.Tensor, context: torch.Tensor,
                    mask: torch.Tensor, exact: bool, lr: float, seed: int, noise: torch.Tensor | None = None,
                    negatives: int = 0, huffman: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-                   alias: tuple[np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
+                   alias: tuple[np.ndarray, np.ndarray] | None = None, workers=None) -> torch.Tensor:
     """word2vec's own training step straight from a batch of windows (``centre [B]``,
     ``context [B, C]`` (int32 or int64), ``mask [B, C]`` bool), its targets found inside the
     kernel as word2vec finds them: ``negatives`` words per centre drawn with word2vec's generator
@@ -652,20 +672,40 @@ def sgd_step_words(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, centre: t
     (:func:`alias_table`; :func:`alias_words` gives the draws), or the centre's Huffman path
     (``huffman = (points, labels, mask)``, ``[V, L]`` each). No ``[B, J]`` tensor is built.
 
+    ``workers`` (:class:`~zoo.plugins.word2vec.workers.UpdateWorkers`): the batch becomes one
+    job, run whole by one of the persistent worker threads (one chunk: its draws are those of
+    ``chunks = 1``), and the call returns without waiting for it; otherwise the batch is cut
+    into one chunk per ``torch.get_num_threads()`` thread and run now.
+
     :returns: ``[2]`` (float64): the batch's summed loss and its count (CBOW: centres with a
-        context; skip-gram: pairs), as the models' forward returns them.
+        context; skip-gram: pairs), as the models' forward returns them; with ``workers``, the
+        totals of the jobs that finished since the last call instead (the rest come from
+        ``workers.drain()``).
     """
+    chunks = 1 if workers is not None else _chunks(context.shape[0])
+    kernel, args = _words_job(kind, w_in, w_out, centre, context, mask, exact, lr, seed, noise, negatives, huffman,
+                              alias)
+    if workers is not None:
+        workers.submit(kernel, (*args, 0, 1))
+        return torch.tensor(workers.collect(), dtype=torch.float64)
+    if chunks == 1:
+        return torch.tensor(kernel(*args, 0, 1), dtype=torch.float64)
+    parallel = _cbow_negative_parallel if kernel is cbow_negative_part else _sgd_parallel
+    # no per-value tensor construction (a Python-level cost per step)
+    return torch.from_numpy(np.asarray(parallel(*args, chunks), dtype=np.float64))
+
+
+def _words_job(kind, w_in, w_out, centre, context, mask, exact, lr, seed, noise, negatives, huffman, alias):
+    """The kernel of :func:`sgd_step_words` and its arguments, all but ``(chunk, chunks)``: the
+    numpy views of the tables (in-place updates reach the parameters) and of the batch."""
     real = w_in.detach().numpy().dtype
     as_np = lambda t, dt: np.ascontiguousarray(t.numpy(), dtype=dt)  # noqa: E731  (no copy when it fits)
-    chunks = _chunks(context.shape[0])
     ids = context.numpy()
     if not (ids.dtype in (np.int32, np.int64) and ids.flags.c_contiguous):
         ids = as_np(context, np.int64)
+    tables, mask = (w_in.detach().numpy(), w_out.detach().numpy()), np.ascontiguousarray(mask.numpy())
     if kind == "cbow" and alias is not None:  # gensim's fast_sentence_cbow_neg
-        args = (w_in.detach().numpy(), w_out.detach().numpy(), as_np(centre, np.int64), ids,
-                np.ascontiguousarray(mask.numpy()), *alias, negatives, seed, exact, lr)
-        totals = cbow_negative_part(*args, 0, 1) if chunks == 1 else _cbow_negative_parallel(*args, chunks)
-        return torch.tensor(totals, dtype=torch.float64)
+        return cbow_negative_part, (*tables, as_np(centre, np.int64), ids, mask, *alias, negatives, seed, exact, lr)
     if huffman is not None:
         points, labels, tmask = huffman
         targets, labels, tmask, by_centre, table = (as_np(points, np.int64), as_np(labels, real),
@@ -675,10 +715,8 @@ def sgd_step_words(kind: str, w_in: torch.Tensor, w_out: torch.Tensor, centre: t
         labels = np.zeros((1, 1 + negatives), real)
         labels[0, 0] = 1
         tmask, by_centre, table = np.ones((1, 1 + negatives), real), False, as_np(noise, np.int32)
-    totals = _sgd(_KINDS[kind], w_in.detach().numpy(), w_out.detach().numpy(), as_np(centre, np.int64),
-                  ids, np.ascontiguousarray(mask.numpy()), targets, labels, tmask, by_centre, table, seed,
-                  exact, lr, chunks)
-    return torch.from_numpy(totals)  # no per-value tensor construction (a Python-level cost per step)
+    return sgd_chunk, (_KINDS[kind], *tables, as_np(centre, np.int64), ids, mask, targets, labels, tmask, by_centre,
+                       table, seed, exact, lr)
 
 
 _NO_NOISE = np.zeros(0, np.int32)
@@ -690,6 +728,10 @@ def warm_up(dtype: torch.dtype = torch.float32) -> None:
     table = torch.zeros(3, 2, dtype=dtype)
     context, weight = torch.zeros(2, 2, dtype=torch.int64), torch.ones(2, 2, dtype=dtype)
     targets, labels = torch.zeros(2, 2, dtype=torch.int64), torch.zeros(2, 2, dtype=dtype)
+    padded, pos, offsets = np.array([-1, 0, 1, -1], np.int32), np.array([1, 2]), np.array([-1, 1])
+    for reach in (np.ones((2, 1), np.int8), np.zeros((0, 1), np.int8)):
+        gather_windows(padded, pos, offsets, reach, np.empty(2, np.int64), np.empty((2, 2), np.int32),
+                       np.empty((2, 2), np.bool_))
     for kind in _KINDS:
         fused_step(kind, table, table, context, weight, targets, labels, None, False, False, True)
         sgd_step(kind, table.clone(), table.clone(), context, weight, targets, labels, None, False, 0.0)

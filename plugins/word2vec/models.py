@@ -303,6 +303,8 @@ class _NegativeSampling(_WordVectors, SelfUpdating):
         self.kernel = kernel
         # The optimizer's param group while the kernel applies word2vec's SGD itself (attach_sgd).
         self.sgd_group: dict | None = None
+        # With several threads, the persistent threads that run word2vec's update (workers.py).
+        self._workers = None
         self.objective = objective
         # auto: averaged only where summing diverges, skip-gram's hierarchical softmax (the top
         # Huffman nodes are on the path of every pair of a batch).
@@ -366,9 +368,14 @@ class _NegativeSampling(_WordVectors, SelfUpdating):
         The update is then word2vec's own: centre after centre, each applied before the next
         reads the tables (the batch only sets how often the lr schedule moves), instead of the
         batch's gradient at the batch's start; the forward pass returns the loss with no
-        gradient left for the optimizer. ``None`` detaches. Returns whether it attached.
+        gradient left for the optimizer. With ``torch.get_num_threads()`` > 1 the batches go to
+        as many persistent worker threads (:class:`~zoo.plugins.word2vec.workers.UpdateWorkers`,
+        gensim's design: one whole batch per worker, no meeting per batch) and a forward returns
+        the loss of the batches finished so far; :meth:`finish_updates` waits for the rest.
+        ``None`` detaches (and stops the workers). Returns whether it attached.
         """
         self.sgd_group = None
+        self._close_workers()
         if optimizer is None or not (exclusive and loss == "sum" and self._kernel_applies()):
             return False
         if type(optimizer) is not torch.optim.SGD or len(optimizer.param_groups) != 1:
@@ -379,7 +386,31 @@ class _NegativeSampling(_WordVectors, SelfUpdating):
         if {id(p) for p in group["params"]} != {id(self.in_embed.weight), id(self.out_embed.weight)}:
             return False
         self.sgd_group = group
+        threads = torch.get_num_threads()
+        if threads > 1:  # gensim's shape: persistent workers, one job per batch (workers.py)
+            from zoo.plugins.word2vec.workers import UpdateWorkers
+
+            self._workers = UpdateWorkers(threads)
+            # The trainer's thread is now gensim's job producer: its torch ops (the windows) run
+            # on it alone. Parallel torch ops would leave OpenMP threads spinning after each one,
+            # on the cores the workers need (docs/results.md, word2vec worker threads).
+            self._torch_threads = threads
+            torch.set_num_threads(1)
         return True
+
+    def finish_updates(self) -> torch.Tensor | None:
+        """The trainer's cue at the end of an epoch (:class:`~zoo.core.contract.protocols.SelfUpdating`):
+        wait for the batches the worker threads still run and return their summed loss (None
+        with no workers: every forward returned its own batch's loss)."""
+        if self._workers is None:
+            return None
+        return torch.tensor(self._workers.drain()[0], dtype=torch.float64)
+
+    def _close_workers(self) -> None:
+        if self._workers is not None:
+            workers, self._workers = self._workers, None
+            workers.close()
+            torch.set_num_threads(self._torch_threads)
 
     def loss(self, kind: str, centre: torch.Tensor, context: torch.Tensor, mask: torch.Tensor,
              exact: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -396,8 +427,9 @@ class _NegativeSampling(_WordVectors, SelfUpdating):
                        else dict(noise=self.noise_table, negatives=self.negatives,
                                  alias=self.noise_alias() if kind == "cbow" else None))
             totals = sgd_step_words(kind, w_in, w_out, centre, context, mask, exact, self.sgd_group["lr"], seed,
-                                    **targets)
-            # Updated already: there is no graph, nothing for backward or the optimizer to do.
+                                    workers=self._workers, **targets)
+            # Updated already (or queued for a worker, whose loss a later step or finish_updates
+            # returns): there is no graph, nothing for backward or the optimizer to do.
             return totals[0], totals[1]
         weight = mask.to(w_in.dtype)
         count = weight.sum() if kind == "skipgram" else (weight.sum(1) > 0).sum().to(weight.dtype)

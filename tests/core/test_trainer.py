@@ -264,3 +264,42 @@ def test_a_model_that_updates_itself_gets_no_backward_or_optimizer_update(tmp_pa
         assert torch.allclose(last["model"][name], before * 0.5 ** model.updates)
     lrs = [json.loads(line)["lr"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert lrs[1] < lrs[0] < 0.1
+
+
+class _FinishesLater(_HalvesItself):
+    """As _HalvesItself, and its updates' loss of ``pending`` per epoch arrives only at
+    ``finish_updates`` (as word2vec's worker threads hand theirs in)."""
+
+    def __init__(self, inner: torch.nn.Module, pending: float | None) -> None:
+        super().__init__(inner)
+        self.pending = pending
+        self.finished: list[tuple[int, bool]] = []
+
+    def finish_updates(self):
+        self.finished.append((self.updates, self.updates_itself))
+        return None if self.pending is None else torch.tensor(self.pending, dtype=torch.float64)
+
+
+@pytest.mark.slow
+def test_finish_updates_ends_every_epoch_and_its_loss_joins_the_epochs(tmp_path, monkeypatch):
+    options = {"train": {"progress": False, "device": "cpu", "epochs": 2, "batch_size": 128},
+               "data": {"val_fraction": 0.0}, "export": {"enabled": False}}
+    runs, original = {}, api.build_model
+    for pending in (None, 1000.0):
+        built: list[_FinishesLater] = []
+
+        def build(spec, run_config, info):
+            built.append(_FinishesLater(original(spec, run_config, info), pending))
+            return built[-1]
+
+        monkeypatch.setattr(api, "build_model", build)
+        summary = api.train("logistic", options=options, out=str(tmp_path / str(pending)), log=None)
+        assert summary["status"] == "finished"
+        (model,) = built
+        runs[pending] = [json.loads(line) for line in (tmp_path / str(pending) / "metrics.jsonl")
+                         .read_text().splitlines()]
+        # once per epoch, after all of the epoch's steps, while still attached
+        steps = runs[pending][0]["steps"]
+        assert model.updates == 2 * steps and model.finished == [(steps, True), (2 * steps, True)]
+    for plain, later in zip(runs[None], runs[1000.0]):
+        assert later["train_loss"] == pytest.approx(plain["train_loss"] + 1000.0 / plain["steps"], rel=1e-5)
