@@ -71,12 +71,29 @@ def check_graph(x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor |
         raise GraphInputError("batch holds a negative graph id")
 
 
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """``F.dropout``: each entry zeroed with probability ``p``, the rest scaled by 1/(1 − p).
+
+    On the CPU the mask is ``rand ≥ p`` (one vectorised uniform draw per entry, compared and
+    scaled in place), the same distribution as ``F.dropout``'s ``bernoulli_(1 − p)``, whose CPU
+    sampler is the slower one (it matters at scale: a GAT epoch drops out ``[N, F]`` features and
+    ``[E, H]`` attention weights twice each). Other devices, ``p = 1`` and eval mode take
+    ``F.dropout``. Different random draws from ``F.dropout`` for the same seed.
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0 or not x.is_floating_point():
+        return F.dropout(x, p, training)
+    keep = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))              # 0 or 1/(1-p)
+    return x * keep
+
+
 def sparse_dropout(x: torch.Tensor, p: float, training: bool = True, max_density: float = 0.1) -> torch.Tensor:
     """Dropout drawing random numbers only for the non-zero entries of ``x``.
 
     Same distribution as ``F.dropout`` (a zero stays zero whether dropped or not) but much cheaper
     on sparse bag-of-words features (Cora: 1.3 % non-zero; Kipf & Welling's sparse dropout). A
-    dense ``x`` off the CPU takes ``F.dropout``: finding its non-zeros would be a device sync; so
+    dense ``x`` off the CPU takes :func:`dropout`: finding its non-zeros would be a device sync; so
     does one more than ``max_density`` non-zero (dense features), where gathering and scattering
     the non-zeros costs more than a random number per entry.
     """
@@ -87,7 +104,7 @@ def sparse_dropout(x: torch.Tensor, p: float, training: bool = True, max_density
         return torch.sparse_coo_tensor(x.indices(), x.values() * keep / (1.0 - p), x.shape, is_coalesced=True,
                                        check_invariants=False)
     if x.device.type != "cpu" or int(torch.count_nonzero(x)) > max_density * x.numel():
-        return F.dropout(x, p, training)
+        return dropout(x, p, training)
     index = x.nonzero(as_tuple=True)
     values = x[index]
     keep = (torch.rand(values.shape, device=x.device) >= p).to(x.dtype)
