@@ -36,6 +36,12 @@ def supported(h: torch.Tensor) -> bool:
     return h.device.type == "cpu" and h.dtype in (torch.float32, torch.float64)
 
 
+def _fp32_products():
+    """Autocast off: the CPU sparse kernels (MKL) have no bf16 product; the inputs are fp32 and
+    the following ops cast the output as autocast asks (as ``sparse_linear`` does)."""
+    return torch.autocast("cpu", enabled=False)
+
+
 def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
     return torch.sparse_csr_tensor(crow, col, values, (n, n), check_invariants=False)
 
@@ -61,11 +67,13 @@ class _FixedProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h: torch.Tensor, a: torch.Tensor, a_t: torch.Tensor) -> torch.Tensor:
         ctx.a_t = a_t
-        return a @ h
+        with _fp32_products():
+            return a @ h
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return ctx.a_t @ grad.contiguous(), None, None
+        with _fp32_products():
+            return ctx.a_t @ grad.contiguous(), None, None
 
 
 class Adjacency:
@@ -108,18 +116,22 @@ class EdgeGraph:
 
     ``src``/``dst [E']`` in CSR order, ``crow [N + 1]`` and ``col [E']`` (= ``src``, int32 while
     it fits); ``perm_t [E']`` reorders CSR-ordered edge values into the CSR order of Aᵀ
-    (``crow_t``, ``col_t``). ``duplicates``: some edge
+    (``crow_t``, ``col_t``). ``order [E']``: where each edge sits in the message-passing form's
+    list (the input edges, then one loop per node: ``input_edges`` in all), so per-edge random
+    draws (attention dropout) can be made in that order and come out the same. ``duplicates``: some edge
     occurs twice (a multigraph: CSR wants distinct columns per row, so callers fall back).
     """
 
     def __init__(self, edge_index: torch.Tensor, num_nodes: int) -> None:
         n = self.num_nodes = num_nodes
         src, dst = edge_index[0], edge_index[1]
-        keep = src != dst
+        keep = (src != dst).nonzero().squeeze(1)
         loops = torch.arange(n, device=edge_index.device)
         src, dst = torch.cat([src[keep], loops]), torch.cat([dst[keep], loops])
         key, order = torch.sort(dst * n + src, stable=True)
         src, dst = src[order], dst[order]
+        self.input_edges = edge_index.shape[1] + n
+        self.order = torch.cat([keep, loops + edge_index.shape[1]])[order]
         self.duplicates = bool((key[1:] == key[:-1]).any())
         perm_t = torch.argsort(src * n + dst, stable=True)
         self.src, self.dst, self.perm_t = src, dst, perm_t     # int64: the backward of a gather
@@ -141,7 +153,8 @@ def _per_head_product(crow: torch.Tensor, col: torch.Tensor, values: torch.Tenso
     """``out[:, k] = A_k h[:, k]`` with ``A_k`` the CSR (crow, col, values[:, k]).
     ``values [E, H]``, ``h [N, H, C]`` → ``[N, H, C]``."""
     weights = values.t().contiguous()                                    # (H, E)
-    return torch.stack([_csr(crow, col, weights[k], n) @ h[:, k] for k in range(h.shape[1])], dim=1)
+    with _fp32_products():
+        return torch.stack([_csr(crow, col, weights[k], n) @ h[:, k] for k in range(h.shape[1])], dim=1)
 
 
 class _EdgeWeightedSum(torch.autograd.Function):
@@ -162,9 +175,10 @@ class _EdgeWeightedSum(torch.autograd.Function):
             grad_h = _per_head_product(g.crow_t, g.col_t, alpha.index_select(0, g.perm_t), grad.contiguous(), n)
         if ctx.needs_input_grad[0]:
             pattern = g.pattern(grad.dtype)
-            grad_alpha = torch.stack([
-                torch.sparse.sampled_addmm(pattern, grad[:, k], h[:, k].t(), beta=0.0).values()
-                for k in range(h.shape[1])], dim=1)                        # (E, H): grad_i · h_j
+            with _fp32_products():
+                grad_alpha = torch.stack([
+                    torch.sparse.sampled_addmm(pattern, grad[:, k], h[:, k].t(), beta=0.0).values()
+                    for k in range(h.shape[1])], dim=1)                    # (E, H): grad_i · h_j
         return grad_alpha, grad_h, None
 
 

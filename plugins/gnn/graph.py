@@ -71,20 +71,22 @@ def check_graph(x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor |
         raise GraphInputError("batch holds a negative graph id")
 
 
-def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+def dropout(x: torch.Tensor, p: float, training: bool = True, min_size: int = 2**16) -> torch.Tensor:
     """``F.dropout``: each entry zeroed with probability ``p``, the rest scaled by 1/(1 − p).
 
-    On the CPU the mask is ``rand ≥ p`` (one vectorised uniform draw per entry, compared and
-    scaled in place), the same distribution as ``F.dropout``'s ``bernoulli_(1 − p)``, whose CPU
-    sampler is the slower one (it matters at scale: a GAT epoch drops out ``[N, F]`` features and
-    ``[E, H]`` attention weights twice each). Other devices, ``p = 1`` and eval mode take
-    ``F.dropout``. Different random draws from ``F.dropout`` for the same seed.
+    On the CPU, for tensors of at least ``min_size`` entries, the mask is ``u < 1 − p`` for a
+    uniform ``u`` per entry (one vectorised draw, compared and scaled in place): the same
+    distribution as ``F.dropout``'s ``bernoulli_(1 − p)``, whose CPU sampler is the slower one
+    (it matters at scale: a GAT epoch drops out ``[N, F]`` features and ``[E, H]`` attention
+    weights twice each). The draws differ from ``F.dropout``'s for the same seed, so smaller
+    tensors (small graphs, where the sampler's cost is small) keep ``F.dropout`` and the seeded
+    runs recorded with it; so do other devices, ``p = 1`` and eval mode.
     """
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu" or p >= 1.0 or not x.is_floating_point():
+    if x.device.type != "cpu" or p >= 1.0 or not x.is_floating_point() or x.numel() < min_size:
         return F.dropout(x, p, training)
-    keep = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))              # 0 or 1/(1-p)
+    keep = torch.rand_like(x).lt_(1.0 - p).mul_(1.0 / (1.0 - p))         # u < 1 − p: 1/(1 − p), else 0
     return x * keep
 
 

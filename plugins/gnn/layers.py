@@ -215,7 +215,10 @@ class GATConv(MessagePassing):
         """The same on receiver-sorted edges (input loops already dropped, one loop per node)."""
         scores = a_src.index_select(0, graph.src) + a_dst.index_select(0, graph.dst)   # (E', H)
         alpha = csr.edge_softmax(F.leaky_relu(scores, self.negative_slope), graph)   # (E', H)
-        alpha = dropout(alpha, self.dropout, self.training)
+        if self.training and self.dropout > 0.0:
+            # the mask is drawn in the message-passing order, so both forms drop the same edges
+            keep = dropout(alpha.new_ones(graph.input_edges, self.heads), self.dropout)
+            alpha = alpha * keep.index_select(0, graph.order)
         return csr.edge_weighted_sum(graph, alpha, h)                                 # (N, H, C)
 
 
