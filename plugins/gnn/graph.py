@@ -11,6 +11,7 @@ helpers (``laplacian``, ``fourier_basis``) are for small graphs, tests and teach
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -86,8 +87,17 @@ def dropout(x: torch.Tensor, p: float, training: bool = True, min_size: int = 2*
         return x
     if x.device.type != "cpu" or p >= 1.0 or not x.is_floating_point() or x.numel() < min_size:
         return F.dropout(x, p, training)
-    keep = torch.rand_like(x).lt_(1.0 - p).mul_(1.0 / (1.0 - p))         # u < 1 − p: 1/(1 − p), else 0
-    return x * keep
+    return x * dropout_mask(x.shape, p, x.dtype, min_size)
+
+
+def dropout_mask(shape: tuple[int, ...], p: float, dtype: torch.dtype = torch.float32,
+                 min_size: int = 2**16) -> torch.Tensor:
+    """The CPU mask :func:`dropout` multiplies by: 0 with probability ``p``, else 1/(1 − p).
+    The draws depend on the shape alone (``F.dropout``'s below ``min_size`` entries), so a mask
+    drawn for one order of the entries can be permuted to another (GAT's CSR form)."""
+    if p >= 1.0 or math.prod(shape) < min_size:
+        return F.dropout(torch.ones(shape, dtype=dtype), p)
+    return torch.rand(shape, dtype=dtype).lt_(1.0 - p).mul_(1.0 / (1.0 - p))   # u < 1 − p: 1/(1 − p)
 
 
 def sparse_dropout(x: torch.Tensor, p: float, training: bool = True, max_density: float = 0.1) -> torch.Tensor:

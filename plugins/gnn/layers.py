@@ -15,7 +15,7 @@ from torch import nn
 
 from zoo.plugins.gnn import csr
 from zoo.plugins.gnn.csr import Adjacency, EdgeGraph
-from zoo.plugins.gnn.graph import dropout, gcn_norm, random_walk_norm, sparse_linear, with_self_loops
+from zoo.plugins.gnn.graph import dropout, dropout_mask, gcn_norm, random_walk_norm, sparse_linear, with_self_loops
 from zoo.plugins.gnn.message_passing import (
     MessagePassing,
     scatter_max,
@@ -217,7 +217,7 @@ class GATConv(MessagePassing):
         alpha = csr.edge_softmax(F.leaky_relu(scores, self.negative_slope), graph)   # (E', H)
         if self.training and self.dropout > 0.0:
             # the mask is drawn in the message-passing order, so both forms drop the same edges
-            keep = dropout(alpha.new_ones(graph.input_edges, self.heads), self.dropout)
+            keep = dropout_mask((graph.input_edges, self.heads), self.dropout, alpha.dtype)
             alpha = alpha * keep.index_select(0, graph.order)
         return csr.edge_weighted_sum(graph, alpha, h)                                 # (N, H, C)
 

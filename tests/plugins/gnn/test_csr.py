@@ -147,8 +147,9 @@ def test_gat_training_draws_the_same_attention_dropout_in_both_forms(size, monke
     mask at or above it: both draw from the shape alone)."""
     from zoo.plugins.gnn import graph as graph_module
 
-    real = graph_module.dropout
-    monkeypatch.setattr("zoo.plugins.gnn.layers.dropout", lambda x, p, training=True: real(x, p, training, size))
+    drop, mask = graph_module.dropout, graph_module.dropout_mask
+    monkeypatch.setattr("zoo.plugins.gnn.layers.dropout", lambda x, p, training=True: drop(x, p, training, size))
+    monkeypatch.setattr("zoo.plugins.gnn.layers.dropout_mask", lambda *a: mask(*a, min_size=size))
     torch.manual_seed(5)
     n = 30
     model = build("gat", attention_dropout=0.5, dropout=0.0).train()
