@@ -205,17 +205,24 @@ class GCN(GraphModel):
         """D̃^-1/2 Ã D̃^-1/2, reused while the same ``edge_index`` (unchanged) comes back with the
         same node count: full-batch training feeds one graph every epoch, and the normalisation
         has no parameters (as PyG's ``GCNConv(cached=True)``). Eager mode only. On the CPU it is
-        a CSR :class:`~zoo.plugins.gnn.csr.Adjacency` (one sparse product per layer) from the
-        second call with the same graph on, elsewhere the edges and their weights."""
+        a CSR :class:`~zoo.plugins.gnn.csr.Adjacency` (one sparse product per layer; built as
+        :func:`_reused` says), elsewhere the edges and their weights."""
         if exporting():
             return gcn_norm(edge_index, n)
         if n != self._norm_nodes:
             self._norm, self._norm_nodes = SameInputs(), n
         if edge_index.device.type != "cpu":
             return self._norm(lambda e: gcn_norm(e, n), edge_index)
-        # built from the second call on: a one-off graph (a served request) skips the CSR build
-        adjacency = self._norm.on_repeat(lambda e: Adjacency(*gcn_norm(e, n), n), edge_index)
+        adjacency = _reused(self._norm, self.training, lambda e: Adjacency(*gcn_norm(e, n), n), edge_index)
         return gcn_norm(edge_index, n) if adjacency is None else adjacency
+
+
+def _reused(memo: SameInputs, training: bool, build: Callable, edge_index: torch.Tensor):
+    """A CSR structure of ``edge_index`` from ``memo``: in training at once (full-batch training
+    feeds the same graph every epoch, and the first epoch then needs no ``[E, F]`` tensors
+    either), in eval mode from the second call with the same graph on (a one-off graph, a
+    served request, skips the build); None until then."""
+    return memo(build, edge_index) if training else memo.on_repeat(build, edge_index)
 
 
 class ChebNet(GraphModel):
@@ -276,14 +283,14 @@ class GAT(GraphModel):
 
     def sorted_edges(self, edge_index: torch.Tensor, n: int) -> EdgeGraph | None:
         """The edges sorted by receiver for the layers' CSR form (CPU, eager, node level, no
-        duplicate edges), built when the same unchanged ``edge_index`` comes back a second time
-        with the same node count and reused while it does (full-batch training); None otherwise
-        (the message-passing form)."""
+        duplicate edges), built as :func:`_reused` says and reused while the same unchanged
+        ``edge_index`` comes back with the same node count; None otherwise (the message-passing
+        form)."""
         if exporting() or self.graph_level or edge_index.device.type != "cpu" or n == 0:
             return None
         if n != self._sorted_nodes:
             self._sorted, self._sorted_nodes = SameInputs(), n
-        graph = self._sorted.on_repeat(lambda e: EdgeGraph(e, n), edge_index)   # not for one-off graphs
+        graph = _reused(self._sorted, self.training, lambda e: EdgeGraph(e, n), edge_index)
         return None if graph is None or graph.duplicates else graph
 
 

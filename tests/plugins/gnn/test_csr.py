@@ -154,13 +154,25 @@ def test_gat_training_draws_the_same_attention_dropout_in_both_forms(size, monke
     n = 30
     model = build("gat", attention_dropout=0.5, dropout=0.0).train()
     reference = copy.deepcopy(model)
+    reference.sorted_edges = lambda edge_index, n: None                   # the message-passing form
     x, edge_index = torch.randn(n, 5), directed_graph(n)
     weights = torch.randn(n, 3)
-    model(x, edge_index)
     torch.manual_seed(6)
     out, grads = _outputs_and_grads(model, x, edge_index, weights)
     assert isinstance(model._sorted._entry[2], EdgeGraph)
     torch.manual_seed(6)
-    want, want_grads = _outputs_and_grads(reference, x.clone(), edge_index.clone(), weights)
+    want, want_grads = _outputs_and_grads(reference, x, edge_index, weights)
     assert torch.allclose(out, want, atol=1e-5)
     assert all(torch.allclose(grads[k], g, atol=1e-5) for k, g in want_grads.items())
+
+
+def test_training_builds_the_csr_form_at_once_and_eval_from_the_second_call():
+    n = 30
+    x, edge_index = torch.randn(n, 5), directed_graph(n)
+    for name in ("gcn", "gat"):
+        model = build(name)
+        memo = lambda: model._norm if name == "gcn" else model._sorted             # noqa: E731
+        model.eval()(x, edge_index)                         # eval, first sight: a one-off graph
+        assert not isinstance(memo()._entry[2], (Adjacency, EdgeGraph))
+        model.train()(x.clone(), edge_index.clone())        # training: built at the first call
+        assert isinstance(memo()._entry[2], Adjacency if name == "gcn" else EdgeGraph)
