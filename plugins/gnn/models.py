@@ -204,14 +204,14 @@ class GCN(GraphModel):
     def normalized(self, edge_index: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor] | Adjacency:
         """D̃^-1/2 Ã D̃^-1/2, reused while the same ``edge_index`` (unchanged) comes back with the
         same node count: full-batch training feeds one graph every epoch, and the normalisation
-        has no parameters (as PyG's ``GCNConv(cached=True)``). Eager mode only. On the CPU it is
-        a CSR :class:`~zoo.plugins.gnn.csr.Adjacency` (one sparse product per layer; built as
-        :func:`_reused` says), elsewhere the edges and their weights."""
+        has no parameters (as PyG's ``GCNConv(cached=True)``). Eager mode only. At node level on
+        the CPU it is a CSR :class:`~zoo.plugins.gnn.csr.Adjacency` (one sparse product per layer;
+        built as :func:`_reused` says), elsewhere the edges and their weights."""
         if exporting():
             return gcn_norm(edge_index, n)
         if n != self._norm_nodes:
             self._norm, self._norm_nodes = SameInputs(), n
-        if edge_index.device.type != "cpu":
+        if edge_index.device.type != "cpu" or self.graph_level:      # graph level: a new graph a batch
             return self._norm(lambda e: gcn_norm(e, n), edge_index)
         adjacency = _reused(self._norm, self.training, lambda e: Adjacency(*gcn_norm(e, n), n), edge_index)
         return gcn_norm(edge_index, n) if adjacency is None else adjacency

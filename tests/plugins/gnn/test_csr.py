@@ -176,3 +176,18 @@ def test_training_builds_the_csr_form_at_once_and_eval_from_the_second_call():
         assert not isinstance(memo()._entry[2], (Adjacency, EdgeGraph))
         model.train()(x.clone(), edge_index.clone())        # training: built at the first call
         assert isinstance(memo()._entry[2], Adjacency if name == "gcn" else EdgeGraph)
+
+
+def test_graph_level_batches_keep_the_message_passing_form():
+    """A new batch of graphs every step: no CSR structure is built for any of them."""
+    n = 30
+    x, edge_index = torch.randn(n, 5), directed_graph(n)
+    batch = torch.arange(n) // 10
+    for name in ("gcn", "gat"):
+        cls, config_class = MODELS[name]
+        info = DataInfo(input_shape=(5,), num_classes=3, extra={"level": "graph"})
+        model = cls(config_class(name=name), info).train()
+        for _ in range(2):
+            assert model(x, edge_index, batch).shape == (3, 3)
+        entry = (model._norm if name == "gcn" else model._sorted)._entry
+        assert entry is None or not isinstance(entry[2], (Adjacency, EdgeGraph))
