@@ -84,7 +84,8 @@ def zoo_model(name: str, features: int, classes: int) -> nn.Module:
 
     cls, config_class = MODELS[name]
     info = DataInfo(input_shape=(features,), num_classes=classes, extra={"level": "node"})
-    return cls(config_class(name=name, row_normalize=False), info)
+    dropout = {"gcn": 0.5, "gat": 0.6}[name]            # the catalogue's, and PygGCN's / PygGAT's
+    return cls(config_class(name=name, row_normalize=False, dropout=dropout), info)
 
 
 class PygTwoLayer(nn.Module):

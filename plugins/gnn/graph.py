@@ -11,6 +11,7 @@ helpers (``laplacian``, ``fourier_basis``) are for small graphs, tests and teach
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -71,12 +72,40 @@ def check_graph(x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor |
         raise GraphInputError("batch holds a negative graph id")
 
 
+def dropout(x: torch.Tensor, p: float, training: bool = True, min_size: int = 2**16) -> torch.Tensor:
+    """``F.dropout``: each entry zeroed with probability ``p``, the rest scaled by 1/(1 − p).
+
+    On the CPU, for tensors of at least ``min_size`` entries, the mask is ``u < 1 − p`` for a
+    uniform ``u`` per entry (one vectorised draw, compared and scaled in place): the same
+    distribution as ``F.dropout``'s ``bernoulli_(1 − p)``, whose CPU sampler is the slower one
+    (it matters at scale: a GAT epoch drops out ``[N, F]`` features and ``[E, H]`` attention
+    weights twice each). The draws differ from ``F.dropout``'s for the same seed, so smaller
+    tensors (small graphs, where the sampler's cost is small) keep ``F.dropout`` and the seeded
+    runs recorded with it; so do other devices, ``p = 1`` and eval mode.
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0 or not x.is_floating_point() or x.numel() < min_size:
+        return F.dropout(x, p, training)
+    return x * dropout_mask(x.shape, p, x.dtype, min_size)
+
+
+def dropout_mask(shape: tuple[int, ...], p: float, dtype: torch.dtype = torch.float32,
+                 min_size: int = 2**16) -> torch.Tensor:
+    """The CPU mask :func:`dropout` multiplies by: 0 with probability ``p``, else 1/(1 − p).
+    The draws depend on the shape alone (``F.dropout``'s below ``min_size`` entries), so a mask
+    drawn for one order of the entries can be permuted to another (GAT's CSR form)."""
+    if p >= 1.0 or math.prod(shape) < min_size:
+        return F.dropout(torch.ones(shape, dtype=dtype), p)
+    return torch.rand(shape, dtype=dtype).lt_(1.0 - p).mul_(1.0 / (1.0 - p))   # u < 1 − p: 1/(1 − p)
+
+
 def sparse_dropout(x: torch.Tensor, p: float, training: bool = True, max_density: float = 0.1) -> torch.Tensor:
     """Dropout drawing random numbers only for the non-zero entries of ``x``.
 
     Same distribution as ``F.dropout`` (a zero stays zero whether dropped or not) but much cheaper
     on sparse bag-of-words features (Cora: 1.3 % non-zero; Kipf & Welling's sparse dropout). A
-    dense ``x`` off the CPU takes ``F.dropout``: finding its non-zeros would be a device sync; so
+    dense ``x`` off the CPU takes :func:`dropout`: finding its non-zeros would be a device sync; so
     does one more than ``max_density`` non-zero (dense features), where gathering and scattering
     the non-zeros costs more than a random number per entry.
     """
@@ -87,7 +116,7 @@ def sparse_dropout(x: torch.Tensor, p: float, training: bool = True, max_density
         return torch.sparse_coo_tensor(x.indices(), x.values() * keep / (1.0 - p), x.shape, is_coalesced=True,
                                        check_invariants=False)
     if x.device.type != "cpu" or int(torch.count_nonzero(x)) > max_density * x.numel():
-        return F.dropout(x, p, training)
+        return dropout(x, p, training)
     index = x.nonzero(as_tuple=True)
     values = x[index]
     keep = (torch.rand(values.shape, device=x.device) >= p).to(x.dtype)

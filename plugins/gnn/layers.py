@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.plugins.gnn.graph import gcn_norm, random_walk_norm, sparse_linear, with_self_loops
+from zoo.plugins.gnn import csr
+from zoo.plugins.gnn.csr import Adjacency, EdgeGraph
+from zoo.plugins.gnn.graph import dropout, dropout_mask, gcn_norm, random_walk_norm, sparse_linear, with_self_loops
 from zoo.plugins.gnn.message_passing import (
     MessagePassing,
     scatter_max,
@@ -41,10 +43,15 @@ class GCNConv(MessagePassing):
         nn.init.xavier_uniform_(self.lin.weight)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor,
-                norm: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        edge_index, weight = norm if norm is not None else gcn_norm(edge_index, x.shape[0])
+                norm: tuple[torch.Tensor, torch.Tensor] | Adjacency | None = None) -> torch.Tensor:
+        """``norm``: the normalised adjacency as (edges, weights), or as an
+        :class:`~zoo.plugins.gnn.csr.Adjacency` (one CSR product on the CPU; the same sums)."""
         h = sparse_linear(x, self.lin)                                   # transform first: F_out ≤ F_in
-        out = self.propagate(h, edge_index, edge_weight=weight)
+        if isinstance(norm, Adjacency):
+            out = norm @ h
+        else:
+            edge_index, weight = norm if norm is not None else gcn_norm(edge_index, x.shape[0])
+            out = self.propagate(h, edge_index, edge_weight=weight)
         return out if self.bias is None else out + self.bias
 
 
@@ -173,23 +180,46 @@ class GATConv(MessagePassing):
         nn.init.xavier_uniform_(self.att_src)
         nn.init.xavier_uniform_(self.att_dst)
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, graph: EdgeGraph | None = None) -> torch.Tensor:
+        """``graph``: the same edges sorted by receiver (:class:`~zoo.plugins.gnn.csr.EdgeGraph`),
+        for the CSR form on the CPU: segment softmax and one sparse product per head, no
+        ``[E, H, C]`` tensor (the same sums)."""
         n = x.shape[0]
-        edge_index, keep = with_self_loops(edge_index, n)
-        src, dst = edge_index[0], edge_index[1]
         h = sparse_linear(x, self.lin).view(n, self.heads, self.out_features)  # (N, H, C)
         a_src = (h * self.att_src).sum(-1)                                   # (N, H)
         a_dst = (h * self.att_dst).sum(-1)                                   # (N, H)
+        if graph is not None and csr.supported(h):
+            out = self._attend_sorted(h, a_src, a_dst, graph)
+        else:
+            out = self._attend(h, a_src, a_dst, edge_index)
+        out = out.reshape(n, self.heads * self.out_features) if self.concat else out.mean(1)
+        return out + self.bias
+
+    def _attend(self, h: torch.Tensor, a_src: torch.Tensor, a_dst: torch.Tensor,
+                edge_index: torch.Tensor) -> torch.Tensor:
+        """Gather, softmax and scatter over the edges as given (message-passing form, exports)."""
+        n = h.shape[0]
+        edge_index, keep = with_self_loops(edge_index, n)
+        src, dst = edge_index[0], edge_index[1]
         scores = a_src.index_select(0, src) + a_dst.index_select(0, dst)     # (E, H)
         scores = F.leaky_relu(scores, self.negative_slope)
         # an input self-loop (keep = 0) is masked out: the added loop stands for it
         scores = scores + (keep.view(-1, 1) - 1.0) * 1e9
         alpha = scatter_softmax(scores, dst, n)                              # (E, H)
-        alpha = F.dropout(alpha, self.dropout, self.training)
+        alpha = dropout(alpha, self.dropout, self.training)
         messages = h.index_select(0, src) * alpha.unsqueeze(-1)             # (E, H, C)
-        out = scatter_sum(messages, dst, n)                                  # (N, H, C)
-        out = out.reshape(n, self.heads * self.out_features) if self.concat else out.mean(1)
-        return out + self.bias
+        return scatter_sum(messages, dst, n)                                 # (N, H, C)
+
+    def _attend_sorted(self, h: torch.Tensor, a_src: torch.Tensor, a_dst: torch.Tensor,
+                       graph: EdgeGraph) -> torch.Tensor:
+        """The same on receiver-sorted edges (input loops already dropped, one loop per node)."""
+        scores = a_src.index_select(0, graph.src) + a_dst.index_select(0, graph.dst)   # (E', H)
+        alpha = csr.edge_softmax(F.leaky_relu(scores, self.negative_slope), graph)   # (E', H)
+        if self.training and self.dropout > 0.0:
+            # the mask is drawn in the message-passing order, so both forms drop the same edges
+            keep = dropout_mask((graph.input_edges, self.heads), self.dropout, alpha.dtype)
+            alpha = alpha * keep.index_select(0, graph.order)
+        return csr.edge_weighted_sum(graph, alpha, h)                                 # (N, H, C)
 
 
 class GINConv(MessagePassing):

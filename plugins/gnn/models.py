@@ -24,7 +24,16 @@ from torch import nn
 from zoo.core.contract.config import ModelConfig
 from zoo.core.train.data import DataInfo
 from zoo.core.contract.errors import ZooError
-from zoo.plugins.gnn.graph import SameInputs, check_graph, exporting, gcn_norm, sparse_dropout, sparse_features
+from zoo.plugins.gnn.csr import Adjacency, EdgeGraph
+from zoo.plugins.gnn.graph import (
+    SameInputs,
+    check_graph,
+    dropout,
+    exporting,
+    gcn_norm,
+    sparse_dropout,
+    sparse_features,
+)
 from zoo.plugins.gnn.layers import ChebConv, Diffusion, GATConv, GCNConv, GINConv, GMMConv, NN4GLayer, SAGEConv
 from zoo.plugins.gnn.layers import num_graphs, readout
 
@@ -135,7 +144,7 @@ class GraphModel(nn.Module):
         return states
 
     def drop(self, h: torch.Tensor) -> torch.Tensor:
-        return F.dropout(h, self.dropout, self.training)
+        return dropout(h, self.dropout, self.training)
 
     def drop_input(self, x: torch.Tensor) -> torch.Tensor:
         """Dropout on the raw (often sparse) features: :func:`~zoo.plugins.gnn.graph.sparse_dropout`."""
@@ -192,15 +201,28 @@ class GCN(GraphModel):
     def encode(self, x, edge_index):
         return self.stack(x, edge_index, self.normalized(edge_index, x.shape[0]))
 
-    def normalized(self, edge_index: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Edges and weights of D̃^-1/2 Ã D̃^-1/2, reused while the same ``edge_index`` (unchanged)
-        comes back with the same node count: full-batch training feeds one graph every epoch, and
-        the normalisation has no parameters (as PyG's ``GCNConv(cached=True)``). Eager mode only."""
+    def normalized(self, edge_index: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor] | Adjacency:
+        """D̃^-1/2 Ã D̃^-1/2, reused while the same ``edge_index`` (unchanged) comes back with the
+        same node count: full-batch training feeds one graph every epoch, and the normalisation
+        has no parameters (as PyG's ``GCNConv(cached=True)``). Eager mode only. At node level on
+        the CPU it is a CSR :class:`~zoo.plugins.gnn.csr.Adjacency` (one sparse product per layer;
+        built as :func:`_reused` says), elsewhere the edges and their weights."""
         if exporting():
             return gcn_norm(edge_index, n)
         if n != self._norm_nodes:
             self._norm, self._norm_nodes = SameInputs(), n
-        return self._norm(lambda e: gcn_norm(e, n), edge_index)
+        if edge_index.device.type != "cpu" or self.graph_level:      # graph level: a new graph a batch
+            return self._norm(lambda e: gcn_norm(e, n), edge_index)
+        adjacency = _reused(self._norm, self.training, lambda e: Adjacency(*gcn_norm(e, n), n), edge_index)
+        return gcn_norm(edge_index, n) if adjacency is None else adjacency
+
+
+def _reused(memo: SameInputs, training: bool, build: Callable, edge_index: torch.Tensor):
+    """A CSR structure of ``edge_index`` from ``memo``: in training at once (full-batch training
+    feeds the same graph every epoch, and the first epoch then needs no ``[E, F]`` tensors
+    either), in eval mode from the second call with the same graph on (a one-off graph, a
+    served request, skips the build); None until then."""
+    return memo(build, edge_index) if training else memo.on_repeat(build, edge_index)
 
 
 class ChebNet(GraphModel):
@@ -254,9 +276,22 @@ class GAT(GraphModel):
             self.convs.append(conv)
             widths.append(width)
         self.make_head(widths)
+        self._sorted, self._sorted_nodes = SameInputs(), -1
 
     def encode(self, x, edge_index):
-        return self.stack(x, edge_index)
+        return self.stack(x, edge_index, self.sorted_edges(edge_index, x.shape[0]))
+
+    def sorted_edges(self, edge_index: torch.Tensor, n: int) -> EdgeGraph | None:
+        """The edges sorted by receiver for the layers' CSR form (CPU, eager, node level, no
+        duplicate edges), built as :func:`_reused` says and reused while the same unchanged
+        ``edge_index`` comes back with the same node count; None otherwise (the message-passing
+        form)."""
+        if exporting() or self.graph_level or edge_index.device.type != "cpu" or n == 0:
+            return None
+        if n != self._sorted_nodes:
+            self._sorted, self._sorted_nodes = SameInputs(), n
+        graph = _reused(self._sorted, self.training, lambda e: EdgeGraph(e, n), edge_index)
+        return None if graph is None or graph.duplicates else graph
 
 
 class GIN(GraphModel):
