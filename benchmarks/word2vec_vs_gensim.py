@@ -12,8 +12,8 @@ positions, i.e. in-vocabulary tokens minus the 1 % held out for the test loss, o
 epoch times; gensim: all in-vocabulary tokens over ``Word2Vec.train``), so loading, vocabulary
 and export are excluded on both sides. ``--loss hs``: hierarchical softmax on both sides
 (ours ``model.loss = "hs"``, gensim ``hs=1, negative=0``); ``--lr`` sets our initial learning
-rate only; ``--batch-size`` our centre words per step (the catalogue's 1,024 by default; gensim's
-jobs are 10,000 words). Our fused CPU kernels (numba) are compiled or loaded from numba's cache
+rate only; ``--batch-size`` our centre words per step (the catalogue's defaults: 1,024 for
+skip-gram, 4,096 for CBOW; gensim's jobs are 10,000 words). Our fused CPU kernels (numba) are compiled or loaded from numba's cache
 before the timing starts, as gensim's C loop is compiled at install time. Needs gensim and numba
 (``pip install 'zoo-ml[word2vec]'``).
 
