@@ -39,7 +39,9 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_PLUGINS = ("regression", "cnn", "gnn", "word2vec", "rnn", "transformer")
 
@@ -135,17 +137,36 @@ def inputs_at(task, model, test, sizes: list[int]) -> tuple[list[tuple], list[in
         return task.export_inputs(test, sizes=((3, 7), *((b, 32) for b in sizes))), sizes
 
 
-def bench_model(name: str, batches: list[int], reps: int, warmup: int, folder: Path,
-                device: str = "cpu", rounds: int = 1, ort_threads: int | None = None,
-                opset: int | None = None) -> list[dict]:
-    """Rows of one model. ``rounds`` > 1 alternates the engines' blocks (torch, onnxruntime,
-    torch, ...) and keeps each engine's best block median: load from other processes on a
-    shared machine then hits both engines alike instead of whichever ran during it."""
+@dataclass
+class RandomModel:
+    """A catalogue model at random weights (seed 0), in eval mode on the CPU, its default config and
+    dataset, and its export examples (:func:`inputs_at`: the traced one first, then one per size)."""
+
+    entry: Any
+    run_config: Any
+    dataset: Any
+    task: Any
+    model: Any
+    examples: list
+    sizes: list
+
+    def export(self, path: Path, opset: int | None = None) -> Path:
+        """Exported as ``zoo export`` does (the family's hook, the run config's tolerances)."""
+        from zoo.core.deploy.export import export_onnx
+
+        ec = self.run_config.export
+        opset = opset or ec.opset
+        export_onnx(self.model, self.task, self.examples[:1], self.task.dynamic_axes(self.dataset.info), path,
+                    opset=opset, atol=ec.atol, rtol=ec.rtol, override=exporter(self.entry, self.task, opset))
+        return path
+
+
+def random_model(name: str, batches: list[int], opset: int | None = None) -> RandomModel:
+    """:class:`RandomModel` of catalogue model ``name`` with examples at ``batches``."""
     import torch
 
     from zoo.core import api
     from zoo.core.contract.catalogue import load_catalogue
-    from zoo.core.deploy.export import export_onnx
 
     entry = load_catalogue().models[name]
     options = {"train": {"device": "cpu"}, **({"export": {"opset": opset}} if opset else {})}
@@ -154,11 +175,20 @@ def bench_model(name: str, batches: list[int], reps: int, warmup: int, folder: P
     dataset, task = api.load_data(run_config, entry)
     model = api.build_model(spec, run_config, dataset.info).eval()
     examples, sizes = inputs_at(task, model, dataset.test.to("cpu"), batches)
-    path = folder / f"{name}.onnx"
-    ec = run_config.export
-    export_onnx(model, task, examples[:1], task.dynamic_axes(dataset.info), path, opset=ec.opset,
-                atol=ec.atol, rtol=ec.rtol, override=exporter(entry, task, ec.opset))
-    session, note = ort_session(path, device, ort_threads)
+    return RandomModel(entry, run_config, dataset, task, model, examples, sizes)
+
+
+def bench_model(name: str, batches: list[int], reps: int, warmup: int, folder: Path,
+                device: str = "cpu", rounds: int = 1, ort_threads: int | None = None,
+                opset: int | None = None) -> list[dict]:
+    """Rows of one model. ``rounds`` > 1 alternates the engines' blocks (torch, onnxruntime,
+    torch, ...) and keeps each engine's best block median: load from other processes on a
+    shared machine then hits both engines alike instead of whichever ran during it."""
+    import torch
+
+    prepared = random_model(name, batches, opset)
+    model, examples, sizes, run_config = prepared.model, prepared.examples, prepared.sizes, prepared.run_config
+    session, note = ort_session(prepared.export(folder / f"{name}.onnx"), device, ort_threads)
     model = model.to(device)  # after the export, which moves the model to the CPU
     sync = torch.cuda.synchronize if device == "cuda" else _no_sync
     names = [i.name for i in session.get_inputs()]

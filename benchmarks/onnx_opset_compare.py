@@ -28,22 +28,11 @@ def compare(name: str, opsets: list[int], batches: list[int], rounds: int, reps:
             folder: Path) -> list[str]:
     import torch
 
-    from zoo.core import api
-    from zoo.core.contract.catalogue import load_catalogue
-    from zoo.core.deploy.export import export_onnx
-
-    entry = load_catalogue().models[name]
-    _, spec, rc = api.resolve_config(name, options={"train": {"device": "cpu"}})
-    torch.manual_seed(0)
-    dataset, task = api.load_data(rc, entry)
-    model = api.build_model(spec, rc, dataset.info).eval()
-    examples, sizes = ol.inputs_at(task, model, dataset.test.to("cpu"), batches)
+    prepared = ol.random_model(name, batches)
+    model, examples, sizes = prepared.model, prepared.examples, prepared.sizes
     sessions = {}
     for opset in opsets:
-        path = folder / f"{name}-{opset}.onnx"
-        export_onnx(model, task, examples[:1], task.dynamic_axes(dataset.info), path, opset=opset,
-                    atol=rc.export.atol, rtol=rc.export.rtol, override=ol.exporter(entry, task, opset))
-        sessions[opset], _ = ol.ort_session(path, "cpu", threads)
+        sessions[opset], _ = ol.ort_session(prepared.export(folder / f"{name}-{opset}.onnx", opset), "cpu", threads)
     names = [i.name for i in sessions[opsets[0]].get_inputs()]
     rows = []
     for size, args in zip(sizes, examples[1:]):

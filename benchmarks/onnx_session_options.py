@@ -73,19 +73,9 @@ def compare(name: str, batches: list[int], rounds: int, reps: int, threads: int,
             folder: Path) -> list[str]:
     import torch
 
-    from zoo.core import api
-    from zoo.core.contract.catalogue import load_catalogue
-    from zoo.core.deploy.export import export_onnx
-
-    entry = load_catalogue().models[name]
-    _, spec, rc = api.resolve_config(name, options={"train": {"device": "cpu"}})
-    torch.manual_seed(0)
-    dataset, task = api.load_data(rc, entry)
-    model = api.build_model(spec, rc, dataset.info).eval()
-    examples, sizes = ol.inputs_at(task, model, dataset.test.to("cpu"), batches)
-    path = folder / f"{name}.onnx"
-    export_onnx(model, task, examples[:1], task.dynamic_axes(dataset.info), path, opset=rc.export.opset,
-                atol=rc.export.atol, rtol=rc.export.rtol, override=ol.exporter(entry, task, rc.export.opset))
+    prepared = ol.random_model(name, batches)
+    model, examples, sizes = prepared.model, prepared.examples, prepared.sizes
+    path = prepared.export(folder / f"{name}.onnx")
     sessions = {v: variant_session(path, v, threads) for v in ("default", *VARIANTS)}
     measure = thread_ms if cpu_time else ol.median_ms
     names = [i.name for i in sessions["default"].get_inputs()]
