@@ -5,7 +5,11 @@ default config and dataset are resolved from the catalogue, the model is built (
 latency does not depend on them), exported with the core's verified exporter (checker, symbolic
 axes, parity), and timed in torch (eval, no_grad) and in onnxruntime on the same inputs taken
 from the test split by the task (``task.export_inputs``). Each engine is timed in its own block:
-onnxruntime's spinning worker threads starve torch on small CPUs when calls alternate.
+onnxruntime's spinning worker threads starve torch on small CPUs when calls alternate. Between
+blocks the process sleeps ``SETTLE_S``, so that the engine just timed has its threads parked
+before the other starts: torch's OpenMP threads keep spinning after a parallel region, and on a
+2-core machine onnxruntime's second thread then waits for a core (mlp at batch 1 took 0.027 ms
+or 0.06 ms in onnxruntime depending on it; 0.027 ms every time with ``OMP_WAIT_POLICY=PASSIVE``).
 
     python benchmarks/onnx_latency.py --all --threads 2 --rounds 3   # every catalogue model
     python benchmarks/onnx_latency.py                        # the default families
@@ -44,6 +48,10 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_PLUGINS = ("regression", "cnn", "gnn", "word2vec", "rnn", "transformer")
+
+
+#: Seconds between the engines' blocks: the threads of the engine just timed stop spinning.
+SETTLE_S = 0.05
 
 
 def _no_sync() -> None:
@@ -201,9 +209,11 @@ def bench_model(name: str, batches: list[int], reps: int, warmup: int, folder: P
         feed = {n: t.numpy() for n, t in zip(names, args)}
         torch_times, ort_times = [], []
         for _ in range(rounds):
+            time.sleep(SETTLE_S)
             with torch.no_grad():
                 torch_times.append(median_ms(model, reps, warmup, tuple(t.to(device) for t in args), sync))
             if not note:
+                time.sleep(SETTLE_S)
                 ort_times.append(median_ms(lambda: session.run(None, feed), reps, warmup))
         torch_ms, ort_ms = min(torch_times), (min(ort_times) if ort_times else None)
         rows.append({"model": name, "dataset": run_config.data.name, "batch": size,
