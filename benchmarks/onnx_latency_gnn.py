@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import onnx_latency as ol  # noqa: E402
 
 
 @dataclass
@@ -75,21 +76,6 @@ def gnn_cases() -> list[Case]:
 FAMILIES = {"gnn": gnn_cases}
 
 
-def _time(fn, repeats: int, inputs: tuple = ()) -> float:
-    """Median ms of ``fn(*fresh copies of inputs)``; the copies are made outside the timing. A
-    server gets a new tensor per request, and models memoise per-input work while the same tensor
-    comes back (GCN/GAT's sparse features, DCNN's diffusion): a repeated tensor would skip it."""
-    for _ in range(3):
-        fn(*[t.clone() for t in inputs])
-    samples = []
-    for _ in range(repeats):
-        fresh = [t.clone() for t in inputs]
-        started = time.perf_counter()
-        fn(*fresh)
-        samples.append(time.perf_counter() - started)
-    return 1000 * statistics.median(samples)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="onnxruntime vs torch eager latency")
     parser.add_argument("--family", action="append", choices=sorted(FAMILIES), help="default: all")
@@ -119,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                 names = [i.name for i in session.get_inputs()]
                 for label, inputs in case.timed.items():
                     feed = {n: t.numpy() for n, t in zip(names, inputs)}
-                    ort_ms = _time(lambda: session.run(None, feed), args.repeats)
+                    ort_ms = ol.median_ms(lambda: session.run(None, feed), args.repeats, 3)
                     with torch.no_grad():
-                        torch_ms = _time(model, args.repeats, inputs)
+                        torch_ms = ol.median_ms(model, args.repeats, 3, inputs)
                     rows.append(f"| {family} | {case.model} | {label} | {torch_ms:.3f} | {ort_ms:.3f} | "
                                 f"{ort_ms / torch_ms:.2f} | {result.parity:.1e} |")
                     print(rows[-1], file=sys.stderr, flush=True)

@@ -24,7 +24,7 @@ other processes' load on a shared machine does not count (one thread does all th
 from __future__ import annotations
 
 import argparse
-import statistics
+import functools
 import sys
 import tempfile
 import time
@@ -56,19 +56,6 @@ def variant_session(path: Path, variant: str, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
 
 
-def thread_ms(fn, reps: int, warmup: int, inputs: tuple = ()) -> float:
-    """As ``onnx_latency.median_ms``, in CPU time of this thread."""
-    for _ in range(warmup):
-        fn(*[t.clone() for t in inputs])
-    times = []
-    for _ in range(reps):
-        fresh = [t.clone() for t in inputs]
-        start = time.thread_time()
-        fn(*fresh)
-        times.append((time.thread_time() - start) * 1000)
-    return statistics.median(times)
-
-
 def compare(name: str, batches: list[int], rounds: int, reps: int, threads: int, cpu_time: bool,
             folder: Path) -> list[str]:
     import torch
@@ -77,7 +64,7 @@ def compare(name: str, batches: list[int], rounds: int, reps: int, threads: int,
     model, examples, sizes = prepared.model, prepared.examples, prepared.sizes
     path = prepared.export(folder / f"{name}.onnx")
     sessions = {v: variant_session(path, v, threads) for v in ("default", *VARIANTS)}
-    measure = thread_ms if cpu_time else ol.median_ms
+    measure = functools.partial(ol.median_ms, clock=time.thread_time if cpu_time else time.perf_counter)
     names = [i.name for i in sessions["default"].get_inputs()]
     rows = []
     for size, args in zip(sizes, examples[1:]):

@@ -260,6 +260,17 @@ _ALWAYS = 1 << 62
 
 
 @_jit
+def _stack_slot(q, i, small, large, n_small, n_large):
+    """Push slot ``i`` on the stack of slots below the mean (``q_i < 1``) or of the others;
+    the new stack heights."""
+    if q[i] < 1.0:
+        small[n_small] = i
+        return n_small + 1, n_large
+    large[n_large] = i
+    return n_small, n_large + 1
+
+
+@_jit
 def alias_table(probs):
     """Walker's alias table of the distribution ``probs [V]`` (Vose's construction): ``keep
     [V]`` (int64) and ``other [V]`` (int32), for :func:`draw_alias`.
@@ -278,24 +289,14 @@ def alias_table(probs):
     small, large = np.empty(v, np.int64), np.empty(v, np.int64)
     n_small, n_large = 0, 0
     for i in range(v):
-        if q[i] < 1.0:
-            small[n_small] = i
-            n_small += 1
-        else:
-            large[n_large] = i
-            n_large += 1
+        n_small, n_large = _stack_slot(q, i, small, large, n_small, n_large)
     while n_small > 0 and n_large > 0:
         n_small -= 1
         n_large -= 1
         s, big = small[n_small], large[n_large]
         keep[s], other[s] = np.int64(q[s] * span), big
         q[big] = q[big] + q[s] - 1.0
-        if q[big] < 1.0:
-            small[n_small] = big
-            n_small += 1
-        else:
-            large[n_large] = big
-            n_large += 1
+        n_small, n_large = _stack_slot(q, big, small, large, n_small, n_large)
     return keep, other  # the slots left over keep their own word: q = 1 up to rounding
 
 
