@@ -40,11 +40,16 @@ def test_readme_documents_the_command():
     assert "python benchmarks/run_all.py" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
+def _serve_load():
+    spec = importlib.util.spec_from_file_location("serve_load", BENCH / "serve_load.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_serve_load_skips_the_peer_with_a_reason_when_mlserver_is_missing(tmp_path):
     """CI has no MLServer: the peer is reported as skipped (with what to install), never a crash."""
-    spec = importlib.util.spec_from_file_location("serve_load", BENCH / "serve_load.py")
-    serve_load = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(serve_load)
+    serve_load = _serve_load()
     python, why = serve_load.mlserver_python(str(tmp_path / "no-venv" / "bin" / "python"))
     assert python is None and "MLServer is not installed" in why and "benchmarks/mlserver/README.md" in why
     fake = tmp_path / "python"  # an interpreter without mlserver
@@ -64,3 +69,22 @@ def test_memory_rows_compute_both_ratios_and_keep_a_failed_model():
     assert "| mlp | classification | 240 | 220 | 660 | 600 | 1.10 | 1.11 |" in text  # 420 / 380
     assert "| gcn | failed: data missing |" in text
     assert all(line.count("|") == 9 for line in text.splitlines() if line.startswith("|"))
+
+
+def test_serve_load_p99_verdict_separates_a_real_gap_from_round_noise():
+    """The paired interval excludes 0 for a consistent gap and holds it for differences of both
+    signs; the goal line says which, and an A/A run (two servers at --max-batch 1) is compared."""
+    serve_load = _serve_load()
+    low, high = serve_load.paired_interval([0.05, 0.06, 0.04, 0.05, 0.07])
+    assert 0.04 <= low < high <= 0.07
+    low, high = serve_load.paired_interval([0.05, -0.04, 0.03, -0.06, 0.01])
+    assert low < 0 < high
+
+    def row(default, p99, rounds):
+        return {"kind": "zoo", "max_batch": 1, "default": default, "concurrency": 1, "p99_ms": p99,
+                "round_p99_ms": rounds, "p99_pooled_ms": p99, "pair_ratios": [1.0] * len(rounds)}
+
+    noisy = serve_load.goals([row(False, 0.25, [0.2, 0.3, 0.25]), row(True, 0.27, [0.25, 0.26, 0.27])])
+    assert any("not distinguishable from off" in line for line in noisy)
+    worse = serve_load.goals([row(False, 0.25, [0.25, 0.25, 0.25]), row(True, 0.35, [0.34, 0.35, 0.36])])
+    assert any("(goal: no worse): NOT met" in line for line in worse)
