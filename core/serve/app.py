@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import re
 import time
 import traceback
@@ -265,6 +266,11 @@ def serve(targets: list[str], host: str = "127.0.0.1", port: int = 8000, max_bat
                                 ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
                                 limit_concurrency=max_connections)
         server = uvicorn.Server(config)
+        # Everything loaded so far (torch-free imports, sessions, routes) lives as long as the
+        # server: frozen out of the collector, a full collection under load scans only what the
+        # requests left behind (~1 ms) instead of every module's objects (~15 ms of stalled requests).
+        gc.collect()
+        gc.freeze()
         server.run(sockets=[sock])
     finally:
         sock.close()

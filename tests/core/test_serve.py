@@ -1077,3 +1077,26 @@ def test_a_reply_that_fails_leaves_the_rest_of_its_batch_answered():
     asyncio.run(go())
     assert [a["y"][0, 0] for a in answered] == [0, 2, 6] and [len(f["x"]) for f in endpoint.feeds] == [1, 3]
     assert [str(e) for e in raised] == ["a broken reply"]
+
+
+def test_serve_freezes_what_it_loaded_before_serving(runs, monkeypatch):
+    """The models, routes and imports are moved out of the collector's reach before the first
+    request: a full collection under load then scans only what requests leave behind."""
+    import gc
+
+    uvicorn = pytest.importorskip("uvicorn")
+    from zoo.core.serve.app import serve
+
+    frozen = []
+
+    def run(self, sockets=None):  # instead of serving: what the collector tracks at that moment
+        frozen.append(gc.get_freeze_count())
+        self.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    gc.unfreeze()
+    try:
+        serve([str(runs / "linear")], port=0, log=lambda *_: None)
+    finally:
+        gc.unfreeze()
+    assert frozen and frozen[0] > 1000
