@@ -10,12 +10,17 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 
 
-def _run_all():
-    spec = importlib.util.spec_from_file_location("run_all", BENCH / "run_all.py")
+def _script(name: str):
+    """benchmarks/NAME.py imported as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["run_all"] = module  # dataclasses look their module up while the class is built
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
+
+
+def _run_all():
+    return _script("run_all")
 
 
 def test_every_benchmark_is_in_run_all():
@@ -40,16 +45,9 @@ def test_readme_documents_the_command():
     assert "python benchmarks/run_all.py" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def _serve_load():
-    spec = importlib.util.spec_from_file_location("serve_load", BENCH / "serve_load.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_serve_load_skips_the_peer_with_a_reason_when_mlserver_is_missing(tmp_path):
     """CI has no MLServer: the peer is reported as skipped (with what to install), never a crash."""
-    serve_load = _serve_load()
+    serve_load = _script("serve_load")
     python, why = serve_load.mlserver_python(str(tmp_path / "no-venv" / "bin" / "python"))
     assert python is None and "MLServer is not installed" in why and "benchmarks/mlserver/README.md" in why
     fake = tmp_path / "python"  # an interpreter without mlserver
@@ -74,7 +72,7 @@ def test_memory_rows_compute_both_ratios_and_keep_a_failed_model():
 def test_serve_load_p99_verdict_separates_a_real_gap_from_round_noise():
     """The paired interval excludes 0 for a consistent gap and holds it for differences of both
     signs; the goal line says which, and an A/A run (two servers at --max-batch 1) is compared."""
-    serve_load = _serve_load()
+    serve_load = _script("serve_load")
     low, high = serve_load.paired_interval([0.05, 0.06, 0.04, 0.05, 0.07])
     assert 0.04 <= low < high <= 0.07
     low, high = serve_load.paired_interval([0.05, -0.04, 0.03, -0.06, 0.01])
