@@ -19,9 +19,9 @@ in-neighbours without replacement (Floyd's algorithm, ``torch::randint`` so
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import sys
 import types
 from pathlib import Path
 
@@ -77,6 +77,10 @@ def build(build_dir: str | Path | None = None, verbose: bool = False) -> str | N
     if why:
         return why
     folder = Path(build_dir) if build_dir else default_build_dir()
+    logger = logging.getLogger("torch.utils.cpp_extension")   # its multi-line compiler warnings
+    level = logger.level
+    if not verbose:
+        logger.setLevel(logging.ERROR)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         from torch.utils.cpp_extension import load
@@ -85,8 +89,11 @@ def build(build_dir: str | Path | None = None, verbose: bool = False) -> str | N
              extra_include_paths=[str(HERE / "third_party")], build_directory=str(folder),
              is_python_module=False, verbose=verbose)
     except Exception as error:  # noqa: BLE001 - any build or load failure means "fall back"
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        return f"building it in {folder} failed: {first[:200]}"
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        detail = next((line.strip() for line in lines[1:] if "error" in line.lower()), lines[0])
+        return f"building it in {folder} failed: {detail[:200]}"
+    finally:
+        logger.setLevel(level)
     return None if available() else f"{folder}: built, but torch.ops.torch_sparse.neighbor_sample is missing"
 
 
