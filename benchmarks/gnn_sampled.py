@@ -103,7 +103,29 @@ def pyg_batches(g: dict, args):
         for b in loader:
             mask = torch.arange(b.num_nodes) < b.batch_size
             yield b.x, b.edge_index, b.y, mask
+    epoch.node_sampler = loader.node_sampler            # PyG's CSC arrays (samplers_alone)
     return epoch, how
+
+
+def samplers_alone(g: dict, args, node_sampler) -> dict:
+    """One epoch's shuffled seed batches through each sampler alone (no loader, no feature or
+    label gather): zoo's ``NeighbourSampler.sample`` vs ``torch_sparse::neighbor_sample`` on the
+    CSC arrays PyG built. Total wall and CPU ms of the epoch."""
+    from zoo.plugins.gnn.sampling import NeighbourSampler
+
+    seeds = g["train"].nonzero().view(-1)
+    batches = seeds[torch.randperm(seeds.shape[0], generator=torch.Generator().manual_seed(args.seed))]
+    batches = batches.split(args.batch_size)
+    ours = NeighbourSampler(g["edge_index"], g["x"].shape[0], args.fanouts, args.seed)
+    colptr, row = node_sampler.colptr, node_sampler.row
+    out = {}
+    for side, draw in [("zoo", ours.sample), ("torch_sparse", lambda b: torch.ops.torch_sparse.neighbor_sample(
+            colptr, row, b, list(args.fanouts), False, True))]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for b in batches:
+            draw(b)
+        out[f"{side}_ms"], out[f"{side}_cpu_ms"] = 1000 * (time.perf_counter() - wall), 1000 * (time.process_time() - cpu)
+    return out
 
 
 def fit(model: nn.Module, batches, g: dict, x_full: torch.Tensor, args) -> dict:
@@ -166,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     g = load(args)
     f, c = g["x"].shape[1], int(g["y"].max()) + 1
-    rows = []
+    rows, alone = [], None
     torch.manual_seed(args.seed)
     ours = GraphSAGE(GraphSAGEConfig(name="graphsage-sampled", row_normalize=g["row_normalize"]),
                      DataInfo(input_shape=(f,), num_classes=c, extra={"level": "node"}))
@@ -184,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.manual_seed(args.seed)
             rows.append({"side": f"PyG NeighborLoader ({how}) + PyG SAGEConv",
                          **fit(PygSAGE(f, c), loader, g, g["x_pyg"], args)})
+            if how != "pyg-lib":
+                alone = samplers_alone(g, args, loader.node_sampler)
         torch.manual_seed(args.seed)  # PyG's model on zoo's batches of the row-normalised features
         rows.append({"side": "zoo sampler + PyG SAGEConv (models only)",
                      **fit(PygSAGE(f, c), zoo_batches({**g, "x": g["x_pyg"]}, args), g, g["x_pyg"], args)})
@@ -195,13 +219,19 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"| {r['side']} | {r['ms']:.1f} | {r['cpu_ms']:.1f} | {r['sample_ms']:.1f} ({r['sample_cpu_ms']:.1f}) | "
               f"{r['ms'] - r['sample_ms']:.1f} ({r['cpu_ms'] - r['sample_cpu_ms']:.1f}) | {r['test_acc']:.3f} |")
+    if alone:
+        ratio = alone["zoo_ms"] / alone["torch_sparse_ms"]
+        print(f"\nsamplers alone, one epoch's seed batches: zoo {alone['zoo_ms']:.1f} ms (CPU "
+              f"{alone['zoo_cpu_ms']:.1f}), torch_sparse::neighbor_sample {alone['torch_sparse_ms']:.1f} ms "
+              f"(CPU {alone['torch_sparse_cpu_ms']:.1f}); zoo / torch-sparse {ratio:.2f}")
     for r in rows[1:]:
         print(f"\nzoo / {r['side']}: epoch time {rows[0]['ms'] / r['ms']:.2f} (CPU time "
               f"{rows[0]['cpu_ms'] / r['cpu_ms']:.2f}), batches {rows[0]['sample_ms'] / r['sample_ms']:.2f} "
               f"(CPU {rows[0]['sample_cpu_ms'] / r['sample_cpu_ms']:.2f})")
     if args.json:
         Path(args.json).write_text(json.dumps({"graph": g["name"], "fanouts": args.fanouts,
-                                               "batch_size": args.batch_size, "epochs": args.epochs, "rows": rows}))
+                                               "batch_size": args.batch_size, "epochs": args.epochs, "rows": rows,
+                                               "samplers_alone": alone}))
     return 0
 
 
