@@ -8,6 +8,7 @@ sampler module, and the benchmark's fallback is run. The slow one compiles the v
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -81,6 +82,17 @@ def test_build_says_why_in_one_line_without_a_compiler(pyg_sampler, monkeypatch,
     why = pyg_sampler.build(tmp_path)
     assert why == "no C++ compiler ('no-such-compiler-here' not on PATH)"
     assert not any(tmp_path.iterdir())
+
+
+def test_a_stale_build_lock_is_a_reason_not_a_hang(pyg_sampler, monkeypatch, tmp_path):
+    if pyg_sampler.missing_tools():
+        pytest.skip(pyg_sampler.missing_tools())
+    monkeypatch.setattr(pyg_sampler, "available", lambda: False)
+    lock = tmp_path / "lock"
+    lock.touch()
+    old = lock.stat().st_mtime - pyg_sampler.STALE_LOCK_S - 1
+    os.utime(lock, (old, old))
+    assert pyg_sampler.build(tmp_path) == f"{lock} is over 10 minutes old (a killed build?): delete it to rebuild"
 
 
 def test_a_failed_build_is_one_line_with_the_compilers_error(pyg_sampler, monkeypatch, tmp_path):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import types
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 NAME = "zoo_pyg_neighbor_sample"
+STALE_LOCK_S = 600  # a build lock older than this is taken for a killed build
 SOURCES = [HERE / "csrc" / "neighbor_sample.cpp", HERE / "csrc" / "cpu" / "neighbor_sample_cpu.cpp"]
 
 
@@ -77,6 +79,9 @@ def build(build_dir: str | Path | None = None, verbose: bool = False) -> str | N
     if why:
         return why
     folder = Path(build_dir) if build_dir else default_build_dir()
+    lock = folder / "lock"  # torch waits on it forever; a build takes a minute or two
+    if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+        return f"{lock} is over {STALE_LOCK_S // 60} minutes old (a killed build?): delete it to rebuild"
     logger = logging.getLogger("torch.utils.cpp_extension")   # its multi-line compiler warnings
     level = logger.level
     if not verbose:
