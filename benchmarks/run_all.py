@@ -239,7 +239,8 @@ BENCHMARKS = [
     Bench("gnn-scale", "Full-batch GCN/GAT vs PyG on generated graphs (time, memory vs size)", "gnn_scale.py",
           ["--sizes", "2000", "10000", "--epochs", "2"], ["--sizes", "10000", "100000", "1000000"],
           needs=["torch_geometric"]),
-    Bench("gnn-sampled", "Neighbour-sampled GraphSAGE vs PyG (NeighborLoader when installed), Cora", "gnn_sampled.py",
+    Bench("gnn-sampled", "Neighbour-sampled GraphSAGE vs PyG's NeighborLoader (torch-sparse's sampler, "
+          "built at run time), Cora", "gnn_sampled.py",
           ["--epochs", "20"], ["--epochs", "100"], needs=["torch_geometric"]),
     Bench("word2vec", "word2vec vs gensim", "word2vec_vs_gensim.py",
           ["--epochs", "1", "--threads", "1"], [], render_word2vec,
