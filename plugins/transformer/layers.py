@@ -152,18 +152,6 @@ def onnx_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, heads: 
                                    dtype=q.dtype, shape=q.shape, version=ATTENTION_OPSET)
 
 
-def rows_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``F.linear`` over ``x [..., F]`` as one ``[rows, F]`` matrix product: ``→ [..., F_out]``.
-
-    What the fused export writes for every projection: a 2-D ``F.linear`` is exported as ONNX's
-    ``Gemm``, which adds the bias (and, after the graph optimiser, a following ReLU) inside
-    the matrix product, where a 3-D one is a ``MatMul`` and a separate ``Add`` over the whole
-    output, a pass of its own in onnxruntime. The reshapes cost nothing there.
-    """
-    out = F.linear(x.reshape(-1, x.shape[-1]), weight, bias)               # (rows, F_out)
-    return out.reshape(*x.shape[:-1], out.shape[-1])
-
-
 def _fused_export() -> bool:
     """True while exporting to an opset that has ONNX's ``Attention`` (:func:`onnx_attention`)."""
     if not torch.compiler.is_exporting():
@@ -243,11 +231,11 @@ class MultiHeadAttention(nn.Module):
         """
         w_q, w_k, w_v = self.in_proj.weight.chunk(3, dim=0)
         b_q, _, b_v = self.in_proj.bias.chunk(3, dim=0)
-        q = rows_linear(query, w_q, b_q)                                    # (B, Tq, D)
+        q = F.linear(query, w_q, b_q)                                       # (B, Tq, D)
         k = F.linear(key, w_k)                                              # (B, Tk, D), bias cancels
         v = F.linear(value, w_v)                                            # (B, Tk, D), bias moved on
         y = onnx_attention(q, k, v, mask, self.heads)                       # (B, Tq, D)
-        return rows_linear(y, self.out_proj.weight, self.out_proj.bias + self.out_proj.weight @ b_v)
+        return F.linear(y, self.out_proj.weight, self.out_proj.bias + self.out_proj.weight @ b_v)
 
 
 # -- positions --------------------------------------------------------------------------------
@@ -329,9 +317,6 @@ class FeedForward(nn.Module):
         self.act = {"relu": F.relu, "gelu": F.gelu}[activation]
 
     def forward(self, x: Tensor) -> Tensor:
-        if _fused_export():
-            hidden = self.act(rows_linear(x, self.linear1.weight, self.linear1.bias))
-            return rows_linear(hidden, self.linear2.weight, self.linear2.bias)   # (B, T, D)
         return self.linear2(self.drop(self.act(self.linear1(x))))           # (B, T, D)
 
 
