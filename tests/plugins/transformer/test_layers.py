@@ -302,13 +302,11 @@ def test_opset_23_export_is_one_fused_attention_node_per_layer_with_parity(tmp_p
     for node in (n for n in graph.graph.node if n.op_type == "Attention"):
         assert [producer.get(name) for name in node.input[1:3]] == ["MatMul", "MatMul"]
     # Masks reach the kernel as an additive float bias (onnxruntime converts a bool mask on
-    # every call), and the query, output and feed-forward projections are 2-D Gemm nodes, the
-    # bias added inside the product: 4 per encoder block, 6 per decoder block.
+    # every call, and its softmax is slower on the finfo.min it converts to).
     types = {v.name: v.type.tensor_type.elem_type for v in onnx.shape_inference.infer_shapes(graph).graph.value_info}
     masks = [n.input[3] for n in graph.graph.node if n.op_type == "Attention" and len(n.input) > 3 and n.input[3]]
     assert len(masks) == (0 if kind is _PlainEncoder else layers)
     assert all(types[m] == onnx.TensorProto.FLOAT for m in masks)
-    assert ops.count("Gemm") == (10 if kind is _Seq2Seq else 8)
     session = make_session(path)
     for batch, t, seed in ((2, 11, 1), (5, 4, 2), (1, 1, 3)):
         args, real = _inputs(model, batch, max(t, 2) if kind is _Seq2Seq else t, seed)
