@@ -10,6 +10,9 @@ blocks the process sleeps ``SETTLE_S``, so that the engine just timed has its th
 before the other starts: torch's OpenMP threads keep spinning after a parallel region, and on a
 2-core machine onnxruntime's second thread then waits for a core (mlp at batch 1 took 0.027 ms
 or 0.06 ms in onnxruntime depending on it; 0.027 ms every time with ``OMP_WAIT_POLICY=PASSIVE``).
+Before the first export the process makes one small onnxruntime session, as a server's first
+session would be (:func:`serving_thread_state`): onnxruntime flushes denormals on the thread that
+made the process's first session, and the export's exact parity check would otherwise be it.
 
     python benchmarks/onnx_latency.py --all --threads 2 --rounds 3   # every catalogue model
     python benchmarks/onnx_latency.py                        # the default families
