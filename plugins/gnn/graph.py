@@ -30,6 +30,16 @@ def exporting() -> bool:
     return torch.compiler.is_compiling()
 
 
+def onnx_exporting() -> bool:
+    """True while zoo's ONNX exporter traces (``torch.compile`` excluded): a layer may then write
+    the same maths in the layout onnxruntime runs fastest, which eager torch would run slower."""
+    if not torch.compiler.is_exporting():
+        return False
+    from zoo.core.deploy.export import export_opset
+
+    return export_opset() is not None
+
+
 def check_graph(x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None) -> None:
     """Validate a graph at the boundary (eager only; a no-op while exporting).
 

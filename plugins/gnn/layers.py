@@ -15,7 +15,15 @@ from torch import nn
 
 from zoo.plugins.gnn import csr
 from zoo.plugins.gnn.csr import Adjacency, EdgeGraph
-from zoo.plugins.gnn.graph import dropout, dropout_mask, gcn_norm, random_walk_norm, sparse_linear, with_self_loops
+from zoo.plugins.gnn.graph import (
+    dropout,
+    dropout_mask,
+    gcn_norm,
+    onnx_exporting,
+    random_walk_norm,
+    sparse_linear,
+    with_self_loops,
+)
 from zoo.plugins.gnn.message_passing import (
     MessagePassing,
     scatter_max,
@@ -273,14 +281,51 @@ class GMMConv(MessagePassing):
         inv = deg.clamp_min(1.0).rsqrt()
         return torch.stack([inv.index_select(0, edge_index[1]), inv.index_select(0, edge_index[0])], dim=-1)
 
+    def kernel_weights(self, u: torch.Tensor) -> torch.Tensor:
+        """``w_k(ũ_e)`` for every edge and kernel: ``u [E, D] → [E, K]``, edges first."""
+        diff = (u.unsqueeze(1) - self.mu) / self.log_sigma.exp()                  # (E, K, D)
+        return torch.exp(-0.5 * (diff * diff).sum(-1))                            # (E, K)
+
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
+        if onnx_exporting():
+            return self._forward_onnx(x, edge_index)
         u = torch.tanh(self.coords(self.pseudo_coordinates(edge_index, n)))         # (E, D)
-        diff = (u.unsqueeze(1) - self.mu) / self.log_sigma.exp()                  # (E, K, D)
-        w = torch.exp(-0.5 * (diff * diff).sum(-1))                               # (E, K)
+        w = self.kernel_weights(u)                                                # (E, K)
         h = self.lin(x).view(n, self.kernels, self.out_features)                  # (N, K, C)
         messages = (h.index_select(0, edge_index[0]) * w.unsqueeze(-1)).sum(1)    # (E, C)
         return self.aggregate(messages, edge_index[1], n) + self.root(x)
+
+    def _forward_onnx(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` as exported to ONNX: the same maths in the shapes onnxruntime runs fast.
+
+        onnxruntime's CPU kernels broadcast and reduce a contiguous span at a time, so torch's
+        layout, ``[E, 1, D] − [K, D]`` (spans of ``D = 2``), ``[E, K, C] · [E, K, 1]`` (spans of
+        ``C``) and a sum over the middle axis ``K``, runs as tens of thousands of tiny loops.
+        Here (1) the coordinates are computed as ``ũᵀ [D, E]`` and the Gaussians over
+        ``[D, K, E]`` (spans of ``E``), with no Transpose for the graph optimiser to push back;
+        (2) the per-kernel weights and the sum over kernels are two matrix products with 0/1
+        matrices, ``w_rep = wᵀ R`` with ``R = I_K ⊗ 1_Cᵀ`` ``[K, K·C]`` and ``m = (h_src ⊙ w_rep) S``
+        with ``S = 1_K ⊗ I_C`` ``[K·C, C]``, so the product is elementwise on equal shapes; (3)
+        ``Θ`` and ``W_root`` are one ``[K·C + C, F]`` product over ``x``, which is read once. torch
+        runs its own layout faster than this one (the eager path above).
+        """
+        n, k, c = x.shape[0], self.kernels, self.out_features
+        deg = torch.zeros(n, device=x.device).index_add_(
+            0, edge_index[1], torch.ones(edge_index.shape[1], device=x.device))
+        inv = deg.clamp_min(1.0).rsqrt()
+        coords = torch.stack([inv.index_select(0, edge_index[1]), inv.index_select(0, edge_index[0])], dim=0)  # (2, E)
+        u = torch.tanh(self.coords.weight @ coords + self.coords.bias.unsqueeze(-1))                # (D, E)
+        diff = (u.unsqueeze(1) - self.mu.t().unsqueeze(-1)) / self.log_sigma.exp().t().unsqueeze(-1)  # (D, K, E)
+        w = torch.exp(-0.5 * (diff * diff).sum(0))                                # (K, E)
+        eye_k, eye_c = torch.eye(k, device=x.device), torch.eye(c, device=x.device)
+        w_rep = w.t() @ eye_k.repeat_interleave(c, dim=1)                         # (E, K·C)
+        weight = torch.cat([self.lin.weight, self.root.weight])                  # (K·C + C, F)
+        bias = torch.cat([torch.zeros(k * c, device=x.device), self.root.bias])
+        both = F.linear(x, weight, bias)                                          # (N, K·C + C)
+        h, root = both[:, :k * c], both[:, k * c:]
+        messages = (h.index_select(0, edge_index[0]) * w_rep) @ eye_c.repeat(k, 1)  # (E, C)
+        return self.aggregate(messages, edge_index[1], n) + root
 
 
 class NN4GLayer(MessagePassing):

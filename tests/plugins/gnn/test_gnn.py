@@ -35,7 +35,7 @@ from zoo.plugins.gnn.graph import (
     sparse_features,
     spectral_filter,
 )
-from zoo.plugins.gnn.layers import ChebConv, GATConv, GCNConv, GINConv, SAGEConv, readout
+from zoo.plugins.gnn.layers import ChebConv, GATConv, GCNConv, GINConv, GMMConv, SAGEConv, readout
 from zoo.plugins.gnn.message_passing import scatter_max, scatter_mean, scatter_softmax, scatter_sum
 from zoo.plugins.gnn.models import MODELS
 from zoo.plugins.gnn.tasks import NodeClassification
@@ -178,6 +178,60 @@ def test_graphsage_max_is_a_max_over_neighbours():
     expected0 = torch.maximum(pooled[1], pooled[2])                      # node 0 hears 1 and 2
     out = conv(x, EDGES)
     assert torch.allclose(out[0], conv.lin_self(x[0]) + conv.lin_neigh(expected0), atol=1e-6)
+
+
+def _monet_conv(seed: int, features: int = 6, out: int = 4) -> GMMConv:
+    """A GMMConv with kernels spread as training leaves them (narrow and wide σ, μ in [-1, 1])."""
+    torch.manual_seed(seed)
+    conv = GMMConv(features, out, kernels=3).eval()
+    with torch.no_grad():
+        conv.mu.uniform_(-1.0, 1.0)
+        conv.log_sigma.uniform_(-2.0, 0.5)
+    return conv
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_monet_onnx_form_computes_the_eager_maths(seed):
+    """GMMConv's export-only layout (Gaussians over [D, K, E], 0/1 products, one projection of
+    x) gives the eager layer's numbers, on graphs with isolated nodes, loops, duplicate edges
+    and no edges at all."""
+    conv = _monet_conv(seed)
+    x = torch.rand(5, 6)
+    looped = torch.cat([EDGES, torch.tensor([[4, 0, 0], [4, 1, 1]])], dim=1)
+    for edges in (EDGES, looped, torch.zeros(2, 0, dtype=torch.long), random_graph(40, 0.2, seed)):
+        xs = x if edges.numel() == 0 or int(edges.max()) < 5 else torch.rand(40, 6)
+        with torch.no_grad():
+            torch.testing.assert_close(conv._forward_onnx(xs, edges), conv(xs, edges), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_monet_export_has_edges_on_the_last_axis_and_parity(tmp_path):
+    """The exported MoNet has no ``[E, K, D]`` tensor (onnxruntime broadcasts it D = 2 floats at
+    a time) and answers as torch on graphs of other sizes than the traced one."""
+    import onnx
+
+    from zoo.core.deploy.export import export_module
+    from zoo.core.deploy.runtime import make_session
+
+    model = build("monet")
+    torch.manual_seed(0)
+    for conv in model.convs:
+        with torch.no_grad():
+            conv.mu.uniform_(-1.0, 1.0)
+            conv.log_sigma.uniform_(-2.0, 0.5)
+    path = tmp_path / "monet.onnx"
+    export_module(model, (torch.rand(30, 6), random_graph(30, 0.2, 0)), path, ("x", "edge_index"), ("logits",),
+                  {"x": {0: "nodes"}, "edge_index": {1: "edges"}}, 18)
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+    shapes = [[d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim] for v in graph.value_info]
+    assert not [s for s in shapes if len(s) == 3 and s[1:] in ([3, 2], [1, 2])], shapes
+    session = make_session(path)
+    for n, p, seed in ((12, 0.3, 1), (80, 0.05, 2), (5, 0.0, 3)):
+        x, edges = torch.rand(n, 6), random_graph(n, p, seed)
+        got = session.run(None, {"x": x.numpy(), "edge_index": edges.numpy()})[0]
+        with torch.no_grad():
+            expected = model(x, edges).numpy()
+        assert abs(got - expected).max() < 1e-4, n
 
 
 # -- every model, both levels, and bad inputs ---------------------------------------------------

@@ -204,6 +204,24 @@ def test_exported_encoder_takes_an_additive_mask_and_matches_torch(tmp_path):
     assert abs((got - expected) * keep).max() < 1e-4
 
 
+def test_attention_bias_is_finite_and_gives_the_bool_masks_attention():
+    """The fused export's mask: 0 where allowed, finfo.min / 2 elsewhere (finite, so a score
+    added to it never reaches −inf), and the same attention as the bool mask on every row with
+    an allowed key; masked keys get exact zero weight."""
+    from zoo.plugins.transformer.layers import attention_bias
+
+    q, k, v = _qkv()
+    mask = padding_mask(LENGTHS, T) & local_mask(T, 2)
+    bias = attention_bias(mask, q.dtype)
+    assert bias.dtype == q.dtype and bias.shape == mask.shape
+    assert set(bias.unique().tolist()) == {0.0, torch.finfo(q.dtype).min / 2}
+    rows = mask.expand(B, H, T, T).any(-1)
+    torch.testing.assert_close(F.scaled_dot_product_attention(q, k, v, attn_mask=bias)[rows],
+                               F.scaled_dot_product_attention(q, k, v, attn_mask=mask)[rows], atol=1e-6, rtol=1e-5)
+    weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias, dim=-1)
+    assert (weights.masked_select(~mask.expand_as(weights) & rows[..., None]) == 0).all()
+
+
 class _Seq2Seq(torch.nn.Module):
     """Encoder (padding mask) and decoder (causal & target padding, cross-attention to the
     source's real tokens): every mask form the catalogue's seq2seq model uses."""
@@ -283,6 +301,12 @@ def test_opset_23_export_is_one_fused_attention_node_per_layer_with_parity(tmp_p
     producer = {out: n.op_type for n in graph.graph.node for out in n.output}
     for node in (n for n in graph.graph.node if n.op_type == "Attention"):
         assert [producer.get(name) for name in node.input[1:3]] == ["MatMul", "MatMul"]
+    # Masks reach the kernel as an additive float bias (onnxruntime converts a bool mask on
+    # every call, and its softmax is slower on the finfo.min it converts to).
+    types = {v.name: v.type.tensor_type.elem_type for v in onnx.shape_inference.infer_shapes(graph).graph.value_info}
+    masks = [n.input[3] for n in graph.graph.node if n.op_type == "Attention" and len(n.input) > 3 and n.input[3]]
+    assert len(masks) == (0 if kind is _PlainEncoder else layers)
+    assert all(types[m] == onnx.TensorProto.FLOAT for m in masks)
     session = make_session(path)
     for batch, t, seed in ((2, 11, 1), (5, 4, 2), (1, 1, 3)):
         args, real = _inputs(model, batch, max(t, 2) if kind is _Seq2Seq else t, seed)
