@@ -69,9 +69,10 @@ def test_memory_rows_compute_both_ratios_and_keep_a_failed_model():
     assert all(line.count("|") == 9 for line in text.splitlines() if line.startswith("|"))
 
 
-def test_serve_load_p99_verdict_separates_a_real_gap_from_round_noise():
+def test_serve_load_p99_line_gives_the_verdict_and_each_rounds_difference():
     """The paired interval excludes 0 for a consistent gap and holds it for differences of both
-    signs; the goal line says which, and an A/A run (two servers at --max-batch 1) is compared."""
+    signs; the goal line gives the medians' verdict with each round's difference, and an A/A run
+    (two servers at --max-batch 1) compares the two servers it started."""
     serve_load = _script("serve_load")
     low, high = serve_load.paired_interval([0.05, 0.06, 0.04, 0.05, 0.07])
     assert 0.04 <= low < high <= 0.07
@@ -82,7 +83,7 @@ def test_serve_load_p99_verdict_separates_a_real_gap_from_round_noise():
         return {"kind": "zoo", "max_batch": 1, "default": default, "concurrency": 1, "p99_ms": p99,
                 "round_p99_ms": rounds, "p99_pooled_ms": p99, "pair_ratios": [1.0] * len(rounds)}
 
-    noisy = serve_load.goals([row(False, 0.25, [0.2, 0.3, 0.25]), row(True, 0.27, [0.25, 0.26, 0.27])])
-    assert any("not distinguishable from off" in line for line in noisy)
     worse = serve_load.goals([row(False, 0.25, [0.25, 0.25, 0.25]), row(True, 0.35, [0.34, 0.35, 0.36])])
-    assert any("(goal: no worse): NOT met" in line for line in worse)
+    assert any("(goal: no worse): NOT met" in line and "mean +0.100 ms" in line for line in worse)
+    better = serve_load.goals([row(False, 0.25, [0.2, 0.3, 0.25]), row(True, 0.24, [0.25, 0.26, 0.24])])
+    assert any("(goal: no worse): met" in line and "+0.050, -0.040, -0.010" in line for line in better)
