@@ -745,8 +745,9 @@ def predict(target, input_file, as_json) -> None:
     """Run RUN_DIR/model.onnx (or a model.onnx, or a pulled hub:NAME) in onnxruntime on INPUT."""
     from zoo.core import api
     from zoo.core.hub import resolve_target
-    from zoo.core.deploy.runtime import json_safe
+    from zoo.core.deploy.runtime import json_safe, serving_process
 
+    serving_process()  # this process only predicts: its thread may flush denormals (make_session)
     predictions, metadata = api.predict(resolve_target(target, log=_stderr), input_file)
     click.echo(f"predict: ran on onnxruntime's {metadata['provider']}", err=True)
     if as_json:

@@ -62,6 +62,37 @@ def _provider_list(providers: list[str], exact: bool) -> list:
     return [("CUDAExecutionProvider", cuda) if p == "CUDAExecutionProvider" else p for p in providers]
 
 
+#: [whether this process is zoo's own server or predictor, whether zoo has made a session yet]
+_PROCESS = {"serving": False, "first": True}
+
+
+def serving_process() -> None:
+    """Declare this process zoo's own (``zoo serve``, ``zoo predict``): the thread that makes its
+    first session then flushes denormals too, as do the threads it starts afterwards (see
+    :func:`make_session`). Call before the first session."""
+    _PROCESS["serving"] = True
+
+
+def _claim_calling_thread(ort, flush: bool) -> None:
+    """Before zoo's first session in a process that is not zoo's own (``zoo.pull`` or the API in
+    a notebook, a test run), a tiny session *without* the flush option, so that onnxruntime's
+    once-per-process switch leaves the calling thread with IEEE denormals: a library must not
+    change how every later numpy or torch computation on its caller's thread rounds tiny values
+    (hypothesis, for one, refuses to run on such a thread). onnxruntime's own intra-op threads
+    still flush, per session."""
+    if not _PROCESS["first"]:
+        return
+    _PROCESS["first"] = False
+    if flush and not _PROCESS["serving"]:
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "first",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+        ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
 def make_session(path: str | Path, providers: list[str] | None = None, spinning: bool = True,
                  threads: int | None = None, exact: bool = False):
     """An onnxruntime InferenceSession on CUDA when present and usable, else on the CPU.
@@ -81,14 +112,15 @@ def make_session(path: str | Path, providers: list[str] | None = None, spinning:
     batch ran 3× slower than the same node without a mask (B 64, T 32, D 64). Flushed, the
     masked weights are exact zeros, as in torch. onnxruntime sets the flags on its intra-op
     threads and, for the first session of a process only, on the thread that creates it
-    (which then flushes denormals in everything it computes, numpy and torch included);
-    threads started later by that thread inherit them, so only a call from a thread that
-    already ran before the first session does its own share of the work unflushed. ``exact``
-    sessions (the export's parity check, inside ``zoo train`` and sweeps) do not flush, so that
-    whatever the process computes after an export (the task's files, the next trial) is computed
-    as in a process that never exported.
+    (which then flushes denormals in everything it computes, numpy and torch included;
+    threads it starts later inherit them). The calling thread does its share of each run, so
+    zoo's own processes (:func:`serving_process`: ``zoo serve``, ``zoo predict``) let their
+    first session flush it; in any other process zoo's first session is preceded by one that
+    leaves it as it is (:func:`_claim_calling_thread`). ``exact`` sessions (the export's
+    parity check, inside ``zoo train`` and sweeps) do not flush at all.
     """
     ort = _onnxruntime()
+    _claim_calling_thread(ort, flush=not exact)
     if providers is None:
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if _wants_cuda(ort) else ["CPUExecutionProvider"]
     options = ort.SessionOptions()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from zoo.core.contract.errors import ZooError
+from zoo.core.deploy.runtime import serving_process
 from zoo.core.serve.batcher import Batcher
 from zoo.core.serve.endpoint import Endpoint
 from zoo.core.serve.protocol import (
@@ -247,6 +248,7 @@ def serve(targets: list[str], host: str = "127.0.0.1", port: int = 8000, max_bat
     except ImportError:
         raise ZooError(_NEEDS_EXTRA) from None
     _check_tls(ssl_certfile, ssl_keyfile)
+    serving_process()  # the event loop's thread and the batcher's workers flush denormals (make_session)
     sock = _listen(host, port)
     try:
         app = build_app(targets, max_batch, max_delay_ms, max_body, log, threads, max_json=max_json,

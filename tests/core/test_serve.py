@@ -1094,6 +1094,9 @@ def test_serve_freezes_what_it_loaded_before_serving(runs, monkeypatch):
         self.started = True
 
     monkeypatch.setattr(uvicorn.Server, "run", run)
+    from zoo.core.deploy import runtime
+
+    monkeypatch.setitem(runtime._PROCESS, "serving", False)  # serve() declares the process its own
     gc.unfreeze()
     try:
         serve([str(runs / "linear")], port=0, log=lambda *_: None)
