@@ -259,8 +259,25 @@ def json_codec():
     except ImportError:
         return std_dumps, False
     numpy = orjson.OPT_SERIALIZE_NUMPY
-    # orjson writes NaN and ±inf as null, in arrays too
-    return lambda obj: orjson.dumps(obj, option=numpy), True
+
+    def dumps(obj: Any) -> bytes:  # orjson writes NaN and ±inf as null, in arrays too
+        try:
+            return orjson.dumps(obj, option=numpy)
+        except TypeError:  # what orjson refuses and JSON allows: an integer beyond 64 bits (an echoed id)
+            return std_dumps(_as_lists(obj))
+
+    return dumps, True
+
+
+def _as_lists(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars as Python lists and numbers (for ``json``)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: _as_lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_lists(v) for v in value]
+    return value
 
 
 def std_dumps(obj: Any) -> bytes:

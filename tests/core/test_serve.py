@@ -511,6 +511,18 @@ def test_non_finite_outputs_are_json_null(client):
     assert json.loads(_std_dumps({"a": [float("nan"), 1.5, float("-inf")]})) == {"a": [None, 1.5, None]}
 
 
+def test_an_id_beyond_64_bits_is_echoed_not_a_500():
+    """orjson refuses integers beyond 64 bits; JSON allows them, and a request's id is echoed:
+    the answer falls back to the standard library (found by the fuzzed requests)."""
+    import numpy as np
+
+    from zoo.core.serve.protocol import json_codec
+
+    dumps, _ = json_codec()
+    big = -(2 ** 63) - 1
+    written = json.loads(dumps({"id": big, "outputs": [{"data": np.array([0.5, float("nan")], np.float32)}]}))
+    assert written == {"id": big, "outputs": [{"data": [0.5, None]}]}
+
 def test_a_request_the_model_cannot_run_fails_alone_in_its_batch():
     from zoo.core.contract.errors import ZooError
     from zoo.core.serve import Batcher, RequestError
