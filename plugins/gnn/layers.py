@@ -275,23 +275,20 @@ class GMMConv(MessagePassing):
         nn.init.xavier_uniform_(self.lin.weight)
 
     @staticmethod
-    def pseudo_coordinates(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    def pseudo_coordinates(edge_index: torch.Tensor, num_nodes: int, dim: int = -1) -> torch.Tensor:
+        """``(1/√deg(i), 1/√deg(j))`` of each edge ``j → i``: ``[E, 2]`` (``dim=0``: ``[2, E]``)."""
         deg = torch.zeros(num_nodes, device=edge_index.device).index_add_(
             0, edge_index[1], torch.ones(edge_index.shape[1], device=edge_index.device))
         inv = deg.clamp_min(1.0).rsqrt()
-        return torch.stack([inv.index_select(0, edge_index[1]), inv.index_select(0, edge_index[0])], dim=-1)
-
-    def kernel_weights(self, u: torch.Tensor) -> torch.Tensor:
-        """``w_k(ũ_e)`` for every edge and kernel: ``u [E, D] → [E, K]``, edges first."""
-        diff = (u.unsqueeze(1) - self.mu) / self.log_sigma.exp()                  # (E, K, D)
-        return torch.exp(-0.5 * (diff * diff).sum(-1))                            # (E, K)
+        return torch.stack([inv.index_select(0, edge_index[1]), inv.index_select(0, edge_index[0])], dim=dim)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         if onnx_exporting():
             return self._forward_onnx(x, edge_index)
         u = torch.tanh(self.coords(self.pseudo_coordinates(edge_index, n)))         # (E, D)
-        w = self.kernel_weights(u)                                                # (E, K)
+        diff = (u.unsqueeze(1) - self.mu) / self.log_sigma.exp()                  # (E, K, D)
+        w = torch.exp(-0.5 * (diff * diff).sum(-1))                               # (E, K)
         h = self.lin(x).view(n, self.kernels, self.out_features)                  # (N, K, C)
         messages = (h.index_select(0, edge_index[0]) * w.unsqueeze(-1)).sum(1)    # (E, C)
         return self.aggregate(messages, edge_index[1], n) + self.root(x)
@@ -311,10 +308,7 @@ class GMMConv(MessagePassing):
         runs its own layout faster than this one (the eager path above).
         """
         n, k, c = x.shape[0], self.kernels, self.out_features
-        deg = torch.zeros(n, device=x.device).index_add_(
-            0, edge_index[1], torch.ones(edge_index.shape[1], device=x.device))
-        inv = deg.clamp_min(1.0).rsqrt()
-        coords = torch.stack([inv.index_select(0, edge_index[1]), inv.index_select(0, edge_index[0])], dim=0)  # (2, E)
+        coords = self.pseudo_coordinates(edge_index, n, dim=0)                    # (2, E)
         u = torch.tanh(self.coords.weight @ coords + self.coords.bias.unsqueeze(-1))                # (D, E)
         diff = (u.unsqueeze(1) - self.mu.t().unsqueeze(-1)) / self.log_sigma.exp().t().unsqueeze(-1)  # (D, K, E)
         w = torch.exp(-0.5 * (diff * diff).sum(0))                                # (K, E)

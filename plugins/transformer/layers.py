@@ -95,29 +95,20 @@ def local_mask(length: int | torch.SymInt, window: int,
 
 
 def additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
-    """A bool mask (True = may attend) as the additive bias ``0`` / ``finfo(dtype).min``, same shape.
+    """A bool mask (True = may attend) as the additive bias ``0`` / ``finfo(dtype).min / 2``,
+    same shape: what the attention of an exported model is given.
 
-    What the attention of an exported model is given: the exporter writes a bool mask as
-    ``Where(IsNaN(softmax), 0, softmax)`` over all ``[B, H, Tq, Tk]`` weights (PyTorch's zero
-    rows for rows without any allowed key), ~10 % of onnxruntime's time in an encoder; the
-    additive bias is one broadcast Add. Equal results for every row with at least one allowed
-    key, which the models here guarantee (an all-masked row would average all keys instead).
-    """
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
-
-
-def attention_bias(mask: Tensor, dtype: torch.dtype) -> Tensor:
-    """A bool mask (True = may attend) as the additive bias ``0`` / ``finfo(dtype).min / 2``, same
-    shape: the mask :func:`onnx_attention` hands onnxruntime's ``Attention`` kernel.
-
-    Given a bool mask, onnxruntime's CPU kernel converts it to floats on every call (a scalar
+    The exporter writes a bool mask as ``Where(IsNaN(softmax), 0, softmax)`` over all
+    ``[B, H, Tq, Tk]`` weights (PyTorch's zero rows for rows without any allowed key), ~10 % of
+    onnxruntime's time in an encoder; the additive bias is one broadcast Add. onnxruntime's fused
+    ``Attention`` kernel (:func:`onnx_attention`) converts a bool mask on every call (a scalar
     loop over ``[B | 1, H | 1, Tq, Tk]``) with ``finfo.min`` for masked scores, and its softmax
-    is slower on rows full of ``finfo.min`` than on the same rows at ``finfo.min / 2`` (one
-    ``Attention`` node, B 64, T 32, D 64, H 4, window 4, one thread: bool 0.64 ms, additive
-    ``finfo.min`` 0.58, additive ``finfo.min / 2`` 0.49, no mask 0.43). A float mask is read
-    as it is. Half of ``finfo.min`` still gives masked keys an exact zero weight
-    (``exp(−1.7·10³⁸) = 0``) and leaves room for any finite score to be added without
-    overflowing to ``−inf``; rows need at least one allowed key, as for :func:`additive_mask`.
+    is slower on rows full of ``finfo.min`` than at ``finfo.min / 2`` (one ``Attention`` node,
+    B 64, T 32, D 64, H 4, window 4, one thread: bool 0.64 ms, additive ``finfo.min`` 0.58,
+    additive ``finfo.min / 2`` 0.49, no mask 0.43). Half of ``finfo.min`` still gives masked
+    keys an exact zero weight (``exp(−1.7·10³⁸) = 0``) and leaves room for any finite score to
+    be added without overflowing to ``−inf``. Equal results for every row with at least one
+    allowed key, which the models here guarantee (an all-masked row would average all keys).
     """
     allowed = torch.zeros((), dtype=dtype, device=mask.device)
     return torch.where(mask, allowed, torch.full((), torch.finfo(dtype).min / 2, dtype=dtype, device=mask.device))
@@ -137,14 +128,14 @@ def onnx_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, heads: 
     (Transpose, MatMul, Mul, Add, Softmax, MatMul, Transpose) that its CPU optimiser leaves
     unfused. Inputs stay 3-D (``q_num_heads``/``kv_num_heads`` attributes), so no Transpose
     splits or merges the heads. The mask (bool, True = may attend, or an additive bias) is
-    given to the kernel as an additive bias (:func:`attention_bias`: a bool one costs a
+    given to the kernel as an additive bias (:func:`additive_mask`: a bool one costs a
     conversion per call and a slower softmax) and expanded to ``[B | 1, H | 1, Tq, Tk]``: the
     kernel broadcasts the two leading axes only.
     """
     inputs: list[Tensor | None] = [q, k, v]
     if mask is not None:
         if mask.dtype == torch.bool:
-            mask = attention_bias(mask, q.dtype)                            # before the expand: small
+            mask = additive_mask(mask, q.dtype)                             # before the expand: small
         while mask.dim() < 4:
             mask = mask.unsqueeze(0)
         inputs.append(mask.expand(mask.shape[0], mask.shape[1], q.shape[1], k.shape[1]))

@@ -204,15 +204,15 @@ def test_exported_encoder_takes_an_additive_mask_and_matches_torch(tmp_path):
     assert abs((got - expected) * keep).max() < 1e-4
 
 
-def test_attention_bias_is_finite_and_gives_the_bool_masks_attention():
-    """The fused export's mask: 0 where allowed, finfo.min / 2 elsewhere (finite, so a score
+def test_additive_mask_is_finite_and_gives_the_bool_masks_attention():
+    """The exported mask: 0 where allowed, finfo.min / 2 elsewhere (finite, so a score
     added to it never reaches −inf), and the same attention as the bool mask on every row with
     an allowed key; masked keys get exact zero weight."""
-    from zoo.plugins.transformer.layers import attention_bias
+    from zoo.plugins.transformer.layers import additive_mask
 
     q, k, v = _qkv()
     mask = padding_mask(LENGTHS, T) & local_mask(T, 2)
-    bias = attention_bias(mask, q.dtype)
+    bias = additive_mask(mask, q.dtype)
     assert bias.dtype == q.dtype and bias.shape == mask.shape
     assert set(bias.unique().tolist()) == {0.0, torch.finfo(q.dtype).min / 2}
     rows = mask.expand(B, H, T, T).any(-1)
