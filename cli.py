@@ -737,8 +737,9 @@ def explain(run_dir, index, out, as_json) -> None:
 
 @main.command()
 @click.argument("target", metavar="RUN_DIR|MODEL.onnx|hub:NAME[:TAG]")
-@click.option("--input", "input_file", required=True, type=click.Path(dir_okay=False),
-              help=".npy array or JSON (a list, or {input_name: list}).")
+@click.option("--input", "input_file", required=True, type=click.Path(),
+              help=".npy array or JSON (a list, or {input_name: list}); raw input for runs that "
+                   "learned to read it: CSV rows, text lines, an image or a folder of images.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print predictions as JSON (always valid JSON: NaN and infinities become null).")
 def predict(target, input_file, as_json) -> None:

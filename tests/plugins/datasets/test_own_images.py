@@ -204,3 +204,11 @@ def test_cnn_trains_on_a_folder_and_predicts_from_images(tmp_path):
     answers = json.loads(result.stdout)
     assert len(answers) == 24 and {a["label"] for a in answers} <= {"ants", "bees"}
     assert [a["class"] for a in answers] == logits.argmax(axis=1).tolist()
+    # The raw images themselves, as docs/data.md shows: one file, then the whole folder.
+    one = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), "--input", str(folder / "bees" / "00.png"),
+                                    "--json"])
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)[0]["class"] == answers[0]["class"]
+    result = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), "--input", str(folder / "bees"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == answers
