@@ -105,6 +105,12 @@ def _fetch_file(entry: DatasetEntry, file: DataFile, root: Path, mirror: str | N
     import requests
 
     url, downloader = _source(entry, file, mirror, progress)
+    if not _intact(root / file.path, file.known_hash):  # else pooch only unpacks: no network, no write
+        if is_offline() and (mirror is None or "://" in mirror):
+            raise ZooError(f"offline (ZOO_OFFLINE or --offline): {file.path} of dataset {entry.name!r} is not "
+                           f"cached and would come from {url}; unset ZOO_OFFLINE, or pass --mirror DIR "
+                           f"(a folder holding {file.path})")
+        _check_writable(root, entry.name)
     if file.known_hash is None and entry.name not in _warned:
         _warned.add(entry.name)
         print(f"warning: dataset {entry.name!r}: {file.path} has no published checksum; fetched unverified",
@@ -122,6 +128,33 @@ def _fetch_file(entry: DatasetEntry, file: DataFile, root: Path, mirror: str | N
         raise ZooError(f"could not download {url} (dataset {entry.name!r}): {_reason(err)}; "
                        f"{_fix(entry.name)}") from None
     _check_size(entry, file, root)
+
+
+def _intact(path: Path, known_hash: str | None) -> bool:
+    """Whether ``path`` is in the cache and matches its checksum (any file, without one)."""
+    if not path.is_file():
+        return False
+    if known_hash is None:
+        return True
+    import pooch
+
+    algorithm, _, digest = known_hash.partition(":")
+    return pooch.file_hash(str(path), algorithm) == digest
+
+
+def _check_writable(root: Path, name: str) -> None:
+    """The cache folder exists (made if missing) and takes a new file; else one line naming it
+    and the fix, before pooch fails on a temporary file's name the user never chose."""
+    import tempfile
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as err:
+        reason = "a file, not a folder" if root.is_file() else (err.strerror or str(err))
+        raise ZooError(f"cannot write to the dataset cache {root} ({reason}); set ZOO_CACHE_DIR to a writable "
+                       f"folder, or put the files of dataset {name!r} under DIR and pass --data-dir DIR") from None
 
 
 @contextlib.contextmanager

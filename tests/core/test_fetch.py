@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 import threading
 import zipfile
@@ -273,6 +274,60 @@ def test_mirror_url(server, cache, monkeypatch):
 def test_mirror_that_is_neither_folder_nor_url(cache, monkeypatch, tmp_path):
     declare(monkeypatch, "toy", DataFile(url="http://127.0.0.1:9/a.txt", path="toy/a.txt"))
     one_line_error(cli("data", "fetch", "toy", "--mirror", str(tmp_path / "nope")), "neither a folder nor a URL")
+
+
+# -- offline, and a cache that cannot be written ------------------------------------------------
+
+
+@pytest.mark.slow
+def test_zoo_offline_stops_zoo_data_fetch_before_the_network(server, cache, monkeypatch, tmp_path):
+    body = b"offline\n"
+    declare(monkeypatch, "toy", served(server, "toy/a.txt", body))
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    one_line_error(cli("data", "fetch", "toy"), "ZOO_OFFLINE", "toy/a.txt", "--mirror DIR")
+    one_line_error(cli("data", "fetch", "toy", "--mirror", server.url), "ZOO_OFFLINE")
+    assert server.requests == [] and files_under(cache) == []
+    mirror = tmp_path / "mirror"  # a folder is no network: offline may copy from it
+    (mirror / "toy").mkdir(parents=True)
+    (mirror / "toy/a.txt").write_bytes(body)
+    assert cli("data", "fetch", "toy", "--mirror", str(mirror)).exit_code == 0
+    result = cli("data", "fetch", "toy")  # already cached and intact: nothing to download
+    assert result.exit_code == 0, result.stderr
+    assert server.requests == [] and (cache / "toy/a.txt").read_bytes() == body
+
+
+@pytest.mark.parametrize("make", ["file", "under-a-file"])
+def test_a_cache_that_is_not_a_folder_is_one_line_naming_zoo_cache_dir(tmp_path, monkeypatch, make):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    root = blocker if make == "file" else blocker / "cache"
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(root))
+    monkeypatch.delenv("ZOO_OFFLINE", raising=False)
+    mirror = tmp_path / "mirror"
+    (mirror / "toy").mkdir(parents=True)
+    (mirror / "toy/a.txt").write_bytes(b"x")
+    declare(monkeypatch, "toy", DataFile(url="http://127.0.0.1:9/a.txt", path="toy/a.txt", sha256=sha256(b"x")))
+    one_line_error(cli("data", "fetch", "toy", "--mirror", str(mirror)), f"dataset cache {root}", "ZOO_CACHE_DIR",
+                   "--data-dir DIR")
+    assert blocker.read_text() == "not a folder" and sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "mirror"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes to read-only folders")
+def test_a_read_only_cache_is_one_line_naming_zoo_cache_dir(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    root.mkdir()
+    root.chmod(0o555)
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(root))
+    monkeypatch.delenv("ZOO_OFFLINE", raising=False)
+    mirror = tmp_path / "mirror"
+    (mirror / "toy").mkdir(parents=True)
+    (mirror / "toy/a.txt").write_bytes(b"x")
+    declare(monkeypatch, "toy", DataFile(url="http://127.0.0.1:9/a.txt", path="toy/a.txt", sha256=sha256(b"x")))
+    try:
+        one_line_error(cli("data", "fetch", "toy", "--mirror", str(mirror)), f"dataset cache {root}", "ZOO_CACHE_DIR")
+        assert list(root.iterdir()) == []
+    finally:
+        root.chmod(0o755)
 
 
 # -- verify, path, rm, list, info ---------------------------------------------------------------
