@@ -76,6 +76,14 @@ def test_not_utf8_names_its_line_and_a_jsonl_bom_is_read(tmp_path):
     bad_jsonl.write_bytes(b'{"text": "ok", "label": "a"}\n{"text": "caf\xe9", "label": "b"}\n')
     with pytest.raises(ZooError, match=r"bad\.jsonl line 2: not UTF-8 text"):
         load_text(OwnTextOptions(path=str(bad_jsonl)))
+    conll_file = tmp_path / "bad.conll"
+    conll_file.write_bytes(b"fly\tO\nto\tO\n\nnew\tB-city\ncaf\xe9\tO\n")
+    with pytest.raises(ZooError, match=r"bad\.conll line 5: not UTF-8 text"):
+        load_tagged_text(TaggedTextOptions(path=str(conll_file)))
+    pairs_file = tmp_path / "bad.tsv"
+    pairs_file.write_bytes(b"a b\tb a\nc d\td c\ncaf\xe9\tx\n")
+    with pytest.raises(ZooError, match=r"bad\.tsv line 3: not UTF-8 text"):
+        load_pairs(PairsOptions(path=str(pairs_file)))
     rows = [json.dumps({"text": f"{w} day", "label": k}) for k, w in zip("abab", "xyxy")] * 3
     bom = tmp_path / "bom.jsonl"
     bom.write_bytes(b"\xef\xbb\xbf" + "\n".join(rows).encode())
