@@ -186,6 +186,8 @@ def read_image(source: str | Path | bytes, channels: int, size: tuple[int, int] 
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=FORMATS) as img:
             if size is not None and img.format == "JPEG":
                 img.draft(mode, (size[1], size[0]))
+            if img.mode.startswith("I"):  # 16-bit grey PNG: keep the top 8 bits (convert() clips at 255)
+                img = Image.fromarray((np.asarray(img).astype(np.int64).clip(0, 65535) >> 8).astype(np.uint8))
             if img.mode != mode:  # convert() copies even when the mode already matches
                 img = img.convert(mode)
             if size is not None and img.size != (size[1], size[0]):

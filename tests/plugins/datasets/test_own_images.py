@@ -19,6 +19,7 @@ from zoo.plugins.datasets.own.images import (
     channel_stats,
     decode_inputs,
     load_image_folder,
+    read_image,
 )
 
 Image = pytest.importorskip("PIL.Image")
@@ -101,6 +102,17 @@ def test_grey_resized_jpeg_and_mixed_sizes(tmp_path):
         load(folder)
     data = load(folder, size=(6, 10), channels=1, test_fraction=0.25)
     assert data.train.tensors["x"].shape[1:] == (1, 6, 10) and data.info.input_mean.shape == (1, 1, 1)
+
+
+def test_sixteen_bit_grey_png_keeps_its_levels(tmp_path):
+    """A 16-bit greyscale PNG (scans, depth maps) is scaled to 8 bits, not clipped to white."""
+    levels = np.arange(0, 256, 4, dtype=np.uint16).reshape(8, 8)
+    path = tmp_path / "deep.png"
+    Image.fromarray(levels * 257).save(path)  # 0..65535
+    assert Image.open(path).mode.startswith("I")
+    assert np.array_equal(read_image(path, 1, None, path), levels)
+    rgb = read_image(path, 3, None, path)
+    assert rgb.shape == (8, 8, 3) and np.array_equal(rgb[..., 1], levels)
 
 
 @pytest.mark.slow
