@@ -304,10 +304,10 @@ def human_size(size: int | None) -> str:
 
 
 def where(entry: DatasetEntry, data_dir: str | None = None) -> Path | None:
-    """The first data root (``--data-dir``, ``$ZOO_DATA_DIR``, the cache) holding every file the
-    dataset needs, or ``None``."""
+    """The first data root (``--data-dir``, ``$ZOO_DATA_DIR``, the cache, then the dataset's
+    ``system`` folders) holding every file the dataset needs, or ``None``."""
     files = needed(entry)
-    for root in data_roots(data_dir):
+    for root in _roots(entry, data_dir):
         if files and all((root / f).is_file() for f in files):
             return root
     return None
@@ -345,8 +345,13 @@ def path(name: str, data_dir: str | None = None) -> Path:
     entry = _with_files(name)
     found = where(entry, data_dir)
     if found is None:
-        raise DataNotFound(name, needed(entry), [str(r) for r in data_roots(data_dir)])
+        raise DataNotFound(name, needed(entry), [str(r) for r in _roots(entry, data_dir)])
     return found
+
+
+def _roots(entry: DatasetEntry, data_dir: str | None) -> list[Path]:
+    """Where the loaders look for ``entry``'s files, in order (:func:`zoo.core.train.roots.locate`)."""
+    return [*data_roots(data_dir), *(Path(p) for p in entry.system)]
 
 
 def verify(name: str | None = None) -> list[dict[str, Any]]:

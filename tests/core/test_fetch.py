@@ -361,6 +361,32 @@ def test_path_follows_the_search_order(server, cache, monkeypatch, tmp_path):
     assert cli("data", "rm", "toy").exit_code == 0 and (own / "toy/a.txt").exists()
 
 
+def test_path_and_info_look_in_the_declared_system_folders_last(cache, monkeypatch, tmp_path):
+    """`zoo data path` searches as the loaders do: a system package's folder (Debian's
+    /usr/share/datasets) after the cache; ZOO_DATA_DIR without the files does not hide it."""
+    system = tmp_path / "usr-share"
+    (system / "toy").mkdir(parents=True)
+    (system / "toy/a.txt").write_text("packaged")
+    entry = DatasetEntry(name="toy", plugin="datasets", task="classification", system=(str(system),),
+                         files=(DataFile(url="http://127.0.0.1:9/a.txt", path="toy/a.txt"),))
+    monkeypatch.setitem(load_catalogue().datasets, "toy", entry)
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "empty"))
+    result = cli("data", "path", "toy")
+    assert result.exit_code == 0 and result.output.strip() == str(system), result.output + result.stderr
+    assert fetch.info("toy")["found"] == str(system)
+    (cache / "toy").mkdir(parents=True)
+    (cache / "toy/a.txt").write_text("cached")
+    assert cli("data", "path", "toy").output.strip() == str(cache)  # the cache comes first
+
+
+def test_fashion_mnist_declares_the_debian_folder_its_loader_reads():
+    from zoo.plugins.datasets import fashion_mnist
+
+    entry = load_catalogue().dataset("fashion-mnist")
+    assert entry.system == ("/usr/share/datasets",)
+    assert fashion_mnist.SYSTEM_ROOTS == (Path("/usr/share/datasets"),)  # one declaration, not two
+
+
 @pytest.mark.slow
 def test_list_and_info(server, cache, monkeypatch):
     declare(monkeypatch, "toy", served(server, "toy/a.txt", b"abc", size=3, checksum_source="https://example.org/sums"))
