@@ -95,6 +95,23 @@ def test_train_and_test_folders(tmp_path):
     assert data.test.tensors["y"].tolist() == [0, 0, 1, 1]
 
 
+@pytest.mark.slow
+def test_a_val_folder_is_the_validation_split(tmp_path):
+    """ImageNet's layout, train/ and val/: val/ was silently ignored (validation drawn from train/)."""
+    make_folder(tmp_path / "f" / "train", per_class=6)
+    make_folder(tmp_path / "f" / "val", per_class=3, seed=1)
+    make_folder(tmp_path / "f" / "test", per_class=2, seed=2)
+    data = load(tmp_path / "f")
+    assert (len(data.train), len(data.val), len(data.test)) == (12, 6, 4)
+    assert data.val.tensors["y"].tolist() == [0, 0, 0, 1, 1, 1]
+    (tmp_path / "f" / "test").rename(tmp_path / "test-elsewhere")  # train/ + val/: test drawn from train/
+    data = load(tmp_path / "f", test_fraction=0.5)
+    assert (len(data.train), len(data.val), len(data.test)) == (6, 6, 6)
+    make_folder(tmp_path / "f" / "val", per_class=1, classes=("wasps",), seed=3)
+    with pytest.raises(ImageDataError, match=r"val/wasps: class 'wasps' has no training sample"):
+        load(tmp_path / "f")
+
+
 def test_grey_resized_jpeg_and_mixed_sizes(tmp_path):
     folder = make_folder(tmp_path / "f", per_class=3, suffix=".jpg")
     Image.fromarray(_pattern(0, np.random.default_rng(0), (12, 20))).save(folder / "ants" / "big.png")
