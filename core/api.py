@@ -66,24 +66,34 @@ def check_loggers(names, zoo=None) -> None:
             raise ZooError(f"logger {name!r} needs plugin {entry.plugin!r}, which is {reason}")
 
 
-def show_config(model: str, config_file: str | None = None, sets: tuple[str, ...] = ()) -> dict[str, Any]:
+def show_config(model: str, config_file: str | None = None, sets: tuple[str, ...] = (),
+                options: dict | None = None) -> dict[str, Any]:
     """``zoo config MODEL``: the resolved config, its ``[data.options]`` validated by the dataset
-    and filled with the dataset's defaults."""
+    and filled with the dataset's defaults. ``options``: overrides as ``zoo train``'s flags give
+    them (``{"data": {"name": ...}}`` for ``--dataset``)."""
     from zoo.core.contract.config import with_dataset_options
 
-    _, _, run_config = resolve_config(model, config_file=config_file, sets=sets)
-    dataset = _loaded_zoo().registry.datasets.get(run_config.data.name)
+    _, _, run_config = resolve_config(model, config_file=config_file, sets=sets, options=options)
+    dataset = _config_dataset(run_config.data.name)
     config = run_config.model_dump(mode="json")
     return config if dataset is None else with_dataset_options(config, dataset.options_class)
 
 
-def config_schema(model: str, config_file: str | None = None, sets: tuple[str, ...] = ()) -> dict[str, Any]:
+def _config_dataset(name: str):
+    """The registered dataset ``name``, or None when its plugin is not loaded; a name that no
+    manifest declares is a did-you-mean error, as ``zoo train`` gives."""
+    load_catalogue().dataset(name)
+    return _loaded_zoo().registry.datasets.get(name)
+
+
+def config_schema(model: str, config_file: str | None = None, sets: tuple[str, ...] = (),
+                  options: dict | None = None) -> dict[str, Any]:
     """The JSON schema of MODEL's config, with the options of its dataset (the default one, or
     ``data.name`` as set)."""
     from zoo.core.contract.config import run_config_schema
 
-    _, spec, run_config = resolve_config(model, config_file=config_file, sets=sets)
-    dataset = _loaded_zoo().registry.datasets.get(run_config.data.name)
+    _, spec, run_config = resolve_config(model, config_file=config_file, sets=sets, options=options)
+    dataset = _config_dataset(run_config.data.name)
     return run_config_schema(spec.config_class, dataset.options_class if dataset else None,
                              run_config.data.name)
 
