@@ -118,6 +118,16 @@ def test_graphs_tu_folder(tmp_path, write_tu):
         load_graphs(GraphsOptions(path=str(tmp_path / "mine")))
 
 
+def test_graphs_folder_without_tu_files_says_what_to_point_at(tmp_path, write_tu):
+    write_tu(tmp_path / "sets" / "MINE", "MINE")
+    with pytest.raises(GraphFileError, match=r"sets: no NAME_A\.txt here; .*data\.options\.path=.*sets/MINE"):
+        load_graphs(GraphsOptions(path=str(tmp_path / "sets")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GraphFileError, match=r"empty: no NAME_A\.txt here; a TU folder holds NAME_A\.txt, "
+                                             r"NAME_graph_indicator\.txt and NAME_graph_labels\.txt"):
+        load_graphs(GraphsOptions(path=str(tmp_path / "empty")))
+
+
 @pytest.mark.parametrize(("line", "message"), [
     ('{"edges": [[0, 5]], "x": [[1], [2]], "y": 1}', r"line 3, column 'edges': edge \[0, 5\] to unknown node"),
     ('{"edges": [[0, 1]], "x": [[1], ["a"]], "y": 1}', r"line 3, column 'x': node 1: 'a' is not a finite number"),
