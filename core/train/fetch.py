@@ -111,10 +111,10 @@ def _fetch_file(entry: DatasetEntry, file: DataFile, root: Path, mirror: str | N
                            f"cached and would come from {url}; unset ZOO_OFFLINE, or pass --mirror DIR "
                            f"(a folder holding {file.path})")
         _check_writable(root, entry.name)
-    if file.known_hash is None and entry.name not in _warned:
-        _warned.add(entry.name)
-        print(f"warning: dataset {entry.name!r}: {file.path} has no published checksum; fetched unverified",
-              file=sys.stderr)
+        if file.known_hash is None and entry.name not in _warned:
+            _warned.add(entry.name)
+            print(f"warning: dataset {entry.name!r}: {file.path} has no published checksum; fetched unverified",
+                  file=sys.stderr)
     pup = pooch.create(path=root, base_url="", registry={file.path: file.known_hash},
                        urls={file.path: url}, retry_if_failed=RETRIES)
     try:

@@ -182,6 +182,9 @@ def test_unverified_file_is_fetched_marked_and_warned_once(server, cache, monkey
     row = fetch.status(load_catalogue().datasets["toy"])
     assert (row["cached"], row["checksums"]) == (True, "unverified")
     assert [r["status"] for r in fetch.verify("toy")] == ["unverified", "unverified"]
+    monkeypatch.setattr(fetch, "_warned", set())  # a new process: nothing to fetch, nothing "fetched unverified"
+    again = cli("data", "fetch", "toy")
+    assert again.exit_code == 0 and "no published checksum" not in again.stderr, again.stderr
 
 
 @pytest.mark.slow
