@@ -92,11 +92,24 @@ def _images_in(folder: Path) -> list[str]:
     pathlib before.
     """
     found = []
+    seen = {os.path.realpath(folder)}
     for parent, dirs, names in os.walk(folder, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and _new_folder(parent, d, seen)]
         found += [os.path.join(parent, n) for n in names
                   if not n.startswith(".") and n.lower().endswith(SUFFIXES)]
     return sorted(found)  # strings: 10,000 Path objects cost megabytes
+
+
+def _new_folder(parent: str, name: str, seen: set[str]) -> bool:
+    """Whether to walk ``parent/name``: not through a link back up the tree (it would reach
+    other classes' images) nor into a folder walked already (links make cycles, which
+    ``os.walk(followlinks=True)`` follows until the OS gives up)."""
+    path = os.path.join(parent, name)
+    real = os.path.realpath(path)
+    if real in seen or (os.path.islink(path) and os.path.realpath(parent).startswith(real.rstrip(os.sep) + os.sep)):
+        return False
+    seen.add(real)
+    return True
 
 
 def scan_classes(folder: Path) -> dict[str, list[str]]:

@@ -20,6 +20,7 @@ from zoo.plugins.datasets.own.images import (
     decode_inputs,
     load_image_folder,
     read_image,
+    scan_classes,
 )
 
 Image = pytest.importorskip("PIL.Image")
@@ -110,6 +111,21 @@ def test_a_val_folder_is_the_validation_split(tmp_path):
     make_folder(tmp_path / "f" / "val", per_class=1, classes=("wasps",), seed=3)
     with pytest.raises(ImageDataError, match=r"val/wasps: class 'wasps' has no training sample"):
         load(tmp_path / "f")
+
+
+def test_a_symlink_loop_is_not_followed_but_a_linked_folder_is(tmp_path):
+    """Links are followed (a class folder may live elsewhere), but one pointing back up the tree
+    was walked again and again: every class's images were counted as 'ants', 40 levels deep."""
+    folder = make_folder(tmp_path / "f", per_class=3)
+    (folder / "ants" / "up").symlink_to("..")
+    (folder / "bees" / "self").symlink_to(".", target_is_directory=True)
+    make_folder(tmp_path / "elsewhere", per_class=2, classes=("wasps",))
+    (folder / "wasps").symlink_to(tmp_path / "elsewhere" / "wasps")
+    make_folder(folder / "bees" / "a", per_class=1, classes=("x",))  # a cycle of two links: a/x/b -> b, b/a -> a
+    (folder / "bees" / "b").mkdir()
+    (folder / "bees" / "a" / "x" / "b").symlink_to(folder / "bees" / "b")
+    (folder / "bees" / "b" / "a").symlink_to(folder / "bees" / "a")
+    assert {name: len(files) for name, files in scan_classes(folder).items()} == {"ants": 3, "bees": 4, "wasps": 2}
 
 
 def test_grey_resized_jpeg_and_mixed_sizes(tmp_path):
