@@ -139,7 +139,7 @@ def _intact(path: Path, known_hash: str | None) -> bool:
     import pooch
 
     algorithm, _, digest = known_hash.partition(":")
-    return pooch.file_hash(str(path), algorithm) == digest
+    return pooch.file_hash(str(path), algorithm) == digest.lower()
 
 
 def _check_writable(root: Path, name: str) -> None:
