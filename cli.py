@@ -486,17 +486,19 @@ def _train_options(epochs, dataset, device, seed, lr, batch_size, data_dir, no_e
 @click.argument("model")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file to merge.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override, e.g. optim.lr=0.01.")
+@click.option("--dataset", help="data.name, as `zoo train --dataset` (its recipe and options).")
 @click.option("--schema", is_flag=True, help="Print the JSON schema of the config instead.")
-def config_cmd(model, config_file, sets, schema) -> None:
+def config_cmd(model, config_file, sets, dataset, schema) -> None:
     """Print MODEL's resolved config as TOML (defaults < --config < --set), with its dataset's options."""
     from zoo.core import api
 
+    options = {"data": {"name": dataset}} if dataset else None
     if schema:
-        _emit_json(api.config_schema(model, config_file=config_file, sets=sets))
+        _emit_json(api.config_schema(model, config_file=config_file, sets=sets, options=options))
         return
     from zoo.core.contract.toml_io import dumps_toml
 
-    click.echo(dumps_toml(api.show_config(model, config_file=config_file, sets=sets)), nl=False)
+    click.echo(dumps_toml(api.show_config(model, config_file=config_file, sets=sets, options=options)), nl=False)
 
 
 # -- training, export, prediction ---------------------------------------------------------------
@@ -737,8 +739,9 @@ def explain(run_dir, index, out, as_json) -> None:
 
 @main.command()
 @click.argument("target", metavar="RUN_DIR|MODEL.onnx|hub:NAME[:TAG]")
-@click.option("--input", "input_file", required=True, type=click.Path(dir_okay=False),
-              help=".npy array or JSON (a list, or {input_name: list}).")
+@click.option("--input", "input_file", required=True, type=click.Path(),
+              help=".npy array or JSON (a list, or {input_name: list}); raw input for runs that "
+                   "learned to read it: CSV rows, text lines, an image or a folder of images.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print predictions as JSON (always valid JSON: NaN and infinities become null).")
 def predict(target, input_file, as_json) -> None:

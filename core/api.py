@@ -66,24 +66,34 @@ def check_loggers(names, zoo=None) -> None:
             raise ZooError(f"logger {name!r} needs plugin {entry.plugin!r}, which is {reason}")
 
 
-def show_config(model: str, config_file: str | None = None, sets: tuple[str, ...] = ()) -> dict[str, Any]:
+def show_config(model: str, config_file: str | None = None, sets: tuple[str, ...] = (),
+                options: dict | None = None) -> dict[str, Any]:
     """``zoo config MODEL``: the resolved config, its ``[data.options]`` validated by the dataset
-    and filled with the dataset's defaults."""
+    and filled with the dataset's defaults. ``options``: overrides as ``zoo train``'s flags give
+    them (``{"data": {"name": ...}}`` for ``--dataset``)."""
     from zoo.core.contract.config import with_dataset_options
 
-    _, _, run_config = resolve_config(model, config_file=config_file, sets=sets)
-    dataset = _loaded_zoo().registry.datasets.get(run_config.data.name)
+    _, _, run_config = resolve_config(model, config_file=config_file, sets=sets, options=options)
+    dataset = _config_dataset(run_config.data.name)
     config = run_config.model_dump(mode="json")
     return config if dataset is None else with_dataset_options(config, dataset.options_class)
 
 
-def config_schema(model: str, config_file: str | None = None, sets: tuple[str, ...] = ()) -> dict[str, Any]:
+def _config_dataset(name: str):
+    """The registered dataset ``name``, or None when its plugin is not loaded; a name that no
+    manifest declares is a did-you-mean error, as ``zoo train`` gives."""
+    load_catalogue().dataset(name)
+    return _loaded_zoo().registry.datasets.get(name)
+
+
+def config_schema(model: str, config_file: str | None = None, sets: tuple[str, ...] = (),
+                  options: dict | None = None) -> dict[str, Any]:
     """The JSON schema of MODEL's config, with the options of its dataset (the default one, or
     ``data.name`` as set)."""
     from zoo.core.contract.config import run_config_schema
 
-    _, spec, run_config = resolve_config(model, config_file=config_file, sets=sets)
-    dataset = _loaded_zoo().registry.datasets.get(run_config.data.name)
+    _, spec, run_config = resolve_config(model, config_file=config_file, sets=sets, options=options)
+    dataset = _config_dataset(run_config.data.name)
     return run_config_schema(spec.config_class, dataset.options_class if dataset else None,
                              run_config.data.name)
 
@@ -683,13 +693,7 @@ def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     Every bad input (unreadable file, arrays that do not fit the model, values the model cannot
     run on) is a one-line ZooError; predictions may hold NaN/inf floats (``json_safe`` them).
     """
-    from zoo.core.deploy.runtime import (
-        check_and_cast,
-        load_inputs,
-        make_session,
-        read_metadata,
-        run_model,
-    )
+    from zoo.core.deploy.runtime import load_inputs, make_session, read_metadata
 
     path = Path(target)
     if path.is_dir():
@@ -704,14 +708,26 @@ def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     task = _loaded_zoo().registry.tasks.get(task_name) if task_name else None
     # Raw input (text for token models) is turned into arrays by the task, from the metadata;
     # given arrays, the task checks what the signature cannot (token ids, a graph's edges).
-    data = _read_raw(input_file)
     raw_meta = read_raw_meta(path)
+    if Path(input_file).is_dir():  # a folder of images: only a dataset's decoder knows folders
+        if raw_meta is None:
+            raise ZooError(f"{input_file} is a folder; this model takes a .npy or .json file")
+        return _answer(session, task, metadata, decode_raw(raw_meta, Path(input_file)))
+    data = _read_raw(input_file)
     arrays = Path(input_file).suffix == ".npy" or (isinstance(data, dict) and data and set(data) <= set(names))
     if raw_meta is not None and not arrays:  # model arrays (.npy, {input: list}) need no decoding
         raw = decode_raw(raw_meta, input_file)  # raw rows/text as the run learned to read them
     else:
         raw = task.raw_inputs(data, metadata) if task is not None else None
-    feed = check_and_cast(session, raw if raw is not None else load_inputs(input_file, names, data))
+    return _answer(session, task, metadata, raw if raw is not None else load_inputs(input_file, names, data))
+
+
+def _answer(session, task, metadata: dict[str, Any], inputs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Run ``inputs`` (checked and cast to the model's signature); the task's answers, else the
+    first output as nested lists."""
+    from zoo.core.deploy.runtime import check_and_cast, run_model
+
+    feed = check_and_cast(session, inputs)
     outputs = dict(zip([o.name for o in session.get_outputs()], run_model(session, feed)))
     if task is not None:
         return task.postprocess(outputs, {**metadata, "_inputs": feed}), metadata

@@ -140,6 +140,9 @@ class DatasetEntry:
     citation: str = ""
     homepage: str = ""
     files: tuple[DataFile, ...] = ()
+    #: folders a system package installs the files into (Debian's ``/usr/share/datasets``),
+    #: searched after the cache by the loaders and by ``zoo data path``
+    system: tuple[str, ...] = ()
     #: the published result on it: ``{model, metric, value, source}`` (``zoo data info`` shows it)
     reference: dict[str, Any] = field(default_factory=dict)
 
@@ -155,7 +158,7 @@ _MODEL_KEYS = {"plugin", "task", "tasks", "dataset", "summary", "paper", "tags",
 #: The config sections a model's ``defaults`` and recipes may override.
 _SECTIONS = {"model", "data", "optim", "schedule", "train", "export"}
 # reference: the published result on this dataset, {model, metric, value, source} (or a list of them).
-_DATASET_KEYS = {"plugin", "task", "summary", "license", "citation", "homepage", "files", "reference"}
+_DATASET_KEYS = {"plugin", "task", "summary", "license", "citation", "homepage", "files", "system", "reference"}
 _FILE_KEYS = {"url", "path", "sha256", "md5", "checksum_source", "size", "unpack", "provides"}
 _UNPACK = ("zip", "tar.gz", "tar", "gz")
 _HEX = {"sha256": 64, "md5": 32}
@@ -288,6 +291,7 @@ def _dataset_entry(name: str, table: dict, origin: str, source: str) -> DatasetE
                         summary=get("summary", ""), source=source, license=get("license", ""),
                         citation=get("citation", ""), homepage=get("homepage", ""),
                         files=tuple(_data_file(name, i, f, origin) for i, f in enumerate(files)),
+                        system=tuple(_field("datasets", name, table, "system", list, origin, [])),
                         reference=_field("datasets", name, table, "reference", dict, origin, {}))
 
 

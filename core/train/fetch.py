@@ -105,10 +105,16 @@ def _fetch_file(entry: DatasetEntry, file: DataFile, root: Path, mirror: str | N
     import requests
 
     url, downloader = _source(entry, file, mirror, progress)
-    if file.known_hash is None and entry.name not in _warned:
-        _warned.add(entry.name)
-        print(f"warning: dataset {entry.name!r}: {file.path} has no published checksum; fetched unverified",
-              file=sys.stderr)
+    if not _intact(root / file.path, file.known_hash):  # else pooch only unpacks: no network, no write
+        if is_offline() and (mirror is None or "://" in mirror):
+            raise ZooError(f"offline (ZOO_OFFLINE or --offline): {file.path} of dataset {entry.name!r} is not "
+                           f"cached and would come from {url}; unset ZOO_OFFLINE, or pass --mirror DIR "
+                           f"(a folder holding {file.path})")
+        _check_writable(root, entry.name)
+        if file.known_hash is None and entry.name not in _warned:
+            _warned.add(entry.name)
+            print(f"warning: dataset {entry.name!r}: {file.path} has no published checksum; fetched unverified",
+                  file=sys.stderr)
     pup = pooch.create(path=root, base_url="", registry={file.path: file.known_hash},
                        urls={file.path: url}, retry_if_failed=RETRIES)
     try:
@@ -122,6 +128,33 @@ def _fetch_file(entry: DatasetEntry, file: DataFile, root: Path, mirror: str | N
         raise ZooError(f"could not download {url} (dataset {entry.name!r}): {_reason(err)}; "
                        f"{_fix(entry.name)}") from None
     _check_size(entry, file, root)
+
+
+def _intact(path: Path, known_hash: str | None) -> bool:
+    """Whether ``path`` is in the cache and matches its checksum (any file, without one)."""
+    if not path.is_file():
+        return False
+    if known_hash is None:
+        return True
+    import pooch
+
+    algorithm, _, digest = known_hash.partition(":")
+    return pooch.file_hash(str(path), algorithm) == digest.lower()
+
+
+def _check_writable(root: Path, name: str) -> None:
+    """The cache folder exists (made if missing) and takes a new file; else one line naming it
+    and the fix, before pooch fails on a temporary file's name the user never chose."""
+    import tempfile
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as err:
+        reason = "a file, not a folder" if root.is_file() else (err.strerror or str(err))
+        raise ZooError(f"cannot write to the dataset cache {root} ({reason}); set ZOO_CACHE_DIR to a writable "
+                       f"folder, or put the files of dataset {name!r} under DIR and pass --data-dir DIR") from None
 
 
 @contextlib.contextmanager
@@ -271,10 +304,10 @@ def human_size(size: int | None) -> str:
 
 
 def where(entry: DatasetEntry, data_dir: str | None = None) -> Path | None:
-    """The first data root (``--data-dir``, ``$ZOO_DATA_DIR``, the cache) holding every file the
-    dataset needs, or ``None``."""
+    """The first data root (``--data-dir``, ``$ZOO_DATA_DIR``, the cache, then the dataset's
+    ``system`` folders) holding every file the dataset needs, or ``None``."""
     files = needed(entry)
-    for root in data_roots(data_dir):
+    for root in _roots(entry, data_dir):
         if files and all((root / f).is_file() for f in files):
             return root
     return None
@@ -312,8 +345,13 @@ def path(name: str, data_dir: str | None = None) -> Path:
     entry = _with_files(name)
     found = where(entry, data_dir)
     if found is None:
-        raise DataNotFound(name, needed(entry), [str(r) for r in data_roots(data_dir)])
+        raise DataNotFound(name, needed(entry), [str(r) for r in _roots(entry, data_dir)])
     return found
+
+
+def _roots(entry: DatasetEntry, data_dir: str | None) -> list[Path]:
+    """Where the loaders look for ``entry``'s files, in order (:func:`zoo.core.train.roots.locate`)."""
+    return [*data_roots(data_dir), *(Path(p) for p in entry.system)]
 
 
 def verify(name: str | None = None) -> list[dict[str, Any]]:

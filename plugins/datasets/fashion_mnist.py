@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zoo.core.contract.catalogue import load_catalogue
 from zoo.core.train.data import Dataset
 from zoo.plugins.datasets.idx import FILES, IDXOptions, load_idx_set, read_idx
 
 __all__ = ["FILES", "FashionMNISTOptions", "SYSTEM_ROOTS", "load_fashion_mnist", "read_idx"]
 
-#: System roots searched after the user's: Debian's ``dataset-fashion-mnist`` (``fashion-mnist/*.gz``).
-SYSTEM_ROOTS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
+#: System roots searched after the user's: Debian's ``dataset-fashion-mnist`` (``fashion-mnist/*.gz``),
+#: as ``registry.toml`` declares them (``system``), which ``zoo data path`` reads too.
+SYSTEM_ROOTS: tuple[Path, ...] = tuple(Path(p) for p in load_catalogue().dataset("fashion-mnist").system)
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 

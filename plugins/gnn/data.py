@@ -210,10 +210,20 @@ def _read_pickle(path: Path):
             warnings.simplefilter("ignore", DeprecationWarning)
             return _NumpyScipyUnpickler(f, encoding="latin1").load()
     except pickle.UnpicklingError as err:
-        raise ZooError(f"{path}: {err}") from None
+        if str(err).startswith("refusing"):
+            raise ZooError(f"{path}: {err}") from None
+        raise _damaged(path, err) from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, ImportError) as err:
-        raise ZooError(f"{path} is damaged or not a Planetoid file ({type(err).__name__}: "
-                       f"{str(err)[:150]})") from None
+        raise _damaged(path, err) from None
+
+
+def _damaged(path: Path, err: Exception) -> ZooError:
+    """A Planetoid file that does not unpickle, with the way to get it again: these files have no
+    published checksum, so a download cut short without a Content-Length is only seen here."""
+    name = path.name.split(".")[1] if path.name.count(".") >= 2 else "NAME"
+    return ZooError(f"{path} is damaged or not a Planetoid file ({type(err).__name__}: {str(err)[:150]}); "
+                    f"replace it, or if `zoo data fetch` put it there: `zoo data rm {name}`, then "
+                    f"`zoo data fetch {name}`")
 
 
 PLANETOID_PARTS = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")

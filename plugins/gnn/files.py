@@ -60,7 +60,10 @@ def csv_rows(path: Path, required: tuple[str, ...]) -> tuple[list[str], Iterator
         handle.close()
         raise GraphFileError(f"{path}: the file is empty (expected a header line with "
                              f"{', '.join(required)})") from None
-    except (csv.Error, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        handle.close()
+        raise not_utf8(path, err) from None
+    except csv.Error as err:
         handle.close()
         raise fail(path, 1, None, f"not a CSV file ({err})") from None
     for name in required:
@@ -78,10 +81,26 @@ def csv_rows(path: Path, required: tuple[str, ...]) -> tuple[list[str], Iterator
                     if len(fields) != len(header):
                         raise fail(path, line, None, f"{len(fields)} fields, the header has {len(header)}")
                     yield line, dict(zip(header, (f.strip() for f in fields)))
-            except (csv.Error, UnicodeDecodeError) as err:
+            except UnicodeDecodeError as err:
+                raise not_utf8(path, err) from None
+            except csv.Error as err:
                 raise fail(path, reader.line_num, None, f"unreadable CSV ({err})") from None
 
     return header, rows()
+
+
+def not_utf8(path: Path, err: UnicodeDecodeError) -> GraphFileError:
+    """The error for bytes that are not UTF-8, naming the first line holding them (the decoder
+    reads ahead: its position does not say)."""
+    line = 1
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line = number
+                break
+    return fail(path, line, None, f"not UTF-8 text ({err.reason})")
 
 
 def numeric_table(path: Path, dtype=np.int64, columns: int | None = None) -> np.ndarray:
@@ -126,4 +145,4 @@ def _find_bad_line(path: Path, dtype) -> None:
     raise GraphFileError(f"{path}: not a comma-separated table of numbers")
 
 
-__all__ = ["GraphFileError", "at", "csv_rows", "fail", "number", "numeric_table"]
+__all__ = ["GraphFileError", "at", "csv_rows", "fail", "not_utf8", "number", "numeric_table"]

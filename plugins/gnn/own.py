@@ -248,8 +248,12 @@ def read_jsonl(path: Path, directed: bool = False
     """Graphs of a JSONL file (one ``{"edges", "x", "y"}`` object a line) as :func:`read_tu` returns
     them, plus the line of each graph."""
     raw = []  # (line, edges [2, e], x [n, F] or None, n, label)
-    with open(path, encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
+    with open(path, "rb") as handle:
+        for line, data in enumerate(handle, start=1):
+            try:
+                text = data.decode("utf-8-sig")  # a BOM, as Windows tools write, is dropped
+            except UnicodeDecodeError as err:
+                raise fail(path, line, None, f"not UTF-8 text ({err.reason})") from None
             if text.strip():
                 raw.append(_jsonl_graph(path, line, text))
     if not raw:
@@ -301,17 +305,19 @@ def _jsonl_graph(path: Path, line: int, text: str):
                                               all(isinstance(v, int) and not isinstance(v, bool) for v in e)
                                               for e in edges):
         raise fail(path, line, "edges", "expected a list of [source, target] pairs of node numbers")
-    edge_index = torch.tensor(edges, dtype=torch.long).t().reshape(2, -1)
+    big = next((pair for pair in edges if max(pair) >= 2**63), None)  # past torch.long
+    if big is not None:
+        raise fail(path, line, "edges", f"edge {big}: a node number past 2**63 - 1")
     if x is None:
-        n = record.get("num_nodes", int(edge_index.max()) + 1 if edges else 0)
+        n = record.get("num_nodes", max(max(e) for e in edges) + 1 if edges else 0)
         if isinstance(n, bool) or not isinstance(n, int):
             raise fail(path, line, "num_nodes", f"{n!r} is not a number of nodes")
     if n == 0:
         raise fail(path, line, "x", "a graph needs at least one node")
-    bad = ((edge_index < 0) | (edge_index >= n)).any(0).nonzero()
-    if bad.numel():
-        pair = edges[int(bad[0])]
-        raise fail(path, line, "edges", f"edge {pair} to unknown node: the graph has {n} nodes (0..{n - 1})")
+    bad = next((pair for pair in edges if not (0 <= pair[0] < n and 0 <= pair[1] < n)), None)
+    if bad is not None:
+        raise fail(path, line, "edges", f"edge {bad} to unknown node: the graph has {n} nodes (0..{n - 1})")
+    edge_index = torch.tensor(edges, dtype=torch.long).t().reshape(2, -1)
     return line, edge_index, x, n, str(label).strip()
 
 

@@ -113,6 +113,11 @@ def _check_edges(path: Path, edges: np.ndarray, n: int, graph_of: np.ndarray) ->
 def find_tu_name(folder: Path) -> str:
     """The ``DS`` of the only ``DS_A.txt`` in ``folder``."""
     names = sorted(p.name[:-len("_A.txt")] for p in folder.glob("*_A.txt"))
+    if not names:
+        below = sorted(str(p.parent) for p in folder.glob("*/*_A.txt"))
+        hint = (f"found one in the sub-folder {below[0]}: set data.options.path={below[0]}" if below
+                else "a TU folder holds NAME_A.txt, NAME_graph_indicator.txt and NAME_graph_labels.txt")
+        raise GraphFileError(f"{folder}: no NAME_A.txt here; {hint}")
     if len(names) != 1:
         found = ", ".join(names) if names else "none"
         raise GraphFileError(f"{folder}: expected one NAME_A.txt in TU format (found {found}); "

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 import threading
 import zipfile
@@ -181,6 +182,9 @@ def test_unverified_file_is_fetched_marked_and_warned_once(server, cache, monkey
     row = fetch.status(load_catalogue().datasets["toy"])
     assert (row["cached"], row["checksums"]) == (True, "unverified")
     assert [r["status"] for r in fetch.verify("toy")] == ["unverified", "unverified"]
+    monkeypatch.setattr(fetch, "_warned", set())  # a new process: nothing to fetch, nothing "fetched unverified"
+    again = cli("data", "fetch", "toy")
+    assert again.exit_code == 0 and "no published checksum" not in again.stderr, again.stderr
 
 
 @pytest.mark.slow
@@ -275,6 +279,60 @@ def test_mirror_that_is_neither_folder_nor_url(cache, monkeypatch, tmp_path):
     one_line_error(cli("data", "fetch", "toy", "--mirror", str(tmp_path / "nope")), "neither a folder nor a URL")
 
 
+# -- offline, and a cache that cannot be written ------------------------------------------------
+
+
+@pytest.mark.slow
+def test_zoo_offline_stops_zoo_data_fetch_before_the_network(server, cache, monkeypatch, tmp_path):
+    body = b"offline\n"
+    declare(monkeypatch, "toy", served(server, "toy/a.txt", body))
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    one_line_error(cli("data", "fetch", "toy"), "ZOO_OFFLINE", "toy/a.txt", "--mirror DIR")
+    one_line_error(cli("data", "fetch", "toy", "--mirror", server.url), "ZOO_OFFLINE")
+    assert server.requests == [] and files_under(cache) == []
+    mirror = tmp_path / "mirror"  # a folder is no network: offline may copy from it
+    (mirror / "toy").mkdir(parents=True)
+    (mirror / "toy/a.txt").write_bytes(body)
+    assert cli("data", "fetch", "toy", "--mirror", str(mirror)).exit_code == 0
+    result = cli("data", "fetch", "toy")  # already cached and intact: nothing to download
+    assert result.exit_code == 0, result.stderr
+    assert server.requests == [] and (cache / "toy/a.txt").read_bytes() == body
+
+
+@pytest.mark.parametrize("make", ["file", "under-a-file"])
+def test_a_cache_that_is_not_a_folder_is_one_line_naming_zoo_cache_dir(tmp_path, monkeypatch, make):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    root = blocker if make == "file" else blocker / "cache"
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(root))
+    monkeypatch.delenv("ZOO_OFFLINE", raising=False)
+    mirror = tmp_path / "mirror"
+    (mirror / "toy").mkdir(parents=True)
+    (mirror / "toy/a.txt").write_bytes(b"x")
+    declare(monkeypatch, "toy", DataFile(url="http://127.0.0.1:9/a.txt", path="toy/a.txt", sha256=sha256(b"x")))
+    one_line_error(cli("data", "fetch", "toy", "--mirror", str(mirror)), f"dataset cache {root}", "ZOO_CACHE_DIR",
+                   "--data-dir DIR")
+    assert blocker.read_text() == "not a folder" and sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "mirror"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes to read-only folders")
+def test_a_read_only_cache_is_one_line_naming_zoo_cache_dir(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    root.mkdir()
+    root.chmod(0o555)
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(root))
+    monkeypatch.delenv("ZOO_OFFLINE", raising=False)
+    mirror = tmp_path / "mirror"
+    (mirror / "toy").mkdir(parents=True)
+    (mirror / "toy/a.txt").write_bytes(b"x")
+    declare(monkeypatch, "toy", DataFile(url="http://127.0.0.1:9/a.txt", path="toy/a.txt", sha256=sha256(b"x")))
+    try:
+        one_line_error(cli("data", "fetch", "toy", "--mirror", str(mirror)), f"dataset cache {root}", "ZOO_CACHE_DIR")
+        assert list(root.iterdir()) == []
+    finally:
+        root.chmod(0o755)
+
+
 # -- verify, path, rm, list, info ---------------------------------------------------------------
 
 
@@ -304,6 +362,32 @@ def test_path_follows_the_search_order(server, cache, monkeypatch, tmp_path):
     assert result.exit_code == 0 and result.output.strip() == str(own)
     # rm never touches a ZOO_DATA_DIR folder.
     assert cli("data", "rm", "toy").exit_code == 0 and (own / "toy/a.txt").exists()
+
+
+def test_path_and_info_look_in_the_declared_system_folders_last(cache, monkeypatch, tmp_path):
+    """`zoo data path` searches as the loaders do: a system package's folder (Debian's
+    /usr/share/datasets) after the cache; ZOO_DATA_DIR without the files does not hide it."""
+    system = tmp_path / "usr-share"
+    (system / "toy").mkdir(parents=True)
+    (system / "toy/a.txt").write_text("packaged")
+    entry = DatasetEntry(name="toy", plugin="datasets", task="classification", system=(str(system),),
+                         files=(DataFile(url="http://127.0.0.1:9/a.txt", path="toy/a.txt"),))
+    monkeypatch.setitem(load_catalogue().datasets, "toy", entry)
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "empty"))
+    result = cli("data", "path", "toy")
+    assert result.exit_code == 0 and result.output.strip() == str(system), result.output + result.stderr
+    assert fetch.info("toy")["found"] == str(system)
+    (cache / "toy").mkdir(parents=True)
+    (cache / "toy/a.txt").write_text("cached")
+    assert cli("data", "path", "toy").output.strip() == str(cache)  # the cache comes first
+
+
+def test_fashion_mnist_declares_the_debian_folder_its_loader_reads():
+    from zoo.plugins.datasets import fashion_mnist
+
+    entry = load_catalogue().dataset("fashion-mnist")
+    assert entry.system == ("/usr/share/datasets",)
+    assert fashion_mnist.SYSTEM_ROOTS == (Path("/usr/share/datasets"),)  # one declaration, not two
 
 
 @pytest.mark.slow

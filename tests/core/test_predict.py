@@ -116,3 +116,11 @@ def test_json_safe_counts_what_it_replaces():
 
     value = {"a": [1.0, float("nan"), {"b": (float("inf"), np.float32("-inf"))}], "c": "nan", "d": 2}
     assert json_safe(value) == ({"a": [1.0, None, {"b": [None, None]}], "c": "nan", "d": 2}, 3)
+
+
+def test_a_folder_for_a_model_without_an_image_decoder_is_one_line(linear_run, tmp_path):
+    """Only runs that read image folders take a folder as --input; others say what they take."""
+    result = CliRunner().invoke(main, ["predict", str(linear_run), "--input", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "is a folder" in result.stderr and ".npy" in result.stderr

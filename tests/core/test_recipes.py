@@ -92,6 +92,28 @@ def test_cli_train_with_wrong_options_exits_2_with_one_line(cli, tmp_path):
     assert not (tmp_path / "run").exists()      # nothing written before the config resolved
 
 
+def test_zoo_config_takes_dataset_as_zoo_train_does():
+    """`zoo config MODEL --dataset X` shows what `zoo train MODEL --dataset X` would run: the
+    recipe and X's options; a name nothing declares is a did-you-mean, as for `zoo train`."""
+    from click.testing import CliRunner
+    from zoo.cli import main
+
+    def config(*args):
+        return CliRunner().invoke(main, ["config", *args])
+
+    shown = config("lstm", "--dataset", "adding-problem")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == config("lstm", "--set", "data.name=adding-problem").stdout
+    assert 'name = "adding-problem"' in shown.stdout and "T = " in shown.stdout
+    wrong = config("lstm", "--dataset", "adding-problem", "--set", "data.options.max_length=3")
+    assert wrong.exit_code == 2 and "max_length" in wrong.stderr and "'adding-problem'" in wrong.stderr
+    for args in (["--dataset", "adding-problme"], ["--set", "data.name=adding-problme"]):
+        unknown = config("lstm", *args)
+        assert unknown.exit_code == 2 and "did you mean: adding-problem" in unknown.stderr, unknown.output
+    schema = config("lstm", "--dataset", "adding-problem", "--schema")
+    assert schema.exit_code == 0 and '"T"' in schema.stdout
+
+
 # -- recipe precedence ---------------------------------------------------------------------------
 
 

@@ -87,9 +87,21 @@ def records(path: Path, fields: list[str]) -> Iterator[tuple[int, dict[str, str]
                                f"{len(row)} fields, the header has {len(header)} (ragged row)")
                 yield reader.line_num, {name: row[i] for name, i in index.items()}
         except UnicodeDecodeError as err:
-            raise fail(path, reader.line_num + 1, None, f"not UTF-8 text ({err.reason})") from None
+            raise fail(path, bad_utf8_line(path), None, f"not UTF-8 text ({err.reason})") from None
         except csv.Error as err:
             raise fail(path, reader.line_num, None, f"not valid CSV: {err}") from None
+
+
+def bad_utf8_line(path: Path) -> int:
+    """The first line holding bytes that are not UTF-8 (the decoder reads ahead: neither its
+    position nor the csv reader's line says where they are)."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1
 
 
 def header_index(path: Path, header: list[str], fields: list[str]) -> dict[str, int]:
@@ -108,7 +120,7 @@ def _jsonl_records(path: Path, fields: list[str]) -> Iterator[tuple[int, dict[st
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw.decode("utf-8"))
+                obj = json.loads(raw.decode("utf-8-sig"))  # a BOM, as Windows tools write, is dropped
             except UnicodeDecodeError as err:
                 raise fail(path, number, None, f"not UTF-8 text ({err.reason})") from None
             except json.JSONDecodeError as err:

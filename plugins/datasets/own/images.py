@@ -4,12 +4,13 @@ Layout (the one torchvision's ``ImageFolder`` reads)::
 
     PATH/cat/0001.png            PATH/train/cat/0001.png
     PATH/cat/0002.jpg     or     PATH/train/dog/...
-    PATH/dog/...                 PATH/test/cat/...      (test/ optional)
+    PATH/dog/...                 PATH/val/cat/...       (val/ optional)
+                                 PATH/test/cat/...      (test/ optional)
 
 Class names are the sub-folder names, sorted; images are PNG or JPEG files anywhere below a class
 folder, read with Pillow and converted to ``channels`` (1: grey, 3: RGB). Without ``train/``, the
 test and validation splits are drawn per class (stratified, seeded by ``data.options.seed``);
-with ``train/``, ``test/`` is the test split and validation is drawn from ``train/``.
+with ``train/``, ``val/`` and ``test/`` are those splits, each drawn from ``train/`` when absent.
 
 Memory: every image is decoded straight into one preallocated ``uint8`` array
 ``[N, C, H, W]`` ordered train | val | test, so the three splits are views of it and 10,000
@@ -91,11 +92,24 @@ def _images_in(folder: Path) -> list[str]:
     pathlib before.
     """
     found = []
+    seen = {os.path.realpath(folder)}
     for parent, dirs, names in os.walk(folder, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and _new_folder(parent, d, seen)]
         found += [os.path.join(parent, n) for n in names
                   if not n.startswith(".") and n.lower().endswith(SUFFIXES)]
     return sorted(found)  # strings: 10,000 Path objects cost megabytes
+
+
+def _new_folder(parent: str, name: str, seen: set[str]) -> bool:
+    """Whether to walk ``parent/name``: not through a link back up the tree (it would reach
+    other classes' images) nor into a folder walked already (links make cycles, which
+    ``os.walk(followlinks=True)`` follows until the OS gives up)."""
+    path = os.path.join(parent, name)
+    real = os.path.realpath(path)
+    if real in seen or (os.path.islink(path) and os.path.realpath(parent).startswith(real.rstrip(os.sep) + os.sep)):
+        return False
+    seen.add(real)
+    return True
 
 
 def scan_classes(folder: Path) -> dict[str, list[str]]:
@@ -136,7 +150,12 @@ def _stratified(files: dict[str, list[str]], fractions: tuple[float, ...], seed:
 
 
 def plan_splits(options: ImageFolderOptions) -> tuple[list[str], list[list[tuple[str, int]]]]:
-    """Class names and the (file, label) lists of train, val and test."""
+    """Class names and the (file, label) lists of train, val and test.
+
+    Without ``train/`` every split is drawn from the class folders. With ``train/``, a ``val/``
+    and a ``test/`` folder beside it are those splits, and a split without its folder is drawn
+    from ``train/``.
+    """
     root = Path(options.path).expanduser()
     if not root.is_dir():
         raise DataUnavailable(f"{options.path}: no such folder (data.options.path of image-folder)")
@@ -146,18 +165,24 @@ def plan_splits(options: ImageFolderOptions) -> tuple[list[str], list[list[tuple
                                        options.seed, root)
         return list(classes), [train, val, test]
     classes = scan_classes(root / "train")
-    if not (root / "test").is_dir():  # train/ alone: the test split is drawn from it as above
-        return list(classes), _stratified(classes, (options.val_fraction, options.test_fraction),
-                                          options.seed, root / "train")
-    train, val = _stratified(classes, (options.val_fraction,), options.seed, root / "train")
     index = {name: i for i, name in enumerate(classes)}
-    test: list[tuple[str, int]] = []
-    for name, paths in scan_classes(root / "test").items():
+    given = {split: _held_out(root, split, index) for split in ("val", "test") if (root / split).is_dir()}
+    fractions = {"val": options.val_fraction, "test": options.test_fraction}
+    drawn = [split for split in ("val", "test") if split not in given]
+    train, *parts = _stratified(classes, tuple(fractions[s] for s in drawn), options.seed, root / "train")
+    given.update(zip(drawn, parts))
+    return list(classes), [train, given["val"], given["test"]]
+
+
+def _held_out(root: Path, split: str, index: dict[str, int]) -> list[tuple[str, int]]:
+    """The (file, label) pairs of ``root/split``, whose classes must be ``train/``'s."""
+    pairs: list[tuple[str, int]] = []
+    for name, paths in scan_classes(root / split).items():
         if name not in index:
-            raise ImageDataError(f"{root / 'test' / name}: class {name!r} has no training sample "
+            raise ImageDataError(f"{root / split / name}: class {name!r} has no training sample "
                                  f"({root / 'train' / name} does not exist)")
-        test += [(p, index[name]) for p in paths]
-    return list(classes), [train, val, test]
+        pairs += [(p, index[name]) for p in paths]
+    return pairs
 
 
 # -- decoding -----------------------------------------------------------------------------------
@@ -186,6 +211,8 @@ def read_image(source: str | Path | bytes, channels: int, size: tuple[int, int] 
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=FORMATS) as img:
             if size is not None and img.format == "JPEG":
                 img.draft(mode, (size[1], size[0]))
+            if img.mode.startswith("I"):  # 16-bit grey PNG: keep the top 8 bits (convert() clips at 255)
+                img = Image.fromarray((np.asarray(img).astype(np.int64).clip(0, 65535) >> 8).astype(np.uint8))
             if img.mode != mode:  # convert() copies even when the mode already matches
                 img = img.convert(mode)
             if size is not None and img.size != (size[1], size[0]):

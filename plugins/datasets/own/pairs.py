@@ -25,6 +25,7 @@ from zoo.core.train.data import DataInfo, Dataset
 from zoo.plugins.sequence.pipeline import PAD, UNK, UNK_ID, PairSplit, Vocabulary, pad
 from zoo.plugins.datasets.own.common import (
     OwnDataError,
+    bad_utf8_line,
     check_file,
     fail,
     is_jsonl,
@@ -87,7 +88,7 @@ def _tsv(p: Path, fields: list[str]):
     try:
         text = p.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
-        raise fail(p, None, None, f"not UTF-8 text ({err.reason})") from None
+        raise fail(p, bad_utf8_line(p), None, f"not UTF-8 text ({err.reason})") from None
     for number, line in enumerate(text, start=1):
         if not line.strip():
             continue

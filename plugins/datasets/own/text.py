@@ -29,6 +29,7 @@ from zoo.core.train.data import DataInfo, Dataset
 from zoo.plugins.sequence.pipeline import IGNORE, UNK_ID, SequenceSplit, Vocabulary, bio_tag_names, bio_types, pad
 from zoo.plugins.datasets.own.common import (
     OwnDataError,
+    bad_utf8_line,
     check_classes,
     check_file,
     fail,
@@ -151,7 +152,7 @@ def _sentences(meta: dict, data: Any) -> list[tuple[str, str]]:
             try:
                 lines = p.read_text(encoding="utf-8").splitlines()
             except UnicodeDecodeError as err:
-                raise OwnDataError(f"{p}: not UTF-8 text ({err.reason})") from None
+                raise fail(p, bad_utf8_line(p), None, f"not UTF-8 text ({err.reason})") from None
             return [(f"{p} line {i + 1}", s) for i, s in enumerate(lines) if s.strip()]
         if suffix == ".json":
             from zoo.core.deploy.runtime import read_json
@@ -193,7 +194,7 @@ def read_conll(path: str | Path) -> tuple[list[list[str]], list[list[str]], list
     try:
         lines = p.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
-        raise fail(p, None, None, f"not UTF-8 text ({err.reason})") from None
+        raise fail(p, bad_utf8_line(p), None, f"not UTF-8 text ({err.reason})") from None
     for number, line in enumerate([*lines, ""], start=1):
         if not line.strip() or line.startswith("-DOCSTART-"):
             if words:

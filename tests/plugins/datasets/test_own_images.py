@@ -19,6 +19,8 @@ from zoo.plugins.datasets.own.images import (
     channel_stats,
     decode_inputs,
     load_image_folder,
+    read_image,
+    scan_classes,
 )
 
 Image = pytest.importorskip("PIL.Image")
@@ -94,6 +96,38 @@ def test_train_and_test_folders(tmp_path):
     assert data.test.tensors["y"].tolist() == [0, 0, 1, 1]
 
 
+@pytest.mark.slow
+def test_a_val_folder_is_the_validation_split(tmp_path):
+    """ImageNet's layout, train/ and val/: val/ was silently ignored (validation drawn from train/)."""
+    make_folder(tmp_path / "f" / "train", per_class=6)
+    make_folder(tmp_path / "f" / "val", per_class=3, seed=1)
+    make_folder(tmp_path / "f" / "test", per_class=2, seed=2)
+    data = load(tmp_path / "f")
+    assert (len(data.train), len(data.val), len(data.test)) == (12, 6, 4)
+    assert data.val.tensors["y"].tolist() == [0, 0, 0, 1, 1, 1]
+    (tmp_path / "f" / "test").rename(tmp_path / "test-elsewhere")  # train/ + val/: test drawn from train/
+    data = load(tmp_path / "f", test_fraction=0.5)
+    assert (len(data.train), len(data.val), len(data.test)) == (6, 6, 6)
+    make_folder(tmp_path / "f" / "val", per_class=1, classes=("wasps",), seed=3)
+    with pytest.raises(ImageDataError, match=r"val/wasps: class 'wasps' has no training sample"):
+        load(tmp_path / "f")
+
+
+def test_a_symlink_loop_is_not_followed_but_a_linked_folder_is(tmp_path):
+    """Links are followed (a class folder may live elsewhere), but one pointing back up the tree
+    was walked again and again: every class's images were counted as 'ants', 40 levels deep."""
+    folder = make_folder(tmp_path / "f", per_class=3)
+    (folder / "ants" / "up").symlink_to("..")
+    (folder / "bees" / "self").symlink_to(".", target_is_directory=True)
+    make_folder(tmp_path / "elsewhere", per_class=2, classes=("wasps",))
+    (folder / "wasps").symlink_to(tmp_path / "elsewhere" / "wasps")
+    make_folder(folder / "bees" / "a", per_class=1, classes=("x",))  # a cycle of two links: a/x/b -> b, b/a -> a
+    (folder / "bees" / "b").mkdir()
+    (folder / "bees" / "a" / "x" / "b").symlink_to(folder / "bees" / "b")
+    (folder / "bees" / "b" / "a").symlink_to(folder / "bees" / "a")
+    assert {name: len(files) for name, files in scan_classes(folder).items()} == {"ants": 3, "bees": 4, "wasps": 2}
+
+
 def test_grey_resized_jpeg_and_mixed_sizes(tmp_path):
     folder = make_folder(tmp_path / "f", per_class=3, suffix=".jpg")
     Image.fromarray(_pattern(0, np.random.default_rng(0), (12, 20))).save(folder / "ants" / "big.png")
@@ -101,6 +135,17 @@ def test_grey_resized_jpeg_and_mixed_sizes(tmp_path):
         load(folder)
     data = load(folder, size=(6, 10), channels=1, test_fraction=0.25)
     assert data.train.tensors["x"].shape[1:] == (1, 6, 10) and data.info.input_mean.shape == (1, 1, 1)
+
+
+def test_sixteen_bit_grey_png_keeps_its_levels(tmp_path):
+    """A 16-bit greyscale PNG (scans, depth maps) is scaled to 8 bits, not clipped to white."""
+    levels = np.arange(0, 256, 4, dtype=np.uint16).reshape(8, 8)
+    path = tmp_path / "deep.png"
+    Image.fromarray(levels * 257).save(path)  # 0..65535
+    assert Image.open(path).mode.startswith("I")
+    assert np.array_equal(read_image(path, 1, None, path), levels)
+    rgb = read_image(path, 3, None, path)
+    assert rgb.shape == (8, 8, 3) and np.array_equal(rgb[..., 1], levels)
 
 
 @pytest.mark.slow
@@ -204,3 +249,11 @@ def test_cnn_trains_on_a_folder_and_predicts_from_images(tmp_path):
     answers = json.loads(result.stdout)
     assert len(answers) == 24 and {a["label"] for a in answers} <= {"ants", "bees"}
     assert [a["class"] for a in answers] == logits.argmax(axis=1).tolist()
+    # The raw images themselves, as docs/data.md shows: one file, then the whole folder.
+    one = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), "--input", str(folder / "bees" / "00.png"),
+                                    "--json"])
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)[0]["class"] == answers[0]["class"]
+    result = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), "--input", str(folder / "bees"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == answers

@@ -118,6 +118,16 @@ def test_graphs_tu_folder(tmp_path, write_tu):
         load_graphs(GraphsOptions(path=str(tmp_path / "mine")))
 
 
+def test_graphs_folder_without_tu_files_says_what_to_point_at(tmp_path, write_tu):
+    write_tu(tmp_path / "sets" / "MINE", "MINE")
+    with pytest.raises(GraphFileError, match=r"sets: no NAME_A\.txt here; .*data\.options\.path=.*sets/MINE"):
+        load_graphs(GraphsOptions(path=str(tmp_path / "sets")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GraphFileError, match=r"empty: no NAME_A\.txt here; a TU folder holds NAME_A\.txt, "
+                                             r"NAME_graph_indicator\.txt and NAME_graph_labels\.txt"):
+        load_graphs(GraphsOptions(path=str(tmp_path / "empty")))
+
+
 @pytest.mark.parametrize(("line", "message"), [
     ('{"edges": [[0, 5]], "x": [[1], [2]], "y": 1}', r"line 3, column 'edges': edge \[0, 5\] to unknown node"),
     ('{"edges": [[0, 1]], "x": [[1], ["a"]], "y": 1}', r"line 3, column 'x': node 1: 'a' is not a finite number"),
@@ -132,6 +142,31 @@ def test_graphs_jsonl_bad_lines(tmp_path, line, message):
     (tmp_path / "g.jsonl").write_text(f"{good}\n{good}\n{line}\n{good}\n")
     with pytest.raises(GraphFileError, match=r"g\.jsonl, " + message):
         load_graphs(GraphsOptions(path=str(tmp_path / "g.jsonl"), folds=2))
+
+
+def test_graph_files_not_utf8_name_their_line(tmp_path):
+    write_graph(tmp_path)
+    nodes = tmp_path / "nodes.csv"
+    nodes.write_bytes(NODES.encode().replace(b"e,0.2", b"\xe9,0.2"))
+    with pytest.raises(GraphFileError, match=r"nodes\.csv, line 6: not UTF-8 text") as err:
+        load_graph(GraphOptions(path=str(tmp_path)))
+    assert "\n" not in str(err.value)
+    good = '{"edges": [[0, 1]], "x": [[1], [2]], "y": 0}'
+    (tmp_path / "g.jsonl").write_bytes(f"{good}\n{good}\n".encode() + b'{"edges": [], "x": [[1]], "y": "caf\xe9"}\n')
+    with pytest.raises(GraphFileError, match=r"g\.jsonl, line 3: not UTF-8 text"):
+        load_graphs(GraphsOptions(path=str(tmp_path / "g.jsonl"), folds=2))
+
+
+def test_graphs_jsonl_with_a_bom_and_a_node_number_past_int64(tmp_path):
+    write_jsonl(tmp_path / "g.jsonl")
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + (tmp_path / "g.jsonl").read_bytes())
+    assert load_graphs(GraphsOptions(path=str(bom), folds=2)).info.class_names == ["path", "ring"]
+    good = '{"edges": [[0, 1]], "y": 0}'
+    (tmp_path / "big.jsonl").write_text(f"{good}\n{good}\n" + '{"edges": [[0, 99999999999999999999999]], "y": 1}\n')
+    with pytest.raises(GraphFileError, match=r"big\.jsonl, line 3, column 'edges': edge \[0, 99999999999999999999999\]: "
+                                             r"a node number past 2\*\*63 - 1"):
+        load_graphs(GraphsOptions(path=str(tmp_path / "big.jsonl"), folds=2))
 
 
 def test_graphs_class_without_training_graph(tmp_path):

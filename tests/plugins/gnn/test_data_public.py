@@ -78,6 +78,20 @@ def test_planetoid_damaged_file_is_one_line(roots):
         load_planetoid(None, None, dataset="citeseer")
 
 
+@pytest.mark.parametrize("damage", [lambda raw: raw[: len(raw) // 2], lambda raw: b""], ids=["cut short", "empty"])
+def test_planetoid_pickle_cut_short_names_the_file_and_the_fix(roots, damage):
+    """Planetoid files have no published checksum: a download cut short without a Content-Length
+    lands in the cache, and the loader is where it shows. The line says how to get it again."""
+    from zoo.core.contract.errors import ZooError
+
+    write_planetoid(roots, "cora")
+    path = roots / "planetoid" / "ind.cora.x"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ZooError, match=r"ind\.cora\.x is damaged.*`zoo data rm cora`, then `zoo data fetch cora`") as err:
+        load_planetoid(None, None, dataset="cora")
+    assert "\n" not in str(err.value)
+
+
 def test_tu_declared_name_with_labels(roots, write_tu):
     write_tu(roots / "tu" / "MUTAG", "MUTAG")
     data = load_tu(TUOptions(folds=3), None)                              # mutag is the default
