@@ -54,6 +54,9 @@ from zoo.plugins.datasets.own.common import (
     split_order,
 )
 
+#: The smallest magnitude that rounds to float32 infinity (2^128 − 2^103; training refuses it too).
+FLOAT32_OVERFLOW = 2.0 ** 128 - 2.0 ** 103
+
 #: Parse CSV/TSV with pyarrow (``table_arrow``) when it is importable; False: always the csv module.
 FAST_CSV = True
 
@@ -547,18 +550,27 @@ def _rows_from_file(path: Path, meta) -> list[tuple[Any, dict]]:
         raise OwnDataError(f"{p}: zoo predict takes rows as CSV, JSON or JSONL, not Parquet")
     with open_text(p) as f:
         reader = csv.reader(f, delimiter=delimiter(p))
-        header = next(reader, None)
-        if header is None:
-            raise fail(p, message="empty file (no header)")
-        index = header_index(p, header, [c["name"] for c in meta["columns"]])
-        out = []
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise fail(p, reader.line_num, None, f"{len(row)} fields, the header has {len(header)} (ragged row)")
-            out.append((reader.line_num, {c: row[j] for c, j in index.items()}))
-        return out
+        try:
+            return _csv_rows(p, reader, [c["name"] for c in meta["columns"]])
+        except UnicodeDecodeError as err:
+            raise fail(p, _bad_utf8_line(p), None, f"not UTF-8 text ({err.reason})") from None
+        except csv.Error as err:
+            raise fail(p, reader.line_num, None, f"not valid CSV: {err}") from None
+
+
+def _csv_rows(p: Path, reader, names: list[str]) -> list[tuple[int, dict]]:
+    header = next(reader, None)
+    if header is None:
+        raise fail(p, message="empty file (no header)")
+    index = header_index(p, header, names)
+    out = []
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise fail(p, reader.line_num, None, f"{len(row)} fields, the header has {len(header)} (ragged row)")
+        out.append((reader.line_num, {c: row[j] for c, j in index.items()}))
+    return out
 
 
 def _rows_from_payload(data: Any) -> list[tuple[Any, dict]]:
@@ -597,13 +609,25 @@ def _encode_rows(meta: dict, rows: list[tuple[Any, dict]], source: str) -> np.nd
                 x[i, offset] = _number(value, source, line, name)
                 offset += 1
             else:
-                text = "" if value is None else str(value).strip()
-                if not text:
-                    raise fail(source, line, name, "empty value")
-                if text in c["categories"]:
-                    x[i, offset + c["categories"].index(text)] = 1.0
+                k = _category(value, c["categories"], source, line, name)
+                if k is not None:
+                    x[i, offset + k] = 1.0
                 offset += len(c["categories"])
     return x
+
+
+def _category(value: Any, categories: list[str], source, line, name) -> int | None:
+    """The position of ``value`` among ``categories``, None for an unknown one (all zeros).
+    An integral JSON float (``75001.0``, as pandas writes integers of a column with nulls) also
+    names the integer category ``"75001"``; a list or an object is an error, not a category."""
+    if isinstance(value, (list, dict)):
+        raise fail(source, line, name, f"expected a string or a number, got {json.dumps(value)[:40]}")
+    text = "" if value is None else str(value).strip()
+    if not text:
+        raise fail(source, line, name, "empty value")
+    if text not in categories and isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    return categories.index(text) if text in categories else None
 
 
 def _number(value: Any, source, line, name) -> float:
@@ -613,6 +637,6 @@ def _number(value: Any, source, line, name) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise fail(source, line, name, f"{str(value)[:40]!r} is not a number") from None
-    if not math.isfinite(number):
+    if not math.isfinite(number) or abs(number) >= FLOAT32_OVERFLOW:  # inf as the model's float32
         raise fail(source, line, name, f"{value} is not a finite number")
     return number

@@ -180,6 +180,26 @@ def test_decode_rows_errors_name_row_and_column(tmp_path, parser):
         decode_inputs(meta, [{"area": 1, "rooms": 1, "city": "nice"}, {"area": "big", "rooms": 1, "city": "nice"}])
 
 
+def test_decode_rows_wrong_types_and_bad_bytes_are_one_line_errors(tmp_path):
+    path = tmp_path / "z.csv"
+    path.write_text("area,zip,price\n" + "".join(f"{i},{75001 + i % 2},{i}\n" for i in range(20)))
+    meta = load_table_dataset(TableOptions(path=str(path), target="price", categorical=["zip"])).info.extra["raw_inputs"]
+    # A number float32 cannot hold would run as inf and answer NaN: refused, as in training.
+    with pytest.raises(ZooError, match=r"^input row 1, column 'area': 1e\+39 is not a finite number"):
+        decode_inputs(meta, [{"area": 1e39, "zip": 75001}])
+    # A list or an object is no category: an error, not a silent "unknown category".
+    for value in (["75001"], {"a": 1}):
+        with pytest.raises(ZooError, match=r"^input row 1, column 'zip': expected a string or a number"):
+            decode_inputs(meta, [{"area": 1, "zip": value}])
+    # An integral JSON float names the integer category (pandas writes 75001.0 for a column with nulls).
+    assert decode_inputs(meta, [{"area": 1, "zip": 75001.0}])["x"].tolist() == [[1, 1, 0]]
+    rows = tmp_path / "rows.csv"
+    rows.write_bytes(b"area,zip\n1,75001\n2,caf\xe9\n")
+    with pytest.raises(ZooError, match=r"rows.csv line 3: not UTF-8 text") as err:
+        decode_inputs(meta, str(rows))
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.slow
 def test_train_mlp_on_a_csv_then_predict_raw_rows(tmp_path):
     houses(tmp_path / "houses.csv", n=150)
