@@ -93,12 +93,17 @@ def records(path: Path, fields: list[str]) -> Iterator[tuple[int, dict[str, str]
 
 
 def header_index(path: Path, header: list[str], fields: list[str]) -> dict[str, int]:
-    """Position of each of ``fields`` in ``header``; a missing one names the file, line 1."""
+    """Position of each of ``fields`` in ``header``; a missing one, or one the header names twice
+    (which of the two would be meant?), names the file, line 1 and the column."""
     header = [h.strip() for h in header]
     for name in fields:
         if name not in header:
             shown = ", ".join(header[:20]) + (", ..." if len(header) > 20 else "")
             raise fail(path, 1, name, f"no such column (the header has: {shown})")
+        if header.count(name) > 1:
+            at = [i + 1 for i, h in enumerate(header) if h == name]
+            raise fail(path, 1, name, f"the header names this column twice (fields {', '.join(map(str, at))}): "
+                       f"rename one")
     return {name: header.index(name) for name in fields}
 
 

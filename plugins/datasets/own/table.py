@@ -317,11 +317,16 @@ def _load_parquet(p, target, features, categorical, split_column, task) -> Table
     except ImportError:
         raise OwnDataError(f"{p}: reading Parquet needs pyarrow: pip install 'zoo-ml[parquet]' "
                            f"(or pip install pyarrow)") from None
-    table = pq.read_table(p)
+    import pyarrow as pa
+
+    try:
+        table = pq.ParquetFile(p).read()  # (pq.read_table refuses a column name given twice, in several lines)
+    except (pa.ArrowException, OSError) as err:
+        raise fail(p, message=f"not a Parquet file pyarrow can read ({str(err).splitlines()[0][:120]})") from None
     header = table.column_names
     if table.num_rows == 0:
         raise fail(p, message="no data rows")
-    first = [str(table.column(c)[0].as_py()) for c in header]
+    first = [str(table.column(j)[0].as_py()) for j in range(len(header))]
     cols = _Columns(p, header, target, features, categorical, split_column, task, first)
     # Rows are numbered from 1 (Parquet has no lines); a null is an empty value.
     text = {c: ["" if v is None else str(v) for v in table.column(c).to_pylist()]

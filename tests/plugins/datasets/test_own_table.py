@@ -163,6 +163,31 @@ def test_parquet_without_pyarrow_is_one_line(tmp_path, monkeypatch):
         load_table(path, "y")
 
 
+@both
+def test_a_column_name_twice_in_the_header_is_an_error(tmp_path, parser):
+    path = tmp_path / "dup.csv"
+    path.write_text("a,a,b,price\n" + "".join(f"{i},{-i},{i % 3},{i}\n" for i in range(20)))
+    with pytest.raises(ZooError, match=r"dup.csv line 1, column 'a': the header names this column twice"):
+        load_table_dataset(TableOptions(path=str(path), target="price"))
+    # a repeated column the data does not use is no error
+    assert load_table(path, "price", features=["b"]).numeric_names == ["b"]
+
+
+def test_a_column_name_twice_in_a_parquet_file_is_an_error(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(range(20)), pa.array(range(20)), pa.array([1.0] * 20)],
+                                        names=["a", "a", "price"]), path)
+    with pytest.raises(ZooError, match=r"dup.parquet line 1, column 'a': the header names this column twice"):
+        load_table_dataset(TableOptions(path=str(path), target="price"))
+    path.write_bytes(b"PAR1 not really PAR1")
+    with pytest.raises(ZooError, match=r"dup.parquet: not a Parquet file pyarrow can read \(") as err:
+        load_table_dataset(TableOptions(path=str(path), target="price"))
+    assert "\n" not in str(err.value)
+
+
 def test_csv_without_pyarrow_is_read_by_the_csv_module(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     assert load_table(houses(tmp_path / "h.csv"), "price").parser == "csv module"

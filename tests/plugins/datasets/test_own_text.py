@@ -51,6 +51,7 @@ _LOADERS = {"csv": lambda path: load_text(OwnTextOptions(path=path, classes=["a"
     ("csv", "text,label\nhi,a\nho,\n", "line 3, column 'label': empty label"),
     ("csv", "text,label\nhi,a\nho,b,c\n", "line 3: 3 fields, the header has 2 (ragged row)"),
     ("csv", "text,label\nhi,a\nho,c\n", "line 3, column 'label': unknown label 'c'"),
+    ("csv", "text,text,label\nhi,ho,a\n", "line 1, column 'text': the header names this column twice"),
     ("conll", "fly\tO\nto\n", "line 2, column 2: no tag"),
     ("conll", "fly\tO\nto\tO\tx\n", "line 2, column 3: 3 columns, earlier lines have 2 (ragged)"),
     ("conll", "fly\tO\nto\tCITY\n", "line 2, column 2: tag 'CITY' is not BIO"),
