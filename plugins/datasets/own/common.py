@@ -56,6 +56,19 @@ def open_text(path: Path):
     return path.open(encoding="utf-8-sig", newline="")
 
 
+def not_utf8(path: Path, err: UnicodeDecodeError) -> OwnDataError:
+    """The one-line error for a file that is not UTF-8 (Windows-1252, UTF-16, ...), naming the
+    first line holding such bytes (a decoder reads ahead: its position does not say)."""
+    line = 1
+    with Path(path).open("rb") as f:
+        for line, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                break
+    return fail(path, line, None, f"not UTF-8 text ({err.reason})")
+
+
 def delimiter(path: Path) -> str:
     """Tab for ``.tsv``/``.tab``/``.txt``, comma otherwise."""
     return "\t" if path.suffix.lower() in (".tsv", ".tab", ".txt") else ","
@@ -87,7 +100,7 @@ def records(path: Path, fields: list[str]) -> Iterator[tuple[int, dict[str, str]
                                f"{len(row)} fields, the header has {len(header)} (ragged row)")
                 yield reader.line_num, {name: row[i] for name, i in index.items()}
         except UnicodeDecodeError as err:
-            raise fail(path, reader.line_num + 1, None, f"not UTF-8 text ({err.reason})") from None
+            raise not_utf8(path, err) from None
         except csv.Error as err:
             raise fail(path, reader.line_num, None, f"not valid CSV: {err}") from None
 

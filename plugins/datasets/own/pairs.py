@@ -28,6 +28,7 @@ from zoo.plugins.datasets.own.common import (
     check_file,
     fail,
     is_jsonl,
+    not_utf8,
     records,
     split_order,
 )
@@ -87,7 +88,7 @@ def _tsv(p: Path, fields: list[str]):
     try:
         text = p.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
-        raise fail(p, None, None, f"not UTF-8 text ({err.reason})") from None
+        raise not_utf8(p, err) from None
     for number, line in enumerate(text, start=1):
         if not line.strip():
             continue

@@ -32,6 +32,7 @@ from zoo.plugins.datasets.own.common import (
     check_classes,
     check_file,
     fail,
+    not_utf8,
     records,
     split_codes,
     split_order,
@@ -193,7 +194,7 @@ def read_conll(path: str | Path) -> tuple[list[list[str]], list[list[str]], list
     try:
         lines = p.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
-        raise fail(p, None, None, f"not UTF-8 text ({err.reason})") from None
+        raise not_utf8(p, err) from None
     for number, line in enumerate([*lines, ""], start=1):
         if not line.strip() or line.startswith("-DOCSTART-"):
             if words:

@@ -77,6 +77,20 @@ def test_text_empty_file_and_class_without_training_sample(tmp_path):
         load_text(OwnTextOptions(path=str(path), split_column="split"))
 
 
+@pytest.mark.parametrize("name, content, load", [
+    ("t.csv", b"text,label\nhi,a\nho,b\ncaf\xe9,a\n", lambda p: load_text(OwnTextOptions(path=p))),
+    ("t.conll", b"fly\tO\n\nto\tO\ncaf\xe9\tO\n", lambda p: load_tagged_text(TaggedTextOptions(path=p))),
+    ("p.tsv", b"a\tb\nb\ta\nb\tb\ncaf\xe9\ta\n", lambda p: load_pairs(PairsOptions(path=p))),
+    ("p.csv", b"source,target\na,b\nb,a\ncaf\xe9,a\n", lambda p: load_pairs(PairsOptions(path=p))),
+])
+def test_bytes_that_are_not_utf8_name_their_line(tmp_path, name, content, load):
+    """A Windows-1252 file (café as 0xE9): the decoder reads ahead, so the line comes from the bytes."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ZooError, match=rf"^{path} line 4: not UTF-8 text \(invalid continuation byte\)$"):
+        load(str(path))
+
+
 def test_tagged_text_reads_conll_with_bio_tags(tmp_path):
     d = load_tagged_text(TaggedTextOptions(path=str(conll(tmp_path / "t.conll"))))
     assert d.info.class_names == ["O", "B-city", "I-city", "B-person", "I-person"]
