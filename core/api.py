@@ -706,9 +706,10 @@ def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     # given arrays, the task checks what the signature cannot (token ids, a graph's edges).
     data = _read_raw(input_file)
     raw_meta = read_raw_meta(path)
+    path_of_input = Path(input_file)  # a Path: a file to the decoders, even without a suffix
     arrays = Path(input_file).suffix == ".npy" or (isinstance(data, dict) and data and set(data) <= set(names))
     if raw_meta is not None and not arrays:  # model arrays (.npy, {input: list}) need no decoding
-        raw = decode_raw(raw_meta, input_file)  # raw rows/text as the run learned to read them
+        raw = decode_raw(raw_meta, path_of_input)  # raw rows/text as the run learned to read them
     else:
         raw = task.raw_inputs(data, metadata) if task is not None else None
     feed = check_and_cast(session, raw if raw is not None else load_inputs(input_file, names, data))

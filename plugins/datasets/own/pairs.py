@@ -138,7 +138,12 @@ def decode_inputs(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.nd
     data = path_or_payload
     if isinstance(data, (str, Path)) and Path(data).suffix.lower() == ".tsv":
         p = check_file(data)
-        lines = p.read_text(encoding="utf-8-sig").splitlines()
+        try:
+            lines = p.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as err:
+            raise not_utf8(p, err) from None
+        if lines and "\t" in lines[0] and lines[0].split("\t")[0].strip() == field:
+            lines[0] = ""  # the header of a training file: source<TAB>target
         items = [(f"{p} line {i + 1}", s.split("\t")[0]) for i, s in enumerate(lines) if s.strip()]
     else:
         items = _sentences({"text_field": field}, data)

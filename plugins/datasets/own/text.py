@@ -145,14 +145,15 @@ def decode_text(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.ndar
 def _sentences(meta: dict, data: Any) -> list[tuple[str, str]]:
     """``(where, sentence)`` pairs from a file or a payload."""
     field = meta.get("text_field", "text")
-    if isinstance(data, (str, Path)) and not (isinstance(data, str) and not Path(data).suffix):
+    # A Path is a file (zoo predict: one without a suffix too); a str is a file when it has a suffix.
+    if isinstance(data, Path) or (isinstance(data, str) and Path(data).suffix):
         p = check_file(data)
         suffix = p.suffix.lower()
-        if suffix == ".txt":
+        if suffix in (".txt", ""):
             try:
-                lines = p.read_text(encoding="utf-8").splitlines()
+                lines = p.read_text(encoding="utf-8-sig").splitlines()  # (a BOM is no token)
             except UnicodeDecodeError as err:
-                raise OwnDataError(f"{p}: not UTF-8 text ({err.reason})") from None
+                raise not_utf8(p, err) from None
             return [(f"{p} line {i + 1}", s) for i, s in enumerate(lines) if s.strip()]
         if suffix == ".json":
             from zoo.core.deploy.runtime import read_json
@@ -183,9 +184,13 @@ def _payload_sentences(data: Any, field: str) -> list[tuple[str, str]]:
 
 # -- tagged-text --------------------------------------------------------------------------------
 
-def read_conll(path: str | Path) -> tuple[list[list[str]], list[list[str]], list[int]]:
+def read_conll(path: str | Path, tagged: bool = True) -> tuple[list[list[str]], list[list[str]], list[int]]:
     """``(sentences, tags, first lines)`` of a CoNLL file (token TAB tag, blank line between
-    sentences). Errors name the file, the line and the column (1 token, 2 tag)."""
+    sentences). Errors name the file, the line and the column (1 token, 2 tag).
+
+    :param tagged: False for input to tag (``zoo predict``): a line may hold the token alone, and
+        the tags, if any, are not read (``tags`` is then empty)
+    """
     p = check_file(path)
     sentences, tags, starts = [], [], []
     words: list[str] = []
@@ -202,6 +207,11 @@ def read_conll(path: str | Path) -> tuple[list[list[str]], list[list[str]], list
                 words, labels = [], []
             continue
         fields = line.split("\t")
+        if not tagged:
+            if not fields[0].strip():
+                raise fail(p, number, 1, "empty token")
+            words.append(fields[0].strip())
+            continue
         if len(fields) < 2:
             raise fail(p, number, 2, "no tag (expected token<TAB>tag)")
         if width is not None and len(fields) != width:
@@ -263,7 +273,7 @@ def decode_tagged(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.nd
     vocab = Vocabulary.from_metadata(meta["vocabulary"])
     limit = int(meta["max_length"])
     if isinstance(path_or_payload, (str, Path)) and Path(path_or_payload).suffix.lower() in (".conll", ".tsv"):
-        words, _, starts = read_conll(path_or_payload)
+        words, _, starts = read_conll(path_or_payload, tagged=False)
         items = [(f"{path_or_payload} line {s}", " ".join(w)) for w, s in zip(words, starts)]
     else:
         data = path_or_payload

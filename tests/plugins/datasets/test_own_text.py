@@ -116,6 +116,29 @@ def test_pairs_tsv_and_bad_line(tmp_path):
         load_pairs(PairsOptions(path=str(path)))
 
 
+def test_raw_sentence_files_at_predict(tmp_path):
+    """What a user passes to ``zoo predict``: a BOM, a Path without a suffix, a pairs TSV with its header."""
+    meta = load_text(OwnTextOptions(path=str(reviews(tmp_path / "r.csv")))).info.extra["raw_inputs"]
+    expected = decode_inputs(meta, ["a great film", "an awful film"])
+    bom = tmp_path / "s.txt"
+    bom.write_bytes("\ufeffa great film\r\nan awful film\r\n\r\n".encode())
+    plain = tmp_path / "sentences"
+    plain.write_text("a great film\nan awful film\n")
+    for source in (bom, plain):
+        got = decode_inputs(meta, source)
+        assert got["tokens"].tolist() == expected["tokens"].tolist(), source
+    bom.write_bytes(b"fine\ncaf\xe9 film\n")
+    with pytest.raises(ZooError, match=r"s.txt line 2: not UTF-8 text"):
+        decode_inputs(meta, bom)
+    path = tmp_path / "p.tsv"
+    path.write_text("source\ttarget\n" + "".join(f"{s}\t{s[::-1]}\n" for s in ["a b c", "b c", "c a", "a"] * 5))
+    pairs = load_pairs(PairsOptions(path=str(path))).info.extra["raw_inputs"]
+    assert decode_inputs(pairs, path)["lengths"].tolist() == [3, 2, 2, 1] * 5  # the header line is skipped
+    path.write_bytes(b"source\ttarget\na b\tb a\nb\xe9\ta\n")
+    with pytest.raises(ZooError, match=r"p.tsv line 3: not UTF-8 text"):
+        decode_inputs(pairs, path)
+
+
 @pytest.mark.slow
 def test_conll_trains_lstm_as_a_tagger_and_predicts_raw_sentences(tmp_path):
     conll(tmp_path / "ner.conll", n=40)
@@ -129,6 +152,14 @@ def test_conll_trains_lstm_as_a_tagger_and_predicts_raw_sentences(tmp_path):
     predicted = run_cli("predict", str(run), "--input", "s.txt", "--json", cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     assert len(json.loads(predicted.stdout)[0]) == 6
+    # a file without a suffix is read as sentences (its name was tokenised as the sentence), and
+    # a CoNLL file of tokens without tags (what one predicts on) is read as sentences too
+    (tmp_path / "sentences").write_text("fly to new york with ann\nfly to ann\n")
+    (tmp_path / "q.conll").write_text("fly\nto\nnew\nyork\n\nwith\nann\n")
+    for name, lengths in (("sentences", [6, 3]), ("q.conll", [4, 2])):
+        predicted = run_cli("predict", str(run), "--input", name, "--json", cwd=tmp_path)
+        assert predicted.returncode == 0, predicted.stderr
+        assert [len(tags) for tags in json.loads(predicted.stdout)] == lengths
 
 
 @pytest.mark.slow
