@@ -245,6 +245,10 @@ def load_tagged_text(options: TaggedTextOptions, data_dir: str | None = None) ->
     pick = lambda idx: ([words[i] for i in idx], [tags[i] for i in idx])  # noqa: E731
     splits = [pick(order[n_test + n_val:]), given[0][:2] if given[0] else pick(order[n_test:n_test + n_val]),
               given[1][:2] if given[1] else pick(order[:n_test])]
+    starts = parts[0][2]
+    held = [[(x, s) for s in given[k][2]] if given[k] else [(o.path, starts[i]) for i in idx]
+            for k, (x, idx) in enumerate([(o.val_path, order[n_test:n_test + n_val]), (o.test_path, order[:n_test])])]
+    _check_tag_types(splits, held)
     names = bio_tag_names(bio_types(t for _, ts in splits for seq in ts for t in seq))
     tag_id = {n: i for i, n in enumerate(names)}
     vocab = Vocabulary.build([[w.lower() if o.lowercase else w for w in s] for s in splits[0][0]],
@@ -264,6 +268,19 @@ def load_tagged_text(options: TaggedTextOptions, data_dir: str | None = None) ->
                     extra=_extra(vocab, o, raw, onnx_tag_names=names, sequence_head="per_token"))
     train, val, test = (split(s) for s in splits)
     return Dataset(train=train, val=val, test=test, info=info)
+
+
+def _check_tag_types(splits, held: list[list[tuple[str, int]]]) -> None:
+    """Every tag type of the val and test sentences has a training sample (else the model has
+    outputs it never trained); ``held``: (file, first line) of each val and test sentence."""
+    trained = bio_types(t for seq in splits[0][1] for t in seq)
+    for (_, tags), sources in zip(splits[1:], held):
+        for seq, (path, start) in zip(tags, sources):
+            for k, tag in enumerate(seq):
+                if tag != "O" and tag[2:] not in trained:
+                    line = Path(path).read_text(encoding="utf-8-sig").splitlines()[start + k - 1]
+                    raise fail(path, start + k, line.count("\t") + 1, f"tag type {tag[2:]!r} has no sample in the "
+                               f"training split (add training sentences with it, or drop these)")
 
 
 def decode_tagged(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.ndarray]:

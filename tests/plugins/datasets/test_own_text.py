@@ -99,6 +99,20 @@ def test_tagged_text_reads_conll_with_bio_tags(tmp_path):
     assert arrays["lengths"].tolist() == [4, 2]
 
 
+def test_a_tag_type_with_no_training_sample_is_an_error(tmp_path):
+    """As a class with no training row in ``text``/``table``: the model would have outputs it never trained."""
+    train, test = tmp_path / "train.conll", tmp_path / "test.conll"
+    train.write_text("fly\tO\nto\tO\nparis\tB-city\n\n" * 10)
+    test.write_text("fly\tO\nparis\tB-city\n\nmeet\tO\nann\tB-person\nlee\tI-person\n")
+    with pytest.raises(ZooError, match=r"test.conll line 5, column 2: tag type 'person' has no sample in the "
+                                       r"training split"):
+        load_tagged_text(TaggedTextOptions(path=str(train), test_path=str(test)))
+    one = tmp_path / "one.conll"  # in one file, the seeded split may leave a rare type out of training
+    one.write_text("fly\tO\nparis\tB-city\n\n" * 10 + "meet\tO\nann\tB-person\n")
+    with pytest.raises(ZooError, match=r"one.conll line 32, column 2: tag type 'person' has no sample"):
+        load_tagged_text(TaggedTextOptions(path=str(one), test_fraction=0.5, seed=1))
+
+
 def test_pairs_tsv_and_bad_line(tmp_path):
     path = tmp_path / "p.tsv"
     path.write_text("source\ttarget\n" + "".join(f"{s}\t{s[::-1]}\n" for s in ["a b c", "b c", "c a", "a"] * 5))
