@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from zoo.core.contract.errors import ZooError
+
+# The csv module refuses a field over 131,072 characters by default ("field larger than field
+# limit"): a long document in one field of a text CSV is data. (The limit is the module's, for the
+# whole process; a C long holds it everywhere.)
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 #: Values of a split column and the split each names.
 SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "dev": 1, "test": 2}

@@ -188,6 +188,13 @@ def test_a_column_name_twice_in_a_parquet_file_is_an_error(tmp_path):
     assert "\n" not in str(err.value)
 
 
+@both
+def test_a_field_longer_than_128_kib_is_read(tmp_path, parser):
+    path = tmp_path / "long.csv"
+    path.write_text("a,c,y\n" + "".join(f"{i},{'xy'[i % 2]},{i}\n" for i in range(20)) + f"5,{'z' * 200_000},3\n")
+    assert len(load_table(path, "y")) == 21
+
+
 def test_csv_without_pyarrow_is_read_by_the_csv_module(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     assert load_table(houses(tmp_path / "h.csv"), "price").parser == "csv module"

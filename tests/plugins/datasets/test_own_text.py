@@ -91,6 +91,15 @@ def test_bytes_that_are_not_utf8_name_their_line(tmp_path, name, content, load):
         load(str(path))
 
 
+def test_a_field_longer_than_128_kib_is_read(tmp_path):
+    """A long document in one CSV field (the csv module refuses fields over 131,072 characters by default)."""
+    path = reviews(tmp_path / "r.csv")
+    with path.open("a") as f:
+        f.write('"' + "great " * 40_000 + '",pos\n')
+    d = load_text(OwnTextOptions(path=str(path), max_length=16))
+    assert len(d.train) + len(d.val) + len(d.test) == 31
+
+
 def test_tagged_text_reads_conll_with_bio_tags(tmp_path):
     d = load_tagged_text(TaggedTextOptions(path=str(conll(tmp_path / "t.conll"))))
     assert d.info.class_names == ["O", "B-city", "I-city", "B-person", "I-person"]
