@@ -304,11 +304,13 @@ def _target_value(p, line, name, value, regression, label_map, firsts) -> float 
     return code
 
 
-def _check_finite(p, values: np.ndarray, lines: np.ndarray, names: list[str]) -> None:
+def _check_finite(p, values: np.ndarray, lines: np.ndarray, names: list[str], unit: str = "line") -> None:
+    """The first value that is not finite names its line (``unit = "row"``: Parquet's row) and column."""
     bad = ~np.isfinite(values)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise fail(p, int(lines[i]), names[j], f"{values[i, j]} is not a finite number")
+        at = int(lines[i]) if unit == "line" else f"{unit} {int(lines[i])}"
+        raise fail(p, at, names[j], f"{values[i, j]} is not a finite number")
 
 
 def _load_parquet(p, target, features, categorical, split_column, task) -> Table:
@@ -338,7 +340,8 @@ def _load_parquet(p, target, features, categorical, split_column, task) -> Table
             row = column.to_pylist().index(None) + 1
             raise fail(p, f"row {row}", c, "empty value (fill or drop missing values)")
         try:
-            numeric[:, j] = column.to_numpy(zero_copy_only=False).astype(np.float32)
+            with np.errstate(over="ignore"):  # beyond float32: inf, named by _check_finite
+                numeric[:, j] = column.to_numpy(zero_copy_only=False).astype(np.float32)
         except (ValueError, TypeError):
             raise fail(p, None, c, "not a numeric column (list it in data.options.categorical)") from None
     rows = np.arange(1, table.num_rows + 1)
@@ -365,11 +368,13 @@ def _from_columns(p, cols, numeric, text, target, split_column, rows) -> Table:
         codes[c], maps[c] = out, mapping
     if cols.regression:
         y = np.empty(len(rows), np.float32)
-        for i, value in enumerate(text[target]):
-            y[i] = _target_value(p, f"row {i + 1}", target, value, True, {}, {})
+        with np.errstate(over="ignore"):  # beyond float32: inf, named by _check_finite
+            for i, value in enumerate(text[target]):
+                y[i] = _target_value(p, f"row {i + 1}", target, value, True, {}, {})
+        _check_finite(p, y[:, None], rows, [target], unit="row")  # (a NaN target trained to NaN)
     else:
         y = codes.pop(target)
-    _check_finite(p, numeric, rows, cols.numeric)
+    _check_finite(p, numeric, rows, cols.numeric, unit="row")
     split = split_codes(text[split_column], [f"row {r}" for r in rows], p, split_column) if split_column else None
     return Table(p, cols.numeric, _blocks_of(numeric), cols.categorical, {c: codes[c] for c in cols.categorical},
                  {c: list(maps[c]) for c in cols.categorical}, firsts, target, y,

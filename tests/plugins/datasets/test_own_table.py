@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -193,6 +194,24 @@ def test_a_field_longer_than_128_kib_is_read(tmp_path, parser):
     path = tmp_path / "long.csv"
     path.write_text("a,c,y\n" + "".join(f"{i},{'xy'[i % 2]},{i}\n" for i in range(20)) + f"5,{'z' * 200_000},3\n")
     assert len(load_table(path, "y")) == 21
+
+
+@pytest.mark.parametrize("value, expected", [(float("nan"), "nan"), (1e39, "inf")])
+def test_parquet_non_finite_values_name_their_row(tmp_path, value, expected):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "h.parquet"
+    pq.write_table(pa.table({"a": [1.0, 2.0, value, 4.0] * 5, "price": [1.0] * 20}), path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning printed above the one-line error
+        with pytest.raises(ZooError, match=rf"h.parquet row 3, column 'a': {expected} is not a finite number"):
+            load_table_dataset(TableOptions(path=str(path), target="price"))
+    pq.write_table(pa.table({"a": [1.0] * 20, "price": [1.0, 2.0, value, 4.0] * 5}), path)  # the target
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ZooError, match=rf"h.parquet row 3, column 'price': {expected} is not a finite number"):
+            load_table_dataset(TableOptions(path=str(path), target="price"))
 
 
 def test_csv_without_pyarrow_is_read_by_the_csv_module(tmp_path, monkeypatch):
