@@ -120,11 +120,23 @@ def load_data(run_config, entry: ModelEntry):
     task_name = dataset.info.extra.get("task", task_name)
     if task_name not in entry.tasks:
         raise ZooError(f"model {entry.name!r} is for task(s) {', '.join(entry.tasks)}; the data of "
-                       f"dataset {name!r} is for {task_name} (see its options: `zoo config` / docs/data.md)")
+                       f"dataset {name!r} is for {task_name} ({_task_hint(options, entry.tasks)})")
     task = zoo.registry.task(task_name)
     dataset = dataset.prepare(run_config.data.val_fraction, run_config.data.limit, run_config.train.seed)
     task.check_info(dataset.info)
     return dataset, task
+
+
+def _task_hint(options, tasks) -> str:
+    """How the data could serve one of ``tasks``: its ``task`` option where that offers one (a
+    table of 0/1 labels reads as regression until told otherwise), else where its options are."""
+    import typing
+
+    field = type(options).model_fields.get("task") if options is not None else None
+    fit = [t for t in tasks if field is not None and t in typing.get_args(field.annotation)]
+    if fit:
+        return f"--set data.options.task={fit[0]} makes it {fit[0]} data"
+    return "see its options: `zoo config` / docs/data.md"
 
 
 def _load_fetching(dataset_spec, options, data_dir):

@@ -251,6 +251,19 @@ def test_decode_rows_wrong_types_and_bad_bytes_are_one_line_errors(tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_a_classifier_on_integer_labels_is_told_how_to_read_them_as_classes(tmp_path):
+    """0/1 labels read as numbers make a regression table; the error says which option fixes it."""
+    from zoo.core import api
+
+    path = tmp_path / "b.csv"
+    path.write_text("x,label\n" + "".join(f"{i},{i % 2}\n" for i in range(20)))
+    sets = ("data.name=table", f"data.options.path={path}", "data.options.target=label")
+    entry, _, config = api.resolve_config("logistic", sets=sets)
+    with pytest.raises(ZooError, match=r"is for regression \(--set data.options.task=classification makes "
+                                       r"it classification data\)$"):
+        api.load_data(config, entry)
+
+
 @pytest.mark.slow
 def test_train_mlp_on_a_csv_then_predict_raw_rows(tmp_path):
     houses(tmp_path / "houses.csv", n=150)
