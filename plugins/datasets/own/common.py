@@ -94,10 +94,10 @@ def records(path: Path, fields: list[str]) -> Iterator[tuple[int, dict[str, str]
     with open_text(path) as f:
         reader = csv.reader(f, delimiter=delimiter(path))
         try:
-            header = next(reader, None)
+            header = next((row for row in reader if row), None)  # (blank lines before it skipped)
             if header is None:
                 raise fail(path, message="empty file (no header)")
-            index = header_index(path, header, fields)
+            index = header_index(path, header, fields, reader.line_num)
             for row in reader:
                 if not row:
                     continue
@@ -111,17 +111,17 @@ def records(path: Path, fields: list[str]) -> Iterator[tuple[int, dict[str, str]
             raise fail(path, reader.line_num, None, f"not valid CSV: {err}") from None
 
 
-def header_index(path: Path, header: list[str], fields: list[str]) -> dict[str, int]:
-    """Position of each of ``fields`` in ``header``; a missing one, or one the header names twice
-    (which of the two would be meant?), names the file, line 1 and the column."""
+def header_index(path: Path, header: list[str], fields: list[str], line: int = 1) -> dict[str, int]:
+    """Position of each of ``fields`` in ``header`` (on ``line``); a missing one, or one the header
+    names twice (which of the two would be meant?), names the file, the line and the column."""
     header = [h.strip() for h in header]
     for name in fields:
         if name not in header:
             shown = ", ".join(header[:20]) + (", ..." if len(header) > 20 else "")
-            raise fail(path, 1, name, f"no such column (the header has: {shown})")
+            raise fail(path, line, name, f"no such column (the header has: {shown})")
         if header.count(name) > 1:
             at = [i + 1 for i, h in enumerate(header) if h == name]
-            raise fail(path, 1, name, f"the header names this column twice (fields {', '.join(map(str, at))}): "
+            raise fail(path, line, name, f"the header names this column twice (fields {', '.join(map(str, at))}): "
                        f"rename one")
     return {name: header.index(name) for name in fields}
 

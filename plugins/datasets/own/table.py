@@ -154,19 +154,19 @@ def _bad_utf8_line(path: Path) -> int:
 class _Columns:
     """How each used column is read, decided by the header and the first data row."""
 
-    def __init__(self, path, header, target, features, categorical, split_column, task, first_row):
-        header = [h.strip() for h in header]
+    def __init__(self, path, header, target, features, categorical, split_column, task, first_row, line=1):
+        header = [h.strip() for h in header]  # (``line``: the header's)
         if features is None:
             features = [h for h in header if h not in (target, split_column)]
         if target in features:
-            raise fail(path, 1, target, "the target is also listed as a feature")
+            raise fail(path, line, target, "the target is also listed as a feature")
         if not features:
-            raise fail(path, 1, None, "no feature columns (the file has only the target)")
+            raise fail(path, line, None, "no feature columns (the file has only the target)")
         wanted = [target, *features] + ([split_column] if split_column else [])
-        self.index = header_index(path, header, wanted)
+        self.index = header_index(path, header, wanted, line)
         unknown = [c for c in categorical if c not in features]
         if unknown:
-            raise fail(path, 1, unknown[0], "listed in data.options.categorical but not a feature column")
+            raise fail(path, line, unknown[0], "listed in data.options.categorical but not a feature column")
         self.numeric = [f for f in features if f not in categorical and _is_number(first_row[self.index[f]])]
         self.categorical = [f for f in features if f not in self.numeric]
         value = first_row[self.index[target]]
@@ -213,16 +213,17 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None,
 
 @np.errstate(over="ignore")  # a number beyond float32 becomes inf: reported by _check_finite
 def _parse(p, reader, bound, target, features, categorical, split_column, task) -> Table:
-    header = next(reader, None)
+    rows = (row for row in reader if row)  # blank lines are skipped (before the header too)
+    header = next(rows, None)
     if header is None:
         raise fail(p, message="empty file (no header)")
-    rows = (row for row in reader if row)  # blank lines are skipped
+    header_line = reader.line_num
     first = next(rows, None)
     if first is None:
         raise fail(p, message="no data rows (only a header)")
     if len(first) != len(header):  # before the first row decides the column types
         raise fail(p, reader.line_num, None, f"{len(first)} fields, the header has {len(header)} (ragged row)")
-    cols = _Columns(p, header, target, features, categorical, split_column, task, first)
+    cols = _Columns(p, header, target, features, categorical, split_column, task, first, header_line)
     numeric = np.empty((bound, len(cols.numeric)), dtype=np.float32)
     num_idx = [cols.index[c] for c in cols.numeric]
     cat_idx = [(c, cols.index[c]) for c in cols.categorical]
@@ -569,10 +570,10 @@ def _rows_from_file(path: Path, meta) -> list[tuple[Any, dict]]:
 
 
 def _csv_rows(p: Path, reader, names: list[str]) -> list[tuple[int, dict]]:
-    header = next(reader, None)
+    header = next((row for row in reader if row), None)  # (blank lines before it skipped)
     if header is None:
         raise fail(p, message="empty file (no header)")
-    index = header_index(p, header, names)
+    index = header_index(p, header, names, reader.line_num)
     out = []
     for row in reader:
         if not row:

@@ -112,6 +112,8 @@ def test_classification_for_text_labels_and_unknown_category_is_zeros(tmp_path, 
     ("a,b,price\n1,2,3\n4,5,1e999\n", "line 3, column 'price': inf is not a finite number"),
     ("a,b,price\n1,2,3\n4,-3.5e38,6\n", "line 3, column 'b': -inf is not a finite number"),  # float32 overflows
     ("a,b,price\n1,3.4028235e38,3\n4,5,3.41e38\n", "line 3, column 'price': inf is not a finite number"),
+    ("\n\na,b,price\n1,2,3\n4,x,6\n", "line 5, column 'b': 'x' is not a number"),  # blank lines before the header
+    ("\n\n\n", "empty file (no header)"),
 ])
 @both
 def test_bad_data_names_file_line_and_column(tmp_path, parser, content, expected):

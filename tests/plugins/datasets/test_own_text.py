@@ -46,6 +46,7 @@ _LOADERS = {"csv": lambda path: load_text(OwnTextOptions(path=path, classes=["a"
 
 @pytest.mark.parametrize("suffix, content, expected", [
     ("csv", "text,label\n", "no data rows"),
+    ("csv", "\r\ntext,label\nhi,a\n,b\n", "line 4, column 'text': empty text"),  # a blank line before the header
     ("csv", "words,label\nhi,a\n", "line 1, column 'text': no such column"),
     ("csv", "text,label\nhi,a\n,b\n", "line 3, column 'text': empty text"),
     ("csv", "text,label\nhi,a\nho,\n", "line 3, column 'label': empty label"),
