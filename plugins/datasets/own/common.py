@@ -118,12 +118,24 @@ def header_index(path: Path, header: list[str], fields: list[str], line: int = 1
     for name in fields:
         if name not in header:
             shown = ", ".join(header[:20]) + (", ..." if len(header) > 20 else "")
-            raise fail(path, line, name, f"no such column (the header has: {shown})")
+            raise fail(path, line, name, f"no such column (the header has: {shown}{_separator_hint(path, header)})")
         if header.count(name) > 1:
             at = [i + 1 for i, h in enumerate(header) if h == name]
             raise fail(path, line, name, f"the header names this column twice (fields {', '.join(map(str, at))}): "
                        f"rename one")
     return {name: header.index(name) for name in fields}
+
+
+def _separator_hint(path: Path, header: list[str]) -> str:
+    """``; is the file ';'-separated? ...`` where the header is one field holding another separator
+    (Excel writes ';' where the decimal mark is a comma)."""
+    if len(header) != 1:
+        return ""
+    used = delimiter(Path(path))
+    for sep in (";", "\t", ",", "|"):
+        if sep != used and sep in header[0]:
+            return f"; is the file {sep!r}-separated? a {Path(path).suffix or 'suffix-less'} file is read with {used!r}"
+    return ""
 
 
 def _jsonl_records(path: Path, fields: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
