@@ -192,6 +192,9 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None,
     target, a ragged row or an empty file.
     """
     p = check_file(path)
+    if p.suffix.lower() in (".json", ".jsonl", ".ndjson"):
+        raise fail(p, message="table reads CSV (.csv), TSV (.tsv, .tab, .txt) or Parquet (.parquet), not JSON "
+                   "(pandas: pd.read_json(path, lines=True).to_parquet('data.parquet'))")
     if p.suffix.lower() in (".parquet", ".pq"):
         return _load_parquet(p, target, features, list(categorical), split_column, task)
     if FAST_CSV:

@@ -114,12 +114,13 @@ def test_classification_for_text_labels_and_unknown_category_is_zeros(tmp_path, 
     ("a,b,price\n1,3.4028235e38,3\n4,5,3.41e38\n", "line 3, column 'price': inf is not a finite number"),
     ("\n\na,b,price\n1,2,3\n4,x,6\n", "line 5, column 'b': 'x' is not a number"),  # blank lines before the header
     ("\n\n\n", "empty file (no header)"),
+    ('{"a": 1, "price": 2}\n', "table reads CSV (.csv), TSV (.tsv, .tab, .txt) or Parquet (.parquet), not JSON"),
     ("a;b;price\n1;2;3\n", "line 1, column 'price': no such column (the header has: a;b;price; is the file "
                             "';'-separated? a .csv file is read with ',')"),
 ])
 @both
 def test_bad_data_names_file_line_and_column(tmp_path, parser, content, expected):
-    path = tmp_path / "bad.csv"
+    path = tmp_path / ("bad.jsonl" if content.startswith("{") else "bad.csv")
     path.write_text(content)
     with pytest.raises(ZooError) as err:
         load_table_dataset(TableOptions(path=str(path), target="price"))
