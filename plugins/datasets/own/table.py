@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from zoo.core.train.data import DataInfo, Dataset, TensorSplit
 from zoo.plugins.datasets.own.common import (
     OwnDataError,
@@ -83,6 +83,15 @@ class TableOptions(BaseModel):
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of rows held out for validation.")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of rows held out for testing.")
     seed: int = Field(0, ge=0, description="Seed of the split (independent of train.seed).")
+
+    @field_validator("features", "categorical")
+    @classmethod
+    def _each_once(cls, names: list[str] | None) -> list[str] | None:
+        """A column listed twice would be fed to the model twice."""
+        repeated = sorted({n for n in names or () if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(map(repr, repeated))} more than once")
+        return names
 
 
 @dataclass
@@ -160,6 +169,8 @@ class _Columns:
             features = [h for h in header if h not in (target, split_column)]
         if target in features:
             raise fail(path, line, target, "the target is also listed as a feature")
+        if split_column is not None and split_column in features:
+            raise fail(path, line, split_column, "the split column is also listed as a feature")
         if not features:
             raise fail(path, line, None, "no feature columns (the file has only the target)")
         wanted = [target, *features] + ([split_column] if split_column else [])

@@ -219,6 +219,20 @@ def test_parquet_non_finite_values_name_their_row(tmp_path, value, expected):
             load_table_dataset(TableOptions(path=str(path), target="price"))
 
 
+@both
+def test_a_feature_listed_twice_or_the_split_column_as_a_feature_is_an_error(tmp_path, parser):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"lists 'area' more than once"):
+        TableOptions(path="h.csv", target="price", features=["area", "rooms", "area"])
+    with pytest.raises(ValidationError, match=r"lists 'city' more than once"):
+        TableOptions(path="h.csv", target="price", categorical=["city", "city"])
+    path = tmp_path / "s.csv"
+    path.write_text("a,split,price\n" + "".join(f"{i},{'test' if i % 4 == 0 else 'train'},{i}\n" for i in range(20)))
+    with pytest.raises(ZooError, match=r"s.csv line 1, column 'split': the split column is also listed as a feature"):
+        load_table_dataset(TableOptions(path=str(path), target="price", features=["a", "split"], split_column="split"))
+
+
 def test_csv_without_pyarrow_is_read_by_the_csv_module(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     assert load_table(houses(tmp_path / "h.csv"), "price").parser == "csv module"
