@@ -102,13 +102,25 @@ def records(path: Path, fields: list[str]) -> Iterator[tuple[int, dict[str, str]
                 if not row:
                     continue
                 if len(row) != len(header):
-                    raise fail(path, reader.line_num, None,
-                               f"{len(row)} fields, the header has {len(header)} (ragged row)")
+                    raise ragged(path, reader.line_num, row, len(header))
                 yield reader.line_num, {name: row[i] for name, i in index.items()}
         except UnicodeDecodeError as err:
             raise not_utf8(path, err) from None
         except csv.Error as err:
             raise fail(path, reader.line_num, None, f"not valid CSV: {err}") from None
+
+
+def ragged(path, line: int, row: list[str], width: int) -> OwnDataError:
+    """The error for a row of ``len(row)`` fields ending on ``line`` under a header of ``width``.
+    Where a quoted field spans lines (a quote that is text, opening a field and never closed,
+    swallows the lines after it), it names the line the field starts on."""
+    breaks = sum(f.count("\n") + f.count("\r") - f.count("\r\n") for f in row)
+    if not breaks:
+        return fail(path, line, None, f"{len(row)} fields, the header has {width} (ragged row)")
+    start = line - breaks + (row[-1][-1:] in ("\n", "\r"))  # (a quote never closed takes the last line end)
+    what = f"runs from here to line {line}" if start < line else "opens here and is never closed"
+    return fail(path, start, None, f"a quoted field {what} ({len(row)} fields, the header has {width}): a quote "
+                f"inside a field is written doubled (\"\"), in a field quoted whole")
 
 
 def header_index(path: Path, header: list[str], fields: list[str], line: int = 1) -> dict[str, int]:

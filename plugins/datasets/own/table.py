@@ -50,6 +50,7 @@ from zoo.plugins.datasets.own.common import (
     fail,
     header_index,
     open_text,
+    ragged,
     split_codes,
     split_order,
 )
@@ -236,7 +237,7 @@ def _parse(p, reader, bound, target, features, categorical, split_column, task) 
     if first is None:
         raise fail(p, message="no data rows (only a header)")
     if len(first) != len(header):  # before the first row decides the column types
-        raise fail(p, reader.line_num, None, f"{len(first)} fields, the header has {len(header)} (ragged row)")
+        raise ragged(p, reader.line_num, first, len(header))
     cols = _Columns(p, header, target, features, categorical, split_column, task, first, header_line)
     numeric = np.empty((bound, len(cols.numeric)), dtype=np.float32)
     num_idx = [cols.index[c] for c in cols.numeric]
@@ -254,7 +255,7 @@ def _parse(p, reader, bound, target, features, categorical, split_column, task) 
     for row in _chain(first, rows):
         line = reader.line_num
         if len(row) != width:
-            raise fail(p, line, None, f"{len(row)} fields, the header has {width} (ragged row)")
+            raise ragged(p, line, row, width)
         try:
             numeric[n] = [row[j] for j in num_idx]
         except ValueError:
@@ -593,7 +594,7 @@ def _csv_rows(p: Path, reader, names: list[str]) -> list[tuple[int, dict]]:
         if not row:
             continue
         if len(row) != len(header):
-            raise fail(p, reader.line_num, None, f"{len(row)} fields, the header has {len(header)} (ragged row)")
+            raise ragged(p, reader.line_num, row, len(header))
         out.append((reader.line_num, {c: row[j] for c, j in index.items()}))
     return out
 

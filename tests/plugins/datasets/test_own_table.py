@@ -114,6 +114,9 @@ def test_classification_for_text_labels_and_unknown_category_is_zeros(tmp_path, 
     ("a,b,price\n1,3.4028235e38,3\n4,5,3.41e38\n", "line 3, column 'price': inf is not a finite number"),
     ("\n\na,b,price\n1,2,3\n4,x,6\n", "line 5, column 'b': 'x' is not a number"),  # blank lines before the header
     ("\n\n\n", "empty file (no header)"),
+    ('a,b,price\n1,2,3\n4,"5,6\n7,8,9\n', "line 3: a quoted field runs from here to line 4 (2 fields, the header "
+                                         "has 3)"),
+    ('a,b,price\n1,2,3\n4,"5,6\n', "line 3: a quoted field opens here and is never closed (2 fields"),
     ('{"a": 1, "price": 2}\n', "table reads CSV (.csv), TSV (.tsv, .tab, .txt) or Parquet (.parquet), not JSON"),
     ("a;b;price\n1;2;3\n", "line 1, column 'price': no such column (the header has: a;b;price; is the file "
                             "';'-separated? a .csv file is read with ',')"),

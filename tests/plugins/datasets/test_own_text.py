@@ -47,6 +47,8 @@ _LOADERS = {"csv": lambda path: load_text(OwnTextOptions(path=path, classes=["a"
 @pytest.mark.parametrize("suffix, content, expected", [
     ("csv", "text,label\n", "no data rows"),
     ("csv", "\r\ntext,label\nhi,a\n,b\n", "line 4, column 'text': empty text"),  # a blank line before the header
+    ("csv", 'text,label\n"hi,a\nho,b\nhey,a\n', "line 2: a quoted field runs from here to line 4 (1 fields, "
+                                               "the header has 2)"),  # a quote that is text, never closed
     ("csv", "words,label\nhi,a\n", "line 1, column 'text': no such column"),
     ("csv", "text,label\nhi,a\n,b\n", "line 3, column 'text': empty text"),
     ("csv", "text,label\nhi,a\nho,\n", "line 3, column 'label': empty label"),
