@@ -156,7 +156,7 @@ def _jsonl_records(path: Path, fields: list[str]) -> Iterator[tuple[int, dict[st
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw.decode("utf-8"))
+                obj = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))  # (a BOM before line 1)
             except UnicodeDecodeError as err:
                 raise fail(path, number, None, f"not UTF-8 text ({err.reason})") from None
             except json.JSONDecodeError as err:

@@ -94,6 +94,15 @@ def test_bytes_that_are_not_utf8_name_their_line(tmp_path, name, content, load):
         load(str(path))
 
 
+def test_jsonl_with_a_bom_and_crlf_is_read(tmp_path):
+    """Notepad's UTF-8 writes a BOM before the first object."""
+    path = tmp_path / "r.jsonl"
+    rows = [json.dumps({"text": f"{w} day", "label": w}) for w in ["good", "bad"] * 10]
+    path.write_bytes(("\ufeff" + "\r\n".join(rows) + "\r\n\r\n").encode())
+    d = load_text(OwnTextOptions(path=str(path)))
+    assert d.info.class_names == ["bad", "good"] and len(d.train) + len(d.val) + len(d.test) == 20
+
+
 def test_a_field_longer_than_128_kib_is_read(tmp_path):
     """A long document in one CSV field (the csv module refuses fields over 131,072 characters by default)."""
     path = reviews(tmp_path / "r.csv")
