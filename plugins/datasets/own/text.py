@@ -208,18 +208,14 @@ def read_conll(path: str | Path, tagged: bool = True) -> tuple[list[list[str]], 
             continue
         fields = line.split("\t")
         if not tagged:
-            if not fields[0].strip():
-                raise fail(p, number, 1, "empty token")
-            words.append(fields[0].strip())
+            words.append(_token(p, number, fields[0]))
             continue
         if len(fields) < 2:
             raise fail(p, number, 2, "no tag (expected token<TAB>tag)")
         if width is not None and len(fields) != width:
             raise fail(p, number, len(fields), f"{len(fields)} columns, earlier lines have {width} (ragged)")
         width = len(fields)
-        token, tag = fields[0].strip(), fields[-1].strip()
-        if not token:
-            raise fail(p, number, 1, "empty token")
+        token, tag = _token(p, number, fields[0]), fields[-1].strip()
         if not tag:
             raise fail(p, number, width, "empty tag")
         if tag != "O" and not (len(tag) > 2 and tag[:2] in ("B-", "I-")):
@@ -228,6 +224,17 @@ def read_conll(path: str | Path, tagged: bool = True) -> tuple[list[list[str]], 
     if not sentences:
         raise fail(p, message="no sentences")
     return sentences, tags, starts
+
+
+def _token(p: Path, number: int, text: str) -> str:
+    """The token of a CoNLL line: not empty, and one word (the model reads sentences split at
+    whitespace: a token holding a space would be two words under one tag)."""
+    token = text.strip()
+    if not token:
+        raise fail(p, number, 1, "empty token")
+    if len(token.split()) > 1:
+        raise fail(p, number, 1, f"{token[:40]!r} holds a space: one token a line (CoNLL), e.g. 'new' B-city, 'york' I-city")
+    return token
 
 
 def load_tagged_text(options: TaggedTextOptions, data_dir: str | None = None) -> Dataset:

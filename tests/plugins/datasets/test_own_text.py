@@ -59,6 +59,7 @@ _LOADERS = {"csv": lambda path: load_text(OwnTextOptions(path=path, classes=["a"
     ("conll", "fly\tO\nto\tO\tx\n", "line 2, column 3: 3 columns, earlier lines have 2 (ragged)"),
     ("conll", "fly\tO\nto\tCITY\n", "line 2, column 2: tag 'CITY' is not BIO"),
     ("conll", "fly\tO\n\tO\n", "line 2, column 1: empty token"),
+    ("conll", "fly\tO\nnew york\tB-city\n", "line 2, column 1: 'new york' holds a space"),  # one token a line
     ("conll", "\n\n", "no sentences"),
 ])
 def test_bad_text_and_tagged_text_are_one_line_errors_naming_the_file(tmp_path, suffix, content, expected):
