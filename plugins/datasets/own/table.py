@@ -659,6 +659,8 @@ def _category(value: Any, categories: list[str], source, line, name) -> int | No
 def _number(value: Any, source, line, name) -> float:
     if isinstance(value, bool) or value is None:
         raise fail(source, line, name, f"{json.dumps(value)} is not a number")
+    if isinstance(value, str) and not value.strip():
+        raise fail(source, line, name, "empty value")
     try:
         number = float(value)
     except (TypeError, ValueError):

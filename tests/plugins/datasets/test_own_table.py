@@ -264,6 +264,8 @@ def test_decode_rows_wrong_types_and_bad_bytes_are_one_line_errors(tmp_path):
     for value in (["75001"], {"a": 1}):
         with pytest.raises(ZooError, match=r"^input row 1, column 'zip': expected a string or a number"):
             decode_inputs(meta, [{"area": 1, "zip": value}])
+    with pytest.raises(ZooError, match=r"^input row 1, column 'area': empty value$"):  # as in training
+        decode_inputs(meta, [{"area": " ", "zip": 75001}])
     # An integral JSON float names the integer category (pandas writes 75001.0 for a column with nulls).
     assert decode_inputs(meta, [{"area": 1, "zip": 75001.0}])["x"].tolist() == [[1, 1, 0]]
     rows = tmp_path / "rows.csv"
