@@ -104,6 +104,7 @@ class Table:
         finite float32), ``[]`` without numeric columns; :meth:`numbers` joins them
     :param codes: per categorical column, ``[N]`` int32 codes into ``categories[name]``
     :param first_line: per categorical column (and the target), value → line it first appears on
+        (``"row N"`` for Parquet)
     :param target: ``[N]`` float32 (regression) or int32 codes into ``labels``
     :param lines: the line each row ends on (a ``range`` where row ``i`` is line ``i + 2``)
     """
@@ -114,7 +115,7 @@ class Table:
     categorical_names: list[str]
     codes: dict[str, np.ndarray]
     categories: dict[str, list[str]]
-    first_line: dict[str, dict[str, int]]
+    first_line: dict[str, dict[str, int | str]]
     target_name: str
     target: np.ndarray
     labels: list[str] | None = None      # None: a numeric (regression) target
@@ -379,7 +380,7 @@ def _from_columns(p, cols, numeric, text, target, split_column, rows) -> Table:
             code = mapping.get(value)
             if code is None:
                 code = mapping[value] = len(mapping)
-                firsts[c][value] = int(rows[i])
+                firsts[c][value] = f"row {int(rows[i])}"  # (Parquet has rows, not lines)
             out[i] = code
         codes[c], maps[c] = out, mapping
     if cols.regression:
@@ -403,6 +404,7 @@ def load_table_dataset(options: TableOptions, data_dir: str | None = None) -> Da
     """The ``table`` dataset: :func:`load_table`, split, standardised and one-hot encoded."""
     o = options
     t = load_table(o.path, o.target, o.features, o.categorical, o.split_column, o.task)
+    _check_inferred_categories(t, o.categorical)
     order, n_train, n_val = split_order(len(t), t.split, o.val_fraction, o.test_fraction, o.seed, o.path)
     train_rows = order[:n_train]
     categories = {}
@@ -419,6 +421,19 @@ def load_table_dataset(options: TableOptions, data_dir: str | None = None) -> Da
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     train, val, test = (TensorSplit(x=xt[s], y=yt[s]) for s in parts)
     return Dataset(train=train, val=val if n_val else None, test=test, info=info)
+
+
+def _check_inferred_categories(t: Table, forced: list[str]) -> None:
+    """A column made categorical by its first value (``?``, ``NA``: a missing value) whose other
+    values are numbers is an error naming that value's line: the model would one-hot each number.
+    (Its first 1,000 distinct values decide: at least 90% numbers.)"""
+    for c in t.categorical_names:
+        values = t.categories[c][:1000]
+        words = [v for v in values if not _is_number(v)]
+        if c not in forced and words and len(values) - len(words) >= max(2, 9 * len(words)):
+            raise fail(t.path, t.first_line[c][words[0]], c, f"{words[0][:20]!r} made this column categorical, "
+                       f"but its other values are numbers: fill or drop missing values (or list the column "
+                       f"in data.options.categorical)")
 
 
 #: Rows per block when the matrix is built and its statistics taken: the temporaries stay ~2 MB.

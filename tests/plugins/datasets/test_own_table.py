@@ -236,6 +236,34 @@ def test_a_feature_listed_twice_or_the_split_column_as_a_feature_is_an_error(tmp
         load_table_dataset(TableOptions(path=str(path), target="price", features=["a", "split"], split_column="split"))
 
 
+@both
+def test_a_missing_value_marker_on_the_first_row_does_not_make_numbers_categories(tmp_path, parser):
+    """UCI files mark missing values with '?': on the first row it made 'age' categorical, silently."""
+    path = tmp_path / "adult.csv"
+    path.write_text("age,city,y\n?,paris,1\n" + "".join(f"{20 + i},{'paris' if i % 2 else 'lyon'},{i}\n" for i in range(30)))
+    with pytest.raises(ZooError, match=r"adult.csv line 2, column 'age': '\?' made this column categorical, but "
+                                       r"its other values are numbers"):
+        load_table_dataset(TableOptions(path=str(path), target="y"))
+    # listed as categorical, it is read as the user says; a column of words is no error
+    d = load_table_dataset(TableOptions(path=str(path), target="y", categorical=["age"]))
+    assert "age=?" in d.info.extra["feature_names"]
+    assert load_table_dataset(TableOptions(path=str(path), target="y", features=["city"])).info.input_shape == (2,)
+
+
+def test_parquet_label_and_category_errors_name_their_row(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "c.parquet"
+    labels = ["a", "b"] * 10 + ["c"]
+    pq.write_table(pa.table({"x": [float(i) for i in range(21)], "split": ["train"] * 20 + ["test"], "y": labels}), path)
+    with pytest.raises(ZooError, match=r"c.parquet row 21, column 'y': class 'c' has no sample in the training split"):
+        load_table_dataset(TableOptions(path=str(path), target="y", split_column="split"))
+    pq.write_table(pa.table({"age": ["?"] + [str(20 + i) for i in range(20)], "y": [1.0] * 21}), path)
+    with pytest.raises(ZooError, match=r"c.parquet row 1, column 'age': '\?' made this column categorical"):
+        load_table_dataset(TableOptions(path=str(path), target="y"))
+
+
 def test_csv_without_pyarrow_is_read_by_the_csv_module(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     assert load_table(houses(tmp_path / "h.csv"), "price").parser == "csv module"
