@@ -48,7 +48,8 @@ def check_file(path: str | Path) -> Path:
     """The path of an existing, non-empty file, else a one-line error."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise OwnDataError(f"{path}: no such file (data.options.path)")
+        where_ = "" if p.is_absolute() else f"; a relative path is read from the current folder, {Path.cwd()}"
+        raise OwnDataError(f"{path}: no such file (data.options.path{where_})")
     if not p.is_file():
         raise OwnDataError(f"{path}: not a file (data.options.path names one file)")
     if p.stat().st_size == 0:

@@ -95,6 +95,14 @@ def test_bytes_that_are_not_utf8_name_their_line(tmp_path, name, content, load):
         load(str(path))
 
 
+def test_a_relative_path_not_found_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    """A TOML config's relative data.options.path is read from the current folder, not the config's."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ZooError, match=rf"^data/r.csv: no such file \(data.options.path; a relative path is "
+                                       rf"read from the current folder, {tmp_path}\)$"):
+        load_text(OwnTextOptions(path="data/r.csv"))
+
+
 def test_jsonl_with_a_bom_and_crlf_is_read(tmp_path):
     """Notepad's UTF-8 writes a BOM before the first object."""
     path = tmp_path / "r.jsonl"
