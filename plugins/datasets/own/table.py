@@ -375,7 +375,8 @@ def _from_columns(p, cols, numeric, text, target, split_column, rows) -> Table:
         for i, value in enumerate(text[c]):
             if c == target and cols.regression:
                 break
-            if not value.strip():
+            value = value.strip()  # (as the CSV parsers and zoo predict read a category)
+            if not value:
                 raise fail(p, f"row {i + 1}", c, "empty label" if c == target else "empty value")
             code = mapping.get(value)
             if code is None:

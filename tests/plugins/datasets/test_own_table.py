@@ -259,6 +259,11 @@ def test_parquet_label_and_category_errors_name_their_row(tmp_path):
     pq.write_table(pa.table({"x": [float(i) for i in range(21)], "split": ["train"] * 20 + ["test"], "y": labels}), path)
     with pytest.raises(ZooError, match=r"c.parquet row 21, column 'y': class 'c' has no sample in the training split"):
         load_table_dataset(TableOptions(path=str(path), target="y", split_column="split"))
+    # categories and labels are stripped, as the CSV parsers and zoo predict strip them
+    pq.write_table(pa.table({"city": [" paris", "lyon "] * 10, "y": ["a ", "b"] * 10}), path)
+    d = load_table_dataset(TableOptions(path=str(path), target="y"))
+    assert d.info.class_names == ["a", "b"] and d.info.extra["feature_names"] == ["city=lyon", "city=paris"]
+    assert decode_inputs(d.info.extra["raw_inputs"], [{"city": " paris "}])["x"].tolist() == [[0, 1]]
     pq.write_table(pa.table({"age": ["?"] + [str(20 + i) for i in range(20)], "y": [1.0] * 21}), path)
     with pytest.raises(ZooError, match=r"c.parquet row 1, column 'age': '\?' made this column categorical"):
         load_table_dataset(TableOptions(path=str(path), target="y"))
