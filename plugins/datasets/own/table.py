@@ -169,6 +169,9 @@ class _Columns:
         header = [h.strip() for h in header]  # (``line``: the header's)
         if features is None:
             features = [h for h in header if h not in (target, split_column)]
+            if "" in features:  # (zoo predict could not name it either)
+                raise fail(path, line, header.index("") + 1, "a column without a name (pandas writes its index "
+                           "so: df.to_csv(path, index=False) leaves it out); name it, or list data.options.features")
         if target in features:
             raise fail(path, line, target, "the target is also listed as a feature")
         if split_column is not None and split_column in features:

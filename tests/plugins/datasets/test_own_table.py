@@ -269,6 +269,17 @@ def test_parquet_label_and_category_errors_name_their_row(tmp_path):
         load_table_dataset(TableOptions(path=str(path), target="y"))
 
 
+@both
+def test_a_column_without_a_name_is_no_silent_feature(tmp_path, parser):
+    """pandas' ``df.to_csv(path)`` writes its index as a first column named ''."""
+    path = tmp_path / "p.csv"
+    path.write_text(",area,price\n" + "".join(f"{i},{30 + i},{3000 * (30 + i)}\n" for i in range(20)))
+    with pytest.raises(ZooError, match=r"p.csv line 1, column 1: a column without a name \(pandas writes its index "
+                                       r"so: df.to_csv\(path, index=False\) leaves it out\)"):
+        load_table_dataset(TableOptions(path=str(path), target="price"))
+    assert load_table(path, "price", features=["area"]).numeric_names == ["area"]
+
+
 def test_csv_without_pyarrow_is_read_by_the_csv_module(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     assert load_table(houses(tmp_path / "h.csv"), "price").parser == "csv module"
