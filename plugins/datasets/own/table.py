@@ -682,8 +682,10 @@ def _number(value: Any, source, line, name) -> float:
         raise fail(source, line, name, "empty value")
     try:
         number = float(value)
+    except OverflowError:  # a JSON integer beyond float64
+        number = math.inf
     except (TypeError, ValueError):
         raise fail(source, line, name, f"{str(value)[:40]!r} is not a number") from None
     if not math.isfinite(number) or abs(number) >= FLOAT32_OVERFLOW:  # inf as the model's float32
-        raise fail(source, line, name, f"{value} is not a finite number")
+        raise fail(source, line, name, f"{str(value)[:40]} is not a finite number")
     return number

@@ -304,6 +304,8 @@ def test_decode_rows_wrong_types_and_bad_bytes_are_one_line_errors(tmp_path):
     # A number float32 cannot hold would run as inf and answer NaN: refused, as in training.
     with pytest.raises(ZooError, match=r"^input row 1, column 'area': 1e\+39 is not a finite number"):
         decode_inputs(meta, [{"area": 1e39, "zip": 75001}])
+    with pytest.raises(ZooError, match=r"^input row 1, column 'area': 1000\d* is not a finite number"):
+        decode_inputs(meta, [{"area": 10 ** 400, "zip": 75001}])  # a JSON integer float() cannot hold
     # A list or an object is no category: an error, not a silent "unknown category".
     for value in (["75001"], {"a": 1}):
         with pytest.raises(ZooError, match=r"^input row 1, column 'zip': expected a string or a number"):
