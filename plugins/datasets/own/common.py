@@ -160,8 +160,8 @@ def _jsonl_records(path: Path, fields: list[str]) -> Iterator[tuple[int, dict[st
                 obj = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))  # (a BOM before line 1)
             except UnicodeDecodeError as err:
                 raise fail(path, number, None, f"not UTF-8 text ({err.reason})") from None
-            except json.JSONDecodeError as err:
-                raise fail(path, number, None, f"not a JSON object: {err.msg}") from None
+            except ValueError as err:  # JSONDecodeError, or an integer over Python's 4,300 digits
+                raise fail(path, number, None, f"not a JSON object: {getattr(err, 'msg', str(err))[:120]}") from None
             if not isinstance(obj, dict):
                 raise fail(path, number, None, f"expected a JSON object, got {type(obj).__name__}")
             for name in fields:

@@ -633,8 +633,8 @@ def _rows_from_payload(data: Any) -> list[tuple[Any, dict]]:
 def _parse_row(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise OwnDataError(f"input: a row is not a JSON object: {err.msg}") from None
+    except ValueError as err:  # JSONDecodeError, or an integer over Python's 4,300 digits
+        raise OwnDataError(f"input: a row is not a JSON object: {getattr(err, 'msg', str(err))[:120]}") from None
 
 
 def _encode_rows(meta: dict, rows: list[tuple[Any, dict]], source: str) -> np.ndarray:

@@ -314,6 +314,15 @@ def test_decode_rows_wrong_types_and_bad_bytes_are_one_line_errors(tmp_path):
         decode_inputs(meta, [{"area": " ", "zip": 75001}])
     # An integral JSON float names the integer category (pandas writes 75001.0 for a column with nulls).
     assert decode_inputs(meta, [{"area": 1, "zip": 75001.0}])["x"].tolist() == [[1, 1, 0]]
+    rows = tmp_path / "rows.json"
+    rows.write_bytes(b'\xef\xbb\xbf[{"area": 1, "zip": 75001}]')  # Notepad's UTF-8 writes a BOM
+    assert decode_inputs(meta, rows)["x"].tolist() == [[1, 1, 0]]
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"area": 1, "zip": 75001}\n{"area": 1' + "0" * 5000 + ', "zip": 75001}\n')
+    with pytest.raises(ZooError, match=r"rows.jsonl line 2: not a JSON object: Exceeds the limit"):
+        decode_inputs(meta, rows)
+    with pytest.raises(ZooError, match=r"input: a row is not a JSON object: Exceeds the limit"):  # zoo serve's rows
+        decode_inputs(meta, ['{"area": 1' + "0" * 5000 + ', "zip": 75001}'])
     rows = tmp_path / "rows.csv"
     rows.write_bytes(b"area,zip\n1,75001\n2,caf\xe9\n")
     with pytest.raises(ZooError, match=r"rows.csv line 3: not UTF-8 text") as err:
