@@ -204,6 +204,10 @@ def test_conll_trains_lstm_as_a_tagger_and_predicts_raw_sentences(tmp_path):
         predicted = run_cli("predict", str(run), "--input", name, "--json", cwd=tmp_path)
         assert predicted.returncode == 0, predicted.stderr
         assert [len(tags) for tags in json.loads(predicted.stdout)] == lengths
+    (tmp_path / "cp1252.txt").write_bytes(b"fly to ann\nfly to caf\xe9\n")  # Windows-1252
+    failed = run_cli("predict", str(run), "--input", "cp1252.txt", cwd=tmp_path)
+    assert failed.returncode == 2 and failed.stderr.strip().count("\n") == 0
+    assert "cp1252.txt line 2: not UTF-8 text" in failed.stderr, failed.stderr
 
 
 @pytest.mark.slow
