@@ -664,7 +664,8 @@ def _encode_rows(meta: dict, rows: list[tuple[Any, dict]], source: str) -> np.nd
 def _category(value: Any, categories: list[str], source, line, name) -> int | None:
     """The position of ``value`` among ``categories``, None for an unknown one (all zeros).
     An integral JSON float (``75001.0``, as pandas writes integers of a column with nulls) also
-    names the integer category ``"75001"``; a list or an object is an error, not a category."""
+    names the integer category ``"75001"``, a JSON boolean names ``true``/``True``/``TRUE``; a list
+    or an object is an error, not a category."""
     if isinstance(value, (list, dict)):
         raise fail(source, line, name, f"expected a string or a number, got {json.dumps(value)[:40]}")
     text = "" if value is None else str(value).strip()
@@ -672,6 +673,8 @@ def _category(value: Any, categories: list[str], source, line, name) -> int | No
         raise fail(source, line, name, "empty value")
     if text not in categories and isinstance(value, float) and value.is_integer():
         text = str(int(value))
+    if text not in categories and isinstance(value, bool):  # JSON true: a CSV's true, True or TRUE
+        text = next((t for t in (text.lower(), text.upper()) if t in categories), text)
     return categories.index(text) if text in categories else None
 
 

@@ -297,6 +297,14 @@ def test_decode_rows_errors_name_row_and_column(tmp_path, parser):
         decode_inputs(meta, [{"area": 1, "rooms": 1, "city": "nice"}, {"area": "big", "rooms": 1, "city": "nice"}])
 
 
+def test_a_json_boolean_names_a_true_false_category_of_a_csv(tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_text("member,price\n" + "".join(f"{'true' if i % 2 else 'false'},{i}\n" for i in range(20)))
+    meta = load_table_dataset(TableOptions(path=str(path), target="price")).info.extra["raw_inputs"]
+    assert decode_inputs(meta, [{"member": True}, {"member": False}, {"member": "true"}])["x"].tolist() == [
+        [0, 1], [1, 0], [0, 1]]
+
+
 def test_decode_rows_wrong_types_and_bad_bytes_are_one_line_errors(tmp_path):
     path = tmp_path / "z.csv"
     path.write_text("area,zip,price\n" + "".join(f"{i},{75001 + i % 2},{i}\n" for i in range(20)))
