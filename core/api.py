@@ -130,11 +130,23 @@ def load_data(run_config, entry: ModelEntry):
     task_name = dataset.info.extra.get("task", task_name)
     if task_name not in entry.tasks:
         raise ZooError(f"model {entry.name!r} is for task(s) {', '.join(entry.tasks)}; the data of "
-                       f"dataset {name!r} is for {task_name} (see its options: `zoo config` / docs/data.md)")
+                       f"dataset {name!r} is for {task_name} ({_task_hint(options, entry.tasks)})")
     task = zoo.registry.task(task_name)
     dataset = dataset.prepare(run_config.data.val_fraction, run_config.data.limit, run_config.train.seed)
     task.check_info(dataset.info)
     return dataset, task
+
+
+def _task_hint(options, tasks) -> str:
+    """How the data could serve one of ``tasks``: its ``task`` option where that offers one (a
+    table of 0/1 labels reads as regression until told otherwise), else where its options are."""
+    import typing
+
+    field = type(options).model_fields.get("task") if options is not None else None
+    fit = [t for t in tasks if field is not None and t in typing.get_args(field.annotation)]
+    if fit:
+        return f"--set data.options.task={fit[0]} makes it {fit[0]} data"
+    return "see its options: `zoo config` / docs/data.md"
 
 
 def _load_fetching(dataset_spec, options, data_dir):
@@ -709,14 +721,15 @@ def predict(target: str, input_file: str) -> tuple[list[Any], dict[str, Any]]:
     # Raw input (text for token models) is turned into arrays by the task, from the metadata;
     # given arrays, the task checks what the signature cannot (token ids, a graph's edges).
     raw_meta = read_raw_meta(path)
-    if Path(input_file).is_dir():  # a folder of images: only a dataset's decoder knows folders
+    source = Path(input_file)  # a Path: a file (even without a suffix) or a folder to the decoders
+    if source.is_dir():  # a folder of images: only a dataset's decoder knows folders
         if raw_meta is None:
             raise ZooError(f"{input_file} is a folder; this model takes a .npy or .json file")
-        return _answer(session, task, metadata, decode_raw(raw_meta, Path(input_file)))
+        return _answer(session, task, metadata, decode_raw(raw_meta, source))
     data = _read_raw(input_file)
-    arrays = Path(input_file).suffix == ".npy" or (isinstance(data, dict) and data and set(data) <= set(names))
+    arrays = source.suffix == ".npy" or (isinstance(data, dict) and data and set(data) <= set(names))
     if raw_meta is not None and not arrays:  # model arrays (.npy, {input: list}) need no decoding
-        raw = decode_raw(raw_meta, input_file)  # raw rows/text as the run learned to read them
+        raw = decode_raw(raw_meta, source)  # raw rows/text as the run learned to read them
     else:
         raw = task.raw_inputs(data, metadata) if task is not None else None
     return _answer(session, task, metadata, raw if raw is not None else load_inputs(input_file, names, data))
@@ -766,6 +779,17 @@ def decode_raw(meta: dict[str, Any], path_or_payload: Any):
     return spec.decoder(meta, path_or_payload)
 
 
+def _first_bad_line(path: Path) -> int:
+    """The first line of ``path`` that is not UTF-8 (a decoder reads ahead: its position does not say)."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1
+
+
 def _read_raw(input_file: str) -> Any:
     """A ``.json`` input parsed, a ``.txt`` input as its non-empty lines, else ``None``."""
     from zoo.core.deploy.runtime import read_json
@@ -779,7 +803,7 @@ def _read_raw(input_file: str) -> Any:
         try:
             lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         except UnicodeDecodeError as err:
-            raise ZooError(f"{input_file}: not UTF-8 text: {err}") from None
+            raise ZooError(f"{input_file} line {_first_bad_line(path)}: not UTF-8 text ({err.reason})") from None
         except OSError as err:
             raise ZooError(f"{input_file}: cannot read it: {err.strerror or err}") from None
         return lines or [""]

@@ -199,9 +199,9 @@ def read_json(path: Path) -> Any:
     """A JSON file parsed; every way it can be unreadable (empty, not UTF-8, nested too deeply
     for the parser's recursion, unreadable) is a one-line ZooError."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ZooError(f"{path}: not valid JSON/UTF-8 text: {err}") from None
+        return json.loads(path.read_text(encoding="utf-8-sig"))  # (Notepad's UTF-8 starts with a BOM)
+    except (ValueError, UnicodeDecodeError) as err:  # (ValueError: an integer over 4,300 digits, too)
+        raise ZooError(f"{path}: not valid JSON/UTF-8 text: {str(err)[:200]}") from None
     except RecursionError:
         raise ZooError(f"{path}: JSON nested too deeply to parse") from None
     except OSError as err:

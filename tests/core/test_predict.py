@@ -49,6 +49,7 @@ def _write(path, content) -> None:
     ("latin1.json", b'{"x": "\xe9"}', "not valid JSON/UTF-8"),
     ("wide.json", json.dumps({"x": [[2 ** 70, 1]]}), "must be numeric"),
     ("empty-row.json", "[[]]", "has shape [1, 0]"),
+    ("long-int.json", "[[1" + "0" * 5000 + ", 1]]", "not valid JSON"),  # beyond Python's 4300 digits: a ValueError
 ])
 def test_bad_input_is_one_line_and_exit_2(linear_run, tmp_path, name, content, needle):
     path = tmp_path / name

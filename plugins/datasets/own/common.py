@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from zoo.core.contract.errors import ZooError
+
+# The csv module refuses a field over 131,072 characters by default ("field larger than field
+# limit"): a long document in one field of a text CSV is data. (The limit is the module's, for the
+# whole process; a C long holds it everywhere.)
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 #: Values of a split column and the split each names.
 SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "dev": 1, "test": 2}
@@ -42,7 +48,8 @@ def check_file(path: str | Path) -> Path:
     """The path of an existing, non-empty file, else a one-line error."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise OwnDataError(f"{path}: no such file (data.options.path)")
+        where_ = "" if p.is_absolute() else f"; a relative path is read from the current folder, {Path.cwd()}"
+        raise OwnDataError(f"{path}: no such file (data.options.path{where_})")
     if not p.is_file():
         raise OwnDataError(f"{path}: not a file (data.options.path names one file)")
     if p.stat().st_size == 0:
@@ -54,6 +61,19 @@ def open_text(path: Path):
     """``path`` opened for the csv module (UTF-8, BOM dropped); undecodable bytes surface later as
     :class:`UnicodeDecodeError`, which :func:`guard_decode` turns into a one-line error."""
     return path.open(encoding="utf-8-sig", newline="")
+
+
+def not_utf8(path: Path, err: UnicodeDecodeError) -> OwnDataError:
+    """The one-line error for a file that is not UTF-8 (Windows-1252, UTF-16, ...), naming the
+    first line holding such bytes (a decoder reads ahead: its position does not say)."""
+    line = 1
+    with Path(path).open("rb") as f:
+        for line, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                break
+    return fail(path, line, None, f"not UTF-8 text ({err.reason})")
 
 
 def delimiter(path: Path) -> str:
@@ -75,43 +95,60 @@ def records(path: Path, fields: list[str]) -> Iterator[tuple[int, dict[str, str]
     with open_text(path) as f:
         reader = csv.reader(f, delimiter=delimiter(path))
         try:
-            header = next(reader, None)
+            header = next((row for row in reader if row), None)  # (blank lines before it skipped)
             if header is None:
                 raise fail(path, message="empty file (no header)")
-            index = header_index(path, header, fields)
+            index = header_index(path, header, fields, reader.line_num)
             for row in reader:
                 if not row:
                     continue
                 if len(row) != len(header):
-                    raise fail(path, reader.line_num, None,
-                               f"{len(row)} fields, the header has {len(header)} (ragged row)")
+                    raise ragged(path, reader.line_num, row, len(header))
                 yield reader.line_num, {name: row[i] for name, i in index.items()}
         except UnicodeDecodeError as err:
-            raise fail(path, bad_utf8_line(path), None, f"not UTF-8 text ({err.reason})") from None
+            raise not_utf8(path, err) from None
         except csv.Error as err:
             raise fail(path, reader.line_num, None, f"not valid CSV: {err}") from None
 
 
-def bad_utf8_line(path: Path) -> int:
-    """The first line holding bytes that are not UTF-8 (the decoder reads ahead: neither its
-    position nor the csv reader's line says where they are)."""
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 1
+def ragged(path, line: int, row: list[str], width: int) -> OwnDataError:
+    """The error for a row of ``len(row)`` fields ending on ``line`` under a header of ``width``.
+    Where a quoted field spans lines (a quote that is text, opening a field and never closed,
+    swallows the lines after it), it names the line the field starts on."""
+    breaks = sum(f.count("\n") + f.count("\r") - f.count("\r\n") for f in row)
+    if not breaks:
+        return fail(path, line, None, f"{len(row)} fields, the header has {width} (ragged row)")
+    start = line - breaks + (row[-1][-1:] in ("\n", "\r"))  # (a quote never closed takes the last line end)
+    what = f"runs from here to line {line}" if start < line else "opens here and is never closed"
+    return fail(path, start, None, f"a quoted field {what} ({len(row)} fields, the header has {width}): a quote "
+                f"inside a field is written doubled (\"\"), in a field quoted whole")
 
 
-def header_index(path: Path, header: list[str], fields: list[str]) -> dict[str, int]:
-    """Position of each of ``fields`` in ``header``; a missing one names the file, line 1."""
+def header_index(path: Path, header: list[str], fields: list[str], line: int = 1) -> dict[str, int]:
+    """Position of each of ``fields`` in ``header`` (on ``line``); a missing one, or one the header
+    names twice (which of the two would be meant?), names the file, the line and the column."""
     header = [h.strip() for h in header]
     for name in fields:
         if name not in header:
             shown = ", ".join(header[:20]) + (", ..." if len(header) > 20 else "")
-            raise fail(path, 1, name, f"no such column (the header has: {shown})")
+            raise fail(path, line, name, f"no such column (the header has: {shown}{_separator_hint(path, header)})")
+        if header.count(name) > 1:
+            at = [i + 1 for i, h in enumerate(header) if h == name]
+            raise fail(path, line, name, f"the header names this column twice (fields {', '.join(map(str, at))}): "
+                       f"rename one")
     return {name: header.index(name) for name in fields}
+
+
+def _separator_hint(path: Path, header: list[str]) -> str:
+    """``; is the file ';'-separated? ...`` where the header is one field holding another separator
+    (Excel writes ';' where the decimal mark is a comma)."""
+    if len(header) != 1:
+        return ""
+    used = delimiter(Path(path))
+    for sep in (";", "\t", ",", "|"):
+        if sep != used and sep in header[0]:
+            return f"; is the file {sep!r}-separated? a {Path(path).suffix or 'suffix-less'} file is read with {used!r}"
+    return ""
 
 
 def _jsonl_records(path: Path, fields: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -120,11 +157,11 @@ def _jsonl_records(path: Path, fields: list[str]) -> Iterator[tuple[int, dict[st
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw.decode("utf-8-sig"))  # a BOM, as Windows tools write, is dropped
+                obj = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))  # (a BOM before line 1)
             except UnicodeDecodeError as err:
                 raise fail(path, number, None, f"not UTF-8 text ({err.reason})") from None
-            except json.JSONDecodeError as err:
-                raise fail(path, number, None, f"not a JSON object: {err.msg}") from None
+            except ValueError as err:  # JSONDecodeError, or an integer over Python's 4,300 digits
+                raise fail(path, number, None, f"not a JSON object: {getattr(err, 'msg', str(err))[:120]}") from None
             if not isinstance(obj, dict):
                 raise fail(path, number, None, f"expected a JSON object, got {type(obj).__name__}")
             for name in fields:

@@ -25,10 +25,10 @@ from zoo.core.train.data import DataInfo, Dataset
 from zoo.plugins.sequence.pipeline import PAD, UNK, UNK_ID, PairSplit, Vocabulary, pad
 from zoo.plugins.datasets.own.common import (
     OwnDataError,
-    bad_utf8_line,
     check_file,
     fail,
     is_jsonl,
+    not_utf8,
     records,
     split_order,
 )
@@ -88,7 +88,7 @@ def _tsv(p: Path, fields: list[str]):
     try:
         text = p.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
-        raise fail(p, bad_utf8_line(p), None, f"not UTF-8 text ({err.reason})") from None
+        raise not_utf8(p, err) from None
     for number, line in enumerate(text, start=1):
         if not line.strip():
             continue
@@ -138,7 +138,12 @@ def decode_inputs(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.nd
     data = path_or_payload
     if isinstance(data, (str, Path)) and Path(data).suffix.lower() == ".tsv":
         p = check_file(data)
-        lines = p.read_text(encoding="utf-8-sig").splitlines()
+        try:
+            lines = p.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as err:
+            raise not_utf8(p, err) from None
+        if lines and "\t" in lines[0] and lines[0].split("\t")[0].strip() == field:
+            lines[0] = ""  # the header of a training file: source<TAB>target
         items = [(f"{p} line {i + 1}", s.split("\t")[0]) for i, s in enumerate(lines) if s.strip()]
     else:
         items = _sentences({"text_field": field}, data)

@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from zoo.core.train.data import DataInfo, Dataset, TensorSplit
 from zoo.plugins.datasets.own.common import (
     OwnDataError,
@@ -49,10 +49,15 @@ from zoo.plugins.datasets.own.common import (
     delimiter,
     fail,
     header_index,
+    not_utf8,
     open_text,
+    ragged,
     split_codes,
     split_order,
 )
+
+#: The smallest magnitude that rounds to float32 infinity (2^128 − 2^103; training refuses it too).
+FLOAT32_OVERFLOW = 2.0 ** 128 - 2.0 ** 103
 
 #: Parse CSV/TSV with pyarrow (``table_arrow``) when it is importable; False: always the csv module.
 FAST_CSV = True
@@ -81,6 +86,15 @@ class TableOptions(BaseModel):
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of rows held out for testing.")
     seed: int = Field(0, ge=0, description="Seed of the split (independent of train.seed).")
 
+    @field_validator("features", "categorical")
+    @classmethod
+    def _each_once(cls, names: list[str] | None) -> list[str] | None:
+        """A column listed twice would be fed to the model twice."""
+        repeated = sorted({n for n in names or () if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(map(repr, repeated))} more than once")
+        return names
+
 
 @dataclass
 class Table:
@@ -91,6 +105,7 @@ class Table:
         finite float32), ``[]`` without numeric columns; :meth:`numbers` joins them
     :param codes: per categorical column, ``[N]`` int32 codes into ``categories[name]``
     :param first_line: per categorical column (and the target), value → line it first appears on
+        (``"row N"`` for Parquet)
     :param target: ``[N]`` float32 (regression) or int32 codes into ``labels``
     :param lines: the line each row ends on (a ``range`` where row ``i`` is line ``i + 2``)
     """
@@ -101,7 +116,7 @@ class Table:
     categorical_names: list[str]
     codes: dict[str, np.ndarray]
     categories: dict[str, list[str]]
-    first_line: dict[str, dict[str, int]]
+    first_line: dict[str, dict[str, int | str]]
     target_name: str
     target: np.ndarray
     labels: list[str] | None = None      # None: a numeric (regression) target
@@ -136,34 +151,27 @@ def _line_bound(path: Path) -> int:
     return count
 
 
-def _bad_utf8_line(path: Path) -> int:
-    """The first line holding bytes that are not UTF-8 (the decoder reads ahead: its position
-    does not say)."""
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 1
-
-
 class _Columns:
     """How each used column is read, decided by the header and the first data row."""
 
-    def __init__(self, path, header, target, features, categorical, split_column, task, first_row):
-        header = [h.strip() for h in header]
+    def __init__(self, path, header, target, features, categorical, split_column, task, first_row, line=1):
+        header = [h.strip() for h in header]  # (``line``: the header's)
         if features is None:
             features = [h for h in header if h not in (target, split_column)]
+            if "" in features:  # (zoo predict could not name it either)
+                raise fail(path, line, header.index("") + 1, "a column without a name (pandas writes its index "
+                           "so: df.to_csv(path, index=False) leaves it out); name it, or list data.options.features")
         if target in features:
-            raise fail(path, 1, target, "the target is also listed as a feature")
+            raise fail(path, line, target, "the target is also listed as a feature")
+        if split_column is not None and split_column in features:
+            raise fail(path, line, split_column, "the split column is also listed as a feature")
         if not features:
-            raise fail(path, 1, None, "no feature columns (the file has only the target)")
+            raise fail(path, line, None, "no feature columns (the file has only the target)")
         wanted = [target, *features] + ([split_column] if split_column else [])
-        self.index = header_index(path, header, wanted)
+        self.index = header_index(path, header, wanted, line)
         unknown = [c for c in categorical if c not in features]
         if unknown:
-            raise fail(path, 1, unknown[0], "listed in data.options.categorical but not a feature column")
+            raise fail(path, line, unknown[0], "listed in data.options.categorical but not a feature column")
         self.numeric = [f for f in features if f not in categorical and _is_number(first_row[self.index[f]])]
         self.categorical = [f for f in features if f not in self.numeric]
         value = first_row[self.index[target]]
@@ -189,6 +197,9 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None,
     target, a ragged row or an empty file.
     """
     p = check_file(path)
+    if p.suffix.lower() in (".json", ".jsonl", ".ndjson"):
+        raise fail(p, message="table reads CSV (.csv), TSV (.tsv, .tab, .txt) or Parquet (.parquet), not JSON "
+                   "(pandas: pd.read_json(path, lines=True).to_parquet('data.parquet'))")
     if p.suffix.lower() in (".parquet", ".pq"):
         return _load_parquet(p, target, features, list(categorical), split_column, task)
     if FAST_CSV:
@@ -203,23 +214,24 @@ def load_table(path: str | Path, target: str, features: list[str] | None = None,
         try:
             return _parse(p, reader, bound, target, features, list(categorical), split_column, task)
         except UnicodeDecodeError as err:
-            raise fail(p, _bad_utf8_line(p), None, f"not UTF-8 text ({err.reason})") from None
+            raise not_utf8(p, err) from None
         except csv.Error as err:
             raise fail(p, reader.line_num, None, f"not valid CSV: {err}") from None
 
 
 @np.errstate(over="ignore")  # a number beyond float32 becomes inf: reported by _check_finite
 def _parse(p, reader, bound, target, features, categorical, split_column, task) -> Table:
-    header = next(reader, None)
+    rows = (row for row in reader if row)  # blank lines are skipped (before the header too)
+    header = next(rows, None)
     if header is None:
         raise fail(p, message="empty file (no header)")
-    rows = (row for row in reader if row)  # blank lines are skipped
+    header_line = reader.line_num
     first = next(rows, None)
     if first is None:
         raise fail(p, message="no data rows (only a header)")
     if len(first) != len(header):  # before the first row decides the column types
-        raise fail(p, reader.line_num, None, f"{len(first)} fields, the header has {len(header)} (ragged row)")
-    cols = _Columns(p, header, target, features, categorical, split_column, task, first)
+        raise ragged(p, reader.line_num, first, len(header))
+    cols = _Columns(p, header, target, features, categorical, split_column, task, first, header_line)
     numeric = np.empty((bound, len(cols.numeric)), dtype=np.float32)
     num_idx = [cols.index[c] for c in cols.numeric]
     cat_idx = [(c, cols.index[c]) for c in cols.categorical]
@@ -236,7 +248,7 @@ def _parse(p, reader, bound, target, features, categorical, split_column, task) 
     for row in _chain(first, rows):
         line = reader.line_num
         if len(row) != width:
-            raise fail(p, line, None, f"{len(row)} fields, the header has {width} (ragged row)")
+            raise ragged(p, line, row, width)
         try:
             numeric[n] = [row[j] for j in num_idx]
         except ValueError:
@@ -301,11 +313,13 @@ def _target_value(p, line, name, value, regression, label_map, firsts) -> float 
     return code
 
 
-def _check_finite(p, values: np.ndarray, lines: np.ndarray, names: list[str]) -> None:
+def _check_finite(p, values: np.ndarray, lines: np.ndarray, names: list[str], unit: str = "line") -> None:
+    """The first value that is not finite names its line (``unit = "row"``: Parquet's row) and column."""
     bad = ~np.isfinite(values)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise fail(p, int(lines[i]), names[j], f"{values[i, j]} is not a finite number")
+        at = int(lines[i]) if unit == "line" else f"{unit} {int(lines[i])}"
+        raise fail(p, at, names[j], f"{values[i, j]} is not a finite number")
 
 
 def _load_parquet(p, target, features, categorical, split_column, task) -> Table:
@@ -314,11 +328,16 @@ def _load_parquet(p, target, features, categorical, split_column, task) -> Table
     except ImportError:
         raise OwnDataError(f"{p}: reading Parquet needs pyarrow: pip install 'zoo-ml[parquet]' "
                            f"(or pip install pyarrow)") from None
-    table = pq.read_table(p)
+    import pyarrow as pa
+
+    try:
+        table = pq.ParquetFile(p).read()  # (pq.read_table refuses a column name given twice, in several lines)
+    except (pa.ArrowException, OSError) as err:
+        raise fail(p, message=f"not a Parquet file pyarrow can read ({str(err).splitlines()[0][:120]})") from None
     header = table.column_names
     if table.num_rows == 0:
         raise fail(p, message="no data rows")
-    first = [str(table.column(c)[0].as_py()) for c in header]
+    first = [str(table.column(j)[0].as_py()) for j in range(len(header))]
     cols = _Columns(p, header, target, features, categorical, split_column, task, first)
     # Rows are numbered from 1 (Parquet has no lines); a null is an empty value.
     text = {c: ["" if v is None else str(v) for v in table.column(c).to_pylist()]
@@ -330,7 +349,8 @@ def _load_parquet(p, target, features, categorical, split_column, task) -> Table
             row = column.to_pylist().index(None) + 1
             raise fail(p, f"row {row}", c, "empty value (fill or drop missing values)")
         try:
-            numeric[:, j] = column.to_numpy(zero_copy_only=False).astype(np.float32)
+            with np.errstate(over="ignore"):  # beyond float32: inf, named by _check_finite
+                numeric[:, j] = column.to_numpy(zero_copy_only=False).astype(np.float32)
         except (ValueError, TypeError):
             raise fail(p, None, c, "not a numeric column (list it in data.options.categorical)") from None
     rows = np.arange(1, table.num_rows + 1)
@@ -347,21 +367,24 @@ def _from_columns(p, cols, numeric, text, target, split_column, rows) -> Table:
         for i, value in enumerate(text[c]):
             if c == target and cols.regression:
                 break
-            if not value.strip():
+            value = value.strip()  # (as the CSV parsers and zoo predict read a category)
+            if not value:
                 raise fail(p, f"row {i + 1}", c, "empty label" if c == target else "empty value")
             code = mapping.get(value)
             if code is None:
                 code = mapping[value] = len(mapping)
-                firsts[c][value] = int(rows[i])
+                firsts[c][value] = f"row {int(rows[i])}"  # (Parquet has rows, not lines)
             out[i] = code
         codes[c], maps[c] = out, mapping
     if cols.regression:
         y = np.empty(len(rows), np.float32)
-        for i, value in enumerate(text[target]):
-            y[i] = _target_value(p, f"row {i + 1}", target, value, True, {}, {})
+        with np.errstate(over="ignore"):  # beyond float32: inf, named by _check_finite
+            for i, value in enumerate(text[target]):
+                y[i] = _target_value(p, f"row {i + 1}", target, value, True, {}, {})
+        _check_finite(p, y[:, None], rows, [target], unit="row")  # (a NaN target trained to NaN)
     else:
         y = codes.pop(target)
-    _check_finite(p, numeric, rows, cols.numeric)
+    _check_finite(p, numeric, rows, cols.numeric, unit="row")
     split = split_codes(text[split_column], [f"row {r}" for r in rows], p, split_column) if split_column else None
     return Table(p, cols.numeric, _blocks_of(numeric), cols.categorical, {c: codes[c] for c in cols.categorical},
                  {c: list(maps[c]) for c in cols.categorical}, firsts, target, y,
@@ -374,6 +397,7 @@ def load_table_dataset(options: TableOptions, data_dir: str | None = None) -> Da
     """The ``table`` dataset: :func:`load_table`, split, standardised and one-hot encoded."""
     o = options
     t = load_table(o.path, o.target, o.features, o.categorical, o.split_column, o.task)
+    _check_inferred_categories(t, o.categorical)
     order, n_train, n_val = split_order(len(t), t.split, o.val_fraction, o.test_fraction, o.seed, o.path)
     train_rows = order[:n_train]
     categories = {}
@@ -390,6 +414,19 @@ def load_table_dataset(options: TableOptions, data_dir: str | None = None) -> Da
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     train, val, test = (TensorSplit(x=xt[s], y=yt[s]) for s in parts)
     return Dataset(train=train, val=val if n_val else None, test=test, info=info)
+
+
+def _check_inferred_categories(t: Table, forced: list[str]) -> None:
+    """A column made categorical by its first value (``?``, ``NA``: a missing value) whose other
+    values are numbers is an error naming that value's line: the model would one-hot each number.
+    (Its first 1,000 distinct values decide: at least 90% numbers.)"""
+    for c in t.categorical_names:
+        values = t.categories[c][:1000]
+        words = [v for v in values if not _is_number(v)]
+        if c not in forced and words and len(values) - len(words) >= max(2, 9 * len(words)):
+            raise fail(t.path, t.first_line[c][words[0]], c, f"{words[0][:20]!r} made this column categorical, "
+                       f"but its other values are numbers: fill or drop missing values (or list the column "
+                       f"in data.options.categorical)")
 
 
 #: Rows per block when the matrix is built and its statistics taken: the temporaries stay ~2 MB.
@@ -547,18 +584,27 @@ def _rows_from_file(path: Path, meta) -> list[tuple[Any, dict]]:
         raise OwnDataError(f"{p}: zoo predict takes rows as CSV, JSON or JSONL, not Parquet")
     with open_text(p) as f:
         reader = csv.reader(f, delimiter=delimiter(p))
-        header = next(reader, None)
-        if header is None:
-            raise fail(p, message="empty file (no header)")
-        index = header_index(p, header, [c["name"] for c in meta["columns"]])
-        out = []
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise fail(p, reader.line_num, None, f"{len(row)} fields, the header has {len(header)} (ragged row)")
-            out.append((reader.line_num, {c: row[j] for c, j in index.items()}))
-        return out
+        try:
+            return _csv_rows(p, reader, [c["name"] for c in meta["columns"]])
+        except UnicodeDecodeError as err:
+            raise not_utf8(p, err) from None
+        except csv.Error as err:
+            raise fail(p, reader.line_num, None, f"not valid CSV: {err}") from None
+
+
+def _csv_rows(p: Path, reader, names: list[str]) -> list[tuple[int, dict]]:
+    header = next((row for row in reader if row), None)  # (blank lines before it skipped)
+    if header is None:
+        raise fail(p, message="empty file (no header)")
+    index = header_index(p, header, names, reader.line_num)
+    out = []
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise ragged(p, reader.line_num, row, len(header))
+        out.append((reader.line_num, {c: row[j] for c, j in index.items()}))
+    return out
 
 
 def _rows_from_payload(data: Any) -> list[tuple[Any, dict]]:
@@ -576,8 +622,8 @@ def _rows_from_payload(data: Any) -> list[tuple[Any, dict]]:
 def _parse_row(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise OwnDataError(f"input: a row is not a JSON object: {err.msg}") from None
+    except ValueError as err:  # JSONDecodeError, or an integer over Python's 4,300 digits
+        raise OwnDataError(f"input: a row is not a JSON object: {getattr(err, 'msg', str(err))[:120]}") from None
 
 
 def _encode_rows(meta: dict, rows: list[tuple[Any, dict]], source: str) -> np.ndarray:
@@ -597,22 +643,41 @@ def _encode_rows(meta: dict, rows: list[tuple[Any, dict]], source: str) -> np.nd
                 x[i, offset] = _number(value, source, line, name)
                 offset += 1
             else:
-                text = "" if value is None else str(value).strip()
-                if not text:
-                    raise fail(source, line, name, "empty value")
-                if text in c["categories"]:
-                    x[i, offset + c["categories"].index(text)] = 1.0
+                k = _category(value, c["categories"], source, line, name)
+                if k is not None:
+                    x[i, offset + k] = 1.0
                 offset += len(c["categories"])
     return x
+
+
+def _category(value: Any, categories: list[str], source, line, name) -> int | None:
+    """The position of ``value`` among ``categories``, None for an unknown one (all zeros).
+    An integral JSON float (``75001.0``, as pandas writes integers of a column with nulls) also
+    names the integer category ``"75001"``, a JSON boolean names ``true``/``True``/``TRUE``; a list
+    or an object is an error, not a category."""
+    if isinstance(value, (list, dict)):
+        raise fail(source, line, name, f"expected a string or a number, got {json.dumps(value)[:40]}")
+    text = "" if value is None else str(value).strip()
+    if not text:
+        raise fail(source, line, name, "empty value")
+    if text not in categories and isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    if text not in categories and isinstance(value, bool):  # JSON true: a CSV's true, True or TRUE
+        text = next((t for t in (text.lower(), text.upper()) if t in categories), text)
+    return categories.index(text) if text in categories else None
 
 
 def _number(value: Any, source, line, name) -> float:
     if isinstance(value, bool) or value is None:
         raise fail(source, line, name, f"{json.dumps(value)} is not a number")
+    if isinstance(value, str) and not value.strip():
+        raise fail(source, line, name, "empty value")
     try:
         number = float(value)
+    except OverflowError:  # a JSON integer beyond float64
+        number = math.inf
     except (TypeError, ValueError):
         raise fail(source, line, name, f"{str(value)[:40]!r} is not a number") from None
-    if not math.isfinite(number):
-        raise fail(source, line, name, f"{value} is not a finite number")
+    if not math.isfinite(number) or abs(number) >= FLOAT32_OVERFLOW:  # inf as the model's float32
+        raise fail(source, line, name, f"{str(value)[:40]} is not a finite number")
     return number

@@ -29,10 +29,10 @@ from zoo.core.train.data import DataInfo, Dataset
 from zoo.plugins.sequence.pipeline import IGNORE, UNK_ID, SequenceSplit, Vocabulary, bio_tag_names, bio_types, pad
 from zoo.plugins.datasets.own.common import (
     OwnDataError,
-    bad_utf8_line,
     check_classes,
     check_file,
     fail,
+    not_utf8,
     records,
     split_codes,
     split_order,
@@ -145,14 +145,15 @@ def decode_text(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.ndar
 def _sentences(meta: dict, data: Any) -> list[tuple[str, str]]:
     """``(where, sentence)`` pairs from a file or a payload."""
     field = meta.get("text_field", "text")
-    if isinstance(data, (str, Path)) and not (isinstance(data, str) and not Path(data).suffix):
+    # A Path is a file (zoo predict: one without a suffix too); a str is a file when it has a suffix.
+    if isinstance(data, Path) or (isinstance(data, str) and Path(data).suffix):
         p = check_file(data)
         suffix = p.suffix.lower()
-        if suffix == ".txt":
+        if suffix in (".txt", ""):
             try:
-                lines = p.read_text(encoding="utf-8").splitlines()
+                lines = p.read_text(encoding="utf-8-sig").splitlines()  # (a BOM is no token)
             except UnicodeDecodeError as err:
-                raise fail(p, bad_utf8_line(p), None, f"not UTF-8 text ({err.reason})") from None
+                raise not_utf8(p, err) from None
             return [(f"{p} line {i + 1}", s) for i, s in enumerate(lines) if s.strip()]
         if suffix == ".json":
             from zoo.core.deploy.runtime import read_json
@@ -183,9 +184,13 @@ def _payload_sentences(data: Any, field: str) -> list[tuple[str, str]]:
 
 # -- tagged-text --------------------------------------------------------------------------------
 
-def read_conll(path: str | Path) -> tuple[list[list[str]], list[list[str]], list[int]]:
+def read_conll(path: str | Path, tagged: bool = True) -> tuple[list[list[str]], list[list[str]], list[int]]:
     """``(sentences, tags, first lines)`` of a CoNLL file (token TAB tag, blank line between
-    sentences). Errors name the file, the line and the column (1 token, 2 tag)."""
+    sentences). Errors name the file, the line and the column (1 token, 2 tag).
+
+    :param tagged: False for input to tag (``zoo predict``): a line may hold the token alone, and
+        the tags, if any, are not read (``tags`` is then empty)
+    """
     p = check_file(path)
     sentences, tags, starts = [], [], []
     words: list[str] = []
@@ -194,7 +199,7 @@ def read_conll(path: str | Path) -> tuple[list[list[str]], list[list[str]], list
     try:
         lines = p.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
-        raise fail(p, bad_utf8_line(p), None, f"not UTF-8 text ({err.reason})") from None
+        raise not_utf8(p, err) from None
     for number, line in enumerate([*lines, ""], start=1):
         if not line.strip() or line.startswith("-DOCSTART-"):
             if words:
@@ -202,14 +207,15 @@ def read_conll(path: str | Path) -> tuple[list[list[str]], list[list[str]], list
                 words, labels = [], []
             continue
         fields = line.split("\t")
+        if not tagged:
+            words.append(_token(p, number, fields[0]))
+            continue
         if len(fields) < 2:
             raise fail(p, number, 2, "no tag (expected token<TAB>tag)")
         if width is not None and len(fields) != width:
             raise fail(p, number, len(fields), f"{len(fields)} columns, earlier lines have {width} (ragged)")
         width = len(fields)
-        token, tag = fields[0].strip(), fields[-1].strip()
-        if not token:
-            raise fail(p, number, 1, "empty token")
+        token, tag = _token(p, number, fields[0]), fields[-1].strip()
         if not tag:
             raise fail(p, number, width, "empty tag")
         if tag != "O" and not (len(tag) > 2 and tag[:2] in ("B-", "I-")):
@@ -218,6 +224,17 @@ def read_conll(path: str | Path) -> tuple[list[list[str]], list[list[str]], list
     if not sentences:
         raise fail(p, message="no sentences")
     return sentences, tags, starts
+
+
+def _token(p: Path, number: int, text: str) -> str:
+    """The token of a CoNLL line: not empty, and one word (the model reads sentences split at
+    whitespace: a token holding a space would be two words under one tag)."""
+    token = text.strip()
+    if not token:
+        raise fail(p, number, 1, "empty token")
+    if len(token.split()) > 1:
+        raise fail(p, number, 1, f"{token[:40]!r} holds a space: one token a line (CoNLL), e.g. 'new' B-city, 'york' I-city")
+    return token
 
 
 def load_tagged_text(options: TaggedTextOptions, data_dir: str | None = None) -> Dataset:
@@ -235,6 +252,10 @@ def load_tagged_text(options: TaggedTextOptions, data_dir: str | None = None) ->
     pick = lambda idx: ([words[i] for i in idx], [tags[i] for i in idx])  # noqa: E731
     splits = [pick(order[n_test + n_val:]), given[0][:2] if given[0] else pick(order[n_test:n_test + n_val]),
               given[1][:2] if given[1] else pick(order[:n_test])]
+    starts = parts[0][2]
+    held = [[(x, s) for s in given[k][2]] if given[k] else [(o.path, starts[i]) for i in idx]
+            for k, (x, idx) in enumerate([(o.val_path, order[n_test:n_test + n_val]), (o.test_path, order[:n_test])])]
+    _check_tag_types(splits, held)
     names = bio_tag_names(bio_types(t for _, ts in splits for seq in ts for t in seq))
     tag_id = {n: i for i, n in enumerate(names)}
     vocab = Vocabulary.build([[w.lower() if o.lowercase else w for w in s] for s in splits[0][0]],
@@ -256,6 +277,19 @@ def load_tagged_text(options: TaggedTextOptions, data_dir: str | None = None) ->
     return Dataset(train=train, val=val, test=test, info=info)
 
 
+def _check_tag_types(splits, held: list[list[tuple[str, int]]]) -> None:
+    """Every tag type of the val and test sentences has a training sample (else the model has
+    outputs it never trained); ``held``: (file, first line) of each val and test sentence."""
+    trained = bio_types(t for seq in splits[0][1] for t in seq)
+    for (_, tags), sources in zip(splits[1:], held):
+        for seq, (path, start) in zip(tags, sources):
+            for k, tag in enumerate(seq):
+                if tag != "O" and tag[2:] not in trained:
+                    line = Path(path).read_text(encoding="utf-8-sig").splitlines()[start + k - 1]
+                    raise fail(path, start + k, line.count("\t") + 1, f"tag type {tag[2:]!r} has no sample in the "
+                               f"training split (add training sentences with it, or drop these)")
+
+
 def decode_tagged(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.ndarray]:
     """Raw sentences → token ids, one id per whitespace-separated token (so the predicted tags
     line up with the words): ``.txt`` one sentence per line, a CoNLL file (tags ignored), JSON
@@ -263,7 +297,7 @@ def decode_tagged(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.nd
     vocab = Vocabulary.from_metadata(meta["vocabulary"])
     limit = int(meta["max_length"])
     if isinstance(path_or_payload, (str, Path)) and Path(path_or_payload).suffix.lower() in (".conll", ".tsv"):
-        words, _, starts = read_conll(path_or_payload)
+        words, _, starts = read_conll(path_or_payload, tagged=False)
         items = [(f"{path_or_payload} line {s}", " ".join(w)) for w, s in zip(words, starts)]
     else:
         data = path_or_payload

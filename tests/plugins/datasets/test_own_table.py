@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -111,10 +112,18 @@ def test_classification_for_text_labels_and_unknown_category_is_zeros(tmp_path, 
     ("a,b,price\n1,2,3\n4,5,1e999\n", "line 3, column 'price': inf is not a finite number"),
     ("a,b,price\n1,2,3\n4,-3.5e38,6\n", "line 3, column 'b': -inf is not a finite number"),  # float32 overflows
     ("a,b,price\n1,3.4028235e38,3\n4,5,3.41e38\n", "line 3, column 'price': inf is not a finite number"),
+    ("\n\na,b,price\n1,2,3\n4,x,6\n", "line 5, column 'b': 'x' is not a number"),  # blank lines before the header
+    ("\n\n\n", "empty file (no header)"),
+    ('a,b,price\n1,2,3\n4,"5,6\n7,8,9\n', "line 3: a quoted field runs from here to line 4 (2 fields, the header "
+                                         "has 3)"),
+    ('a,b,price\n1,2,3\n4,"5,6\n', "line 3: a quoted field opens here and is never closed (2 fields"),
+    ('{"a": 1, "price": 2}\n', "table reads CSV (.csv), TSV (.tsv, .tab, .txt) or Parquet (.parquet), not JSON"),
+    ("a;b;price\n1;2;3\n", "line 1, column 'price': no such column (the header has: a;b;price; is the file "
+                            "';'-separated? a .csv file is read with ',')"),
 ])
 @both
 def test_bad_data_names_file_line_and_column(tmp_path, parser, content, expected):
-    path = tmp_path / "bad.csv"
+    path = tmp_path / ("bad.jsonl" if content.startswith("{") else "bad.csv")
     path.write_text(content)
     with pytest.raises(ZooError) as err:
         load_table_dataset(TableOptions(path=str(path), target="price"))
@@ -163,6 +172,114 @@ def test_parquet_without_pyarrow_is_one_line(tmp_path, monkeypatch):
         load_table(path, "y")
 
 
+@both
+def test_a_column_name_twice_in_the_header_is_an_error(tmp_path, parser):
+    path = tmp_path / "dup.csv"
+    path.write_text("a,a,b,price\n" + "".join(f"{i},{-i},{i % 3},{i}\n" for i in range(20)))
+    with pytest.raises(ZooError, match=r"dup.csv line 1, column 'a': the header names this column twice"):
+        load_table_dataset(TableOptions(path=str(path), target="price"))
+    # a repeated column the data does not use is no error
+    assert load_table(path, "price", features=["b"]).numeric_names == ["b"]
+
+
+def test_a_column_name_twice_in_a_parquet_file_is_an_error(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(range(20)), pa.array(range(20)), pa.array([1.0] * 20)],
+                                        names=["a", "a", "price"]), path)
+    with pytest.raises(ZooError, match=r"dup.parquet line 1, column 'a': the header names this column twice"):
+        load_table_dataset(TableOptions(path=str(path), target="price"))
+    path.write_bytes(b"PAR1 not really PAR1")
+    with pytest.raises(ZooError, match=r"dup.parquet: not a Parquet file pyarrow can read \(") as err:
+        load_table_dataset(TableOptions(path=str(path), target="price"))
+    assert "\n" not in str(err.value)
+
+
+@both
+def test_a_field_longer_than_128_kib_is_read(tmp_path, parser):
+    path = tmp_path / "long.csv"
+    path.write_text("a,c,y\n" + "".join(f"{i},{'xy'[i % 2]},{i}\n" for i in range(20)) + f"5,{'z' * 200_000},3\n")
+    assert len(load_table(path, "y")) == 21
+
+
+@pytest.mark.parametrize("value, expected", [(float("nan"), "nan"), (1e39, "inf")])
+def test_parquet_non_finite_values_name_their_row(tmp_path, value, expected):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "h.parquet"
+    pq.write_table(pa.table({"a": [1.0, 2.0, value, 4.0] * 5, "price": [1.0] * 20}), path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning printed above the one-line error
+        with pytest.raises(ZooError, match=rf"h.parquet row 3, column 'a': {expected} is not a finite number"):
+            load_table_dataset(TableOptions(path=str(path), target="price"))
+    pq.write_table(pa.table({"a": [1.0] * 20, "price": [1.0, 2.0, value, 4.0] * 5}), path)  # the target
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ZooError, match=rf"h.parquet row 3, column 'price': {expected} is not a finite number"):
+            load_table_dataset(TableOptions(path=str(path), target="price"))
+
+
+@both
+def test_a_feature_listed_twice_or_the_split_column_as_a_feature_is_an_error(tmp_path, parser):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"lists 'area' more than once"):
+        TableOptions(path="h.csv", target="price", features=["area", "rooms", "area"])
+    with pytest.raises(ValidationError, match=r"lists 'city' more than once"):
+        TableOptions(path="h.csv", target="price", categorical=["city", "city"])
+    path = tmp_path / "s.csv"
+    path.write_text("a,split,price\n" + "".join(f"{i},{'test' if i % 4 == 0 else 'train'},{i}\n" for i in range(20)))
+    with pytest.raises(ZooError, match=r"s.csv line 1, column 'split': the split column is also listed as a feature"):
+        load_table_dataset(TableOptions(path=str(path), target="price", features=["a", "split"], split_column="split"))
+
+
+@both
+def test_a_missing_value_marker_on_the_first_row_does_not_make_numbers_categories(tmp_path, parser):
+    """UCI files mark missing values with '?': on the first row it made 'age' categorical, silently."""
+    path = tmp_path / "adult.csv"
+    path.write_text("age,city,y\n?,paris,1\n" + "".join(f"{20 + i},{'paris' if i % 2 else 'lyon'},{i}\n" for i in range(30)))
+    with pytest.raises(ZooError, match=r"adult.csv line 2, column 'age': '\?' made this column categorical, but "
+                                       r"its other values are numbers"):
+        load_table_dataset(TableOptions(path=str(path), target="y"))
+    # listed as categorical, it is read as the user says; a column of words is no error
+    d = load_table_dataset(TableOptions(path=str(path), target="y", categorical=["age"]))
+    assert "age=?" in d.info.extra["feature_names"]
+    assert load_table_dataset(TableOptions(path=str(path), target="y", features=["city"])).info.input_shape == (2,)
+
+
+def test_parquet_label_and_category_errors_name_their_row(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "c.parquet"
+    labels = ["a", "b"] * 10 + ["c"]
+    pq.write_table(pa.table({"x": [float(i) for i in range(21)], "split": ["train"] * 20 + ["test"], "y": labels}), path)
+    with pytest.raises(ZooError, match=r"c.parquet row 21, column 'y': class 'c' has no sample in the training split"):
+        load_table_dataset(TableOptions(path=str(path), target="y", split_column="split"))
+    # categories and labels are stripped, as the CSV parsers and zoo predict strip them
+    pq.write_table(pa.table({"city": [" paris", "lyon "] * 10, "y": ["a ", "b"] * 10}), path)
+    d = load_table_dataset(TableOptions(path=str(path), target="y"))
+    assert d.info.class_names == ["a", "b"] and d.info.extra["feature_names"] == ["city=lyon", "city=paris"]
+    assert decode_inputs(d.info.extra["raw_inputs"], [{"city": " paris "}])["x"].tolist() == [[0, 1]]
+    pq.write_table(pa.table({"age": ["?"] + [str(20 + i) for i in range(20)], "y": [1.0] * 21}), path)
+    with pytest.raises(ZooError, match=r"c.parquet row 1, column 'age': '\?' made this column categorical"):
+        load_table_dataset(TableOptions(path=str(path), target="y"))
+
+
+@both
+def test_a_column_without_a_name_is_no_silent_feature(tmp_path, parser):
+    """pandas' ``df.to_csv(path)`` writes its index as a first column named ''."""
+    path = tmp_path / "p.csv"
+    path.write_text(",area,price\n" + "".join(f"{i},{30 + i},{3000 * (30 + i)}\n" for i in range(20)))
+    with pytest.raises(ZooError, match=r"p.csv line 1, column 1: a column without a name \(pandas writes its index "
+                                       r"so: df.to_csv\(path, index=False\) leaves it out\)"):
+        load_table_dataset(TableOptions(path=str(path), target="price"))
+    assert load_table(path, "price", features=["area"]).numeric_names == ["area"]
+
+
 def test_csv_without_pyarrow_is_read_by_the_csv_module(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     assert load_table(houses(tmp_path / "h.csv"), "price").parser == "csv module"
@@ -178,6 +295,60 @@ def test_decode_rows_errors_name_row_and_column(tmp_path, parser):
         decode_inputs(meta, str(rows))
     with pytest.raises(ZooError, match=r"input row 2, column 'area': 'big' is not a number"):
         decode_inputs(meta, [{"area": 1, "rooms": 1, "city": "nice"}, {"area": "big", "rooms": 1, "city": "nice"}])
+
+
+def test_a_json_boolean_names_a_true_false_category_of_a_csv(tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_text("member,price\n" + "".join(f"{'true' if i % 2 else 'false'},{i}\n" for i in range(20)))
+    meta = load_table_dataset(TableOptions(path=str(path), target="price")).info.extra["raw_inputs"]
+    assert decode_inputs(meta, [{"member": True}, {"member": False}, {"member": "true"}])["x"].tolist() == [
+        [0, 1], [1, 0], [0, 1]]
+
+
+def test_decode_rows_wrong_types_and_bad_bytes_are_one_line_errors(tmp_path):
+    path = tmp_path / "z.csv"
+    path.write_text("area,zip,price\n" + "".join(f"{i},{75001 + i % 2},{i}\n" for i in range(20)))
+    meta = load_table_dataset(TableOptions(path=str(path), target="price", categorical=["zip"])).info.extra["raw_inputs"]
+    # A number float32 cannot hold would run as inf and answer NaN: refused, as in training.
+    with pytest.raises(ZooError, match=r"^input row 1, column 'area': 1e\+39 is not a finite number"):
+        decode_inputs(meta, [{"area": 1e39, "zip": 75001}])
+    with pytest.raises(ZooError, match=r"^input row 1, column 'area': 1000\d* is not a finite number"):
+        decode_inputs(meta, [{"area": 10 ** 400, "zip": 75001}])  # a JSON integer float() cannot hold
+    # A list or an object is no category: an error, not a silent "unknown category".
+    for value in (["75001"], {"a": 1}):
+        with pytest.raises(ZooError, match=r"^input row 1, column 'zip': expected a string or a number"):
+            decode_inputs(meta, [{"area": 1, "zip": value}])
+    with pytest.raises(ZooError, match=r"^input row 1, column 'area': empty value$"):  # as in training
+        decode_inputs(meta, [{"area": " ", "zip": 75001}])
+    # An integral JSON float names the integer category (pandas writes 75001.0 for a column with nulls).
+    assert decode_inputs(meta, [{"area": 1, "zip": 75001.0}])["x"].tolist() == [[1, 1, 0]]
+    rows = tmp_path / "rows.json"
+    rows.write_bytes(b'\xef\xbb\xbf[{"area": 1, "zip": 75001}]')  # Notepad's UTF-8 writes a BOM
+    assert decode_inputs(meta, rows)["x"].tolist() == [[1, 1, 0]]
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"area": 1, "zip": 75001}\n{"area": 1' + "0" * 5000 + ', "zip": 75001}\n')
+    with pytest.raises(ZooError, match=r"rows.jsonl line 2: not a JSON object: Exceeds the limit"):
+        decode_inputs(meta, rows)
+    with pytest.raises(ZooError, match=r"input: a row is not a JSON object: Exceeds the limit"):  # zoo serve's rows
+        decode_inputs(meta, ['{"area": 1' + "0" * 5000 + ', "zip": 75001}'])
+    rows = tmp_path / "rows.csv"
+    rows.write_bytes(b"area,zip\n1,75001\n2,caf\xe9\n")
+    with pytest.raises(ZooError, match=r"rows.csv line 3: not UTF-8 text") as err:
+        decode_inputs(meta, str(rows))
+    assert "\n" not in str(err.value)
+
+
+def test_a_classifier_on_integer_labels_is_told_how_to_read_them_as_classes(tmp_path):
+    """0/1 labels read as numbers make a regression table; the error says which option fixes it."""
+    from zoo.core import api
+
+    path = tmp_path / "b.csv"
+    path.write_text("x,label\n" + "".join(f"{i},{i % 2}\n" for i in range(20)))
+    sets = ("data.name=table", f"data.options.path={path}", "data.options.target=label")
+    entry, _, config = api.resolve_config("logistic", sets=sets)
+    with pytest.raises(ZooError, match=r"is for regression \(--set data.options.task=classification makes "
+                                       r"it classification data\)$"):
+        api.load_data(config, entry)
 
 
 @pytest.mark.slow

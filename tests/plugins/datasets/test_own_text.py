@@ -46,15 +46,20 @@ _LOADERS = {"csv": lambda path: load_text(OwnTextOptions(path=path, classes=["a"
 
 @pytest.mark.parametrize("suffix, content, expected", [
     ("csv", "text,label\n", "no data rows"),
+    ("csv", "\r\ntext,label\nhi,a\n,b\n", "line 4, column 'text': empty text"),  # a blank line before the header
+    ("csv", 'text,label\n"hi,a\nho,b\nhey,a\n', "line 2: a quoted field runs from here to line 4 (1 fields, "
+                                               "the header has 2)"),  # a quote that is text, never closed
     ("csv", "words,label\nhi,a\n", "line 1, column 'text': no such column"),
     ("csv", "text,label\nhi,a\n,b\n", "line 3, column 'text': empty text"),
     ("csv", "text,label\nhi,a\nho,\n", "line 3, column 'label': empty label"),
     ("csv", "text,label\nhi,a\nho,b,c\n", "line 3: 3 fields, the header has 2 (ragged row)"),
     ("csv", "text,label\nhi,a\nho,c\n", "line 3, column 'label': unknown label 'c'"),
+    ("csv", "text,text,label\nhi,ho,a\n", "line 1, column 'text': the header names this column twice"),
     ("conll", "fly\tO\nto\n", "line 2, column 2: no tag"),
     ("conll", "fly\tO\nto\tO\tx\n", "line 2, column 3: 3 columns, earlier lines have 2 (ragged)"),
     ("conll", "fly\tO\nto\tCITY\n", "line 2, column 2: tag 'CITY' is not BIO"),
     ("conll", "fly\tO\n\tO\n", "line 2, column 1: empty token"),
+    ("conll", "fly\tO\nnew york\tB-city\n", "line 2, column 1: 'new york' holds a space"),  # one token a line
     ("conll", "\n\n", "no sentences"),
 ])
 def test_bad_text_and_tagged_text_are_one_line_errors_naming_the_file(tmp_path, suffix, content, expected):
@@ -101,12 +106,66 @@ def test_text_empty_file_and_class_without_training_sample(tmp_path):
         load_text(OwnTextOptions(path=str(path), split_column="split"))
 
 
+@pytest.mark.parametrize("name, content, load", [
+    ("t.csv", b"text,label\nhi,a\nho,b\ncaf\xe9,a\n", lambda p: load_text(OwnTextOptions(path=p))),
+    ("t.conll", b"fly\tO\n\nto\tO\ncaf\xe9\tO\n", lambda p: load_tagged_text(TaggedTextOptions(path=p))),
+    ("p.tsv", b"a\tb\nb\ta\nb\tb\ncaf\xe9\ta\n", lambda p: load_pairs(PairsOptions(path=p))),
+    ("p.csv", b"source,target\na,b\nb,a\ncaf\xe9,a\n", lambda p: load_pairs(PairsOptions(path=p))),
+])
+def test_bytes_that_are_not_utf8_name_their_line(tmp_path, name, content, load):
+    """A Windows-1252 file (café as 0xE9): the decoder reads ahead, so the line comes from the bytes."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ZooError, match=rf"^{path} line 4: not UTF-8 text \(invalid continuation byte\)$"):
+        load(str(path))
+
+
+def test_a_relative_path_not_found_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    """A TOML config's relative data.options.path is read from the current folder, not the config's."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ZooError, match=rf"^data/r.csv: no such file \(data.options.path; a relative path is "
+                                       rf"read from the current folder, {tmp_path}\)$"):
+        load_text(OwnTextOptions(path="data/r.csv"))
+
+
+def test_jsonl_with_a_bom_and_crlf_is_read(tmp_path):
+    """Notepad's UTF-8 writes a BOM before the first object."""
+    path = tmp_path / "r.jsonl"
+    rows = [json.dumps({"text": f"{w} day", "label": w}) for w in ["good", "bad"] * 10]
+    path.write_bytes(("\ufeff" + "\r\n".join(rows) + "\r\n\r\n").encode())
+    d = load_text(OwnTextOptions(path=str(path)))
+    assert d.info.class_names == ["bad", "good"] and len(d.train) + len(d.val) + len(d.test) == 20
+
+
+def test_a_field_longer_than_128_kib_is_read(tmp_path):
+    """A long document in one CSV field (the csv module refuses fields over 131,072 characters by default)."""
+    path = reviews(tmp_path / "r.csv")
+    with path.open("a") as f:
+        f.write('"' + "great " * 40_000 + '",pos\n')
+    d = load_text(OwnTextOptions(path=str(path), max_length=16))
+    assert len(d.train) + len(d.val) + len(d.test) == 31
+
+
 def test_tagged_text_reads_conll_with_bio_tags(tmp_path):
     d = load_tagged_text(TaggedTextOptions(path=str(conll(tmp_path / "t.conll"))))
     assert d.info.class_names == ["O", "B-city", "I-city", "B-person", "I-person"]
     assert d.train.tensors["tags"][0].tolist() == [0, 0, 1, 2, 0, 3]
     arrays = decode_inputs(d.info.extra["raw_inputs"], ["fly to new york", "with ann"])
     assert arrays["lengths"].tolist() == [4, 2]
+
+
+def test_a_tag_type_with_no_training_sample_is_an_error(tmp_path):
+    """As a class with no training row in ``text``/``table``: the model would have outputs it never trained."""
+    train, test = tmp_path / "train.conll", tmp_path / "test.conll"
+    train.write_text("fly\tO\nto\tO\nparis\tB-city\n\n" * 10)
+    test.write_text("fly\tO\nparis\tB-city\n\nmeet\tO\nann\tB-person\nlee\tI-person\n")
+    with pytest.raises(ZooError, match=r"test.conll line 5, column 2: tag type 'person' has no sample in the "
+                                       r"training split"):
+        load_tagged_text(TaggedTextOptions(path=str(train), test_path=str(test)))
+    one = tmp_path / "one.conll"  # in one file, the seeded split may leave a rare type out of training
+    one.write_text("fly\tO\nparis\tB-city\n\n" * 10 + "meet\tO\nann\tB-person\n")
+    with pytest.raises(ZooError, match=r"one.conll line 32, column 2: tag type 'person' has no sample"):
+        load_tagged_text(TaggedTextOptions(path=str(one), test_fraction=0.5, seed=1))
 
 
 def test_pairs_tsv_and_bad_line(tmp_path):
@@ -126,6 +185,29 @@ def test_pairs_tsv_and_bad_line(tmp_path):
         load_pairs(PairsOptions(path=str(path)))
 
 
+def test_raw_sentence_files_at_predict(tmp_path):
+    """What a user passes to ``zoo predict``: a BOM, a Path without a suffix, a pairs TSV with its header."""
+    meta = load_text(OwnTextOptions(path=str(reviews(tmp_path / "r.csv")))).info.extra["raw_inputs"]
+    expected = decode_inputs(meta, ["a great film", "an awful film"])
+    bom = tmp_path / "s.txt"
+    bom.write_bytes("\ufeffa great film\r\nan awful film\r\n\r\n".encode())
+    plain = tmp_path / "sentences"
+    plain.write_text("a great film\nan awful film\n")
+    for source in (bom, plain):
+        got = decode_inputs(meta, source)
+        assert got["tokens"].tolist() == expected["tokens"].tolist(), source
+    bom.write_bytes(b"fine\ncaf\xe9 film\n")
+    with pytest.raises(ZooError, match=r"s.txt line 2: not UTF-8 text"):
+        decode_inputs(meta, bom)
+    path = tmp_path / "p.tsv"
+    path.write_text("source\ttarget\n" + "".join(f"{s}\t{s[::-1]}\n" for s in ["a b c", "b c", "c a", "a"] * 5))
+    pairs = load_pairs(PairsOptions(path=str(path))).info.extra["raw_inputs"]
+    assert decode_inputs(pairs, path)["lengths"].tolist() == [3, 2, 2, 1] * 5  # the header line is skipped
+    path.write_bytes(b"source\ttarget\na b\tb a\nb\xe9\ta\n")
+    with pytest.raises(ZooError, match=r"p.tsv line 3: not UTF-8 text"):
+        decode_inputs(pairs, path)
+
+
 @pytest.mark.slow
 def test_conll_trains_lstm_as_a_tagger_and_predicts_raw_sentences(tmp_path):
     conll(tmp_path / "ner.conll", n=40)
@@ -139,6 +221,18 @@ def test_conll_trains_lstm_as_a_tagger_and_predicts_raw_sentences(tmp_path):
     predicted = run_cli("predict", str(run), "--input", "s.txt", "--json", cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     assert len(json.loads(predicted.stdout)[0]) == 6
+    # a file without a suffix is read as sentences (its name was tokenised as the sentence), and
+    # a CoNLL file of tokens without tags (what one predicts on) is read as sentences too
+    (tmp_path / "sentences").write_text("fly to new york with ann\nfly to ann\n")
+    (tmp_path / "q.conll").write_text("fly\nto\nnew\nyork\n\nwith\nann\n")
+    for name, lengths in (("sentences", [6, 3]), ("q.conll", [4, 2])):
+        predicted = run_cli("predict", str(run), "--input", name, "--json", cwd=tmp_path)
+        assert predicted.returncode == 0, predicted.stderr
+        assert [len(tags) for tags in json.loads(predicted.stdout)] == lengths
+    (tmp_path / "cp1252.txt").write_bytes(b"fly to ann\nfly to caf\xe9\n")  # Windows-1252
+    failed = run_cli("predict", str(run), "--input", "cp1252.txt", cwd=tmp_path)
+    assert failed.returncode == 2 and failed.stderr.strip().count("\n") == 0
+    assert "cp1252.txt line 2: not UTF-8 text" in failed.stderr, failed.stderr
 
 
 @pytest.mark.slow
