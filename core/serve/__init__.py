@@ -14,7 +14,8 @@ Raw text: a model whose ONNX metadata holds a vocabulary (text models), or whose
 ``text`` of datatype BYTES and shape ``[N]`` (JSON strings, or tritonclient's length-prefixed
 binary BYTES); the server tokenises it exactly as ``zoo predict`` does (the task's
 ``raw_inputs``) and adds a BYTES output ``prediction`` holding ``zoo predict``'s answer per text
-(JSON-encoded). The model metadata lists it under ``parameters.raw_inputs``.
+(JSON-encoded; where the model's own output is already called ``prediction``, as a
+regression's is, that output is the answer). The model metadata lists it under ``parameters.raw_inputs``.
 
 Dynamic batching that never waits for strangers: a request that finds the model idle runs at
 once, alone; requests that arrive while an onnxruntime call is in flight (and agree on every

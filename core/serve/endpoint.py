@@ -91,7 +91,11 @@ class Endpoint:
                                "providers": self.session.get_providers(), **raw}}
 
     def answers(self, request: InferRequest) -> bool:
-        """Whether the response carries ``prediction``: raw text, or a task that decodes tensors."""
+        """Whether the response adds the BYTES ``prediction``: raw text, or a task that decodes
+        tensors; not where the model's own output is called ``prediction`` (a regression's values
+        are its answer, and one response must not name two outputs alike)."""
+        if any(o["name"] == "prediction" for o in self.outputs):
+            return False
         return self.is_text_request(request) or bool(self.task is not None and self.task.answers_tensors)
 
     def is_text_request(self, request: InferRequest) -> bool:

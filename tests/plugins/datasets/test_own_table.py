@@ -515,3 +515,34 @@ def test_column_stats_match_numpy():
     mean, std = column_stats(x)
     assert np.allclose(mean, x.mean(0, dtype=np.float64), rtol=1e-12, atol=1e-9)
     assert np.allclose(std, x.std(0, dtype=np.float64), rtol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target, task", [("price", "regression"), ("city", "classification")])
+def test_zoo_serve_answers_raw_rows_once_per_output_name(tmp_path, target, task):
+    """Raw rows to ``zoo serve``: every output name once (a regression's own ``prediction``
+    tensor is its answer: no second ``prediction``), with ``zoo predict``'s values."""
+    from starlette.testclient import TestClient
+
+    from zoo.core import api
+    from zoo.core.serve import build_app
+
+    houses(tmp_path / "houses.csv", n=60)
+    options = {"data": {"name": "table", "options": {"path": str(tmp_path / "houses.csv"), "target": target}},
+               "train": {"epochs": 1, "progress": False, "device": "cpu"}}
+    api.train("mlp", options=options, out=str(tmp_path / "run"), log=None)
+    rows = [{"area": 100, "rooms": 3, "city": "paris", "price": 1}, {"area": 50, "rooms": 1, "city": "lyon", "price": 1}]
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    expected, _ = api.predict(str(tmp_path / "run"), str(tmp_path / "rows.json"))
+    body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": [json.dumps(r) for r in rows]}]}
+    with TestClient(build_app([str(tmp_path / "run")], log=lambda line: None)) as client:
+        response = client.post("/v2/models/run/infer", json=body)
+    assert response.status_code == 200, response.text
+    names = [o["name"] for o in response.json()["outputs"]]
+    assert len(names) == len(set(names)) and "prediction" in names, names
+    answer = next(o for o in response.json()["outputs"] if o["name"] == "prediction")
+    got = [json.loads(a) for a in answer["data"]] if answer["datatype"] == "BYTES" else answer["data"]
+    if task == "regression":
+        assert answer["datatype"] == "FP32" and np.allclose(got, np.ravel(expected), rtol=1e-5)
+    else:
+        assert got == json.loads(json.dumps(expected))
