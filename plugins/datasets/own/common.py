@@ -44,17 +44,36 @@ def fail(path, line=None, column=None, message: str = "") -> OwnDataError:
     return OwnDataError(f"{where(path, line, column)}: {message}")
 
 
-def check_file(path: str | Path) -> Path:
-    """The path of an existing, non-empty file, else a one-line error."""
+def check_file(path: str | Path, option: str | None = "data.options.path") -> Path:
+    """The path of an existing, non-empty file, else a one-line error (naming ``option``, the
+    setting the path came from; ``None`` for an input file at predict time)."""
     p = Path(path).expanduser()
     if not p.exists():
-        where_ = "" if p.is_absolute() else f"; a relative path is read from the current folder, {Path.cwd()}"
-        raise OwnDataError(f"{path}: no such file (data.options.path{where_})")
+        where_ = "" if p.is_absolute() else f"a relative path is read from the current folder, {Path.cwd()}"
+        hint = "; ".join(filter(None, [option, where_]))
+        raise OwnDataError(f"{path}: no such file" + (f" ({hint})" if hint else ""))
     if not p.is_file():
-        raise OwnDataError(f"{path}: not a file (data.options.path names one file)")
+        raise OwnDataError(f"{path}: not a file" + (f" ({option} names one file)" if option else
+                                                    " (this model takes one file of input)"))
     if p.stat().st_size == 0:
         raise OwnDataError(f"{path}: empty file")
     return p
+
+
+def is_number(text: str) -> bool:
+    """Whether ``float`` reads ``text``."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def sorted_labels(labels) -> list[str]:
+    """Class labels in their default order: by value where every label is a number (``"2"``
+    before ``"10"``), else as text."""
+    labels = list(labels)
+    return sorted(labels, key=(lambda v: (float(v), v)) if all(map(is_number, labels)) else None)
 
 
 def open_text(path: Path):

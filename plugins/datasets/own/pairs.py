@@ -137,7 +137,7 @@ def decode_inputs(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.nd
     field = meta.get("source_field", "source")
     data = path_or_payload
     if isinstance(data, (str, Path)) and Path(data).suffix.lower() == ".tsv":
-        p = check_file(data)
+        p = check_file(data, option=None)
         try:
             lines = p.read_text(encoding="utf-8-sig").splitlines()
         except UnicodeDecodeError as err:

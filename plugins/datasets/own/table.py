@@ -49,10 +49,12 @@ from zoo.plugins.datasets.own.common import (
     delimiter,
     fail,
     header_index,
+    is_number,
     not_utf8,
     open_text,
     ragged,
     split_codes,
+    sorted_labels,
     split_order,
 )
 
@@ -79,7 +81,8 @@ class TableOptions(BaseModel):
     task: Literal["auto", "regression", "classification"] = Field(
         "auto", description="auto: classification when the target is not numeric.")
     classes: list[str] | None = Field(None, min_length=2, description="The class labels (in this "
-                                      "order); a label outside them is an error. Default: the sorted labels.")
+                                      "order); a label outside them is an error. Default: the labels "
+                                      "sorted (by value where all are numbers).")
     split_column: str | None = Field(None, description="Column naming each row's split: train, "
                                      "val (or dev, validation) or test. Overrides the fractions.")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of rows held out for validation.")
@@ -172,19 +175,11 @@ class _Columns:
         unknown = [c for c in categorical if c not in features]
         if unknown:
             raise fail(path, line, unknown[0], "listed in data.options.categorical but not a feature column")
-        self.numeric = [f for f in features if f not in categorical and _is_number(first_row[self.index[f]])]
+        self.numeric = [f for f in features if f not in categorical and is_number(first_row[self.index[f]])]
         self.categorical = [f for f in features if f not in self.numeric]
         value = first_row[self.index[target]]
-        self.regression = task == "regression" or (task == "auto" and _is_number(value))
+        self.regression = task == "regression" or (task == "auto" and is_number(value))
         self.first = {f: first_row[self.index[f]] for f in features}
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def load_table(path: str | Path, target: str, features: list[str] | None = None,
@@ -288,7 +283,7 @@ def _chain(first, rest):
 
 def _bad_number(p, line, row, cols, num_idx):
     for name, j in zip(cols.numeric, num_idx):
-        if not _is_number(row[j]):
+        if not is_number(row[j]):
             what = "empty value (fill or drop missing values)" if not row[j].strip() else (
                 f"{row[j][:40]!r} is not a number (the column is numeric: its first value is "
                 f"{cols.first[name][:20]!r}; list it in data.options.categorical to read it as categories)")
@@ -422,7 +417,7 @@ def _check_inferred_categories(t: Table, forced: list[str]) -> None:
     (Its first 1,000 distinct values decide: at least 90% numbers.)"""
     for c in t.categorical_names:
         values = t.categories[c][:1000]
-        words = [v for v in values if not _is_number(v)]
+        words = [v for v in values if not is_number(v)]
         if c not in forced and words and len(values) - len(words) >= max(2, 9 * len(words)):
             raise fail(t.path, t.first_line[c][words[0]], c, f"{words[0][:20]!r} made this column categorical, "
                        f"but its other values are numbers: fill or drop missing values (or list the column "
@@ -531,9 +526,7 @@ def _info(t: Table, o: TableOptions, categories, x_train: np.ndarray, order, n_t
 
 def _classes(t: Table, o: TableOptions) -> list[str]:
     if o.classes is None:
-        labels = t.labels
-        numeric = all(_is_number(v) for v in labels)
-        return sorted(labels, key=(lambda v: (float(v), v)) if numeric else None)
+        return sorted_labels(t.labels)
     known = set(o.classes)
     for label, line in t.first_line[t.target_name].items():
         if label not in known:
@@ -569,7 +562,7 @@ def decode_inputs(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.nd
 
 
 def _rows_from_file(path: Path, meta) -> list[tuple[Any, dict]]:
-    p = check_file(path)
+    p = check_file(path, option=None)
     suffix = p.suffix.lower()
     if suffix == ".json":
         from zoo.core.deploy.runtime import read_json

@@ -34,6 +34,7 @@ from zoo.plugins.datasets.own.common import (
     fail,
     not_utf8,
     records,
+    sorted_labels,
     split_codes,
     split_order,
 )
@@ -57,7 +58,8 @@ class OwnTextOptions(_SequenceOptions):
     text_field: str = Field("text", min_length=1, description="Column (or JSON field) of the text.")
     label_field: str = Field("label", min_length=1, description="Column (or JSON field) of the label.")
     classes: list[str] | None = Field(None, min_length=2, description="The labels, in this order; "
-                                      "another label is an error. Default: the sorted labels.")
+                                      "another label is an error. Default: the labels sorted (by "
+                                      "value where all are numbers).")
     split_column: str | None = Field(None, description="Column naming each row's split (train, val, test).")
 
 
@@ -99,7 +101,7 @@ def load_text(options: OwnTextOptions, data_dir: str | None = None) -> Dataset:
         raise fail(p, message="no data rows")
     codes = split_codes(splits, lines, p, o.split_column) if o.split_column else None
     order, n_train, n_val = split_order(len(texts), codes, o.val_fraction, o.test_fraction, o.seed, p)
-    classes = o.classes or sorted(first)
+    classes = o.classes or sorted_labels(first)
     y = torch.tensor([classes.index(labels[i]) for i in order], dtype=torch.long)
     check_classes(p, o.label_field, y[:n_train].numpy(), classes, first)
     vocab = Vocabulary.build([], lowercase=o.lowercase)  # the tokenizer, before the counts
@@ -147,7 +149,7 @@ def _sentences(meta: dict, data: Any) -> list[tuple[str, str]]:
     field = meta.get("text_field", "text")
     # A Path is a file (zoo predict: one without a suffix too); a str is a file when it has a suffix.
     if isinstance(data, Path) or (isinstance(data, str) and Path(data).suffix):
-        p = check_file(data)
+        p = check_file(data, option=None)
         suffix = p.suffix.lower()
         if suffix in (".txt", ""):
             try:

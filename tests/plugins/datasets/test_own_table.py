@@ -546,3 +546,10 @@ def test_zoo_serve_answers_raw_rows_once_per_output_name(tmp_path, target, task)
         assert answer["datatype"] == "FP32" and np.allclose(got, np.ravel(expected), rtol=1e-5)
     else:
         assert got == json.loads(json.dumps(expected))
+
+
+def test_a_folder_given_at_predict_time_names_no_training_option(tmp_path):
+    (tmp_path / "inputs").mkdir()
+    meta = {"kind": "table", "input": "x", "columns": [{"name": "area", "type": "numeric"}]}
+    with pytest.raises(ZooError, match=r"inputs: not a file \(this model takes one file of input\)$"):
+        decode_inputs(meta, tmp_path / "inputs")

@@ -242,3 +242,13 @@ def test_bad_conll_exits_2_before_writing_the_run(tmp_path):
                      "--out", "run", cwd=tmp_path)
     assert result.returncode == 2 and "bad.conll line 3, column 2: no tag" in result.stderr
     assert result.stderr.strip().count("\n") == 0 and not (tmp_path / "run").exists()
+
+
+def test_numeric_labels_are_ordered_by_value_as_table_orders_them(tmp_path):
+    from zoo.plugins.datasets.own.common import sorted_labels
+
+    path = tmp_path / "stars.csv"
+    path.write_text("text,label\n" + "".join(f"review {i},{(2, 10, 1)[i % 3]}\n" for i in range(30)))
+    assert load_text(OwnTextOptions(path=str(path))).info.class_names == ["1", "2", "10"]
+    assert sorted_labels(["b", "10", "a"]) == ["10", "a", "b"]  # not all numbers: as text
+
