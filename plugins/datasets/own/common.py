@@ -22,6 +22,10 @@ from zoo.core.contract.errors import ZooError
 # whole process; a C long holds it everywhere.)
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
+#: The smallest float64 magnitude that rounds to float32 infinity (2^128 − 2^103, a tie: to even):
+#: a number at or beyond it is refused, in training and at predict time alike.
+FLOAT32_OVERFLOW = 2.0 ** 128 - 2.0 ** 103
+
 #: Values of a split column and the split each names.
 SPLIT_NAMES = {"train": 0, "val": 1, "valid": 1, "validation": 1, "dev": 1, "test": 2}
 

@@ -43,6 +43,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from zoo.core.train.data import DataInfo, Dataset, TensorSplit
 from zoo.plugins.datasets.own.common import (
+    FLOAT32_OVERFLOW,
     OwnDataError,
     check_classes,
     check_file,
@@ -57,9 +58,6 @@ from zoo.plugins.datasets.own.common import (
     sorted_labels,
     split_order,
 )
-
-#: The smallest magnitude that rounds to float32 infinity (2^128 − 2^103; training refuses it too).
-FLOAT32_OVERFLOW = 2.0 ** 128 - 2.0 ** 103
 
 #: Parse CSV/TSV with pyarrow (``table_arrow``) when it is importable; False: always the csv module.
 FAST_CSV = True

@@ -36,7 +36,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from zoo.plugins.datasets.own.common import SPLIT_NAMES, delimiter, open_text
+from zoo.plugins.datasets.own.common import FLOAT32_OVERFLOW, SPLIT_NAMES, delimiter, open_text
 
 #: Bytes of CSV text per block that pyarrow parses (one thread each) and per record batch.
 BLOCK = 1 << 20
@@ -156,10 +156,6 @@ def _read(p: Path, size: int, cols, header: list[str], target: str, split_column
     for batch in whole.to_batches():
         out.add({c: batch.column(name) for c, name in column.items()})
     return out
-
-
-#: The smallest float64 magnitude that rounds to float32 infinity (2^128 − 2^103, a tie: to even).
-FLOAT32_OVERFLOW = 2.0 ** 128 - 2.0 ** 103
 
 
 class _Arrays:
