@@ -22,7 +22,14 @@ from typing import Any, Callable, NoReturn
 
 from zoo.core.contract.catalogue import ModelEntry, load_catalogue
 from zoo.core.contract.toml_io import flatten
-from zoo.core.contract.errors import ExportError, NonFiniteLoss, RunStopped, TrainingInterrupted, ZooError
+from zoo.core.contract.errors import (
+    ExportError,
+    NonFiniteLoss,
+    RunStopped,
+    TrainingInterrupted,
+    ZooError,
+    first_non_utf8_line,
+)
 from zoo.core.hub.model import init_weights
 
 
@@ -779,17 +786,6 @@ def decode_raw(meta: dict[str, Any], path_or_payload: Any):
     return spec.decoder(meta, path_or_payload)
 
 
-def _first_bad_line(path: Path) -> int:
-    """The first line of ``path`` that is not UTF-8 (a decoder reads ahead: its position does not say)."""
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 1
-
-
 def _read_raw(input_file: str) -> Any:
     """A ``.json`` input parsed, a ``.txt`` input as its non-empty lines, else ``None``."""
     from zoo.core.deploy.runtime import read_json
@@ -803,7 +799,7 @@ def _read_raw(input_file: str) -> Any:
         try:
             lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         except UnicodeDecodeError as err:
-            raise ZooError(f"{input_file} line {_first_bad_line(path)}: not UTF-8 text ({err.reason})") from None
+            raise ZooError(f"{input_file} line {first_non_utf8_line(path)}: not UTF-8 text ({err.reason})") from None
         except OSError as err:
             raise ZooError(f"{input_file}: cannot read it: {err.strerror or err}") from None
         return lines or [""]

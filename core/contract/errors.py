@@ -87,3 +87,15 @@ def did_you_mean(name: str, choices: Iterable[str], what: str, listed_by: str = 
     if len(choices) > LONGEST_LIST:
         return message + f" (valid: {len(choices)} names; `{listed_by}` shows them)"
     return message + f" (valid: {', '.join(choices)})"
+
+
+def first_non_utf8_line(path) -> int:
+    """The first line of the file at ``path`` holding bytes that are not UTF-8, for the error a
+    ``UnicodeDecodeError`` becomes (a decoder reads ahead: its position does not say the line)."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.core.contract.errors import ZooError
+from zoo.core.contract.errors import ZooError, first_non_utf8_line
 
 
 class GraphFileError(ZooError):
@@ -92,15 +92,7 @@ def csv_rows(path: Path, required: tuple[str, ...]) -> tuple[list[str], Iterator
 def not_utf8(path: Path, err: UnicodeDecodeError) -> GraphFileError:
     """The error for bytes that are not UTF-8, naming the first line holding them (the decoder
     reads ahead: its position does not say)."""
-    line = 1
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                line = number
-                break
-    return fail(path, line, None, f"not UTF-8 text ({err.reason})")
+    return fail(path, first_non_utf8_line(path), None, f"not UTF-8 text ({err.reason})")
 
 
 def numeric_table(path: Path, dtype=np.int64, columns: int | None = None) -> np.ndarray:

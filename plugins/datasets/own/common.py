@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from zoo.core.contract.errors import ZooError
+from zoo.core.contract.errors import ZooError, first_non_utf8_line
 
 # The csv module refuses a field over 131,072 characters by default ("field larger than field
 # limit"): a long document in one field of a text CSV is data. (The limit is the module's, for the
@@ -89,14 +89,7 @@ def open_text(path: Path):
 def not_utf8(path: Path, err: UnicodeDecodeError) -> OwnDataError:
     """The one-line error for a file that is not UTF-8 (Windows-1252, UTF-16, ...), naming the
     first line holding such bytes (a decoder reads ahead: its position does not say)."""
-    line = 1
-    with Path(path).open("rb") as f:
-        for line, raw in enumerate(f, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                break
-    return fail(path, line, None, f"not UTF-8 text ({err.reason})")
+    return fail(path, first_non_utf8_line(path), None, f"not UTF-8 text ({err.reason})")
 
 
 def delimiter(path: Path) -> str:
