@@ -34,6 +34,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -57,6 +58,7 @@ from zoo.plugins.datasets.own.common import (
     split_codes,
     sorted_labels,
     split_order,
+    where,
 )
 
 #: Parse CSV/TSV with pyarrow (``table_arrow``) when it is importable; False: always the csv module.
@@ -549,14 +551,19 @@ def decode_inputs(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.nd
     :param meta: the run's ``inputs.json`` (kind ``table``)
     :param path_or_payload: a CSV/TSV file (header + rows; other columns such as the target are
         ignored), a ``.json`` file (one object or a list of objects), a ``.jsonl`` file, or the
-        objects themselves (``zoo serve``). An unknown category encodes as all zeros.
+        objects themselves (``zoo serve``). An unknown category encodes as all zeros; from a file
+        (``zoo predict``), a warning on stderr counts them and names the first, as scikit-learn's
+        ``OneHotEncoder(handle_unknown="ignore")`` warns.
     """
+    unknown: list[str] = []
     if isinstance(path_or_payload, (str, Path)):
         path = Path(path_or_payload)
-        rows, source = _rows_from_file(path, meta), str(path)
-    else:
-        rows, source = _rows_from_payload(path_or_payload), "input"
-    return {meta.get("input", "x"): _encode_rows(meta, rows, source)}
+        x = _encode_rows(meta, _rows_from_file(path, meta), str(path), unknown)
+        if unknown:
+            print(f"warning: {len(unknown)} value(s) of categorical columns not seen in training, encoded as "
+                  f"none of the known categories (all zeros); the first: {unknown[0]}", file=sys.stderr)
+        return {meta.get("input", "x"): x}
+    return {meta.get("input", "x"): _encode_rows(meta, _rows_from_payload(path_or_payload), "input", unknown)}
 
 
 def _rows_from_file(path: Path, meta) -> list[tuple[Any, dict]]:
@@ -617,7 +624,8 @@ def _parse_row(text: str) -> Any:
         raise OwnDataError(f"input: a row is not a JSON object: {getattr(err, 'msg', str(err))[:120]}") from None
 
 
-def _encode_rows(meta: dict, rows: list[tuple[Any, dict]], source: str) -> np.ndarray:
+def _encode_rows(meta: dict, rows: list[tuple[Any, dict]], source: str, unknown: list[str]) -> np.ndarray:
+    """``[N, width]`` float32 of ``rows``; each unknown category's place is appended to ``unknown``."""
     if not rows:
         raise OwnDataError(f"{source}: no rows")
     columns = meta["columns"]
@@ -637,6 +645,8 @@ def _encode_rows(meta: dict, rows: list[tuple[Any, dict]], source: str) -> np.nd
                 k = _category(value, c["categories"], source, line, name)
                 if k is not None:
                     x[i, offset + k] = 1.0
+                else:
+                    unknown.append(f"{where(source, line, name)}: {str(value)[:40]!r}")
                 offset += len(c["categories"])
     return x
 

@@ -553,3 +553,16 @@ def test_a_folder_given_at_predict_time_names_no_training_option(tmp_path):
     meta = {"kind": "table", "input": "x", "columns": [{"name": "area", "type": "numeric"}]}
     with pytest.raises(ZooError, match=r"inputs: not a file \(this model takes one file of input\)$"):
         decode_inputs(meta, tmp_path / "inputs")
+
+
+def test_unknown_categories_from_a_file_are_counted_in_one_warning(tmp_path, capsys):
+    meta = {"kind": "table", "input": "x", "columns": [
+        {"name": "area", "type": "numeric"}, {"name": "city", "type": "categorical", "categories": ["lyon", "paris"]}]}
+    (tmp_path / "rows.csv").write_text("area,city\n100,paris\n60,marseille\n80,berlin\n")
+    x = decode_inputs(meta, tmp_path / "rows.csv")["x"]
+    assert x.tolist() == [[100, 0, 1], [60, 0, 0], [80, 0, 0]]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"warning: 2 value(s) of categorical columns not seen in training, encoded as none of the known "
+                   f"categories (all zeros); the first: {tmp_path / 'rows.csv'} line 3, column 'city': 'marseille'"]
+    decode_inputs(meta, [{"area": 1, "city": "nice"}])  # zoo serve's rows: no warning per request
+    assert capsys.readouterr().err == ""
