@@ -255,9 +255,8 @@ def load_tagged_text(options: TaggedTextOptions, data_dir: str | None = None) ->
     splits = [pick(order[n_test + n_val:]), given[0][:2] if given[0] else pick(order[n_test:n_test + n_val]),
               given[1][:2] if given[1] else pick(order[:n_test])]
     starts = parts[0][2]
-    held = [[(x, s) for s in given[k][2]] if given[k] else [(o.path, starts[i]) for i in idx]
-            for k, (x, idx) in enumerate([(o.val_path, order[n_test:n_test + n_val]), (o.test_path, order[:n_test])])]
-    _check_tag_types(splits, held)
+    _check_tag_types(splits, [_sources(o.val_path, given[0], o.path, starts, order[n_test:n_test + n_val]),
+                              _sources(o.test_path, given[1], o.path, starts, order[:n_test])])
     names = bio_tag_names(bio_types(t for _, ts in splits for seq in ts for t in seq))
     tag_id = {n: i for i, n in enumerate(names)}
     vocab = Vocabulary.build([[w.lower() if o.lowercase else w for w in s] for s in splits[0][0]],
@@ -277,6 +276,14 @@ def load_tagged_text(options: TaggedTextOptions, data_dir: str | None = None) ->
                     extra=_extra(vocab, o, raw, onnx_tag_names=names, sequence_head="per_token"))
     train, val, test = (split(s) for s in splits)
     return Dataset(train=train, val=val, test=test, info=info)
+
+
+def _sources(own_path, own, train_path, starts, rows) -> list[tuple[str, int]]:
+    """(file, first line) of each sentence of a held-out split: from its own file (``own``, what
+    :func:`read_conll` read from ``own_path``), else the training file's ``rows``."""
+    if own:
+        return [(own_path, start) for start in own[2]]
+    return [(train_path, starts[i]) for i in rows]
 
 
 def _check_tag_types(splits, held: list[list[tuple[str, int]]]) -> None:
