@@ -223,7 +223,63 @@ def test_every_registry_recipe_validates(model, dataset):
 
 def test_registry_declares_the_documented_recipes():
     assert {("lstm", "adding-problem"), ("lstm", "atis"), ("gru", "adding-problem"),
-            ("elman", "adding-problem"), ("cnn", "digits"), ("cnn", "fashion-mnist-transformed")} <= set(RECIPES)
+            ("elman", "adding-problem"), ("cnn", "digits"), ("cnn", "fashion-mnist-transformed"),
+            ("graphrnn", "grid-small"), ("graphrnn-s", "grid-small")} <= set(RECIPES)
+
+
+# The docs/results.md rows whose command is the plain `zoo train MODEL --dataset X`, with the
+# settings each was measured with (as the row states them): the recipe (or the defaults) must keep
+# giving exactly these, and the row must keep the plain command.
+_ADDING = {"model.bidirectional": False, "model.pooling": "last", "model.dropout": 0.0, "model.hidden_size": 64,
+           "data.options.T": 100, "data.options.n": 10000, "train.epochs": 16, "optim.lr": 0.003}
+_GRAPHRNN_GRID = {"train.epochs": 400, "schedule.name": "step", "schedule.step_size": 160, "schedule.gamma": 0.3,
+                  "data.options.repeat": 13, "train.batch_size": 32, "optim.lr": 0.003}
+DOCUMENTED_ROWS = [
+    ("mlp", "fashion-mnist", {"model.hidden": [512, 256], "model.dropout": 0.2, "train.epochs": 15}),
+    ("cnn", "digits", {"train.epochs": 30, "train.batch_size": 32}),
+    ("cnn", "fashion-mnist-transformed", {"model.channels": [16, 32], "train.epochs": 10}),
+    ("lstm", "atis", {"model.dropout": 0.2, "model.bidirectional": True, "model.embedding_dim": 64,
+                      "model.hidden_size": 64, "optim.lr": 0.003, "train.epochs": 12, "train.batch_size": 32}),
+    ("lstm", "adding-problem", _ADDING),
+    ("gru", "adding-problem", _ADDING),
+    ("elman", "adding-problem", {"model.hidden_size": 64, "data.options.T": 150, "data.options.n": 10000,
+                                 "train.epochs": 16, "optim.lr": 0.003}),
+    ("rnn-seq2seq", "addition", {"data.options.n": 50000, "data.options.digits": 5,
+                                 "data.options.little_endian": False, "train.epochs": 10}),
+    ("transformer-seq2seq", "sort", {"data.options.n": 10000, "data.options.max_length": 10, "train.epochs": 12}),
+    ("transformer-seq2seq", "addition", {"data.options.n": 50000, "data.options.little_endian": False,
+                                         "train.epochs": 12}),
+    ("graphrnn", "grid-small", _GRAPHRNN_GRID),
+    ("graphrnn-s", "grid-small", _GRAPHRNN_GRID),
+]
+
+
+def _setting(config, dotted: str):
+    """A value as `zoo config` shows it: data.options filled in by the dataset's options class."""
+    from zoo.core.contract.plugins import get_zoo
+
+    head, *rest = dotted.split(".")
+    value = getattr(config, head)
+    if rest[0] == "options":
+        options_class = get_zoo().registry.dataset(config.data.name).options_class
+        value, rest = cfg.validate(options_class, config.data.options), rest[1:]
+    for key in rest:
+        value = getattr(value, key)
+    return value
+
+
+@pytest.mark.parametrize("model, dataset, expected", DOCUMENTED_ROWS,
+                         ids=[f"{m}-{d}" for m, d, _ in DOCUMENTED_ROWS])
+def test_documented_rows_need_only_dataset(model, dataset, expected):
+    import re
+    from pathlib import Path
+
+    _, _, config = api.resolve_config(model, options={"data": {"name": dataset}})
+    assert {key: _setting(config, key) for key in expected} == expected
+    results = (Path(__file__).resolve().parents[2] / "docs" / "results.md").read_text(encoding="utf-8")
+    plain = re.compile(rf"zoo train {re.escape(model)} --dataset {re.escape(dataset)}"
+                       r"(?: --device \S+| --quiet| -q| --out \S+| --seed \S+)*`")
+    assert plain.search(results), f"no docs/results.md row runs plain `zoo train {model} --dataset {dataset}`"
 
 
 def test_doctor_finds_no_recipe_problems():
