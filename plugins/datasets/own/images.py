@@ -295,10 +295,15 @@ def decode_inputs(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.nd
 
     :param meta: the run's ``raw_inputs`` (``size`` [H, W], ``channels``, ``class_names``)
     :param path_or_payload: an image file, a folder of them (sorted by name), the encoded bytes
-        of one image, or a list of files / bytes
+        of one image, or a list of files / bytes; a ``.json`` file is not an image but the model
+        input itself (a nested list, as for any model: ``zoo predict --input x.json``)
     :returns: ``{"x": float32 [N, C, H, W]}`` of pixel / 255, every image resized to ``size``
     """
     size, channels = tuple(meta["size"]), int(meta["channels"])
+    if isinstance(path_or_payload, (str, Path)) and Path(path_or_payload).suffix.lower() == ".json":
+        from zoo.core.deploy.runtime import load_inputs
+
+        return load_inputs(path_or_payload, [meta.get("input", "x")])
     sources: list[tuple[str | Path | bytes, str | Path]] = []
     items = path_or_payload if isinstance(path_or_payload, list) else [path_or_payload]
     for item in items:

@@ -249,6 +249,12 @@ def test_cnn_trains_on_a_folder_and_predicts_from_images(tmp_path):
     answers = json.loads(result.stdout)
     assert len(answers) == 24 and {a["label"] for a in answers} <= {"ants", "bees"}
     assert [a["class"] for a in answers] == logits.argmax(axis=1).tolist()
+    # The same arrays as JSON, a list for the single input (zoo predict --help): not an image file.
+    (tmp_path / "bees.json").write_text(json.dumps(feed["x"].tolist()))
+    result = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), "--input", str(tmp_path / "bees.json"),
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == answers
     # The raw images themselves, as docs/data.md shows: one file, then the whole folder.
     one = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), "--input", str(folder / "bees" / "00.png"),
                                     "--json"])
