@@ -207,8 +207,9 @@ def read_image(source: str | Path | bytes, channels: int, size: tuple[int, int] 
     """
     Image = _pillow()
     mode = "L" if channels == 1 else "RGB"
+    opened = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=FORMATS) as img:
+        with Image.open(opened, formats=FORMATS) as img:
             if size is not None and img.format == "JPEG":
                 img.draft(mode, (size[1], size[0]))
             if img.mode.startswith("I"):  # 16-bit grey PNG: keep the top 8 bits (convert() clips at 255)
@@ -219,7 +220,7 @@ def read_image(source: str | Path | bytes, channels: int, size: tuple[int, int] 
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             return np.asarray(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        reason = " ".join(str(err).split()) or type(err).__name__
+        reason = " ".join(str(err).replace(f" {opened!r}", "").split()) or type(err).__name__  # no <BytesIO at 0x..>
         raise ImageDataError(f"{name}: unreadable or corrupt image ({reason})") from None
 
 
