@@ -94,7 +94,10 @@ class Endpoint:
         return all(len(s.shape) > 0 and not isinstance(s.shape[0], int) for s in specs)
 
     def describe(self) -> dict[str, Any]:
-        raw = {"raw_inputs": [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}]} if self.takes_text else {}
+        spec = {"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}
+        if self.payload == "bytes":  # what a client must put in each item (a file, not a path)
+            spec["parameters"] = {"content": "an encoded file: base64 in JSON, raw with binary_data"}
+        raw = {"raw_inputs": [spec]} if self.takes_text else {}
         return {"name": self.name, "versions": ["1"], "platform": "onnxruntime_onnx",
                 "inputs": self.inputs, "outputs": self.outputs,
                 "parameters": {"zoo_model": self.metadata.get("model"), "task": self.metadata.get("task"),

@@ -425,6 +425,8 @@ def test_an_image_run_takes_encoded_image_bytes_never_a_server_path(image_run):
     expected = [api.predict(str(image_run / "run"), str(f))[0][0] for f in files]
     encoded = [f.read_bytes() for f in files]
     with TestClient(build_app([str(image_run / "run")], log=lambda line: None)) as client:
+        (raw,) = client.get("/v2/models/run").json()["parameters"]["raw_inputs"]
+        assert raw["name"] == "text" and raw["datatype"] == "BYTES" and "base64" in raw["parameters"]["content"]
         b64 = [base64.b64encode(e).decode("ascii") for e in encoded]
         body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": b64}]}
         response = client.post("/v2/models/run/infer", json=body)
