@@ -231,7 +231,7 @@ def _texts(item: RequestInput, binary: bytes, as_bytes: bool = False) -> list[st
 def _unbase64(text: str, index: int) -> bytes:
     """One JSON item of a ``bytes`` payload: the file, base64-encoded (standard alphabet)."""
     try:
-        return base64.b64decode(text, validate=True)
+        return base64.b64decode("".join(text.split()), validate=True)  # MIME base64 wraps its lines
     except (binascii.Error, ValueError):
         raise RequestError(f"input {TEXT_INPUT!r}: item {index} is not base64; this model takes each item "
                            f"as an encoded file (an image's bytes, say): base64 in JSON, or raw with "
