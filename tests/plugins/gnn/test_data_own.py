@@ -200,6 +200,11 @@ def test_zoo_train_gcn_on_own_graph(cli, tmp_path):
     assert result.returncode == 0, result.stderr
     answers = json.loads(result.stdout)
     assert len(answers) == 3 and {a["label"] for a in answers} <= {"cat", "dog"}
+    # A graph without edges is a graph: JSON's empty lists hold no integers, but no floats either.
+    (tmp_path / "lone.json").write_text(json.dumps({"x": [[1.0, 0.0]], "edge_index": [[], []]}))
+    result = cli("predict", str(out), "--input", str(tmp_path / "lone.json"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["label"] in {"cat", "dog"}
     pytest.importorskip("starlette")
     from starlette.testclient import TestClient
 
