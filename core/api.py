@@ -786,6 +786,13 @@ def decode_raw(meta: dict[str, Any], path_or_payload: Any):
     return spec.decoder(meta, path_or_payload)
 
 
+def raw_payload(meta: dict[str, Any]) -> str:
+    """What the decoder of the run's dataset takes per served item: ``"text"`` or ``"bytes"``."""
+    name = meta.get("dataset")
+    spec = _loaded_zoo().registry.datasets.get(name) if isinstance(name, str) else None
+    return spec.payload if spec is not None else "text"
+
+
 def _read_raw(input_file: str) -> Any:
     """A ``.json`` input parsed, a ``.txt`` input as its non-empty lines, else ``None``."""
     from zoo.core.deploy.runtime import read_json

@@ -79,10 +79,12 @@ def register_datasets(register: Callable[..., None]) -> None:
     name: np.ndarray}``: its loader puts what it learned (columns, categories, vocabulary) in
     ``info.extra["raw_inputs"]``, the run keeps that as ``inputs.json`` (with the dataset's name),
     and `zoo predict` (a file path) and `zoo serve` (the request's items) call the decoder with it,
-    so deployed models take raw rows, images or text.
+    so deployed models take raw rows, images or text. ``payload="bytes"`` makes `zoo serve` hand
+    the decoder each item as ``bytes`` (an encoded file, e.g. an image: base64 in JSON, raw with
+    the binary extension) instead of a UTF-8 string; a request never names a file on the server.
 
     :param register: ``register(name: str, loader: Callable, options_class: type | None = None,
-        decoder: Callable | None = None)``
+        decoder: Callable | None = None, payload: str = "text")``
 
     Example::
 

@@ -117,6 +117,10 @@ class DatasetSpec:
     #: ``decoder(meta, path_or_payload) -> {input name: array}``: raw input (a file for `zoo predict`,
     #: the items of a request for `zoo serve`) → model inputs, from the run's ``inputs.json``.
     decoder: Callable[..., Any] | None = None
+    #: what `zoo serve` hands the decoder per item of the BYTES input ``text``: ``"text"`` (UTF-8
+    #: strings: rows, sentences) or ``"bytes"`` (encoded files, e.g. images: base64 in JSON, raw
+    #: with the binary extension). Never a path: a request must not name files on the server.
+    payload: str = "text"
 
 
 @dataclass
@@ -209,7 +213,7 @@ class _Collector:
         self.models[name] = ModelSpec(name, builder, config_class, self.plugin)
 
     def register_dataset(self, name: str, loader: Callable, options_class: type | None = None,
-                         decoder: Callable | None = None) -> None:
+                         decoder: Callable | None = None, payload: str = "text") -> None:
         hook = "register_datasets"
         if not isinstance(name, str) or not name:
             raise ZooError(f"plugin {self.plugin!r} ({hook}): dataset name must be a non-empty string")
@@ -222,10 +226,13 @@ class _Collector:
             raise ZooError(f"plugin {self.plugin!r} ({hook}) registers dataset {name!r} twice")
         if decoder is not None and not callable(decoder):
             raise ZooError(f"plugin {self.plugin!r} ({hook}): decoder for {name!r} is not callable")
+        if payload not in ("text", "bytes"):
+            raise ZooError(f"plugin {self.plugin!r} ({hook}): payload for {name!r} is {payload!r}; "
+                           f"expected 'text' or 'bytes'")
         loader = _guarded(loader, self.plugin, f"the loader of dataset {name!r}", exceptions_too=False)
         if decoder is not None:
             decoder = _guarded(decoder, self.plugin, f"the raw-input decoder of dataset {name!r}", exceptions_too=False)
-        self.datasets[name] = DatasetSpec(name, loader, options_class, self.plugin, decoder)
+        self.datasets[name] = DatasetSpec(name, loader, options_class, self.plugin, decoder, payload)
 
     def register_task(self, task: Any) -> None:
         from zoo.core.contract.task import Task

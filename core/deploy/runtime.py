@@ -303,7 +303,8 @@ def check_and_cast(session, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray
         dtype = ONNX_TO_NUMPY.get(spec.type)
         if dtype is None:
             raise ZooError(f"input {spec.name!r} has unsupported type {spec.type}")
-        if np.issubdtype(dtype, np.integer) and not np.issubdtype(array.dtype, np.integer):
+        # (an empty JSON list parses as float64: no value in it is a non-integer, e.g. a graph's no edges)
+        if np.issubdtype(dtype, np.integer) and not np.issubdtype(array.dtype, np.integer) and array.size:
             raise ZooError(f"input {spec.name!r} must hold integers, got {array.dtype}")
         if np.iscomplexobj(array):  # astype would keep only the real part, silently
             raise ZooError(f"input {spec.name!r} holds complex numbers; the model takes real values")

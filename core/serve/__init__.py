@@ -16,6 +16,9 @@ binary BYTES); the server tokenises it exactly as ``zoo predict`` does (the task
 ``raw_inputs``) and adds a BYTES output ``prediction`` holding ``zoo predict``'s answer per text
 (JSON-encoded; where the model's own output is already called ``prediction``, as a
 regression's is, that output is the answer). The model metadata lists it under ``parameters.raw_inputs``.
+Where the run's dataset registered its decoder with ``payload="bytes"`` (images), each item of
+``text`` is an encoded file instead: base64 in JSON, raw bytes with the binary extension; an item
+is never a path on the server.
 
 Dynamic batching that never waits for strangers: a request that finds the model idle runs at
 once, alone; requests that arrive while an onnxruntime call is in flight (and agree on every

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 from dataclasses import dataclass, field
@@ -73,6 +75,14 @@ class Endpoint:
                 and TEXT_INPUT not in self.input_specs)
 
     @functools.cached_property
+    def payload(self) -> str:
+        """What each item of ``text`` is: ``"text"`` (UTF-8) or ``"bytes"`` (an encoded file, as
+        the run's dataset registered its decoder; base64 in JSON)."""
+        from zoo.core import api
+
+        return api.raw_payload(self.raw_meta) if self.raw_meta is not None else "text"
+
+    @functools.cached_property
     def input_specs(self) -> dict[str, dict[str, Any]]:
         """The model's inputs by name."""
         return {spec["name"]: spec for spec in self.inputs}
@@ -84,7 +94,10 @@ class Endpoint:
         return all(len(s.shape) > 0 and not isinstance(s.shape[0], int) for s in specs)
 
     def describe(self) -> dict[str, Any]:
-        raw = {"raw_inputs": [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}]} if self.takes_text else {}
+        spec = {"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}
+        if self.payload == "bytes":  # what a client must put in each item (a file, not a path)
+            spec["parameters"] = {"content": "an encoded file: base64 in JSON, raw with binary_data"}
+        raw = {"raw_inputs": [spec]} if self.takes_text else {}
         return {"name": self.name, "versions": ["1"], "platform": "onnxruntime_onnx",
                 "inputs": self.inputs, "outputs": self.outputs,
                 "parameters": {"zoo_model": self.metadata.get("model"), "task": self.metadata.get("task"),
@@ -131,9 +144,10 @@ class Endpoint:
                 raise RequestError(str(err)) from None
         return feed
 
-    def decode_text(self, item: RequestInput, binary: bytes) -> tuple[list[str], dict[str, np.ndarray]]:
-        """The raw-text input (``text``, BYTES ``[N]``) → (the texts, the arrays to feed)."""
-        texts = _texts(item, binary)
+    def decode_text(self, item: RequestInput, binary: bytes) -> tuple[list[str] | list[bytes], dict[str, np.ndarray]]:
+        """The raw input (``text``, BYTES ``[N]``) → (its items, the arrays to feed): strings, or
+        the encoded files of a ``bytes`` payload (base64 in JSON, raw with the binary extension)."""
+        texts = _texts(item, binary, as_bytes=self.payload == "bytes")
         try:
             if self.raw_meta is not None:  # own data: rows (JSON objects) or text, by the run's kind
                 from zoo.core.api import decode_raw
@@ -190,8 +204,9 @@ class Endpoint:
         return dict(zip(names, run_model(self.session, feed, names)))
 
 
-def _texts(item: RequestInput, binary: bytes) -> list[str]:
-    """The strings of a raw-text input: JSON strings or Triton's binary BYTES, ``shape [N]``."""
+def _texts(item: RequestInput, binary: bytes, as_bytes: bool = False) -> list[str] | list[bytes]:
+    """The strings of a raw-text input: JSON strings or Triton's binary BYTES, ``shape [N]``;
+    ``as_bytes``: the raw bytes of each element (JSON strings are base64, as KServe sends files)."""
     shape = item["shape"]
     if item["datatype"] != "BYTES":
         raise RequestError(f"input {TEXT_INPUT!r} has datatype {item['datatype']!r}; raw text is BYTES")
@@ -201,11 +216,23 @@ def _texts(item: RequestInput, binary: bytes) -> list[str]:
     if size is not None:
         if size > len(binary):
             raise RequestError(f"input {TEXT_INPUT!r}: binary_data_size {size!r} does not match the body")
-        texts = unpack_bytes(bytes(binary[:size]))
+        texts = unpack_bytes(bytes(binary[:size]), text=not as_bytes)
     else:
         texts = item.get("data")
         if not (isinstance(texts, list) and all(isinstance(t, str) for t in texts)):
             raise RequestError(f"input {TEXT_INPUT!r}: data must be a list of strings")
+        if as_bytes:
+            texts = [_unbase64(t, i) for i, t in enumerate(texts)]
     if len(texts) != shape[0]:
         raise RequestError(f"input {TEXT_INPUT!r}: {len(texts)} texts do not fill shape {shape}")
     return texts
+
+
+def _unbase64(text: str, index: int) -> bytes:
+    """One JSON item of a ``bytes`` payload: the file, base64-encoded (standard alphabet)."""
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)  # MIME base64 wraps its lines
+    except (binascii.Error, ValueError):
+        raise RequestError(f"input {TEXT_INPUT!r}: item {index} is not base64; this model takes each item "
+                           f"as an encoded file (an image's bytes, say): base64 in JSON, or raw with "
+                           f"the binary data extension") from None

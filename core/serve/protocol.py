@@ -220,8 +220,9 @@ def _json_tensor(name: str, datatype: str, dtype: np.dtype, data: list | None) -
         raise RequestError(f"input {name!r}: data is not {datatype}: {err}") from None
 
 
-def unpack_bytes(data: bytes) -> list[str]:
-    """Triton's binary BYTES tensor: each element a 4-byte little-endian length, then the bytes."""
+def unpack_bytes(data: bytes, text: bool = True) -> list[str] | list[bytes]:
+    """Triton's binary BYTES tensor: each element a 4-byte little-endian length, then the bytes
+    (UTF-8 strings; raw ``bytes`` with ``text=False``)."""
     texts, offset = [], 0
     while offset < len(data):
         if offset + 4 > len(data):
@@ -231,7 +232,7 @@ def unpack_bytes(data: bytes) -> list[str]:
         if offset + n > len(data):
             raise RequestError("binary BYTES data is truncated")
         try:
-            texts.append(data[offset:offset + n].decode("utf-8"))
+            texts.append(data[offset:offset + n].decode("utf-8") if text else bytes(data[offset:offset + n]))
         except UnicodeDecodeError as err:
             raise RequestError(f"text is not UTF-8: {err}") from None
         offset += n

@@ -46,4 +46,5 @@ def register_datasets(register):
     register("text", load_text, OwnTextOptions, decoder=decode_inputs)
     register("tagged-text", load_tagged_text, TaggedTextOptions, decoder=decode_inputs)
     register("pairs", load_pairs, PairsOptions, decoder=decode_inputs)
-    register("image-folder", load_image_folder, ImageFolderOptions, decoder=decode_images)
+    # zoo serve: each item of `text` is an encoded image (bytes), never a path on the server.
+    register("image-folder", load_image_folder, ImageFolderOptions, decoder=decode_images, payload="bytes")

@@ -63,6 +63,7 @@ class NodeClassification(Classification):
     name = "node-classification"
     input_names = ("x", "edge_index")
     output_names = ("logits",)
+    answers_tensors = True  # a graph has no raw input: zoo serve names the classes for tensors
 
     def check_info(self, info: DataInfo) -> None:
         super().check_info(info)
@@ -121,6 +122,7 @@ class GraphClassification(Classification):
     name = "graph-classification"
     input_names = ("x", "edge_index", "batch")
     output_names = ("logits",)
+    answers_tensors = True  # as NodeClassification: the class names of each graph
 
     def check_info(self, info: DataInfo) -> None:
         super().check_info(info)

@@ -161,6 +161,10 @@ def test_registration_is_validated():
         collector.register_model("m", lambda c, i: None, dict)
     with pytest.raises(ZooError, match="not callable"):
         collector.register_dataset("d", "not a function")
+    with pytest.raises(ZooError, match="payload for 'd' is 'path'; expected 'text' or 'bytes'"):
+        collector.register_dataset("d", lambda o, d: None, decoder=lambda m, p: {}, payload="path")
+    collector.register_dataset("d", lambda o, d: None, decoder=lambda m, p: {}, payload="bytes")
+    assert collector.datasets["d"].payload == "bytes"
     with pytest.raises(ZooError, match="expected a zoo.Task"):
         collector.register_task(object())
 

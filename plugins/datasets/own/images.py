@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -207,8 +208,18 @@ def read_image(source: str | Path | bytes, channels: int, size: tuple[int, int] 
     """
     Image = _pillow()
     mode = "L" if channels == 1 else "RGB"
+    opened = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=FORMATS) as img:
+        with warnings.catch_warnings():  # over MAX_IMAGE_PIXELS Pillow warns (2 lines) and decodes anyway
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(opened, formats=FORMATS)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise ImageDataError(f"{name}: too many pixels for Pillow ({' '.join(str(err).split())}); downscale "
+                             f"it, or raise PIL.Image.MAX_IMAGE_PIXELS") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise _unreadable(name, err, opened) from None
+    try:
+        with img:
             if size is not None and img.format == "JPEG":
                 img.draft(mode, (size[1], size[0]))
             if img.mode.startswith("I"):  # 16-bit grey PNG: keep the top 8 bits (convert() clips at 255)
@@ -218,9 +229,13 @@ def read_image(source: str | Path | bytes, channels: int, size: tuple[int, int] 
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             return np.asarray(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        reason = " ".join(str(err).split()) or type(err).__name__
-        raise ImageDataError(f"{name}: unreadable or corrupt image ({reason})") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise _unreadable(name, err, opened) from None
+
+
+def _unreadable(name: str | Path, err: Exception, opened: Any) -> ImageDataError:
+    reason = " ".join(str(err).replace(f" {opened!r}", "").split()) or type(err).__name__  # no <BytesIO at 0x..>
+    return ImageDataError(f"{name}: unreadable or corrupt image ({reason})")
 
 
 def decode_images(files: list[str], channels: int, size: tuple[int, int] | None) -> np.ndarray:
@@ -295,10 +310,15 @@ def decode_inputs(meta: dict[str, Any], path_or_payload: Any) -> dict[str, np.nd
 
     :param meta: the run's ``raw_inputs`` (``size`` [H, W], ``channels``, ``class_names``)
     :param path_or_payload: an image file, a folder of them (sorted by name), the encoded bytes
-        of one image, or a list of files / bytes
+        of one image, or a list of files / bytes; a ``.json`` file is not an image but the model
+        input itself (a nested list, as for any model: ``zoo predict --input x.json``)
     :returns: ``{"x": float32 [N, C, H, W]}`` of pixel / 255, every image resized to ``size``
     """
     size, channels = tuple(meta["size"]), int(meta["channels"])
+    if isinstance(path_or_payload, (str, Path)) and Path(path_or_payload).suffix.lower() == ".json":
+        from zoo.core.deploy.runtime import load_inputs
+
+        return load_inputs(path_or_payload, [meta.get("input", "x")])
     sources: list[tuple[str | Path | bytes, str | Path]] = []
     items = path_or_payload if isinstance(path_or_payload, list) else [path_or_payload]
     for item in items:

@@ -192,6 +192,34 @@ def test_zoo_train_gcn_on_own_graph(cli, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and "accuracy" in json.dumps(summary)
     assert (out / "model.onnx").is_file()
+    # zoo predict takes the graph as arrays (node rows of the table, in its order) and answers with
+    # the node table's class names; zoo serve answers a tensor request with the same `prediction`.
+    graph = {"x": [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], "edge_index": [[0, 1, 1, 2], [1, 0, 2, 1]]}
+    (tmp_path / "g.json").write_text(json.dumps(graph))
+    result = cli("predict", str(out), "--input", str(tmp_path / "g.json"), "--json")
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert len(answers) == 3 and {a["label"] for a in answers} <= {"cat", "dog"}
+    # A graph without edges is a graph: JSON's empty lists hold no integers, but no floats either.
+    (tmp_path / "lone.json").write_text(json.dumps({"x": [[1.0, 0.0]], "edge_index": [[], []]}))
+    result = cli("predict", str(out), "--input", str(tmp_path / "lone.json"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["label"] in {"cat", "dog"}
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from zoo.core.serve import build_app
+
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [3, 2], "data": sum(graph["x"], [])},
+                       {"name": "edge_index", "datatype": "INT64", "shape": [2, 4], "data": sum(graph["edge_index"], [])}]}
+    with TestClient(build_app([str(out)], log=lambda line: None)) as client:
+        response = client.post("/v2/models/run/infer", json=body)
+        assert response.status_code == 200, response.text
+        outputs = {o["name"]: o for o in response.json()["outputs"]}
+        assert [json.loads(p) for p in outputs["prediction"]["data"]] == answers
+        body["inputs"][1].update(shape=[2, 2], data=[0, 3, 1, 0])
+        response = client.post("/v2/models/run/infer", json=body)
+        assert response.status_code == 400 and "edge_index holds node 3" in response.json()["error"]
 
 
 @pytest.mark.slow
