@@ -299,17 +299,23 @@ def test_zoo_offline_stops_zoo_data_fetch_before_the_network(server, cache, monk
     assert server.requests == [] and (cache / "toy/a.txt").read_bytes() == body
 
 
+def _toy_mirror(tmp_path, monkeypatch):
+    """A mirror folder holding dataset ``toy``'s one file, declared with its checksum; online."""
+    monkeypatch.delenv("ZOO_OFFLINE", raising=False)
+    mirror = tmp_path / "mirror"
+    (mirror / "toy").mkdir(parents=True)
+    (mirror / "toy/a.txt").write_bytes(b"x")
+    declare(monkeypatch, "toy", DataFile(url="http://127.0.0.1:9/a.txt", path="toy/a.txt", sha256=sha256(b"x")))
+    return mirror
+
+
 @pytest.mark.parametrize("make", ["file", "under-a-file"])
 def test_a_cache_that_is_not_a_folder_is_one_line_naming_zoo_cache_dir(tmp_path, monkeypatch, make):
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder")
     root = blocker if make == "file" else blocker / "cache"
     monkeypatch.setenv("ZOO_CACHE_DIR", str(root))
-    monkeypatch.delenv("ZOO_OFFLINE", raising=False)
-    mirror = tmp_path / "mirror"
-    (mirror / "toy").mkdir(parents=True)
-    (mirror / "toy/a.txt").write_bytes(b"x")
-    declare(monkeypatch, "toy", DataFile(url="http://127.0.0.1:9/a.txt", path="toy/a.txt", sha256=sha256(b"x")))
+    mirror = _toy_mirror(tmp_path, monkeypatch)
     one_line_error(cli("data", "fetch", "toy", "--mirror", str(mirror)), f"dataset cache {root}", "ZOO_CACHE_DIR",
                    "--data-dir DIR")
     assert blocker.read_text() == "not a folder" and sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "mirror"]
@@ -321,11 +327,7 @@ def test_a_read_only_cache_is_one_line_naming_zoo_cache_dir(tmp_path, monkeypatc
     root.mkdir()
     root.chmod(0o555)
     monkeypatch.setenv("ZOO_CACHE_DIR", str(root))
-    monkeypatch.delenv("ZOO_OFFLINE", raising=False)
-    mirror = tmp_path / "mirror"
-    (mirror / "toy").mkdir(parents=True)
-    (mirror / "toy/a.txt").write_bytes(b"x")
-    declare(monkeypatch, "toy", DataFile(url="http://127.0.0.1:9/a.txt", path="toy/a.txt", sha256=sha256(b"x")))
+    mirror = _toy_mirror(tmp_path, monkeypatch)
     try:
         one_line_error(cli("data", "fetch", "toy", "--mirror", str(mirror)), f"dataset cache {root}", "ZOO_CACHE_DIR")
         assert list(root.iterdir()) == []
