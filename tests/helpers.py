@@ -134,3 +134,14 @@ def check_onnx_greedy_decoding(out: Path) -> None:
         seen += batch
         decoded |= {tuple(row) for row in got.tolist()}
     assert seen == 50 and len(decoded) >= 8
+
+
+def declare_system_roots(monkeypatch, dataset: str, roots) -> None:
+    """Patch the catalogue's ``system`` folders of ``dataset`` (``registry.toml``: Debian's
+    ``/usr/share/datasets`` for fashion-mnist), which :func:`zoo.core.train.data.locate` searches last."""
+    import dataclasses
+
+    from zoo.core.contract.catalogue import load_catalogue
+
+    datasets = load_catalogue().datasets
+    monkeypatch.setitem(datasets, dataset, dataclasses.replace(datasets[dataset], system=tuple(map(str, roots))))

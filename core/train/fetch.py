@@ -26,7 +26,7 @@ from typing import Any
 
 from zoo.core.contract.catalogue import DataFile, DatasetEntry, load_catalogue
 from zoo.core.contract.errors import ZooError, did_you_mean
-from zoo.core.train.roots import cache_root, data_roots
+from zoo.core.train.roots import cache_root, data_roots, system_roots
 
 #: pooch's ``retry_if_failed``: a failed or corrupt download is tried this many more times
 #: (waiting 1 s, 2 s, ...) before the error is reported.
@@ -351,7 +351,7 @@ def path(name: str, data_dir: str | None = None) -> Path:
 
 def _roots(entry: DatasetEntry, data_dir: str | None) -> list[Path]:
     """Where the loaders look for ``entry``'s files, in order (:func:`zoo.core.train.roots.locate`)."""
-    return [*data_roots(data_dir), *(Path(p) for p in entry.system)]
+    return [*data_roots(data_dir), *system_roots(entry.name)]
 
 
 def verify(name: str | None = None) -> list[dict[str, Any]]:

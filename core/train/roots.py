@@ -42,16 +42,24 @@ def data_roots(configured: str | None = None) -> list[Path]:
     return roots
 
 
-def locate(dataset: str, files: list[str], configured: str | None = None,
-           system: tuple[Path, ...] = ()) -> Path:
-    """The first root (of :func:`data_roots`, then ``system``) that holds every one of ``files``
-    (paths relative to a root, e.g. ``["planetoid/ind.cora.x", ...]``).
+def system_roots(dataset: str) -> list[Path]:
+    """The folders a system package installs ``dataset``'s files into (Debian's
+    ``/usr/share/datasets``), as its catalogue entry declares them (``system``); searched last."""
+    from zoo.core.contract.catalogue import load_catalogue
+
+    entry = load_catalogue().datasets.get(dataset)
+    return [Path(p) for p in entry.system] if entry is not None else []
+
+
+def locate(dataset: str, files: list[str], configured: str | None = None) -> Path:
+    """The first root (of :func:`data_roots`, then :func:`system_roots`) that holds every one of
+    ``files`` (paths relative to a root, e.g. ``["planetoid/ind.cora.x", ...]``).
 
     Raises :class:`~zoo.core.contract.errors.DataNotFound` naming the dataset and the roots searched.
     """
     from zoo.core.contract.errors import DataNotFound
 
-    roots = [*data_roots(configured), *system]
+    roots = [*data_roots(configured), *system_roots(dataset)]
     for root in roots:
         if all((root / name).is_file() for name in files):
             return root

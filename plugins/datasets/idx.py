@@ -76,7 +76,7 @@ def read_pair(images_path: Path, labels_path: Path, num_classes: int) -> tuple[n
 
 
 def load_idx_set(dataset: str, subdir: str, class_names: list[str], options: IDXOptions | None,
-                 data_dir: str | None, system: tuple[Path, ...] = ()) -> Dataset:
+                 data_dir: str | None) -> Dataset:
     """The train and test splits of the IDX set ``dataset`` from ``<root>/<subdir>/``.
 
     Pixels are scaled to ``[0, 1]``; the training pixels' mean and standard deviation go into
@@ -84,7 +84,7 @@ def load_idx_set(dataset: str, subdir: str, class_names: list[str], options: IDX
     Shapes: ``x`` is ``[N, 1, 28, 28]`` (``[N, 784]`` with ``flatten``), ``y`` is ``[N]`` int64.
     """
     options = options or IDXOptions()
-    root = locate(dataset, [f"{subdir}/{name}" for name in FILES], data_dir, system)
+    root = locate(dataset, [f"{subdir}/{name}" for name in FILES], data_dir)
     folder = root / subdir
     shape = (-1, 784) if options.flatten else (-1, 1, 28, 28)
 

@@ -82,7 +82,7 @@ def sorted_labels(labels) -> list[str]:
 
 def open_text(path: Path):
     """``path`` opened for the csv module (UTF-8, BOM dropped); undecodable bytes surface later as
-    :class:`UnicodeDecodeError`, which :func:`guard_decode` turns into a one-line error."""
+    :class:`UnicodeDecodeError`, which :func:`not_utf8` turns into a one-line error."""
     return path.open(encoding="utf-8-sig", newline="")
 
 

@@ -9,6 +9,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+from helpers import declare_system_roots
 from zoo.plugins.datasets import fashion_mnist as fm
 from zoo.plugins.datasets.sklearn_bundles import (
     load_breast_cancer,
@@ -28,7 +29,7 @@ def tiny_fashion(tmp_path, monkeypatch):
     """A 6 + 4 sample stand-in with the real file names and format (no other root searched)."""
     monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(fm, "SYSTEM_ROOTS", ())
+    declare_system_roots(monkeypatch, "fashion-mnist", ())
     folder = tmp_path / "fashion-mnist"
     folder.mkdir()
     rng = np.random.default_rng(0)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import declare_system_roots
 from zoo.core.contract.errors import DataNotFound, ZooError
 from zoo.plugins.datasets import cifar10, fashion_mnist, idx, mnist, text
 
@@ -42,7 +43,7 @@ def roots(tmp_path, monkeypatch):
         folder.mkdir()
     monkeypatch.setenv("ZOO_DATA_DIR", str(made["env"]))
     monkeypatch.setenv("ZOO_CACHE_DIR", str(made["cache"]))
-    monkeypatch.setattr(fashion_mnist, "SYSTEM_ROOTS", (made["system"],))
+    declare_system_roots(monkeypatch, "fashion-mnist", [made["system"]])
     return made
 
 
