@@ -105,7 +105,10 @@ def _fetch_file(entry: DatasetEntry, file: DataFile, root: Path, mirror: str | N
     import requests
 
     url, downloader = _source(entry, file, mirror, progress)
-    if not _intact(root / file.path, file.known_hash):  # else pooch only unpacks: no network, no write
+    known_hash = file.known_hash
+    if _intact(root / file.path, known_hash):
+        known_hash = None  # hashed just now: pooch only unpacks (no network, no write, no second hash)
+    else:
         if is_offline() and (mirror is None or "://" in mirror):
             raise ZooError(f"offline (ZOO_OFFLINE or --offline): {file.path} of dataset {entry.name!r} is not "
                            f"cached and would come from {url}; unset ZOO_OFFLINE, or pass --mirror DIR "
@@ -115,7 +118,7 @@ def _fetch_file(entry: DatasetEntry, file: DataFile, root: Path, mirror: str | N
             _warned.add(entry.name)
             print(f"warning: dataset {entry.name!r}: {file.path} has no published checksum; fetched unverified",
                   file=sys.stderr)
-    pup = pooch.create(path=root, base_url="", registry={file.path: file.known_hash},
+    pup = pooch.create(path=root, base_url="", registry={file.path: known_hash},
                        urls={file.path: url}, retry_if_failed=RETRIES)
     try:
         with _quiet_pooch(), _prune_on_error(root, root / file.path):

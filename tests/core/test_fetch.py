@@ -294,9 +294,17 @@ def test_zoo_offline_stops_zoo_data_fetch_before_the_network(server, cache, monk
     (mirror / "toy").mkdir(parents=True)
     (mirror / "toy/a.txt").write_bytes(body)
     assert cli("data", "fetch", "toy", "--mirror", str(mirror)).exit_code == 0
+    import pooch.hashes
+
+    hashed = []
+    counted = lambda fname, *args, **kw: hashed.append(fname) or real_hash(fname, *args, **kw)  # noqa: E731
+    real_hash = pooch.hashes.file_hash
+    monkeypatch.setattr(pooch.hashes, "file_hash", counted)
+    monkeypatch.setattr(pooch, "file_hash", counted)
     result = cli("data", "fetch", "toy")  # already cached and intact: nothing to download
     assert result.exit_code == 0, result.stderr
     assert server.requests == [] and (cache / "toy/a.txt").read_bytes() == body
+    assert len(hashed) == 1  # the cached copy is read once, not again by pooch
 
 
 def _toy_mirror(tmp_path, monkeypatch):
